@@ -1,0 +1,69 @@
+"""Secrets at rest: connection passwords encrypted, user passwords and tokens hashed."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from dancecat_core.errors import ConfigError
+
+_hasher = PasswordHasher()
+
+
+class SecretBox:
+    """Fernet encryption under a list of keys: the first encrypts, any of them decrypts.
+
+    Holding several keys is what lets ``dancecat rotate-key`` re-encrypt under a new key
+    while workers that still know only the old one keep running.
+    """
+
+    def __init__(self, keys: Sequence[str]):
+        if not keys:
+            raise ConfigError("setting ENCRYPTION_KEYS: no key")
+        self._fernet = MultiFernet([Fernet(key) for key in keys])
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
+
+    def decrypt(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
+        except InvalidToken:
+            raise ConfigError(
+                "setting ENCRYPTION_KEYS: a stored password was encrypted under a key "
+                "that is not configured"
+            ) from None
+
+    def rotate(self, token: str) -> str:
+        """Re-encrypt ``token`` under the first key."""
+        return self._fernet.rotate(token.encode("ascii")).decode("ascii")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def password_needs_rehash(password_hash: str) -> bool:
+    return _hasher.check_needs_rehash(password_hash)
+
+
+def new_token() -> str:
+    """A fresh API token: a recognisable prefix and 256 random bits."""
+    return "dct_" + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 suffices for 256-bit random tokens and keeps the lookup an indexed equality."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()

@@ -1,0 +1,291 @@
+"""The canonical result form: CSV in PostgreSQL COPY's dialect, plus column types.
+
+Why CSV: it is the download people ask for most, and PostgreSQL writes it natively
+(``COPY ... TO STDOUT CSV``), so the common case stores the database's own bytes and serves
+them without re-encoding. The dialect is fixed so the text can be read back exactly:
+
+- UTF-8, comma-separated, ``"`` quoting with ``""`` escapes, LF line ends, one header line;
+- NULL is an *unquoted* empty field, the empty string is ``""``;
+- values in the text forms listed in ``format_value`` (booleans ``t``/``f``, bytes ``\\x``
+  hex, timestamps ``YYYY-MM-DD HH:MM:SS[.ffffff][+HH]``), typed by the result's metadata.
+
+Python 3.11's ``csv`` module cannot tell ``""`` from an unquoted empty field, so
+``read_text_rows`` re-reads only the records that contain an empty field.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import io
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, BinaryIO
+
+from dancecat_core.columns import Column, ColumnType
+
+TextRow = list[str | None]
+
+_NEEDS_QUOTES = re.compile(r'[",\r\n]')
+# One field at a time: quoted (group 1) or not (group 2), then its separator.
+_FIELD = re.compile(r'(?:"((?:[^"]|"")*)"|([^,"\r\n]*))(,|\r?\n|$)', re.DOTALL)
+
+
+def quote(text: str) -> str:
+    """A text value as a canonical CSV field ("" for the empty string)."""
+    if text == "" or _NEEDS_QUOTES.search(text):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _float_text(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return repr(value)
+
+
+def _decimal_text(value: decimal.Decimal) -> str:
+    return format(value, "f") if value.is_finite() else str(value)
+
+
+def _datetime_text(value: dt.datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC)
+    return value.isoformat(" ")
+
+
+def _bytes_text(value: bytes | bytearray | memoryview) -> str:
+    return "\\x" + bytes(value).hex()
+
+
+def _json_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _bool_text(value: Any) -> str:
+    return "t" if value else "f"
+
+
+_FORMATTERS: dict[ColumnType, Callable[[Any], str]] = {
+    ColumnType.INTEGER: lambda v: str(int(v)),
+    ColumnType.DECIMAL: lambda v: _decimal_text(v) if isinstance(v, decimal.Decimal) else str(v),
+    ColumnType.FLOAT: lambda v: _float_text(float(v)),
+    ColumnType.BOOLEAN: _bool_text,
+    ColumnType.DATE: lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v),
+    ColumnType.TIME: lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v),
+    ColumnType.DATETIME: lambda v: _datetime_text(v) if isinstance(v, dt.datetime) else str(v),
+    ColumnType.DATETIMETZ: lambda v: _datetime_text(v) if isinstance(v, dt.datetime) else str(v),
+    ColumnType.BYTES: lambda v: _bytes_text(v) if not isinstance(v, str) else v,
+    ColumnType.JSON: _json_text,
+    ColumnType.TEXT: _text,
+}
+
+# Types whose canonical text never needs quoting: skip the regex on the hot path.
+_NEVER_QUOTED = {
+    ColumnType.INTEGER,
+    ColumnType.DECIMAL,
+    ColumnType.FLOAT,
+    ColumnType.BOOLEAN,
+    ColumnType.DATE,
+    ColumnType.TIME,
+    ColumnType.DATETIME,
+    ColumnType.DATETIMETZ,
+    ColumnType.BYTES,
+}
+
+
+def _infer(value: Any) -> ColumnType:
+    """The column type a Python value belongs to (for databases that do not declare types)."""
+    if isinstance(value, bool):
+        return ColumnType.BOOLEAN
+    if isinstance(value, int):
+        return ColumnType.INTEGER
+    if isinstance(value, float):
+        return ColumnType.FLOAT
+    if isinstance(value, decimal.Decimal):
+        return ColumnType.DECIMAL
+    if isinstance(value, dt.datetime):
+        return ColumnType.DATETIMETZ if value.tzinfo else ColumnType.DATETIME
+    if isinstance(value, dt.date):
+        return ColumnType.DATE
+    if isinstance(value, dt.time):
+        return ColumnType.TIME
+    if isinstance(value, bytes | bytearray | memoryview):
+        return ColumnType.BYTES
+    if isinstance(value, dict | list):
+        return ColumnType.JSON
+    return ColumnType.TEXT
+
+
+def _merge(seen: ColumnType | None, new: ColumnType) -> ColumnType:
+    if seen is None or seen == new:
+        return new
+    if {seen, new} <= {ColumnType.INTEGER, ColumnType.FLOAT, ColumnType.DECIMAL}:
+        return ColumnType.FLOAT if ColumnType.FLOAT in {seen, new} else ColumnType.DECIMAL
+    return ColumnType.TEXT
+
+
+class RowFormatter:
+    """Turns Python rows into canonical CSV lines, one formatter per column.
+
+    Columns without a declared type are formatted by the value's own type and their
+    final type is the narrowest one that holds every value seen (``resolved_columns``).
+    """
+
+    def __init__(self, columns: Sequence[Column]):
+        self.columns = list(columns)
+        self._seen: list[ColumnType | None] = [c.type for c in self.columns]
+        self._fns = [self._make(i, c) for i, c in enumerate(self.columns)]
+
+    def _make(self, index: int, column: Column) -> Callable[[Any], str]:
+        if column.type is None:
+            seen = self._seen
+
+            def dynamic(value: Any) -> str:
+                if value is None:
+                    return ""
+                kind = _infer(value)
+                seen[index] = _merge(seen[index], kind)
+                text = _FORMATTERS[kind](value)
+                return quote(text) if kind not in _NEVER_QUOTED else text
+
+            return dynamic
+        fmt = _FORMATTERS[column.type]
+        if column.type in _NEVER_QUOTED:
+            return lambda value: "" if value is None else fmt(value)
+        return lambda value: "" if value is None else quote(fmt(value))
+
+    def header(self) -> str:
+        return ",".join(quote(c.name) for c in self.columns) + "\n"
+
+    def lines(self, rows: Iterable[Sequence[Any]]) -> str:
+        fns = self._fns
+        return "".join(
+            ",".join([fn(value) for fn, value in zip(fns, row, strict=True)]) + "\n" for row in rows
+        )
+
+    def resolved_columns(self) -> list[Column]:
+        return [
+            Column(c.name, seen or ColumnType.TEXT, c.db_type, c.source)
+            for c, seen in zip(self.columns, self._seen, strict=True)
+        ]
+
+
+def header_line(names: Sequence[str]) -> bytes:
+    return (",".join(quote(name) for name in names) + "\n").encode("utf-8")
+
+
+class _RecordingLines:
+    """Feeds lines to ``csv.reader`` and remembers those that made the current record."""
+
+    def __init__(self, lines: Iterator[str]):
+        self._lines = lines
+        self.record: list[str] = []
+
+    def __iter__(self) -> _RecordingLines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.record.append(line)
+        return line
+
+
+def _quoted_flags(record: str) -> list[bool]:
+    flags = []
+    for match in _FIELD.finditer(record):
+        flags.append(match.group(1) is not None)
+        if match.group(3) != ",":
+            break
+    return flags
+
+
+def read_text_rows(raw: BinaryIO, *, skip_header: bool = True) -> Iterator[TextRow]:
+    """Yield each record as a list of strings, ``None`` for NULL."""
+    text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+    lines = _RecordingLines(iter(text))
+    reader = csv.reader(lines, strict=True)
+    first = True
+    for row in reader:
+        record, lines.record = lines.record, []
+        if first and skip_header:
+            first = False
+            continue
+        first = False
+        if "" in row:
+            flags = _quoted_flags("".join(record))
+            yield [
+                (value if value or (i < len(flags) and flags[i]) else None)
+                for i, value in enumerate(row)
+            ]
+        else:
+            yield row  # type: ignore[misc]
+
+
+def read_header(raw: BinaryIO) -> list[str]:
+    text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+    try:
+        return next(csv.reader(text))
+    finally:
+        text.detach()
+
+
+def _parse_bool(text: str) -> bool:
+    return text in ("t", "true", "1", "TRUE", "True", "y", "yes")
+
+
+def _parse_bytes(text: str) -> bytes | str:
+    return bytes.fromhex(text[2:]) if text.startswith("\\x") else text
+
+
+PARSERS: dict[ColumnType, Callable[[str], Any]] = {
+    ColumnType.INTEGER: int,
+    ColumnType.DECIMAL: decimal.Decimal,
+    ColumnType.FLOAT: float,
+    ColumnType.BOOLEAN: _parse_bool,
+    ColumnType.DATE: dt.date.fromisoformat,
+    ColumnType.TIME: dt.time.fromisoformat,
+    ColumnType.DATETIME: dt.datetime.fromisoformat,
+    ColumnType.DATETIMETZ: dt.datetime.fromisoformat,
+    ColumnType.BYTES: _parse_bytes,
+    ColumnType.JSON: json.loads,
+    ColumnType.TEXT: str,
+}
+
+
+def value_parsers(columns: Sequence[Column]) -> list[Callable[[str], Any]]:
+    """One text-to-value function per column; a value that does not parse stays text.
+
+    (PostgreSQL can return ``infinity`` for a date, say: it is kept as the text it was.)
+    """
+
+    def safe(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+        def convert(text: str) -> Any:
+            try:
+                return parse(text)
+            except (ValueError, ArithmeticError, TypeError):
+                return text
+
+        return convert
+
+    return [safe(PARSERS[c.type or ColumnType.TEXT]) for c in columns]
+
+
+def read_typed_rows(raw: BinaryIO, columns: Sequence[Column]) -> Iterator[list[Any]]:
+    """Yield each record with its values turned back into Python objects."""
+    parsers = value_parsers(columns)
+    for row in read_text_rows(raw):
+        yield [None if v is None else p(v) for p, v in zip(parsers, row, strict=True)]

@@ -1,0 +1,37 @@
+"""The app database's tables. Import models from here."""
+
+from dancecat_core.models.accounts import AllowedEmail, ApiToken, User
+from dancecat_core.models.connections import Connection
+from dancecat_core.models.jobs import Job, JobRecipient
+from dancecat_core.models.meta import Base, utcnow
+from dancecat_core.models.schedules import CatchUp, Schedule, ScheduleType
+from dancecat_core.models.trackers import (
+    FINISHED,
+    Notification,
+    NotificationStatus,
+    ResultChunk,
+    Tracker,
+    TrackerStatus,
+    check_transition,
+)
+
+__all__ = [
+    "FINISHED",
+    "AllowedEmail",
+    "ApiToken",
+    "Base",
+    "CatchUp",
+    "Connection",
+    "Job",
+    "JobRecipient",
+    "Notification",
+    "NotificationStatus",
+    "ResultChunk",
+    "Schedule",
+    "ScheduleType",
+    "Tracker",
+    "TrackerStatus",
+    "User",
+    "check_transition",
+    "utcnow",
+]

@@ -1,0 +1,53 @@
+"""Jobs (saved queries) and the addresses their results are mailed to."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from dancecat_core.models.accounts import User
+from dancecat_core.models.connections import Connection
+from dancecat_core.models.meta import Base, UTCDateTime, utcnow
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    annotation: Mapped[str] = mapped_column(Text, default="")
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id"), index=True)
+    query: Mapped[str] = mapped_column(Text)
+    timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    run_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    connection: Mapped[Connection] = relationship()
+    owner: Mapped[User | None] = relationship()
+    recipients: Mapped[list[JobRecipient]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", order_by="JobRecipient.email"
+    )
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self.name}>"
+
+
+class JobRecipient(Base):
+    __tablename__ = "job_recipients"
+    __table_args__ = (UniqueConstraint("job_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+
+    job: Mapped[Job] = relationship(back_populates="recipients")

@@ -1,0 +1,144 @@
+"""Trackers (one per run), their notifications, and result bytes kept in the app database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from dancecat_core.errors import IllegalTransition
+from dancecat_core.models.jobs import Job
+from dancecat_core.models.meta import Base, UTCDateTime, utcnow
+from dancecat_core.models.schedules import Schedule
+
+
+class TrackerStatus(enum.StrEnum):
+    """The original's six statuses, spelled as it showed them."""
+
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    SUCCESS = "Success"
+    FAILED = "Failed"
+    RESULT_EXPIRED = "Result Expired"
+    DIED_IN_QUEUE = "Died in Queue"
+
+
+# The only legal moves. A run that never started may still fail (its job or connection
+# was deleted while it waited); nothing ever goes back to Queued or Running.
+TRANSITIONS: dict[TrackerStatus, frozenset[TrackerStatus]] = {
+    TrackerStatus.QUEUED: frozenset(
+        {TrackerStatus.RUNNING, TrackerStatus.DIED_IN_QUEUE, TrackerStatus.FAILED}
+    ),
+    TrackerStatus.RUNNING: frozenset({TrackerStatus.SUCCESS, TrackerStatus.FAILED}),
+    TrackerStatus.SUCCESS: frozenset({TrackerStatus.RESULT_EXPIRED}),
+    TrackerStatus.FAILED: frozenset(),
+    TrackerStatus.RESULT_EXPIRED: frozenset(),
+    TrackerStatus.DIED_IN_QUEUE: frozenset(),
+}
+
+FINISHED = frozenset(
+    {
+        TrackerStatus.SUCCESS,
+        TrackerStatus.FAILED,
+        TrackerStatus.RESULT_EXPIRED,
+        TrackerStatus.DIED_IN_QUEUE,
+    }
+)
+
+
+def check_transition(current: str, target: str) -> None:
+    """Raise ``IllegalTransition`` unless ``current -> target`` is in ``TRANSITIONS``."""
+    if TrackerStatus(target) not in TRANSITIONS[TrackerStatus(current)]:
+        raise IllegalTransition(f"a tracker cannot go from {current} to {target}")
+
+
+class Tracker(Base):
+    __tablename__ = "trackers"
+    # One tracker per schedule occurrence: the database refuses a second claim.
+    __table_args__ = (UniqueConstraint("schedule_id", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    schedule_id: Mapped[int | None] = mapped_column(ForeignKey("schedules.id"))
+    due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    triggered_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(20), default=TrackerStatus.QUEUED.value, index=True)
+    queued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    row_count: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    result_store: Mapped[str | None] = mapped_column(String(50))
+    result_key: Mapped[str | None] = mapped_column(String(255))
+    result_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    result_meta_json: Mapped[str | None] = mapped_column(Text)
+    result_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    job: Mapped[Job] = relationship()
+    schedule: Mapped[Schedule | None] = relationship()
+    notifications: Mapped[list[Notification]] = relationship(
+        back_populates="tracker", order_by="Notification.id"
+    )
+
+    @property
+    def result_meta(self) -> dict[str, Any] | None:
+        return json.loads(self.result_meta_json) if self.result_meta_json else None
+
+    def move_to(self, target: TrackerStatus) -> None:
+        """Change status in memory, refusing illegal moves (used for non-racing updates)."""
+        check_transition(self.status, target)
+        self.status = target.value
+
+    def __repr__(self) -> str:
+        return f"<Tracker {self.id} job={self.job_id} {self.status}>"
+
+
+class NotificationStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Notification(Base):
+    """One message to one recipient about one run; its own status, apart from the run's."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (UniqueConstraint("tracker_id", "notifier", "recipient"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tracker_id: Mapped[int] = mapped_column(ForeignKey("trackers.id"), index=True)
+    notifier: Mapped[str] = mapped_column(String(50))
+    recipient: Mapped[str] = mapped_column(String(254))
+    status: Mapped[str] = mapped_column(String(10), default=NotificationStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    tracker: Mapped[Tracker] = relationship(back_populates="notifications")
+
+
+class ResultChunk(Base):
+    """Result bytes kept in the app database by the ``database`` result store."""
+
+    __tablename__ = "result_chunks"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary().with_variant(mysql.LONGBLOB(), "mysql"))

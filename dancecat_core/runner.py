@@ -1,0 +1,378 @@
+"""A run from start to end: claim the tracker, stream rows into the store, finish it.
+
+``execute_tracker`` is what the huey task and ``dancecat job run`` call. Rows go
+driver -> (column scrub) -> canonical CSV -> value masker -> result store blob, and never sit
+whole in memory. Every state change is a compare-and-set on the tracker's status, so a run
+is executed at most once per tracker even if the queue delivers it twice, and a run the
+sweeper already declared dead cannot come back as Success.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+from sqlalchemy import update
+
+from dancecat_core.columns import Column
+from dancecat_core.csvcodec import RowFormatter, header_line
+from dancecat_core.db import session_scope
+from dancecat_core.drivers import ConnectionParams, DriverSession
+from dancecat_core.errors import DancecatError, QueryError, QueryTimeout
+from dancecat_core.models import Job, Tracker, TrackerStatus, check_transition, utcnow
+from dancecat_core.resultstore import ResultMeta
+from dancecat_core.runtime import Runtime
+from dancecat_core.scrubbing import ValueMasker, mask_value, scrub_message
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 10
+BATCH_ROWS = 5000
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def result_key(tracker_id: int) -> str:
+    return f"tracker-{tracker_id}"
+
+
+def set_status(
+    runtime: Runtime, tracker_id: int, current: TrackerStatus, target: TrackerStatus, **values: Any
+) -> bool:
+    """Move a tracker from ``current`` to ``target`` only if it is still ``current``.
+
+    Returns False when another process got there first (the row's status changed).
+    """
+    check_transition(current, target)
+    with session_scope(runtime.session_factory) as session:
+        result = session.execute(
+            update(Tracker)
+            .where(Tracker.id == tracker_id, Tracker.status == current.value)
+            .values(status=target.value, **values)
+        )
+        return result.rowcount == 1
+
+
+class _Watchdog:
+    """Cancels the query when the run outlives its deadline; keeps the heartbeat fresh."""
+
+    def __init__(self, runtime: Runtime, tracker_id: int, deadline: float):
+        self.runtime = runtime
+        self.tracker_id = tracker_id
+        self.deadline = deadline
+        self.session: DriverSession | None = None
+        self.fired = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="dancecat-watchdog")
+
+    def __enter__(self) -> _Watchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        next_beat = time.monotonic() + HEARTBEAT_SECONDS
+        while not self._stop.wait(min(1.0, max(0.0, self.deadline - time.monotonic()))):
+            now = time.monotonic()
+            if now >= self.deadline and not self.fired:
+                self.fired = True
+                if self.session is not None:
+                    log.warning("tracker %s: past its deadline, cancelling", self.tracker_id)
+                    try:
+                        self.session.cancel()
+                    except Exception:
+                        log.exception("tracker %s: cancel failed", self.tracker_id)
+            if now >= next_beat:
+                next_beat = now + HEARTBEAT_SECONDS
+                try:
+                    with session_scope(self.runtime.session_factory) as session:
+                        session.execute(
+                            update(Tracker)
+                            .where(Tracker.id == self.tracker_id)
+                            .values(heartbeat_at=utcnow())
+                        )
+                except Exception:
+                    log.warning("tracker %s: heartbeat failed", self.tracker_id)
+
+
+@attrs.frozen
+class RunOutcome:
+    tracker_id: int
+    status: TrackerStatus
+    row_count: int | None = None
+    error: str | None = None
+
+
+def _job_timeout(runtime: Runtime, job: Job) -> int:
+    return job.timeout_seconds or runtime.settings.db_timeout
+
+
+def execute_tracker(
+    runtime: Runtime, tracker_id: int, *, on_claimed: Callable[[], None] | None = None
+) -> RunOutcome:
+    """Run the tracker's job once. A tracker that is not Queued any more is left alone."""
+    settings = runtime.settings
+    now = utcnow()
+    with session_scope(runtime.session_factory) as session:
+        tracker = session.get(Tracker, tracker_id)
+        if tracker is None:
+            log.warning("tracker %s: does not exist, nothing to run", tracker_id)
+            return RunOutcome(tracker_id, TrackerStatus.FAILED, error="no such tracker")
+        if tracker.status != TrackerStatus.QUEUED:
+            log.info("tracker %s: already %s, not running it again", tracker_id, tracker.status)
+            return RunOutcome(tracker_id, TrackerStatus(tracker.status))
+        job = tracker.job
+        connection = job.connection
+        queued_for = (now - tracker.queued_at).total_seconds()
+        enqueue_limit = settings.job_worker_enqueue_timeout
+        reason = None
+        if tracker.due_at is not None:
+            queued_for = (now - max(tracker.due_at, tracker.queued_at)).total_seconds()
+        if queued_for > enqueue_limit:
+            expired = True
+        else:
+            expired = False
+            if job.is_deleted:
+                reason = "the job was deleted before the run started"
+            elif connection.is_deleted:
+                reason = "the job's connection was deleted"
+        job_id, sql, timeout = job.id, job.query, _job_timeout(runtime, job)
+        params = None if reason or expired else runtime.connection_params(connection)
+
+    if expired:
+        set_status(
+            runtime,
+            tracker_id,
+            TrackerStatus.QUEUED,
+            TrackerStatus.DIED_IN_QUEUE,
+            finished_at=utcnow(),
+            error=f"waited in the queue over JOB_WORKER_ENQUEUE_TIMEOUT ({enqueue_limit} s)",
+        )
+        return RunOutcome(tracker_id, TrackerStatus.DIED_IN_QUEUE)
+    if reason:
+        set_status(
+            runtime,
+            tracker_id,
+            TrackerStatus.QUEUED,
+            TrackerStatus.FAILED,
+            finished_at=utcnow(),
+            error=reason,
+        )
+        return RunOutcome(tracker_id, TrackerStatus.FAILED, error=reason)
+
+    started = utcnow()
+    if not set_status(
+        runtime,
+        tracker_id,
+        TrackerStatus.QUEUED,
+        TrackerStatus.RUNNING,
+        started_at=started,
+        heartbeat_at=started,
+        worker=worker_name(),
+    ):
+        log.info("tracker %s: claimed by another worker", tracker_id)
+        return RunOutcome(tracker_id, TrackerStatus.RUNNING)
+    if on_claimed:
+        on_claimed()
+    log.info("tracker %s: running job %s", tracker_id, job_id)
+    assert params is not None
+    clock = time.monotonic()
+    deadline = clock + min(timeout + 5, settings.job_worker_execute_timeout)
+    key = result_key(tracker_id)
+    store = runtime.store
+    try:
+        with _Watchdog(runtime, tracker_id, deadline) as watchdog:
+            try:
+                meta, size = _stream_to_store(runtime, params, sql, timeout, key, watchdog)
+            except QueryError as exc:
+                if watchdog.fired and not isinstance(exc, QueryTimeout):
+                    limit = min(timeout, settings.job_worker_execute_timeout)
+                    raise QueryTimeout(
+                        f"the run took longer than {limit} s and was cancelled"
+                    ) from None
+                raise
+    except Exception as exc:
+        message = _failure_message(exc, params)
+        finished = utcnow()
+        set_status(
+            runtime,
+            tracker_id,
+            TrackerStatus.RUNNING,
+            TrackerStatus.FAILED,
+            finished_at=finished,
+            error=message,
+            duration_ms=int((time.monotonic() - clock) * 1000),
+        )
+        log.warning("tracker %s: failed: %s", tracker_id, message)
+        return RunOutcome(tracker_id, TrackerStatus.FAILED, error=message)
+
+    finished = utcnow()
+    ok = set_status(
+        runtime,
+        tracker_id,
+        TrackerStatus.RUNNING,
+        TrackerStatus.SUCCESS,
+        finished_at=finished,
+        duration_ms=int((time.monotonic() - clock) * 1000),
+        row_count=meta.row_count,
+        result_store=store.name,
+        result_key=key,
+        result_bytes=size,
+        result_meta_json=json.dumps(meta.to_dict(), ensure_ascii=False),
+        result_expires_at=finished + dt.timedelta(seconds=settings.job_result_valid_seconds),
+    )
+    if not ok:
+        # The sweeper gave up on this run while it was still going: keep its verdict.
+        store.delete(key)
+        log.warning("tracker %s: finished after being declared dead; result dropped", tracker_id)
+        return RunOutcome(tracker_id, TrackerStatus.FAILED, error="declared dead")
+    log.info("tracker %s: success, %s rows, %s bytes", tracker_id, meta.row_count, size)
+    return RunOutcome(tracker_id, TrackerStatus.SUCCESS, row_count=meta.row_count)
+
+
+def _failure_message(exc: BaseException, params: ConnectionParams) -> str:
+    if isinstance(exc, DancecatError):
+        text = str(exc)
+    else:
+        log.error("unexpected error in a run", exc_info=exc)
+        text = f"internal error ({type(exc).__name__}): {exc}"
+    return scrub_message(text, params.secrets)[:4000]
+
+
+def _stream_to_store(
+    runtime: Runtime,
+    params: ConnectionParams,
+    sql: str,
+    timeout: int,
+    key: str,
+    watchdog: _Watchdog,
+) -> tuple[ResultMeta, int]:
+    """Run ``sql`` and write its scrubbed rows as canonical CSV under ``key``."""
+    driver = runtime.driver(params.driver)
+    writer = runtime.store.create(key)
+    try:
+        with driver.connect(params, timeout=runtime.settings.connect_timeout) as session:
+            watchdog.session = session
+            cursor = session.open_query(sql, timeout=timeout)
+            try:
+                plan = runtime.scrub_plan(cursor.columns)
+                keep = plan.keep
+                masker = ValueMasker(writer, runtime.value_patterns)
+                masker.write(header_line([c.name for c in plan.kept_columns]))
+                rows = cursor.copy_csv(keep, masker)
+                if rows is None:
+                    formatter = RowFormatter(plan.kept_columns)
+                    rows = 0
+                    everything = keep == list(range(len(cursor.columns)))
+                    for batch in cursor.batches(BATCH_ROWS):
+                        if not everything:
+                            batch = [[row[i] for i in keep] for row in batch]
+                        masker.write(formatter.lines(batch).encode("utf-8"))
+                        rows += len(batch)
+                    columns: list[Column] = formatter.resolved_columns()
+                else:
+                    columns = plan.kept_columns
+                masker.flush_all()
+            finally:
+                cursor.close()
+        size = writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    meta = ResultMeta(
+        columns=tuple(columns),
+        row_count=rows,
+        removed=tuple(plan.describe()),
+        masked=dict(masker.counts),
+    )
+    return meta, size
+
+
+@attrs.frozen
+class Preview:
+    """The first rows of a query, scrubbed, as the job form's Run button shows them."""
+
+    header: list[str]
+    rows: list[list[Any]]
+    columns: list[Column]
+    removed: list[dict[str, str]]
+    masked: dict[str, int]
+    elapsed_ms: int
+    truncated: bool
+
+
+def preview_query(
+    runtime: Runtime,
+    params: ConnectionParams,
+    sql: str,
+    *,
+    timeout: int | None = None,
+    limit: int | None = None,
+) -> Preview:
+    """Run ``sql`` for its first ``QUERY_TEST_LIMIT`` rows without storing anything."""
+    limit = limit or runtime.settings.query_test_limit
+    timeout = timeout or runtime.settings.db_timeout
+    clock = time.monotonic()
+    driver = runtime.driver(params.driver)
+    try:
+        with driver.connect(params, timeout=runtime.settings.connect_timeout) as session:
+            timer = threading.Timer(timeout + 5, session.cancel)
+            timer.start()
+            try:
+                cursor = session.open_query(sql, timeout=timeout, limit=limit + 1)
+                plan = runtime.scrub_plan(cursor.columns)
+                keep = plan.keep
+                rows: list[list[Any]] = []
+                for batch in cursor.batches(limit + 1):
+                    rows.extend([row[i] for i in keep] for row in batch)
+                    if len(rows) > limit:
+                        break
+                cursor.close()
+            finally:
+                timer.cancel()
+    except DancecatError as exc:
+        raise type(exc)(scrub_message(str(exc), params.secrets)) from None
+    truncated = len(rows) > limit
+    rows = rows[:limit]
+    masker = ValueMasker(_NullSink(), runtime.value_patterns)
+    rows = [[mask_value(value, masker) for value in row] for row in rows]
+    return Preview(
+        header=[c.name for c in plan.kept_columns],
+        rows=rows,
+        columns=plan.kept_columns,
+        removed=plan.describe(),
+        masked=dict(masker.counts),
+        elapsed_ms=int((time.monotonic() - clock) * 1000),
+        truncated=truncated,
+    )
+
+
+class _NullSink:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+def check_connection(runtime: Runtime, params: ConnectionParams) -> tuple[bool, str | None, int]:
+    """Connect and ping within the connection timeout: (ok, scrubbed error, elapsed ms)."""
+    clock = time.monotonic()
+    try:
+        driver = runtime.driver(params.driver)
+        with driver.connect(params, timeout=runtime.settings.connect_timeout) as session:
+            session.ping()
+    except DancecatError as exc:
+        elapsed = int((time.monotonic() - clock) * 1000)
+        return False, scrub_message(str(exc), params.secrets), elapsed
+    return True, None, int((time.monotonic() - clock) * 1000)
