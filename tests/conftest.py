@@ -1,0 +1,167 @@
+"""Fixtures for the real services on this machine, one per service.
+
+PostgreSQL, MariaDB and Redis are used for real. Locally a missing service skips the tests
+that need it; with ``CI=true`` it fails them, so a green CI always means they ran.
+Every database a test run creates has a name unique to that run, so parallel runs (and
+several developers on one machine) never collide.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dancecat_core import db
+from dancecat_core.runtime import Runtime, build_runtime
+from dancecat_core.settings import load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CHINOOK_DIR = ROOT.parent / "shared" / "datasets" / "chinook"
+CHINOOK_SQLITE = ROOT / "examples" / "chinook.sqlite"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+PG_HOST = os.environ.get("DANCECAT_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("DANCECAT_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("DANCECAT_TEST_PG_USER", "postgres")
+MY_HOST = os.environ.get("DANCECAT_TEST_MYSQL_HOST", "127.0.0.1")
+MY_PORT = int(os.environ.get("DANCECAT_TEST_MYSQL_PORT", "3306"))
+MY_USER = os.environ.get("DANCECAT_TEST_MYSQL_USER", "root")
+REDIS_URL = os.environ.get("DANCECAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+
+def service_missing(what: str, why: str) -> None:
+    """Fail under CI, skip elsewhere: a missing service is never a silent pass in CI."""
+    message = f"{what} is not reachable: {why}"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def _psql(*args: str, database: str = "test", stdin: str | None = None) -> None:
+    subprocess.run(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", PG_HOST, "-p", str(PG_PORT),
+         "-U", PG_USER, "-d", database, *args],
+        input=stdin, text=True, check=True, capture_output=True,
+    )
+
+
+def _mariadb(*args: str, stdin: str | None = None) -> None:
+    subprocess.run(
+        ["mariadb", "-h", MY_HOST, "-P", str(MY_PORT), "-u", MY_USER, *args],
+        input=stdin, text=True, check=True, capture_output=True,
+    )
+
+
+def _chinook_script(name: str, drop_prefixes: tuple[str, ...]) -> str:
+    lines = (CHINOOK_DIR / name).read_text(encoding="utf-8").splitlines()
+    return "\n".join(line for line in lines if not line.startswith(drop_prefixes))
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> dict:
+    """Connection facts for the local PostgreSQL; fails in CI when it is down."""
+    if shutil.which("psql") is None:
+        service_missing("PostgreSQL", "psql is not installed")
+    try:
+        _psql("-c", "SELECT 1")
+    except subprocess.CalledProcessError as exc:
+        service_missing("PostgreSQL", exc.stderr.strip())
+    return {"host": PG_HOST, "port": PG_PORT, "user": PG_USER}
+
+
+@pytest.fixture(scope="session")
+def mysql_server() -> dict:
+    """Connection facts for the local MariaDB; fails in CI when it is down."""
+    if shutil.which("mariadb") is None:
+        service_missing("MariaDB", "the mariadb client is not installed")
+    try:
+        _mariadb("-e", "SELECT 1")
+    except subprocess.CalledProcessError as exc:
+        service_missing("MariaDB", exc.stderr.strip())
+    return {"host": MY_HOST, "port": MY_PORT, "user": MY_USER}
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        service_missing("Redis", str(exc))
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def pg_chinook(pg_server: dict) -> Iterator[dict]:
+    """A fresh PostgreSQL database holding Chinook, dropped after the run."""
+    name = unique_name("dc_chinook")
+    _psql("-c", f'CREATE DATABASE "{name}"')
+    _psql(database=name, stdin=_chinook_script(
+        "Chinook_PostgreSql.sql", ("DROP DATABASE", "CREATE DATABASE", "\\c ")))
+    yield {**pg_server, "database": name}
+    _psql("-c", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def mysql_chinook(mysql_server: dict) -> Iterator[dict]:
+    """A fresh MariaDB database holding Chinook, dropped after the run."""
+    name = unique_name("dc_chinook")
+    _mariadb("-e", f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    _mariadb(name, stdin=_chinook_script(
+        "Chinook_MySql.sql", ("DROP DATABASE", "CREATE DATABASE", "USE ")))
+    yield {**mysql_server, "database": name}
+    _mariadb("-e", f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture
+def pg_database(pg_server: dict) -> Iterator[dict]:
+    """An empty PostgreSQL database for one test."""
+    name = unique_name("dc_test")
+    _psql("-c", f'CREATE DATABASE "{name}"')
+    yield {**pg_server, "database": name,
+           "url": f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"}
+    _psql("-c", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def mysql_database(mysql_server: dict) -> Iterator[dict]:
+    """An empty MariaDB database for one test."""
+    name = unique_name("dc_test")
+    _mariadb("-e", f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    yield {**mysql_server, "database": name,
+           "url": f"mysql+pymysql://{MY_USER}@{MY_HOST}:{MY_PORT}/{name}"}
+    _mariadb("-e", f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture
+def sqlite_chinook(tmp_path: Path) -> Path:
+    """A private copy of the bundled Chinook SQLite database."""
+    target = tmp_path / "chinook.sqlite"
+    shutil.copyfile(CHINOOK_SQLITE, target)
+    return target
+
+
+@pytest.fixture
+def settings(tmp_path: Path):
+    """Embedded-default settings under a private DANCECAT_HOME."""
+    return load_settings(environ={"DANCECAT_HOME": str(tmp_path / "home")})
+
+
+@pytest.fixture
+def runtime(settings) -> Iterator[Runtime]:
+    """A runtime on a migrated SQLite app database with every built-in plugin."""
+    rt = build_runtime(settings)
+    db.upgrade(rt.engine)
+    yield rt
+    rt.engine.dispose()
