@@ -1,0 +1,1 @@
+"""DanceCat's built-in plugins, registered through the ``dancecat`` entry-point group."""

@@ -1,0 +1,137 @@
+"""A result store in the app database, for several machines that share no disk.
+
+Blobs are split into 1 MiB chunks (``result_chunks`` rows). Chunks are written under a
+temporary key and renamed to the real key in one transaction on commit, so a reader sees
+all chunks or none.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from typing import BinaryIO
+
+from sqlalchemy import delete, func, select, update
+
+from dancecat_core.db import session_scope
+from dancecat_core.errors import StoreError
+from dancecat_core.hookspecs import hookimpl
+from dancecat_core.models import ResultChunk
+from dancecat_core.resultstore import BlobWriter, ResultStore
+
+CHUNK_BYTES = 1 << 20
+
+
+class _ChunkWriter(BlobWriter):
+    def __init__(self, store: DatabaseResultStore, key: str):
+        self._store = store
+        self._key = key
+        self._temp = f".partial-{uuid.uuid4().hex}"
+        self._buffer = bytearray()
+        self._seq = 0
+        self._size = 0
+
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        while len(self._buffer) >= CHUNK_BYTES:
+            self._flush(bytes(self._buffer[:CHUNK_BYTES]))
+            del self._buffer[:CHUNK_BYTES]
+        return len(data)
+
+    def _flush(self, chunk: bytes) -> None:
+        with session_scope(self._store.session_factory) as session:
+            session.add(ResultChunk(key=self._temp, seq=self._seq, data=chunk))
+        self._seq += 1
+        self._size += len(chunk)
+
+    def commit(self) -> int:
+        if self._buffer or self._seq == 0:
+            self._flush(bytes(self._buffer))
+            self._buffer.clear()
+        with session_scope(self._store.session_factory) as session:
+            session.execute(delete(ResultChunk).where(ResultChunk.key == self._key))
+            session.execute(
+                update(ResultChunk).where(ResultChunk.key == self._temp).values(key=self._key)
+            )
+        return self._size
+
+    def abort(self) -> None:
+        self._buffer.clear()
+        with session_scope(self._store.session_factory) as session:
+            session.execute(delete(ResultChunk).where(ResultChunk.key == self._temp))
+
+
+class _ChunkReader(io.RawIOBase):
+    """Reads a blob chunk by chunk: one chunk in memory at a time."""
+
+    def __init__(self, store: DatabaseResultStore, key: str, chunks: int):
+        self._store = store
+        self._key = key
+        self._chunks = chunks
+        self._seq = 0
+        self._current = b""
+        self._offset = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target) -> int:
+        while self._offset >= len(self._current):
+            if self._seq >= self._chunks:
+                return 0
+            with session_scope(self._store.session_factory) as session:
+                self._current = (
+                    session.scalar(
+                        select(ResultChunk.data).where(
+                            ResultChunk.key == self._key, ResultChunk.seq == self._seq
+                        )
+                    )
+                    or b""
+                )
+            self._seq += 1
+            self._offset = 0
+        count = min(len(target), len(self._current) - self._offset)
+        target[:count] = self._current[self._offset : self._offset + count]
+        self._offset += count
+        return count
+
+
+class DatabaseResultStore(ResultStore):
+    name = "database"
+
+    def create(self, key: str) -> BlobWriter:
+        return _ChunkWriter(self, key)
+
+    def _chunk_count(self, key: str) -> int:
+        with session_scope(self.session_factory) as session:
+            return (
+                session.scalar(
+                    select(func.count()).select_from(ResultChunk).where(ResultChunk.key == key)
+                )
+                or 0
+            )
+
+    def open(self, key: str) -> BinaryIO:
+        chunks = self._chunk_count(key)
+        if not chunks:
+            raise StoreError(f"result {key} is not in the store")
+        return io.BufferedReader(_ChunkReader(self, key, chunks), buffer_size=CHUNK_BYTES)
+
+    def exists(self, key: str) -> bool:
+        return self._chunk_count(key) > 0
+
+    def size(self, key: str) -> int | None:
+        with session_scope(self.session_factory) as session:
+            total = session.scalar(
+                select(func.sum(func.length(ResultChunk.data))).where(ResultChunk.key == key)
+            )
+        return int(total) if total is not None else None
+
+    def delete(self, key: str) -> None:
+        with session_scope(self.session_factory) as session:
+            session.execute(delete(ResultChunk).where(ResultChunk.key == key))
+
+
+@hookimpl
+def dancecat_register_result_stores() -> list[type[ResultStore]]:
+    return [DatabaseResultStore]

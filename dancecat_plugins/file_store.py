@@ -1,0 +1,95 @@
+"""The default result store: one file per blob under ``RESULT_DIR``.
+
+A blob is written to a temporary file in the same directory and renamed into place on
+commit; ``os.replace`` is atomic on POSIX, so readers see the whole blob or none of it,
+even if the disk fills up or the process dies halfway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from dancecat_core.errors import StoreError
+from dancecat_core.hookspecs import hookimpl
+from dancecat_core.resultstore import BlobWriter, ResultStore
+
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+
+
+class _FileWriter(BlobWriter):
+    def __init__(self, directory: Path, target: Path):
+        self._target = target
+        fd, name = tempfile.mkstemp(dir=directory, prefix=".partial-", suffix=".tmp")
+        self._temp = Path(name)
+        self._file = os.fdopen(fd, "wb", buffering=1 << 20)
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._file.write(data)
+        except OSError as exc:
+            raise StoreError(f"cannot write the result: {exc.strerror}") from None
+
+    def commit(self) -> int:
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self._temp, self._target)
+        except OSError as exc:
+            self.abort()
+            raise StoreError(f"cannot save the result: {exc.strerror}") from None
+        return self._target.stat().st_size
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+        self._temp.unlink(missing_ok=True)
+
+
+class FileResultStore(ResultStore):
+    name = "file"
+
+    @property
+    def directory(self) -> Path:
+        return self.settings.result_dir
+
+    def _path(self, key: str) -> Path:
+        if not _SAFE_KEY.match(key):
+            raise StoreError(f"invalid result key {key!r}")
+        return self.directory / key
+
+    def create(self, key: str) -> BlobWriter:
+        path = self._path(key)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            return _FileWriter(self.directory, path)
+        except OSError as exc:
+            raise StoreError(f"cannot create the result file: {exc.strerror}") from None
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return open(self._path(key), "rb")
+        except FileNotFoundError:
+            raise StoreError(f"result {key} is not in the store") from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int | None:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+
+@hookimpl
+def dancecat_register_result_stores() -> list[type[ResultStore]]:
+    return [FileResultStore]
