@@ -1,0 +1,154 @@
+"""Connections: create, change, delete, list and test, with the password kept encrypted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dancecat_core.errors import ValidationError
+from dancecat_core.models import Connection, User, utcnow
+from dancecat_core.runner import check_connection
+from dancecat_core.runtime import Runtime
+from dancecat_core.services import access, validation
+
+UNSET: Any = object()
+
+
+@attrs.frozen
+class ConnectionInput:
+    """A connection as submitted. ``password`` UNSET (or empty on update) keeps the old one."""
+
+    name: str
+    driver: str
+    database: str
+    host: str | None = None
+    port: int | str | None = None
+    user: str | None = None
+    password: str | None = UNSET
+    read_only: bool = True
+    shared: bool = False
+    options: dict[str, Any] = attrs.field(factory=dict)
+
+
+def _checked(runtime: Runtime, data: ConnectionInput) -> dict[str, Any]:
+    driver_name = validation.text(data.driver, "driver", max_length=50)
+    if driver_name not in runtime.drivers:
+        known = ", ".join(sorted(runtime.drivers))
+        raise ValidationError(f"driver must be one of {known}", "driver")
+    driver = runtime.drivers[driver_name]
+    host = validation.text(data.host, "host", max_length=255, required=False) or None
+    if driver.needs_host and not host:
+        raise ValidationError(f"host is required for {driver.label}", "host")
+    if not isinstance(data.options, dict):
+        raise ValidationError("options must be an object", "options")
+    return {
+        "name": validation.text(data.name, "name", max_length=100),
+        "driver": driver_name,
+        "database": validation.text(data.database, "database", max_length=1024),
+        "host": host,
+        "port": validation.optional_int(data.port, "port", minimum=1, maximum=65535)
+        or driver.default_port,
+        "user_name": validation.text(data.user, "user", max_length=255, required=False) or None,
+        "read_only": validation.boolean(data.read_only, "read_only"),
+        "shared": validation.boolean(data.shared, "shared"),
+        "options": data.options,
+    }
+
+
+def _set_password(runtime: Runtime, connection: Connection, password: Any) -> None:
+    if password is UNSET or password is None or password == "":
+        return
+    if not isinstance(password, str) or len(password) > 1024:
+        raise ValidationError("password must be text of at most 1024 characters", "password")
+    connection.password_encrypted = runtime.secret_box.encrypt(password)
+
+
+def create(
+    runtime: Runtime, session: Session, actor: User | None, data: ConnectionInput
+) -> Connection:
+    values = _checked(runtime, data)
+    connection = Connection(owner_id=actor.id if actor else None, **values)
+    _set_password(runtime, connection, data.password)
+    session.add(connection)
+    session.flush()
+    return connection
+
+
+def update(
+    runtime: Runtime,
+    session: Session,
+    actor: User | None,
+    connection_id: int,
+    data: ConnectionInput,
+) -> Connection:
+    connection = access.require_changeable(
+        actor, session.get(Connection, connection_id), "connection"
+    )
+    for key, value in _checked(runtime, data).items():
+        setattr(connection, key, value)
+    _set_password(runtime, connection, data.password)
+    connection.updated_at = utcnow()
+    session.flush()
+    return connection
+
+
+def delete(session: Session, actor: User | None, connection_id: int) -> Connection:
+    """Logical delete: jobs keep pointing at it and show "connection deleted"."""
+    connection = access.require_changeable(
+        actor, session.get(Connection, connection_id), "connection"
+    )
+    connection.deleted_at = utcnow()
+    session.flush()
+    return connection
+
+
+def get(session: Session, actor: User | None, connection_id: int) -> Connection:
+    return access.require_visible(actor, session.get(Connection, connection_id), "connection")
+
+
+def get_by_name(session: Session, actor: User | None, name: str) -> Connection:
+    connection = session.scalars(
+        select(Connection)
+        .where(
+            Connection.name == name,
+            Connection.deleted_at.is_(None),
+            access.visible_filter(actor, Connection),
+        )
+        .order_by(Connection.id)
+    ).first()
+    return access.require_visible(actor, connection, "connection")
+
+
+def list_visible(session: Session, actor: User | None) -> list[Connection]:
+    return list(
+        session.scalars(
+            select(Connection)
+            .where(Connection.deleted_at.is_(None), access.visible_filter(actor, Connection))
+            .order_by(Connection.name, Connection.id)
+        )
+    )
+
+
+def check(runtime: Runtime, connection: Connection) -> tuple[bool, str | None, int]:
+    """Connect and ping: (ok, scrubbed error or None, elapsed ms)."""
+    return check_connection(runtime, runtime.connection_params(connection))
+
+
+def check_unsaved(
+    runtime: Runtime,
+    session: Session,
+    actor: User | None,
+    data: ConnectionInput,
+    connection_id: int | None = None,
+) -> tuple[bool, str | None, int]:
+    """Test a connection form's values without saving; an empty password keeps the old one."""
+    values = _checked(runtime, data)
+    probe = Connection(**values)
+    if connection_id is not None:
+        old = access.require_changeable(actor, session.get(Connection, connection_id), "connection")
+        probe.password_encrypted = old.password_encrypted
+    _set_password(runtime, probe, data.password)
+    return check(runtime, probe)

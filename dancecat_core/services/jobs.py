@@ -1,0 +1,159 @@
+"""Jobs: saved queries, their recipients, previews and manual runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dancecat_core.errors import Conflict, NotFound, ValidationError
+from dancecat_core.models import Connection, Job, JobRecipient, Schedule, Tracker, User, utcnow
+from dancecat_core.runner import Preview, preview_query
+from dancecat_core.runtime import Runtime
+from dancecat_core.services import access, validation
+
+MAX_QUERY_CHARS = 1_000_000
+MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
+
+
+@attrs.frozen
+class JobInput:
+    name: str
+    connection_id: int | str | None
+    query: str
+    annotation: str = ""
+    timeout_seconds: int | str | None = None
+    recipients: tuple[str, ...] | list[str] = ()
+    shared: bool = False
+
+
+def _usable_connection(session: Session, actor: User | None, connection_id: Any) -> Connection:
+    number = validation.optional_int(connection_id, "connection_id", minimum=1, maximum=2**62)
+    if number is None:
+        raise ValidationError("connection_id is required", "connection_id")
+    connection = session.get(Connection, number)
+    try:
+        return access.require_visible(actor, connection, "connection")
+    except NotFound:
+        raise ValidationError("connection_id: no such connection", "connection_id") from None
+
+
+def _checked(session: Session, actor: User | None, data: JobInput) -> dict[str, Any]:
+    if not isinstance(data.recipients, list | tuple):
+        raise ValidationError("recipients must be a list of email addresses", "recipients")
+    recipients = []
+    for address in data.recipients:
+        checked = validation.email(address, "recipients")
+        if checked not in recipients:
+            recipients.append(checked)
+    return {
+        "name": validation.text(data.name, "name", max_length=200),
+        "annotation": validation.text(
+            data.annotation, "annotation", max_length=100_000, required=False
+        ),
+        "connection": _usable_connection(session, actor, data.connection_id),
+        "query": validation.text(data.query, "query", max_length=MAX_QUERY_CHARS),
+        "timeout_seconds": validation.optional_int(
+            data.timeout_seconds, "timeout_seconds", minimum=1, maximum=MAX_TIMEOUT_SECONDS
+        ),
+        "shared": validation.boolean(data.shared, "shared"),
+        "recipients": recipients,
+    }
+
+
+def _apply(job: Job, values: dict[str, Any]) -> None:
+    recipients = values.pop("recipients")
+    for key, value in values.items():
+        setattr(job, key, value)
+    current = {r.email: r for r in job.recipients}
+    job.recipients = [current.get(address) or JobRecipient(email=address) for address in recipients]
+
+
+def create(session: Session, actor: User | None, data: JobInput) -> Job:
+    job = Job(owner_id=actor.id if actor else None)
+    _apply(job, _checked(session, actor, data))
+    session.add(job)
+    session.flush()
+    return job
+
+
+def update(session: Session, actor: User | None, job_id: int, data: JobInput) -> Job:
+    job = access.require_changeable(actor, session.get(Job, job_id), "job")
+    _apply(job, _checked(session, actor, data))
+    job.updated_at = utcnow()
+    session.flush()
+    return job
+
+
+def delete(session: Session, actor: User | None, job_id: int) -> Job:
+    """Logical delete; the job's schedules are deleted with it and never fire again."""
+    job = access.require_changeable(actor, session.get(Job, job_id), "job")
+    now = utcnow()
+    job.deleted_at = now
+    session.execute(
+        sa.update(Schedule)
+        .where(Schedule.job_id == job.id, Schedule.deleted_at.is_(None))
+        .values(deleted_at=now, active=False)
+    )
+    session.flush()
+    return job
+
+
+def get(session: Session, actor: User | None, job_id: int) -> Job:
+    return access.require_visible(actor, session.get(Job, job_id), "job")
+
+
+def get_by_name(session: Session, actor: User | None, name: str) -> Job:
+    job = session.scalars(
+        select(Job)
+        .where(Job.name == name, Job.deleted_at.is_(None), access.visible_filter(actor, Job))
+        .order_by(Job.id)
+    ).first()
+    return access.require_visible(actor, job, "job")
+
+
+def list_visible(
+    session: Session, actor: User | None, *, limit: int | None = None, offset: int = 0
+) -> list[Job]:
+    query = (
+        select(Job)
+        .where(Job.deleted_at.is_(None), access.visible_filter(actor, Job))
+        .order_by(Job.updated_at.desc(), Job.id.desc())
+        .offset(offset)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def queue_run(session: Session, actor: User | None, job_id: int) -> Tracker:
+    """Create a Queued tracker for a manual run. The caller enqueues it after commit."""
+    job = get(session, actor, job_id)
+    if job.connection.is_deleted:
+        raise Conflict("the job's connection was deleted; choose another connection first")
+    tracker = Tracker(job_id=job.id, triggered_by_id=actor.id if actor else None)
+    session.add(tracker)
+    job.run_count = (job.run_count or 0) + 1
+    session.flush()
+    return tracker
+
+
+def preview(
+    runtime: Runtime,
+    session: Session,
+    actor: User | None,
+    *,
+    connection_id: Any,
+    query: str,
+    timeout_seconds: Any = None,
+) -> Preview:
+    """The form's Run button: first QUERY_TEST_LIMIT rows, scrubbed, nothing saved."""
+    connection = _usable_connection(session, actor, connection_id)
+    sql = validation.text(query, "query", max_length=MAX_QUERY_CHARS)
+    timeout = validation.optional_int(
+        timeout_seconds, "timeout_seconds", minimum=1, maximum=MAX_TIMEOUT_SECONDS
+    )
+    return preview_query(runtime, runtime.connection_params(connection), sql, timeout=timeout)
