@@ -25,15 +25,22 @@ from dancecat_core.errors import ConfigError
 ENV_PREFIX = "DANCECAT_"
 
 
+def _int(raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+
+
 def _positive_int(raw: str) -> int:
-    value = int(raw)
+    value = _int(raw)
     if value <= 0:
         raise ValueError("must be a positive integer")
     return value
 
 
 def _non_negative_int(raw: str) -> int:
-    value = int(raw)
+    value = _int(raw)
     if value < 0:
         raise ValueError("must be zero or a positive integer")
     return value

@@ -49,16 +49,36 @@ def service_missing(what: str, why: str) -> None:
 
 def _psql(*args: str, database: str = "test", stdin: str | None = None) -> None:
     subprocess.run(
-        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", PG_HOST, "-p", str(PG_PORT),
-         "-U", PG_USER, "-d", database, *args],
-        input=stdin, text=True, check=True, capture_output=True,
+        [
+            "psql",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            PG_HOST,
+            "-p",
+            str(PG_PORT),
+            "-U",
+            PG_USER,
+            "-d",
+            database,
+            *args,
+        ],
+        input=stdin,
+        text=True,
+        check=True,
+        capture_output=True,
     )
 
 
 def _mariadb(*args: str, stdin: str | None = None) -> None:
     subprocess.run(
         ["mariadb", "-h", MY_HOST, "-P", str(MY_PORT), "-u", MY_USER, *args],
-        input=stdin, text=True, check=True, capture_output=True,
+        input=stdin,
+        text=True,
+        check=True,
+        capture_output=True,
     )
 
 
@@ -107,8 +127,12 @@ def pg_chinook(pg_server: dict) -> Iterator[dict]:
     """A fresh PostgreSQL database holding Chinook, dropped after the run."""
     name = unique_name("dc_chinook")
     _psql("-c", f'CREATE DATABASE "{name}"')
-    _psql(database=name, stdin=_chinook_script(
-        "Chinook_PostgreSql.sql", ("DROP DATABASE", "CREATE DATABASE", "\\c ")))
+    _psql(
+        database=name,
+        stdin=_chinook_script(
+            "Chinook_PostgreSql.sql", ("DROP DATABASE", "CREATE DATABASE", "\\c ")
+        ),
+    )
     yield {**pg_server, "database": name}
     _psql("-c", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -118,8 +142,10 @@ def mysql_chinook(mysql_server: dict) -> Iterator[dict]:
     """A fresh MariaDB database holding Chinook, dropped after the run."""
     name = unique_name("dc_chinook")
     _mariadb("-e", f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    _mariadb(name, stdin=_chinook_script(
-        "Chinook_MySql.sql", ("DROP DATABASE", "CREATE DATABASE", "USE ")))
+    _mariadb(
+        name,
+        stdin=_chinook_script("Chinook_MySql.sql", ("DROP DATABASE", "CREATE DATABASE", "USE ")),
+    )
     yield {**mysql_server, "database": name}
     _mariadb("-e", f"DROP DATABASE IF EXISTS `{name}`")
 
@@ -129,8 +155,11 @@ def pg_database(pg_server: dict) -> Iterator[dict]:
     """An empty PostgreSQL database for one test."""
     name = unique_name("dc_test")
     _psql("-c", f'CREATE DATABASE "{name}"')
-    yield {**pg_server, "database": name,
-           "url": f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"}
+    yield {
+        **pg_server,
+        "database": name,
+        "url": f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}",
+    }
     _psql("-c", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -139,8 +168,11 @@ def mysql_database(mysql_server: dict) -> Iterator[dict]:
     """An empty MariaDB database for one test."""
     name = unique_name("dc_test")
     _mariadb("-e", f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    yield {**mysql_server, "database": name,
-           "url": f"mysql+pymysql://{MY_USER}@{MY_HOST}:{MY_PORT}/{name}"}
+    yield {
+        **mysql_server,
+        "database": name,
+        "url": f"mysql+pymysql://{MY_USER}@{MY_HOST}:{MY_PORT}/{name}",
+    }
     _mariadb("-e", f"DROP DATABASE IF EXISTS `{name}`")
 
 
