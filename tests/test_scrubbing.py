@@ -13,7 +13,11 @@ from dancecat_plugins.credential_scrubber import VALUE_PATTERNS, dancecat_scrub_
 BCRYPT = "$2b$12$" + "a" * 53
 ARGON = "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG"
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
-PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf\n-----END RSA PRIVATE KEY-----"
+PEM = (
+    "-----BEGIN RSA PRIVATE KEY-----\n"
+    "MIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf\n"
+    "-----END RSA PRIVATE KEY-----"
+)
 AWS = "AKIAIOSFODNN7EXAMPLE"
 GITHUB = "ghp_" + "A1b2" * 9
 SECRETS = [BCRYPT, ARGON, JWT, PEM, AWS, GITHUB, "$6$rounds=5000$saltsalt$abcdefghijkl"]
