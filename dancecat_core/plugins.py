@@ -35,7 +35,7 @@ def collect(results: Iterable[list[Any] | None], attribute: str, what: str) -> d
             name = getattr(item, attribute)
             if name in merged and merged[name] is not item:
                 raise PluginError(
-                    f"two plugins register a {what} named {name!r}: "
+                    f"two plugins register the {what} name {name!r}: "
                     f"{merged[name].__module__} and {item.__module__}"
                 )
             merged[name] = item

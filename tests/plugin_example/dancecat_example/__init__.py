@@ -1,0 +1,79 @@
+"""A third-party DanceCat plugin, installed the way any package is: a TSV exporter and a toy
+driver that serves rows from memory. DanceCat's core knows nothing about either."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, BinaryIO
+
+from dancecat_core.columns import Column, ColumnType
+from dancecat_core.drivers import ConnectionParams, Driver, DriverSession, QueryCursor
+from dancecat_core.errors import QueryError
+from dancecat_core.exporters import Exporter, ExportSummary
+from dancecat_core.hookspecs import hookimpl
+from dancecat_core.resultstore import StoredResult
+
+
+class TsvExporter(Exporter):
+    format = "tsv"
+    label = "TSV"
+    media_type = "text/tab-separated-values"
+    extension = "tsv"
+
+    def export(self, result: StoredResult, sink: BinaryIO) -> ExportSummary:
+        sink.write(("\t".join(c.name for c in result.columns) + "\n").encode())
+        rows = 0
+        for row in result.text_rows():
+            sink.write(("\t".join("" if v is None else v for v in row) + "\n").encode())
+            rows += 1
+        return ExportSummary(rows=rows)
+
+
+class _Cursor(QueryCursor):
+    def __init__(self, count: int):
+        self.count = count
+        self.columns = [
+            Column("n", ColumnType.INTEGER),
+            Column("square", ColumnType.INTEGER),
+            Column("secret_word", ColumnType.TEXT),
+        ]
+
+    def batches(self, size: int = 5000) -> Iterator[Sequence[Sequence[Any]]]:
+        for start in range(0, self.count, size):
+            yield [(n, n * n, "swordfish") for n in range(start, min(start + size, self.count))]
+
+
+class _Session(DriverSession):
+    def ping(self) -> None:
+        pass
+
+    def open_query(self, sql: str, *, timeout: float, limit: int | None = None) -> QueryCursor:
+        words = sql.split()
+        if len(words) != 2 or words[0] != "squares" or not words[1].isdigit():
+            raise QueryError("toy driver: say 'squares N'")
+        return _Cursor(int(words[1]))
+
+    def cancel(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class ToyDriver(Driver):
+    name = "toy"
+    label = "Toy (squares)"
+    needs_host = False
+
+    def connect(self, params: ConnectionParams, *, timeout: float) -> DriverSession:
+        return _Session()
+
+
+@hookimpl
+def dancecat_register_exporters() -> list[type[Exporter]]:
+    return [TsvExporter]
+
+
+@hookimpl
+def dancecat_register_drivers() -> list[type[Driver]]:
+    return [ToyDriver]
