@@ -148,6 +148,8 @@ SPEC: dict[str, tuple[Callable[[str], Any], Any]] = {
     "RESULT_DIR": (_text, None),
     "REDIS_URL": (_text, None),
     "HUEY_FILE": (_text, None),
+    "HUEY_NAME": (_text, "dancecat"),
+    "WORKER_STALE_SECONDS": (_positive_int, 60),
     "WORKERS": (_positive_int, 2),
     "TIMEZONE": (_timezone, None),
     "SCRUB_COLUMN_PATTERNS": (_list, DEFAULT_SCRUB_PATTERNS),
@@ -190,6 +192,8 @@ class Settings:
     result_dir: Path
     redis_url: str | None
     huey_file: Path
+    huey_name: str
+    worker_stale_seconds: int
     workers: int
     timezone: str
     scrub_column_patterns: tuple[str, ...]
@@ -326,6 +330,8 @@ def load_settings(
         result_dir=Path(values["RESULT_DIR"] or home / "results").absolute(),
         redis_url=values["REDIS_URL"] or None,
         huey_file=Path(values["HUEY_FILE"] or home / "huey.sqlite").absolute(),
+        huey_name=values["HUEY_NAME"] or "dancecat",
+        worker_stale_seconds=values["WORKER_STALE_SECONDS"],
         workers=values["WORKERS"],
         timezone=values["TIMEZONE"] or _server_timezone(),
         scrub_column_patterns=tuple(p.lower() for p in values["SCRUB_COLUMN_PATTERNS"]),

@@ -1,0 +1,268 @@
+"""The huey queue: one instance built from the settings, its tasks, and its consumer.
+
+Modelled on ``huey.contrib.djhuey``: the module exposes a ready ``huey`` object, so
+``huey_consumer dancecat_core.tasks.huey`` works, but nothing is read from the settings at
+import time. The storage is built on first use from ``configure()``'s settings (or
+``load_settings()``, i.e. ``DANCECAT_CONFIG`` / ``DANCECAT_*``):
+
+* ``REDIS_URL`` unset: ``SqliteStorage`` in ``HUEY_FILE`` (embedded; survives restarts);
+* ``REDIS_URL`` set: ``RedisStorage`` — any number of consumers on any number of machines.
+
+Periodic work runs on each consumer's scheduler thread (``_DancecatScheduler``), not as
+huey crontab tasks, because huey's periodic tasks tick once a minute and the schedule check
+must run every ``FREQUENCY_INTERVAL_SECONDS``; running it on the scheduler thread also means
+a queue full of long runs never delays it. Every consumer runs its own checker; claims are
+atomic (see ``dancecat_core.scheduler``) so several checkers never double an occurrence.
+Result expiry is an ordinary huey periodic task (once a minute is plenty).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from huey import Huey, crontab
+from huey.consumer import Consumer, Scheduler
+from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
+
+from dancecat_core.runtime import Runtime, build_runtime
+from dancecat_core.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+# A Sqlite queue has no blocking read: workers poll it, backing off up to this many
+# seconds when idle. huey's default (10 s) would make scheduled runs start that late.
+MAX_POLL_DELAY = 0.5
+SWEEP_EVERY_SECONDS = 15
+
+_lock = threading.RLock()
+_settings: Settings | None = None
+_runtime: Runtime | None = None
+
+
+def configure(settings: Settings | None = None, runtime: Runtime | None = None) -> None:
+    """Use these settings (and runtime) for the queue and tasks in this process.
+
+    Call before the first enqueue; calling again (tests, ``dancecat serve``) drops the old
+    queue connection so the next use builds one from the new settings.
+    """
+    global _settings, _runtime
+    with _lock:
+        if runtime is not None:
+            settings = runtime.settings
+        _settings = settings
+        _runtime = runtime
+        huey.reset_storage()
+
+
+def get_settings() -> Settings:
+    global _settings
+    with _lock:
+        if _settings is None:
+            _settings = load_settings()
+        return _settings
+
+
+def get_runtime() -> Runtime:
+    """The process's runtime, built once from the settings on first use."""
+    global _runtime
+    with _lock:
+        if _runtime is None:
+            _runtime = build_runtime(get_settings())
+        return _runtime
+
+
+class DancecatHuey(Huey):
+    """A huey whose storage (and name) come from the settings, lazily."""
+
+    def __init__(self) -> None:
+        self._storage: Any = None
+        super().__init__(name="dancecat", results=False, utc=True)
+
+    def create_storage(self) -> Any:
+        return None  # built on first use, see ``storage``
+
+    @property
+    def storage(self) -> Any:
+        if self._storage is None:
+            with _lock:
+                if self._storage is None:
+                    self._storage = self._build_storage()
+        return self._storage
+
+    @storage.setter
+    def storage(self, value: Any) -> None:
+        self._storage = value
+
+    def _build_storage(self) -> Any:
+        settings = get_settings()
+        self.name = settings.huey_name
+        if self._immediate and self.immediate_use_memory:
+            return MemoryStorage(self.name)
+        if settings.redis_url:
+            return RedisStorage(self.name, url=settings.redis_url)
+        settings.huey_file.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteStorage(self.name, filename=str(settings.huey_file))
+
+    def reset_storage(self) -> None:
+        with _lock:
+            old, self._storage = self._storage, None
+        if old is not None:
+            try:
+                old.close()
+            except Exception:  # closing a dead connection is not worth failing over
+                log.debug("closing the old queue storage failed", exc_info=True)
+
+    def create_consumer(self, **options: Any) -> DancecatConsumer:
+        options["max_delay"] = min(float(options.get("max_delay", MAX_POLL_DELAY)), MAX_POLL_DELAY)
+        return DancecatConsumer(self, **options)
+
+
+huey = DancecatHuey()
+
+
+class _DancecatScheduler(Scheduler):
+    """huey's scheduler plus DanceCat's own periodic work at its own intervals."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._next_check = time.monotonic()
+        self._next_sweep = time.monotonic() + SWEEP_EVERY_SECONDS
+
+    def loop(self, now: Any = None) -> None:
+        clock = time.monotonic()
+        if clock >= self._next_check:
+            interval = get_settings().frequency_interval_seconds
+            self._next_check = clock + interval
+            _safely("schedule check", check_schedules.call_local)
+        if clock >= self._next_sweep:
+            self._next_sweep = clock + SWEEP_EVERY_SECONDS
+            _safely("sweep", sweep.call_local)
+        super().loop(now)
+
+
+class DancecatConsumer(Consumer):
+    """huey's consumer that sweeps dead runs on start and runs the schedule checker."""
+
+    scheduler_class = _DancecatScheduler
+
+    def start(self) -> None:
+        _safely("startup sweep", sweep.call_local)
+        super().start()
+
+    def start_embedded(self) -> None:
+        """Start the threads without taking over the process's signals (web server mode)."""
+        _safely("startup sweep", sweep.call_local)
+        self.scheduler.start()
+        for _, worker in self.worker_threads:
+            worker.start()
+
+
+def _safely(what: str, fn: Callable[[], Any]) -> None:
+    try:
+        fn()
+    except Exception:
+        log.exception("%s failed; will try again", what)
+
+
+def enqueue_run(tracker_id: int, eta: dt.datetime | None = None) -> None:
+    """Put a Queued tracker on the queue; ``eta`` (aware) makes it start no earlier.
+
+    Call only after the transaction that created the tracker has committed, or a fast
+    worker may look for a tracker that does not exist yet.
+    """
+    if eta is None:
+        run_job(tracker_id)
+    else:
+        run_job.schedule(args=(tracker_id,), eta=eta)
+    log.info("tracker %s: enqueued%s", tracker_id, f" for {eta.isoformat()}" if eta else "")
+
+
+@huey.task()
+def run_job(tracker_id: int) -> str:
+    """Run one tracker. Safe to deliver twice: the runner's Queued->Running claim is a
+    compare-and-set, so a second delivery finds the tracker taken and does nothing."""
+    from dancecat_core import notify
+    from dancecat_core.runner import execute_tracker
+    from dancecat_core.scheduler import too_early
+
+    runtime = get_runtime()
+    eta = too_early(runtime, tracker_id)
+    if eta is not None:
+        # Never early, even if a queue or a clock misbehaved: wait for the due time.
+        run_job.schedule(args=(tracker_id,), eta=eta)
+        log.info("tracker %s: delivered before its due time, rescheduled", tracker_id)
+        return "rescheduled"
+    ran: list[bool] = []
+    outcome = execute_tracker(runtime, tracker_id, on_claimed=lambda: ran.append(True))
+    if ran:
+        notify.after_run(runtime, tracker_id)
+    return outcome.status.value
+
+
+@huey.task(context=True)
+def deliver_notification(notification_id: int, task: Any = None) -> str:
+    """Send one notification; raising makes huey retry it with backoff."""
+    from dancecat_core import notify
+
+    final = task is None or not task.retries
+    return notify.deliver(get_runtime(), notification_id, final=final)
+
+
+def enqueue_notification(notification_id: int) -> None:
+    settings = get_settings()
+    deliver_notification.schedule(
+        args=(notification_id,),
+        delay=0,
+        retries=settings.notify_retries,
+        retry_delay=settings.notify_retry_delay,
+        retry_backoff=2,
+    )
+
+
+@huey.task()
+def check_schedules() -> int:
+    """Claim the occurrences due before the next check, enqueue them, advance schedules."""
+    from dancecat_core.scheduler import check_due
+
+    return len(check_due(get_runtime(), enqueue=enqueue_run))
+
+
+@huey.task()
+def sweep() -> int:
+    """Fail runs whose worker died (stale heartbeat); expire never-run Queued trackers."""
+    from dancecat_core.scheduler import sweep_dead
+
+    return sweep_dead(get_runtime())
+
+
+@huey.periodic_task(crontab(minute="*"))
+def expire_results() -> int:
+    """Delete results past JOB_RESULT_VALID_SECONDS; their trackers become Result Expired."""
+    from dancecat_core.services.trackers import expire_results as expire
+
+    count = expire(get_runtime())
+    if count:
+        log.info("expired %s results", count)
+    return count
+
+
+def start_embedded_consumer(workers: int | None = None) -> Callable[[], None]:
+    """Run a consumer on threads inside this process (``dancecat serve``, embedded mode).
+
+    Returns a function that stops it, waiting up to 10 s for running tasks.
+    """
+    count = workers or get_settings().workers
+    consumer = huey.create_consumer(workers=count, worker_type="thread", shutdown_timeout=10)
+    consumer.start_embedded()
+    log.info("embedded consumer started with %s workers", count)
+
+    def stop() -> None:
+        consumer.stop(graceful=True)
+        log.info("embedded consumer stopped")
+
+    return stop
