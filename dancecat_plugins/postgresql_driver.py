@@ -1,0 +1,346 @@
+"""PostgreSQL driver: rows stream through a server-side cursor, or COPY writes the CSV.
+
+Every query is wrapped before it is sent: ``SELECT * FROM (<sql>) AS q LIMIT 0`` to learn
+the columns, then ``DECLARE ... CURSOR FOR SELECT * FROM (<sql>) AS q`` for Python rows or
+``COPY (SELECT ... FROM (<sql>) AS q(...)) TO STDOUT`` for CSV. The wrapping is also a
+safety property: text holding two statements (``SELECT 1; COMMIT; DROP ...``) is a syntax
+error inside parentheses, so a query can never leave the ``BEGIN READ ONLY`` transaction it
+runs in. The session is pinned to the settings that make COPY's text the canonical form
+(``csvcodec``): UTC, ISO dates, shortest exact floats, hex bytea.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any, BinaryIO
+
+import psycopg2
+import psycopg2.errors
+import psycopg2.extensions
+
+from dancecat_core.columns import Column, ColumnType
+from dancecat_core.drivers import ConnectionParams, Driver, DriverSession, QueryCursor
+from dancecat_core.errors import ConnectionFailed, QueryError, QueryTimeout, ReadOnlyViolation
+from dancecat_core.hookspecs import hookimpl
+
+# Types DanceCat reads back as something other than text, by type OID (pg_type.oid).
+TYPES_BY_OID: dict[int, ColumnType] = {
+    16: ColumnType.BOOLEAN,
+    17: ColumnType.BYTES,  # bytea
+    20: ColumnType.INTEGER,  # int8
+    21: ColumnType.INTEGER,  # int2
+    23: ColumnType.INTEGER,  # int4
+    26: ColumnType.INTEGER,  # oid
+    114: ColumnType.JSON,
+    3802: ColumnType.JSON,  # jsonb
+    700: ColumnType.FLOAT,  # float4
+    701: ColumnType.FLOAT,  # float8
+    1700: ColumnType.DECIMAL,  # numeric
+    1082: ColumnType.DATE,
+    1083: ColumnType.TIME,
+    1266: ColumnType.TIME,  # timetz
+    1114: ColumnType.DATETIME,  # timestamp
+    1184: ColumnType.DATETIMETZ,  # timestamptz, in UTC because the session says so
+}
+
+# The settings under which COPY's output is the canonical CSV, and psycopg2's values agree.
+SESSION_SETTINGS = {
+    "TimeZone": "UTC",
+    "DateStyle": "ISO, YMD",
+    "IntervalStyle": "postgres",
+    "extra_float_digits": "1",  # shortest text that reads back as the same float
+    "bytea_output": "hex",
+}
+
+# Only used to word the error when a read-only connection is sent something that is not a
+# query. Safety never depends on it: such text cannot run inside the wrapper at all.
+_WRITE_COMMAND = re.compile(
+    r"(?:\s|--[^\n]*|/\*.*?\*/)*(INSERT|UPDATE|DELETE|MERGE|DROP|CREATE|ALTER|TRUNCATE|GRANT"
+    r"|REVOKE|COPY|VACUUM|REINDEX|CLUSTER|COMMENT|LOCK|REFRESH|CALL|DO|SET|RESET|BEGIN"
+    r"|START|COMMIT|ROLLBACK|DISCARD|IMPORT|SECURITY)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _as_text(value: str | None, cursor: Any) -> str | None:
+    """A psycopg2 typecaster that keeps the database's own text (what COPY writes too)."""
+    return value
+
+
+def _as_bytes(value: str | None, cursor: Any) -> bytes | None:
+    """bytea as ``bytes`` rather than psycopg2's ``memoryview``."""
+    raw = psycopg2.BINARY(value, cursor)
+    return None if raw is None else bytes(raw)
+
+
+_BYTES = psycopg2.extensions.new_type(psycopg2.BINARY.values, "DANCECAT_BYTEA", _as_bytes)
+
+
+def clean_sql(sql: str) -> str:
+    """The query without trailing whitespace and semicolons, ready to be parenthesised."""
+    sql = sql.rstrip()
+    while sql.endswith(";"):
+        sql = sql[:-1].rstrip()
+    return sql
+
+
+def one_line(message: str, secrets: Sequence[str] = ()) -> str:
+    """libpq's multi-line message as one line, with any secret blanked out."""
+    text = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+class PostgresCursor(QueryCursor):
+    """Columns are described up front; rows are only computed by batches() or copy_csv()."""
+
+    def __init__(
+        self,
+        session: PostgresSession,
+        sql: str,
+        columns: tuple[list[Column], list[int]],
+        limit: int | None,
+        statement: psycopg2.extensions.cursor | None = None,
+    ):
+        self._session = session
+        self._sql = sql
+        self._limit = "" if limit is None else f" LIMIT {int(limit)}"
+        self._statement = statement  # a read-write statement already run (see open_query)
+        self._named: psycopg2.extensions.cursor | None = None
+        self.columns, self._oids = columns
+
+    def batches(self, size: int = 5000) -> Iterator[Sequence[Sequence[Any]]]:
+        session = self._session
+        if self._statement is not None:
+            if self._statement.description is None:
+                return  # the statement returned no rows (INSERT without RETURNING, DDL)
+            source = self._statement
+        else:
+            # A named cursor is a server-side DECLARE: each fetchmany() is one FETCH of
+            # ``size`` rows, so only one batch is ever in this process's memory.
+            source = self._named = session.connection.cursor(name="dancecat_rows")
+            # Text and JSON arrive as the database's own text, byte for byte what COPY writes.
+            as_text = (ColumnType.TEXT, ColumnType.JSON)
+            for oid in {
+                o for o, c in zip(self._oids, self.columns, strict=True) if c.type in as_text
+            }:
+                caster = psycopg2.extensions.new_type((oid,), f"DANCECAT_TEXT_{oid}", _as_text)
+                psycopg2.extensions.register_type(caster, source)
+            with session.errors():
+                session.arm_timeout()
+                source.execute(f"SELECT * FROM (\n{self._sql}\n) AS q{self._limit}")
+        while True:
+            with session.errors():
+                if self._named is not None:
+                    session.arm_timeout()
+                rows = source.fetchmany(size)
+            if not rows:
+                return
+            yield rows
+
+    def copy_csv(self, keep: Sequence[int], sink: BinaryIO) -> int | None:
+        if self._statement is not None:
+            return None  # a read-write statement that already ran: rows come from batches()
+        # Naming the columns c0..cN makes duplicate names (``SELECT a.id, b.id``) selectable.
+        names = ", ".join(f"c{i}" for i in range(len(self.columns)))
+        alias = f"q({names})" if self.columns else "q"
+        kept = ", ".join(f"c{i}" for i in keep)
+        copy = (
+            f"COPY (SELECT {kept} FROM (\n{self._sql}\n) AS {alias}{self._limit})"
+            " TO STDOUT WITH (FORMAT csv)"
+        )
+        session = self._session
+        with session.errors(), session.connection.cursor() as cursor:
+            session.arm_timeout()
+            cursor.copy_expert(copy, sink)
+            return cursor.rowcount
+
+    def close(self) -> None:
+        """End the query's transaction: commit a read-write one, discard a read-only one."""
+        session = self._session
+        if self._named is not None:
+            with contextlib.suppress(psycopg2.Error):
+                self._named.close()  # CLOSE on the server; unread rows are never sent
+        if self._statement is not None:
+            self._statement.close()
+        if session.connection.closed:
+            return
+        with session.errors():
+            if session.read_only:
+                session.connection.rollback()
+            else:
+                session.connection.commit()
+
+
+class PostgresSession(DriverSession):
+    def __init__(self, connection: psycopg2.extensions.connection, read_only: bool):
+        self.connection = connection
+        self.read_only = read_only
+        self._timeout = 0.0
+        self._deadline = math.inf
+        self._cancelled = threading.Event()
+
+    def ping(self) -> None:
+        with self.errors(), self.connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        self.connection.rollback()
+
+    def arm_timeout(self) -> None:
+        """Give the next statement what is left of the query's time, enforced by the server."""
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise QueryTimeout(f"query exceeded its {self._timeout:g} s timeout")
+        with self.connection.cursor() as cursor:
+            cursor.execute("SET LOCAL statement_timeout = %s", (max(1, int(left * 1000)),))
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        """Turn psycopg2 errors into DanceCat errors; a failed transaction is rolled back."""
+        if self._cancelled.is_set():
+            raise QueryError("the query was cancelled")
+        try:
+            yield
+        except psycopg2.Error as exc:
+            if not self.connection.closed:
+                with contextlib.suppress(psycopg2.Error):
+                    self.connection.rollback()
+            raise self._error(exc) from None
+
+    def _error(self, exc: psycopg2.Error) -> QueryError:
+        message = one_line(exc.diag.message_primary or str(exc))
+        if isinstance(exc, psycopg2.errors.QueryCanceled):
+            if self._cancelled.is_set():
+                return QueryError("the query was cancelled")
+            return QueryTimeout(f"query exceeded its {self._timeout:g} s timeout")
+        if self.read_only:
+            refused = None
+            if isinstance(exc, psycopg2.errors.ReadOnlySqlTransaction):
+                refused = message
+            elif "SELECT ... INTO" in message:
+                refused = "SELECT ... INTO would create a table"
+            elif "data-modifying" in message:
+                refused = "a WITH clause may not change data"
+            elif isinstance(exc, psycopg2.errors.SyntaxError) and self._sql_refused:
+                refused = f"{self._sql_refused.upper()} is not allowed, only queries"
+            if refused:
+                return ReadOnlyViolation(f"this connection is read-only: {refused}")
+        return QueryError(message)
+
+    def open_query(self, sql: str, *, timeout: float, limit: int | None = None) -> QueryCursor:
+        sql = clean_sql(sql)
+        self._timeout = timeout
+        self._deadline = time.monotonic() + timeout
+        match = _WRITE_COMMAND.match(sql)
+        self._sql_refused = match.group(1) if match else ""
+        with self.errors(), self.connection.cursor() as cursor:
+            # psycopg2 has begun the transaction: BEGIN READ ONLY on read-only connections.
+            self.arm_timeout()
+            if not self.read_only:
+                cursor.execute("SAVEPOINT dancecat_describe")
+            try:
+                # LIMIT 0 plans the query without running it: the columns, for free.
+                cursor.execute(f"SELECT * FROM (\n{sql}\n) AS q LIMIT 0")
+            except psycopg2.errors.SyntaxError:
+                if self.read_only:
+                    raise
+                # Not a query (INSERT, CREATE, ...): a read-write connection runs it as is.
+                cursor.execute("ROLLBACK TO SAVEPOINT dancecat_describe")
+                statement = self.connection.cursor()
+                statement.execute(sql)
+                return PostgresCursor(self, sql, self._columns(statement), limit, statement)
+            return PostgresCursor(self, sql, self._columns(cursor), limit)
+
+    def _columns(self, cursor: psycopg2.extensions.cursor) -> tuple[list[Column], list[int]]:
+        """Each result column (name, type, source table column) and its type OID.
+
+        One catalog query, however many columns: psycopg2 gives the type and source as
+        OIDs and attribute numbers, PostgreSQL turns them into names.
+        """
+        description = cursor.description or ()
+        if not description:
+            return [], []
+        with self.connection.cursor() as lookup:
+            lookup.execute(
+                """
+                SELECT format_type(t.typ, a.atttypmod), c.relname, a.attname
+                FROM unnest(%s::oid[], %s::oid[], %s::int2[])
+                     WITH ORDINALITY AS t(typ, rel, num, i)
+                LEFT JOIN pg_class AS c ON c.oid = t.rel
+                LEFT JOIN pg_attribute AS a ON a.attrelid = t.rel AND a.attnum = t.num
+                ORDER BY t.i
+                """,
+                (
+                    [d.type_code for d in description],
+                    [d.table_oid or 0 for d in description],
+                    [d.table_column or 0 for d in description],
+                ),
+            )
+            facts = lookup.fetchall()
+        columns = [
+            Column(
+                name=d.name,
+                type=TYPES_BY_OID.get(d.type_code, ColumnType.TEXT),
+                db_type=type_name,
+                source=f"{table}.{column}" if table and column else "",
+            )
+            for d, (type_name, table, column) in zip(description, facts, strict=True)
+        ]
+        return columns, [d.type_code for d in description]
+
+    def cancel(self) -> None:
+        # PQcancel asks the server, over a new socket, to stop what this backend is doing;
+        # libpq documents it as safe to call from another thread.
+        self._cancelled.set()
+        with contextlib.suppress(psycopg2.Error):
+            self.connection.cancel()
+
+    def close(self) -> None:
+        # Closing the socket ends the backend and its transaction; no row is read.
+        self.connection.close()
+
+
+class PostgresDriver(Driver):
+    name = "postgresql"
+    label = "PostgreSQL"
+    default_port = 5432
+
+    def connect(self, params: ConnectionParams, *, timeout: float) -> DriverSession:
+        try:
+            connection = psycopg2.connect(
+                host=params.host,
+                port=params.port or self.default_port,
+                user=params.user,
+                password=params.password,
+                dbname=params.database,
+                connect_timeout=max(2, math.ceil(timeout)),  # libpq's minimum is 2 s
+                application_name="dancecat",
+                client_encoding="UTF8",
+            )
+        except psycopg2.Error as exc:
+            raise ConnectionFailed(one_line(str(exc), params.secrets)) from None
+        try:
+            connection.autocommit = True  # session settings must outlive the transaction
+            with connection.cursor() as cursor:
+                for name, value in SESSION_SETTINGS.items():
+                    cursor.execute("SELECT set_config(%s, %s, false)", (name, value))
+                if params.read_only:
+                    cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            connection.autocommit = False
+            # psycopg2 now opens every transaction with BEGIN READ ONLY.
+            connection.set_session(readonly=params.read_only)
+            psycopg2.extensions.register_type(_BYTES, connection)
+        except psycopg2.Error as exc:
+            connection.close()
+            raise ConnectionFailed(one_line(str(exc), params.secrets)) from None
+        return PostgresSession(connection, params.read_only)
+
+
+@hookimpl
+def dancecat_register_drivers() -> list[type[Driver]]:
+    return [PostgresDriver]
