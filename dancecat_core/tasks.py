@@ -39,6 +39,12 @@ log = logging.getLogger(__name__)
 MAX_POLL_DELAY = 0.5
 SWEEP_EVERY_SECONDS = 15
 
+
+def sweep_interval(settings: Settings) -> float:
+    """Sweep often enough to notice a dead worker soon after WORKER_STALE_SECONDS."""
+    return max(1.0, min(SWEEP_EVERY_SECONDS, settings.worker_stale_seconds / 3))
+
+
 _lock = threading.RLock()
 _settings: Settings | None = None
 _runtime: Runtime | None = None
@@ -131,7 +137,7 @@ class _DancecatScheduler(Scheduler):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._next_check = time.monotonic()
-        self._next_sweep = time.monotonic() + SWEEP_EVERY_SECONDS
+        self._next_sweep = time.monotonic() + sweep_interval(get_settings())
 
     def loop(self, now: Any = None) -> None:
         clock = time.monotonic()
@@ -140,7 +146,7 @@ class _DancecatScheduler(Scheduler):
             self._next_check = clock + interval
             _safely("schedule check", check_schedules.call_local)
         if clock >= self._next_sweep:
-            self._next_sweep = clock + SWEEP_EVERY_SECONDS
+            self._next_sweep = clock + sweep_interval(get_settings())
             _safely("sweep", sweep.call_local)
         super().loop(now)
 

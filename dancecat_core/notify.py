@@ -1,0 +1,263 @@
+"""Telling people a run finished: one Notification row per (tracker, notifier, recipient).
+
+The pipeline is apart from the run on purpose (the original corrupted results when mail
+failed): notifications are created after the tracker is already final, only read the
+tracker and its result, and keep their own status, attempt count and last error.
+
+Delivery is exactly once as far as the database can tell: a delivery claims the row with
+a compare-and-set on ``attempts`` while it is ``pending``, and marks it ``sent`` right
+after the notifier returns. A retry (huey ``retries``/``retry_delay``, doubling) only ever
+happens while the row is still pending. The one window left is a crash between the SMTP
+server accepting the message and the ``sent`` update: that message may go out twice.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import attrs
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from dancecat_core.db import session_scope
+from dancecat_core.errors import DancecatError
+from dancecat_core.models import (
+    Notification,
+    NotificationStatus,
+    Tracker,
+    TrackerStatus,
+    utcnow,
+)
+from dancecat_core.notifiers import Attachment, Notifier, RunNotice
+from dancecat_core.runtime import Runtime
+from dancecat_core.scrubbing import scrub_message
+
+log = logging.getLogger(__name__)
+
+# Where a run's XLSX can be downloaded (the web app's result route); BASE_URL + this.
+RESULT_PATH = "/job/result/{tracker_id}/xlsx"
+NOTIFIED = frozenset({TrackerStatus.SUCCESS.value, TrackerStatus.FAILED.value})
+
+
+@attrs.frozen
+class MailNotice(RunNotice):
+    """A ``RunNotice`` that also says why the result is not attached, when it is not."""
+
+    attachment_note: str = ""
+
+
+def result_url(runtime: Runtime, tracker_id: int) -> str:
+    return runtime.settings.base_url + RESULT_PATH.format(tracker_id=tracker_id)
+
+
+def _recipients(notifier: Notifier, emails: list[str]) -> list[str]:
+    """A notifier may pick its own recipients (``recipients_for``); default: job emails."""
+    pick = getattr(notifier, "recipients_for", None)
+    return list(pick(emails)) if callable(pick) else list(emails)
+
+
+def create_notifications(runtime: Runtime, tracker_id: int) -> list[int]:
+    """Create the missing notification rows for a finished run; return the new pending ids.
+
+    Idempotent: ``UNIQUE(tracker_id, notifier, recipient)`` keeps a second call (a
+    redelivered task, the sweeper) from creating a second message.
+    """
+    rows: list[Notification] = []
+    try:
+        with session_scope(runtime.session_factory) as session:
+            rows = _add_missing(runtime, session, tracker_id)
+    except IntegrityError:
+        # Another process created them at the same moment; it will queue their delivery.
+        log.info("tracker %s: notifications created concurrently elsewhere", tracker_id)
+        return []
+    created = [row.id for row in rows if row.status == NotificationStatus.PENDING.value]
+    if created:
+        log.info("tracker %s: %s notification(s) to send", tracker_id, len(created))
+    return created
+
+
+def _add_missing(runtime: Runtime, session: Session, tracker_id: int) -> list[Notification]:
+    rows: list[Notification] = []
+    tracker = session.get(Tracker, tracker_id)
+    if tracker is None or tracker.status not in NOTIFIED:
+        return []
+    emails = [r.email for r in tracker.job.recipients]
+    existing = {
+        (n.notifier, n.recipient)
+        for n in session.scalars(select(Notification).where(Notification.tracker_id == tracker_id))
+    }
+    for name, notifier in sorted(runtime.notifiers.items()):
+        configured = getattr(notifier, "configured", True)
+        for recipient in _recipients(notifier, emails):
+            if (name, recipient) in existing:
+                continue
+            row = Notification(tracker_id=tracker_id, notifier=name, recipient=recipient)
+            if not configured:
+                row.status = NotificationStatus.FAILED.value
+                row.last_error = getattr(
+                    notifier, "unconfigured_reason", f"the {name} notifier is not configured"
+                )
+            session.add(row)
+            rows.append(row)
+    session.flush()
+    return rows
+
+
+def after_run(runtime: Runtime, tracker_id: int) -> list[int]:
+    """Create a finished run's notifications and queue their delivery. Never raises:
+    whatever goes wrong with notifying must not touch the run."""
+    try:
+        ids = create_notifications(runtime, tracker_id)
+        if ids:
+            from dancecat_core.tasks import enqueue_notification
+
+            for notification_id in ids:
+                enqueue_notification(notification_id)
+        return ids
+    except Exception:
+        log.exception("tracker %s: could not create or queue notifications", tracker_id)
+        return []
+
+
+def _attachment(runtime: Runtime, tracker: Tracker) -> tuple[Attachment | None, str]:
+    """The result as XLSX if it fits the mail limit; else None and why not."""
+    from dancecat_core.services.trackers import export
+
+    limit = runtime.settings.mail_attachment_max_bytes
+    try:
+        download = export(runtime, tracker, "xlsx")
+    except DancecatError as exc:
+        return None, f"The result is not attached: {exc}."
+    if download.size is not None and download.size > limit:
+        download.chunks.close()  # type: ignore[attr-defined]
+        return None, _too_big(download.size, limit)
+    data = bytearray()
+    for chunk in download.chunks:
+        data.extend(chunk)
+        if len(data) > limit:
+            download.chunks.close()  # type: ignore[attr-defined]
+            return None, _too_big(None, limit)
+    return Attachment(download.filename, download.media_type, bytes(data)), ""
+
+
+def _too_big(size: int | None, limit: int) -> str:
+    mb = limit / (1024 * 1024)
+    told = f" ({size / (1024 * 1024):.1f} MB)" if size is not None else ""
+    return (
+        f"The result is not attached: as XLSX it is larger{told} than the {mb:g} MB "
+        "attachment limit (MAIL_ATTACHMENT_MAX_BYTES). Download it, whole, from the link."
+    )
+
+
+def _notice(runtime: Runtime, tracker: Tracker, recipient: str, note: str) -> MailNotice:
+    meta = tracker.result_meta
+    scrub_note = ""
+    if meta:
+        from dancecat_core.resultstore import ResultMeta
+
+        scrub_note = ResultMeta.from_dict(meta).scrub_note
+    return MailNotice(
+        tracker_id=tracker.id,
+        job_id=tracker.job_id,
+        job_name=tracker.job.name,
+        status=tracker.status,
+        recipient=recipient,
+        row_count=tracker.row_count,
+        duration_ms=tracker.duration_ms,
+        error=tracker.error,
+        result_url=result_url(runtime, tracker.id),
+        scrub_note=scrub_note,
+        finished_at=tracker.finished_at.isoformat() if tracker.finished_at else None,
+        attachment_note=note,
+    )
+
+
+def _claim(runtime: Runtime, notification_id: int) -> Notification | None:
+    """Take the row for one attempt; None if it is not pending or someone else took it."""
+    with session_scope(runtime.session_factory) as session:
+        row = session.get(Notification, notification_id)
+        if row is None or row.status != NotificationStatus.PENDING.value:
+            return None
+        taken = session.execute(
+            update(Notification)
+            .where(
+                Notification.id == notification_id,
+                Notification.status == NotificationStatus.PENDING.value,
+                Notification.attempts == row.attempts,
+            )
+            .values(attempts=row.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if taken.rowcount != 1:
+            return None
+        session.expunge(row)
+        return row
+
+
+def _finish(runtime: Runtime, notification_id: int, **values: object) -> None:
+    with session_scope(runtime.session_factory) as session:
+        session.execute(
+            update(Notification)
+            .where(
+                Notification.id == notification_id,
+                Notification.status == NotificationStatus.PENDING.value,
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def deliver(runtime: Runtime, notification_id: int, *, final: bool = True) -> str:
+    """Send one notification. Raises on failure unless ``final`` (so huey retries it)."""
+    row = _claim(runtime, notification_id)
+    if row is None:
+        log.info("notification %s: not pending (sent, failed or in progress)", notification_id)
+        return "skipped"
+    tracker_id = row.tracker_id
+    notifier = runtime.notifiers.get(row.notifier)
+    if notifier is None:
+        _finish(
+            runtime,
+            notification_id,
+            status=NotificationStatus.FAILED.value,
+            last_error=f"no notifier named {row.notifier!r} is installed",
+        )
+        log.warning("tracker %s: notifier %s is not installed", tracker_id, row.notifier)
+        return "failed"
+    try:
+        with runtime.session_factory() as session:
+            tracker = session.get(Tracker, tracker_id)
+            attachment, note = (None, "")
+            if tracker.status == TrackerStatus.SUCCESS.value:
+                attachment, note = _attachment(runtime, tracker)
+            notice = _notice(runtime, tracker, row.recipient, note)
+        notifier.deliver(notice, attachment)
+    except Exception as exc:
+        secrets = [runtime.settings.smtp_password or ""]
+        error = scrub_message(f"{type(exc).__name__}: {exc}", secrets)[:2000]
+        values: dict[str, object] = {"last_error": error}
+        if final:
+            values["status"] = NotificationStatus.FAILED.value
+        _finish(runtime, notification_id, **values)
+        log.warning(
+            "tracker %s: %s to %s failed (attempt %s%s): %s",
+            tracker_id,
+            row.notifier,
+            row.recipient,
+            row.attempts + 1,
+            ", giving up" if final else ", will retry",
+            error,
+        )
+        if final:
+            return "failed"
+        raise
+    _finish(
+        runtime,
+        notification_id,
+        status=NotificationStatus.SENT.value,
+        sent_at=utcnow(),
+        last_error=None,
+    )
+    log.info("tracker %s: %s to %s sent", tracker_id, row.notifier, row.recipient)
+    return "sent"

@@ -1,0 +1,196 @@
+"""Schedule math: when does a schedule fire next? Pure functions, no database.
+
+A schedule is a start wall-clock time (naive) in an IANA zone plus a type. Occurrences
+are computed in that zone and returned as aware UTC datetimes. The rules (docs/SCHEDULING.md
+explains them to users):
+
+* ``once``: the start, and nothing after it.
+* ``hourly``: every 3600 s of real time from the start instant. Across DST this keeps the
+  minute past the hour and never skips or repeats an hour of real time.
+* ``daily`` / ``weekly`` / ``monthly``: the start's wall-clock time on every day / every
+  7th day / the start's day of every month. A day the month lacks (the 31st in April,
+  the 30th in February) means the month's last day.
+* ``cron``: a five-field cron expression evaluated by ``cronsim`` in the zone (Debian
+  cron's DST rules, the same as below).
+
+DST, for every type that names a wall-clock time:
+
+* a wall time that does not exist (spring-forward gap, e.g. 02:30 on the night clocks jump
+  from 02:00 to 03:00) fires at the first valid instant after the gap (03:00 local);
+* a wall time that happens twice (fall-back, e.g. 01:30 when 02:00 goes back to 01:00)
+  fires once, at its first occurrence (``fold=0``, still summer time).
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import zoneinfo
+from collections.abc import Iterator
+
+from cronsim import CronSim, CronSimError
+
+from dancecat_core.errors import ValidationError
+from dancecat_core.models.schedules import ScheduleType
+
+UTC = dt.UTC
+HOUR = dt.timedelta(hours=1)
+START_FORMAT = "%Y-%m-%d %H:%M"
+
+
+def zone(name: str, field: str = "timezone") -> zoneinfo.ZoneInfo:
+    """The ``ZoneInfo`` for an IANA name, or a ``ValidationError`` naming ``field``."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError(f"{field} is required (an IANA name such as Europe/Paris)", field)
+    try:
+        return zoneinfo.ZoneInfo(name.strip())
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            f"{field}: {name!r} is not an IANA time zone (such as Europe/Paris)", field
+        ) from None
+
+
+def check_cron(expr: str | None, field: str = "cron") -> str:
+    """The expression, stripped, if ``cronsim`` accepts it as five fields; else why not."""
+    text = (expr or "").strip()
+    if not text:
+        raise ValidationError(f"{field} is required for a cron schedule", field)
+    if len(text.split()) != 5:
+        raise ValidationError(
+            f"{field}: {text!r} must have five fields: minute hour day-of-month month day-of-week",
+            field,
+        )
+    try:
+        next(CronSim(text, dt.datetime(2000, 1, 1)))
+    except CronSimError as exc:
+        raise ValidationError(f"{field}: {text!r} is not valid cron: {exc}", field) from None
+    except StopIteration:
+        raise ValidationError(f"{field}: {text!r} never matches any date", field) from None
+    return text
+
+
+def parse_start(text: str, field: str = "start") -> dt.datetime:
+    """'YYYY-MM-DD HH:MM' (also with a 'T') as a naive wall-clock datetime."""
+    if isinstance(text, dt.datetime):
+        return text.replace(tzinfo=None, second=0, microsecond=0)
+    raw = str(text or "").strip().replace("T", " ")
+    for fmt in (START_FORMAT, "%Y-%m-%d %H:%M:%S"):
+        try:
+            return dt.datetime.strptime(raw, fmt).replace(second=0)
+        except ValueError:
+            continue
+    raise ValidationError(f"{field}: {text!r} is not a date and time like 2024-05-31 08:00", field)
+
+
+def is_imaginary(wall: dt.datetime) -> bool:
+    """True when ``wall`` (aware, fold=0) names no real instant: it is in a DST gap."""
+    return wall != wall.astimezone(UTC).astimezone(wall.tzinfo)
+
+
+def to_utc(wall: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
+    """The instant a naive wall-clock time names in ``tz``, by the DST rules above."""
+    local = wall.replace(tzinfo=tz, fold=0)
+    if is_imaginary(local):
+        # Walk to the first wall minute after the gap (gaps start and end on minutes).
+        naive = wall.replace(second=0, microsecond=0)
+        while is_imaginary(local):
+            naive += dt.timedelta(minutes=1)
+            local = naive.replace(tzinfo=tz, fold=0)
+    return local.astimezone(UTC)
+
+
+def _month_day(year: int, month: int, day: int) -> dt.date:
+    return dt.date(year, month, min(day, calendar.monthrange(year, month)[1]))
+
+
+def _add_months(year: int, month: int, count: int) -> tuple[int, int]:
+    index = year * 12 + (month - 1) + count
+    return index // 12, index % 12 + 1
+
+
+def _wall_series(kind: ScheduleType, start: dt.datetime, near: dt.date) -> Iterator[dt.datetime]:
+    """Wall-clock occurrences of a daily/weekly/monthly schedule from a little before
+    ``near`` onwards, in order (never before ``start``)."""
+    clock = start.time()
+    if kind == ScheduleType.DAILY:
+        day = max(start.date(), near - dt.timedelta(days=2))
+        while True:
+            yield dt.datetime.combine(day, clock)
+            day += dt.timedelta(days=1)
+    elif kind == ScheduleType.WEEKLY:
+        weeks = max(0, (near - start.date()).days // 7 - 1)
+        day = start.date() + dt.timedelta(weeks=weeks)
+        while True:
+            yield dt.datetime.combine(day, clock)
+            day += dt.timedelta(weeks=1)
+    elif kind == ScheduleType.MONTHLY:
+        months = max(0, (near.year - start.year) * 12 + near.month - start.month - 1)
+        while True:
+            year, month = _add_months(start.year, start.month, months)
+            yield dt.datetime.combine(_month_day(year, month, start.day), clock)
+            months += 1
+    else:  # pragma: no cover - callers only pass the three types above
+        raise ValueError(kind)
+
+
+def next_after(
+    kind: str,
+    start_local: dt.datetime,
+    timezone: str,
+    after: dt.datetime,
+    cron: str | None = None,
+) -> dt.datetime | None:
+    """The schedule's first occurrence strictly after ``after`` (aware), in UTC.
+
+    ``None`` when there is none (a ``once`` schedule whose time has passed). The first
+    occurrence of every type is at or after the start instant.
+    """
+    kind = ScheduleType(kind)
+    tz = zone(timezone)
+    after = after.astimezone(UTC)
+    start = start_local.replace(tzinfo=None)
+    first = to_utc(start, tz)
+    if kind == ScheduleType.ONCE:
+        return first if first > after else None
+    after_or_start = first - dt.timedelta(microseconds=1) if after < first else after
+    if kind == ScheduleType.HOURLY:
+        hours = int((after_or_start - first) // HOUR) + 1
+        return first + hours * HOUR
+    if kind == ScheduleType.CRON:
+        # cronsim walks wall-clock time; in a repeated (fall-back) hour its answers may lie
+        # before ``after`` in real time, so skip until one is strictly later.
+        local_after = after_or_start.astimezone(tz).replace(microsecond=0)
+        begin = local_after - dt.timedelta(hours=3)
+        for candidate in CronSim(check_cron(cron), begin):
+            instant = candidate.astimezone(UTC)
+            if instant > after_or_start:
+                return instant
+        return None  # pragma: no cover - CronSim gives up only after 50 empty years
+    near = after_or_start.astimezone(tz).date()
+    for wall in _wall_series(kind, start, near):
+        instant = to_utc(wall, tz)
+        if instant > after_or_start:
+            return instant
+    return None  # pragma: no cover - the series is infinite
+
+
+def occurrences(
+    kind: str,
+    start_local: dt.datetime,
+    timezone: str,
+    after: dt.datetime,
+    until: dt.datetime,
+    cron: str | None = None,
+) -> Iterator[dt.datetime]:
+    """Every occurrence in ``(after, until]``, in order."""
+    current = next_after(kind, start_local, timezone, after, cron)
+    while current is not None and current <= until:
+        yield current
+        current = next_after(kind, start_local, timezone, current, cron)
+
+
+def local_text(instant: dt.datetime | None, timezone: str) -> str:
+    """'2024-05-31 08:00 CEST' for display; '-' for no instant."""
+    if instant is None:
+        return "-"
+    return instant.astimezone(zone(timezone)).strftime("%Y-%m-%d %H:%M %Z")

@@ -1,0 +1,214 @@
+"""Schedules of a job: create, change, delete, list. Every refusal names its field.
+
+Console, JSON API and HTML views call these. Creating or changing a schedule computes its
+next run from "now" (a new schedule never back-fires its past occurrences); changing or
+deleting one also withdraws its already-claimed runs that have not started yet, so an
+inactive or deleted schedule never fires, not even once more.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dancecat_core import schedules as math
+from dancecat_core.errors import NotFound, ValidationError
+from dancecat_core.models import (
+    CatchUp,
+    Job,
+    Schedule,
+    ScheduleType,
+    Tracker,
+    TrackerStatus,
+    User,
+    utcnow,
+)
+from dancecat_core.services import access, validation
+
+
+@attrs.frozen
+class ScheduleInput:
+    """What a form, the API or the console gives. ``start`` is 'YYYY-MM-DD HH:MM' in
+    ``timezone`` (default: the server's, ``TIMEZONE``)."""
+
+    type: str
+    start: str | dt.datetime
+    timezone: str | None = None
+    cron: str | None = None
+    active: bool | str = True
+    catch_up: str = CatchUp.ONCE.value
+
+
+def _checked(data: ScheduleInput, default_timezone: str, now: dt.datetime) -> dict[str, Any]:
+    kind = str(data.type or "").strip().lower()
+    if kind not in {t.value for t in ScheduleType}:
+        choices = ", ".join(t.value for t in ScheduleType)
+        raise ValidationError(f"type must be one of {choices}", "type")
+    start = math.parse_start(data.start, "start")
+    timezone = (data.timezone or "").strip() or default_timezone
+    math.zone(timezone, "timezone")
+    cron = None
+    if kind == ScheduleType.CRON:
+        cron = math.check_cron(data.cron, "cron")
+    elif data.cron and str(data.cron).strip():
+        raise ValidationError("cron is only used with type cron", "cron")
+    catch_up = str(data.catch_up or CatchUp.ONCE.value).strip().lower()
+    if catch_up not in {c.value for c in CatchUp}:
+        raise ValidationError("catch_up must be once or skip", "catch_up")
+    active = validation.boolean(data.active, "active")
+    next_run = math.next_after(kind, start, timezone, now - dt.timedelta(microseconds=1), cron)
+    if kind == ScheduleType.ONCE and next_run is None:
+        when = math.local_text(math.to_utc(start, math.zone(timezone)), timezone)
+        raise ValidationError(
+            f"start: {when} is in the past; a once schedule must be later", "start"
+        )
+    return {
+        "type": kind,
+        "start_local": start,
+        "timezone": timezone,
+        "cron": cron,
+        "catch_up": catch_up,
+        "active": active,
+        "next_run_at": next_run if active else None,
+    }
+
+
+def _job(session: Session, actor: User | None, job_id: int) -> Job:
+    return access.require_changeable(actor, session.get(Job, job_id), "job")
+
+
+def _withdraw_unstarted(session: Session, schedule_id: int, now: dt.datetime) -> int:
+    """Delete the schedule's claimed runs that are not due yet (still Queued)."""
+    result = session.execute(
+        sa.delete(Tracker)
+        .where(
+            Tracker.schedule_id == schedule_id,
+            Tracker.status == TrackerStatus.QUEUED.value,
+            Tracker.due_at > now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def create(
+    session: Session,
+    actor: User | None,
+    job_id: int,
+    data: ScheduleInput,
+    *,
+    default_timezone: str = "UTC",
+    now: dt.datetime | None = None,
+) -> Schedule:
+    job = _job(session, actor, job_id)
+    schedule = Schedule(job_id=job.id, **_checked(data, default_timezone, now or utcnow()))
+    session.add(schedule)
+    session.flush()
+    return schedule
+
+
+def get(session: Session, actor: User | None, schedule_id: int) -> Schedule:
+    schedule = session.get(Schedule, schedule_id)
+    if schedule is None or schedule.deleted_at is not None:
+        raise NotFound("schedule not found")
+    try:
+        access.require_visible(actor, schedule.job, "job")
+    except NotFound:
+        raise NotFound("schedule not found") from None
+    return schedule
+
+
+def _changeable(session: Session, actor: User | None, schedule_id: int) -> Schedule:
+    schedule = get(session, actor, schedule_id)
+    try:
+        access.require_changeable(actor, schedule.job, "job")
+    except NotFound:
+        raise NotFound("schedule not found") from None
+    return schedule
+
+
+def update(
+    session: Session,
+    actor: User | None,
+    schedule_id: int,
+    data: ScheduleInput,
+    *,
+    default_timezone: str = "UTC",
+    now: dt.datetime | None = None,
+) -> Schedule:
+    now = now or utcnow()
+    schedule = _changeable(session, actor, schedule_id)
+    values = _checked(data, default_timezone, now)
+    _withdraw_unstarted(session, schedule.id, now)
+    for key, value in values.items():
+        setattr(schedule, key, value)
+    schedule.updated_at = now
+    session.flush()
+    return schedule
+
+
+def set_active(
+    session: Session,
+    actor: User | None,
+    schedule_id: int,
+    active: bool,
+    *,
+    now: dt.datetime | None = None,
+) -> Schedule:
+    now = now or utcnow()
+    schedule = _changeable(session, actor, schedule_id)
+    _withdraw_unstarted(session, schedule.id, now)
+    schedule.active = bool(active)
+    schedule.next_run_at = (
+        math.next_after(schedule.type, schedule.start_local, schedule.timezone, now, schedule.cron)
+        if active
+        else None
+    )
+    schedule.updated_at = now
+    session.flush()
+    return schedule
+
+
+def delete(
+    session: Session, actor: User | None, schedule_id: int, *, now: dt.datetime | None = None
+) -> Schedule:
+    """Logical delete: the row stays for the history of its trackers; it never fires."""
+    now = now or utcnow()
+    schedule = _changeable(session, actor, schedule_id)
+    _withdraw_unstarted(session, schedule.id, now)
+    schedule.deleted_at = now
+    schedule.active = False
+    schedule.next_run_at = None
+    session.flush()
+    return schedule
+
+
+def list_for_job(session: Session, actor: User | None, job_id: int) -> list[Schedule]:
+    access.require_visible(actor, session.get(Job, job_id), "job")
+    return list(
+        session.scalars(
+            select(Schedule)
+            .where(Schedule.job_id == job_id, Schedule.deleted_at.is_(None))
+            .order_by(Schedule.id)
+        )
+    )
+
+
+def list_visible(session: Session, actor: User | None) -> list[Schedule]:
+    return list(
+        session.scalars(
+            select(Schedule)
+            .join(Job, Job.id == Schedule.job_id)
+            .where(
+                Schedule.deleted_at.is_(None),
+                Job.deleted_at.is_(None),
+                access.visible_filter(actor, Job),
+            )
+            .order_by(Schedule.job_id, Schedule.id)
+        )
+    )

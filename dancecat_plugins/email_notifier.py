@@ -1,0 +1,109 @@
+"""The built-in email notifier: one message per recipient per finished run, over SMTP.
+
+Settings: ``SMTP_HOST`` (unset: email is off and each notification says so),
+``SMTP_PORT``, ``SMTP_SECURITY`` (``none``, ``starttls`` or ``ssl``), ``SMTP_USER`` and
+``SMTP_PASSWORD`` (login only when a user is set), ``SMTP_TIMEOUT``, ``MAIL_SENDER``.
+A successful run's result goes as an XLSX attachment when it fits
+``MAIL_ATTACHMENT_MAX_BYTES``; otherwise the message links to the download page and says
+why — rows are never cut to make a file fit.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from dancecat_core.hookspecs import hookimpl
+from dancecat_core.notifiers import Attachment, Notifier, RunNotice
+
+
+class EmailNotifier(Notifier):
+    name = "email"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.settings.smtp_host)
+
+    unconfigured_reason = "email is not configured: set SMTP_HOST to send results by email"
+
+    def build_message(self, notice: RunNotice, attachment: Attachment | None) -> EmailMessage:
+        """The message for one recipient (separate so tests and previews can read it)."""
+        ok = notice.status == "Success"
+        message = EmailMessage()
+        message["Subject"] = f"DanceCat: {notice.job_name} — run {notice.tracker_id} " + (
+            "succeeded" if ok else "failed"
+        )
+        message["From"] = self.settings.mail_sender
+        message["To"] = notice.recipient
+        message["Date"] = formatdate(localtime=False)
+        domain = self.settings.mail_sender.rpartition("@")[2] or "dancecat.localhost"
+        message["Message-ID"] = make_msgid("dancecat", domain=domain)
+        message.set_content(self._body(notice, attachment))
+        if attachment is not None:
+            maintype, _, subtype = attachment.media_type.partition("/")
+            message.add_attachment(
+                attachment.data,
+                maintype=maintype or "application",
+                subtype=subtype or "octet-stream",
+                filename=attachment.filename,
+            )
+        return message
+
+    def _body(self, notice: RunNotice, attachment: Attachment | None) -> str:
+        lines = [
+            f"Job: {notice.job_name} (job {notice.job_id})",
+            f"Run: {notice.tracker_id}",
+            f"Status: {notice.status}",
+        ]
+        if notice.finished_at:
+            lines.append(f"Finished: {notice.finished_at} (UTC)")
+        if notice.duration_ms is not None:
+            lines.append(f"Duration: {notice.duration_ms / 1000:.1f} s")
+        if notice.status == "Success":
+            if notice.row_count is not None:
+                lines.append(f"Rows: {notice.row_count}")
+            lines.append("")
+            if attachment is not None:
+                lines.append(f"The result is attached as {attachment.filename}.")
+            else:
+                note = getattr(notice, "attachment_note", "") or "The result is not attached."
+                lines.append(note)
+            lines.append(f"Download: {notice.result_url}")
+            if notice.scrub_note:
+                lines += ["", notice.scrub_note]
+        else:
+            lines += ["", f"Error: {notice.error or 'unknown'}"]
+        lines += ["", "-- ", "Sent by DanceCat."]
+        return "\n".join(lines) + "\n"
+
+    def deliver(self, notice: RunNotice, attachment: Attachment | None) -> None:
+        settings = self.settings
+        if not settings.smtp_host:
+            raise RuntimeError(self.unconfigured_reason)
+        message = self.build_message(notice, attachment)
+        context = ssl.create_default_context()
+        smtp: smtplib.SMTP
+        if settings.smtp_security == "ssl":
+            smtp = smtplib.SMTP_SSL(
+                settings.smtp_host,
+                settings.smtp_port,
+                timeout=settings.smtp_timeout,
+                context=context,
+            )
+        else:
+            smtp = smtplib.SMTP(
+                settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout
+            )
+        with smtp:
+            if settings.smtp_security == "starttls":
+                smtp.starttls(context=context)
+            if settings.smtp_user:
+                smtp.login(settings.smtp_user, settings.smtp_password or "")
+            smtp.send_message(message, from_addr=settings.mail_sender, to_addrs=[notice.recipient])
+
+
+@hookimpl
+def dancecat_register_notifiers() -> list[type[Notifier]]:
+    return [EmailNotifier]
