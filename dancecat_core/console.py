@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "dancecat_core.commands.connections",
     "dancecat_core.commands.jobs",
     "dancecat_core.commands.accounts",
+    "dancecat_web.commands",
     "dancecat_core.commands.schedules",
     "dancecat_core.commands.worker",
 )

@@ -19,6 +19,8 @@ from dancecat_core.models import AllowedEmail, ApiToken, User, utcnow
 from dancecat_core.services import validation
 from dancecat_core.settings import Settings
 
+TOKEN_LAST_USED_PRECISION = dt.timedelta(minutes=1)
+
 
 def allow_email(session: Session, address: str, *, admin: bool = False) -> AllowedEmail:
     """Put an email on the allowed list (idempotent; ``admin`` can only be raised here)."""
@@ -116,7 +118,11 @@ def authenticate_token(session: Session, clear: str) -> User | None:
     ).first()
     if token is None:
         return None
-    token.last_used_at = utcnow()
+    # Recorded to the minute: writing the row on every request would serialise
+    # concurrent API calls on one write lock (SQLite) for no useful precision.
+    now = utcnow()
+    if token.last_used_at is None or now - token.last_used_at >= TOKEN_LAST_USED_PRECISION:
+        token.last_used_at = now
     return token.user
 
 

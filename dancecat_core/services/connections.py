@@ -63,6 +63,10 @@ def _set_password(runtime: Runtime, connection: Connection, password: Any) -> No
         return
     if not isinstance(password, str) or len(password) > 1024:
         raise ValidationError("password must be text of at most 1024 characters", "password")
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("password must be valid Unicode text", "password") from None
     connection.password_encrypted = runtime.secret_box.encrypt(password)
 
 

@@ -141,6 +141,17 @@ def queue_run(session: Session, actor: User | None, job_id: int) -> Tracker:
     return tracker
 
 
+def preview_saved(runtime: Runtime, session: Session, actor: User | None, job_id: int) -> Preview:
+    """Preview a saved job as it would run: anyone who may run the job may preview it,
+    through the job's own connection even if that connection is not shared with them."""
+    job = get(session, actor, job_id)
+    if job.connection.is_deleted:
+        raise Conflict("the job's connection was deleted; choose another connection first")
+    return preview_query(
+        runtime, runtime.connection_params(job.connection), job.query, timeout=job.timeout_seconds
+    )
+
+
 def preview(
     runtime: Runtime,
     session: Session,

@@ -17,6 +17,12 @@ def text(value: Any, field: str, *, max_length: int, required: bool = True) -> s
     if not isinstance(value, str):
         raise ValidationError(f"{field} must be text", field)
     value = value.strip()
+    if "\x00" in value:
+        raise ValidationError(f"{field} must not contain NUL characters", field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{field} must be valid Unicode text", field) from None
     if required and not value:
         raise ValidationError(f"{field} is required", field)
     if len(value) > max_length:

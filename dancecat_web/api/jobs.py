@@ -1,0 +1,198 @@
+"""``/api/v1/jobs``: saved queries, their previews, runs and run history."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.view import view_config
+
+from dancecat_core.errors import ValidationError
+from dancecat_core.models import Job, TrackerStatus
+from dancecat_core.services import jobs, trackers
+from dancecat_core.services.jobs import JobInput
+from dancecat_web.api import MAX_ID, bodies, created, no_content, object_id
+from dancecat_web.api.bodies import Field
+from dancecat_web.api.present import job_json, preview_json, tracker_json
+from dancecat_web.api.schedules import (
+    SCHEDULE_FIELDS,
+    SCHEDULE_REQUIRED,
+    replace_schedules,
+    schedules_json,
+)
+
+log = logging.getLogger(__name__)
+
+FIELDS = {
+    "name": Field("string"),
+    "annotation": Field("string", nullable=True),
+    "connection_id": Field("integer"),
+    "query": Field("string"),
+    "timeout_seconds": Field("integer", nullable=True),
+    "recipients": Field("array", items="string"),
+    "schedules": Field("array", items=SCHEDULE_FIELDS, item_required=SCHEDULE_REQUIRED),
+    "shared": Field("boolean"),
+}
+REQUIRED = ("name", "connection_id", "query")
+PREVIEW_FIELDS = {
+    "connection_id": Field("integer"),
+    "query": Field("string"),
+    "timeout_seconds": Field("integer", nullable=True),
+}
+RUNS_MAX_LIMIT = 500
+
+
+def _input(values: dict[str, Any]) -> JobInput:
+    return JobInput(
+        name=values["name"],
+        connection_id=values["connection_id"],
+        query=values["query"],
+        annotation=values.get("annotation") or "",
+        timeout_seconds=values.get("timeout_seconds"),
+        recipients=values.get("recipients") or [],
+        shared=values.get("shared", False),
+    )
+
+
+def _current(job: Job) -> dict[str, Any]:
+    """The job's present values in body form, for PATCH to start from."""
+    return {
+        "name": job.name,
+        "annotation": job.annotation,
+        "connection_id": job.connection_id,
+        "query": job.query,
+        "timeout_seconds": job.timeout_seconds,
+        "recipients": [recipient.email for recipient in job.recipients],
+        "shared": job.shared,
+    }
+
+
+def _one(request: Request, job: Job) -> dict[str, Any]:
+    return {"job": job_json(job, schedules_json(request, job))}
+
+
+def _save(request: Request, job_id: int | None, values: dict[str, Any]) -> Job:
+    """Create or change the job, then its schedules when the body lists them."""
+    data = _input(values)
+    if job_id is None:
+        job = jobs.create(request.dbsession, request.user, data)
+    else:
+        job = jobs.update(request.dbsession, request.user, job_id, data)
+    if "schedules" in values:
+        replace_schedules(request, job, values["schedules"])
+    return job
+
+
+@view_config(route_name="api.jobs", request_method="GET", renderer="json")
+def list_jobs(request: Request) -> dict[str, Any]:
+    limit = bodies.query_int(request, "limit", default=None, minimum=1, maximum=1000)
+    offset = bodies.query_int(request, "offset", default=0, minimum=0, maximum=MAX_ID) or 0
+    found = jobs.list_visible(request.dbsession, request.user, limit=limit, offset=offset)
+    return {"jobs": [job_json(job, schedules_json(request, job)) for job in found]}
+
+
+@view_config(route_name="api.jobs", request_method="POST", renderer="json")
+def create_job(request: Request) -> dict[str, Any]:
+    values = bodies.parse(request, FIELDS, required=REQUIRED)
+    job = _save(request, None, values)
+    created(request, request.route_url("api.job", id=job.id))
+    return _one(request, job)
+
+
+@view_config(route_name="api.job", request_method="GET", renderer="json")
+def get_job(request: Request) -> dict[str, Any]:
+    return _one(request, jobs.get(request.dbsession, request.user, object_id(request)))
+
+
+@view_config(route_name="api.job", request_method="PUT", renderer="json")
+def replace_job(request: Request) -> dict[str, Any]:
+    values = bodies.parse(request, FIELDS, required=REQUIRED)
+    # PUT replaces everything: a body without schedules means "no schedules".
+    values.setdefault("schedules", [])
+    return _one(request, _save(request, object_id(request), values))
+
+
+@view_config(route_name="api.job", request_method="PATCH", renderer="json")
+def patch_job(request: Request) -> dict[str, Any]:
+    changes = bodies.parse(request, FIELDS)
+    current = jobs.get(request.dbsession, request.user, object_id(request))
+    values = {**_current(current), **changes}
+    return _one(request, _save(request, current.id, values))
+
+
+@view_config(route_name="api.job", request_method="DELETE")
+def delete_job(request: Request) -> Response:
+    jobs.delete(request.dbsession, request.user, object_id(request))
+    return no_content()
+
+
+@view_config(route_name="api.job.preview", request_method="POST", renderer="json")
+def preview_job(request: Request) -> dict[str, Any]:
+    """The saved job's first ``QUERY_TEST_LIMIT`` rows, scrubbed; nothing is stored."""
+    preview = jobs.preview_saved(
+        request.runtime, request.dbsession, request.user, object_id(request)
+    )
+    return preview_json(preview)
+
+
+@view_config(route_name="api.preview", request_method="POST", renderer="json")
+def preview_query(request: Request) -> dict[str, Any]:
+    """The job form's Run button: preview a query before saving it as a job."""
+    values = bodies.parse(request, PREVIEW_FIELDS, required=("connection_id", "query"))
+    preview = jobs.preview(
+        request.runtime,
+        request.dbsession,
+        request.user,
+        connection_id=values["connection_id"],
+        query=values["query"],
+        timeout_seconds=values.get("timeout_seconds"),
+    )
+    return preview_json(preview)
+
+
+def _enqueue_after_commit(committed: bool, enqueue: Any, tracker_id: int) -> None:
+    """Hand the run to the queue once its tracker is committed (never before)."""
+    if not committed:
+        return
+    try:
+        enqueue(tracker_id)
+    except Exception:
+        # The tracker stays Queued; the sweeper declares it Died in Queue in time.
+        log.exception("tracker %s: could not be enqueued", tracker_id)
+
+
+@view_config(route_name="api.job.runs", request_method="POST", renderer="json")
+def run_job(request: Request) -> dict[str, Any]:
+    tracker = jobs.queue_run(request.dbsession, request.user, object_id(request))
+    request.tm.get().addAfterCommitHook(
+        _enqueue_after_commit, args=(request.registry["dancecat.enqueue_run"], tracker.id)
+    )
+    request.response.status_int = 202
+    request.response.headers["Location"] = request.route_url("api.tracker", id=tracker.id)
+    return {"tracker": tracker_json(tracker)}
+
+
+@view_config(route_name="api.job.runs", request_method="GET", renderer="json")
+def list_runs(request: Request) -> dict[str, Any]:
+    """A job's runs, newest first; pass ``next_before`` back as ``before`` for the next page."""
+    status = request.GET.get("status") or None
+    if status is not None and status not in {s.value for s in TrackerStatus}:
+        names = ", ".join(s.value for s in TrackerStatus)
+        raise ValidationError(f"status must be one of {names}", "status")
+    limit = bodies.query_int(request, "limit", default=50, minimum=1, maximum=RUNS_MAX_LIMIT)
+    before = bodies.query_int(request, "before", default=None, minimum=1, maximum=MAX_ID)
+    found = trackers.list_for_job(
+        request.dbsession,
+        request.user,
+        object_id(request),
+        status=status,
+        limit=limit or 50,
+        before=before,
+    )
+    more = len(found) == limit and found
+    return {
+        "runs": [tracker_json(tracker) for tracker in found],
+        "next_before": found[-1].id if more else None,
+    }

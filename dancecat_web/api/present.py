@@ -1,0 +1,119 @@
+"""Models as the JSON the API answers with; the one place their public shape is decided.
+
+Passwords never leave: a connection says only whether it ``has_password``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+from typing import Any
+
+from dancecat_core.models import Connection, Job, Tracker, User
+from dancecat_core.runner import Preview
+
+
+def timestamp(value: dt.datetime | None) -> str | None:
+    """An aware datetime as ISO 8601 in UTC (``2024-05-01T12:00:00+00:00``)."""
+    return value.astimezone(dt.UTC).isoformat() if value is not None else None
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {"id": user.id, "email": user.email, "is_admin": bool(user.is_admin)}
+
+
+def connection_json(connection: Connection) -> dict[str, Any]:
+    return {
+        "id": connection.id,
+        "name": connection.name,
+        "driver": connection.driver,
+        "host": connection.host,
+        "port": connection.port,
+        "database": connection.database,
+        "user": connection.user_name,
+        "has_password": connection.password_encrypted is not None,
+        "read_only": bool(connection.read_only),
+        "shared": bool(connection.shared),
+        "options": connection.options,
+        "owner_id": connection.owner_id,
+        "created_at": timestamp(connection.created_at),
+        "updated_at": timestamp(connection.updated_at),
+    }
+
+
+def job_json(job: Job, schedules: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "name": job.name,
+        "annotation": job.annotation or "",
+        "connection_id": job.connection_id,
+        "connection_deleted": job.connection.is_deleted,
+        "query": job.query,
+        "timeout_seconds": job.timeout_seconds,
+        "recipients": [recipient.email for recipient in job.recipients],
+        "schedules": schedules,
+        "shared": bool(job.shared),
+        "owner_id": job.owner_id,
+        "run_count": job.run_count or 0,
+        "created_at": timestamp(job.created_at),
+        "updated_at": timestamp(job.updated_at),
+    }
+
+
+def tracker_json(tracker: Tracker) -> dict[str, Any]:
+    return {
+        "id": tracker.id,
+        "job_id": tracker.job_id,
+        "schedule_id": tracker.schedule_id,
+        "status": tracker.status,
+        "queued_at": timestamp(tracker.queued_at),
+        "started_at": timestamp(tracker.started_at),
+        "finished_at": timestamp(tracker.finished_at),
+        "duration_ms": tracker.duration_ms,
+        "row_count": tracker.row_count,
+        "error": tracker.error,
+        "result_expires_at": timestamp(tracker.result_expires_at),
+        "notifications": [
+            {
+                "id": notification.id,
+                "notifier": notification.notifier,
+                "recipient": notification.recipient,
+                "status": notification.status,
+                "attempts": notification.attempts or 0,
+                "last_error": notification.last_error,
+                "sent_at": timestamp(notification.sent_at),
+            }
+            for notification in tracker.notifications
+        ],
+    }
+
+
+def jsonable(value: Any) -> Any:
+    """A preview value as JSON: numbers and text as they are, the rest as exact text."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, decimal.Decimal):
+        return format(value, "f") if value.is_finite() else str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "\\x" + bytes(value).hex()
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    return str(value)
+
+
+def preview_json(preview: Preview) -> dict[str, Any]:
+    return {
+        "header": preview.header,
+        "rows": [[jsonable(value) for value in row] for row in preview.rows],
+        "scrubbed": preview.removed,
+        "masked": preview.masked,
+        "truncated": preview.truncated,
+        "elapsed_ms": preview.elapsed_ms,
+    }

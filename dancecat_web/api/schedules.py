@@ -1,0 +1,90 @@
+"""A job's ``schedules`` in the API: the body's shape, the JSON, and replacing the list.
+
+A job body's ``schedules`` is the whole list: an item with the ``id`` of one of the job's
+schedules changes it, an item without ``id`` adds one, and schedules left out are deleted.
+Every rule about a schedule (types, DST, withdrawing claimed runs) is the schedules
+service's; this module only turns the list into its create/update/delete calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.request import Request
+
+from dancecat_core.errors import ValidationError
+from dancecat_core.models import Job, Schedule
+from dancecat_core.services import schedules
+from dancecat_core.services.schedules import ScheduleInput
+from dancecat_web.api.bodies import Field
+from dancecat_web.api.present import timestamp
+
+SCHEDULE_FIELDS = {
+    "id": Field("integer", nullable=True),
+    "type": Field("string"),
+    "start": Field("string"),
+    "timezone": Field("string", nullable=True),
+    "cron": Field("string", nullable=True),
+    "active": Field("boolean"),
+    "catch_up": Field("string"),
+}
+SCHEDULE_REQUIRED = ("type", "start")
+START_FORMAT = "%Y-%m-%d %H:%M"
+
+
+def schedule_json(schedule: Schedule) -> dict[str, Any]:
+    return {
+        "id": schedule.id,
+        "type": schedule.type,
+        "start": schedule.start_local.strftime(START_FORMAT),
+        "timezone": schedule.timezone,
+        "cron": schedule.cron,
+        "active": bool(schedule.active),
+        "catch_up": schedule.catch_up,
+        "next_run_at": timestamp(schedule.next_run_at),
+        "last_run_at": timestamp(schedule.last_run_at),
+    }
+
+
+def schedules_json(request: Request, job: Job) -> list[dict[str, Any]]:
+    return [
+        schedule_json(schedule)
+        for schedule in schedules.list_for_job(request.dbsession, request.user, job.id)
+    ]
+
+
+def _input(item: dict[str, Any]) -> ScheduleInput:
+    return ScheduleInput(
+        type=item["type"],
+        start=item["start"],
+        timezone=item.get("timezone"),
+        cron=item.get("cron"),
+        active=item.get("active", True),
+        catch_up=item.get("catch_up") or "once",
+    )
+
+
+def replace_schedules(request: Request, job: Job, items: list[dict[str, Any]]) -> None:
+    """Make the job's schedules be ``items`` (see the module docstring)."""
+    session, actor = request.dbsession, request.user
+    timezone = request.dancecat_settings.timezone
+    existing = {s.id: s for s in schedules.list_for_job(session, actor, job.id)}
+    kept: set[int] = set()
+    for index, item in enumerate(items):
+        name = f"schedules[{index}]"
+        schedule_id = item.get("id")
+        if schedule_id is not None and (schedule_id not in existing or schedule_id in kept):
+            raise ValidationError(f"{name}.id: this job has no schedule {schedule_id}", name)
+        try:
+            if schedule_id is None:
+                schedules.create(session, actor, job.id, _input(item), default_timezone=timezone)
+            else:
+                kept.add(schedule_id)
+                schedules.update(
+                    session, actor, schedule_id, _input(item), default_timezone=timezone
+                )
+        except ValidationError as exc:
+            field = f"{name}.{exc.field}" if exc.field else name
+            raise ValidationError(f"{name}: {exc}", field) from None
+    for schedule_id in existing.keys() - kept:
+        schedules.delete(session, actor, schedule_id)

@@ -1,0 +1,34 @@
+"""``/api/v1/trackers`` and the result downloads (one tracker's, or a job's latest)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.view import view_config
+
+from dancecat_core.services import trackers
+from dancecat_web.api import object_id
+from dancecat_web.api.present import tracker_json
+from dancecat_web.results import download_response
+
+
+@view_config(route_name="api.tracker", request_method="GET", renderer="json")
+def get_tracker(request: Request) -> dict[str, Any]:
+    return {
+        "tracker": tracker_json(trackers.get(request.dbsession, request.user, object_id(request)))
+    }
+
+
+@view_config(route_name="api.tracker.result", request_method="GET")
+def tracker_result(request: Request) -> Response:
+    tracker = trackers.get(request.dbsession, request.user, object_id(request))
+    return download_response(request, tracker, request.matchdict["format"])
+
+
+@view_config(route_name="api.job.latest_result", request_method="GET")
+def latest_result(request: Request) -> Response:
+    """The job's newest successful run's result (410 if that one has expired)."""
+    tracker = trackers.latest_success(request.dbsession, request.user, object_id(request))
+    return download_response(request, tracker, request.matchdict["format"])

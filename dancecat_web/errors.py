@@ -1,0 +1,198 @@
+"""The one place errors become responses.
+
+``DancecatError`` subclasses map to statuses in ``STATUS_BY_ERROR``; Pyramid's own HTTP
+exceptions keep theirs. Under ``/api/`` every error is JSON,
+``{"error": {"code", "message", "field"?}}``; elsewhere it is a short HTML page. A 500 is
+logged with its traceback and answered with a generic message, never the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pyramid.exceptions import BadCSRFOrigin, BadCSRFToken, PredicateMismatch
+from pyramid.httpexceptions import HTTPException, HTTPFound
+from pyramid.renderers import render_to_response
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
+
+from dancecat_core.errors import (
+    Conflict,
+    DancecatError,
+    IllegalTransition,
+    NotFound,
+    QueryError,
+    ResultExpired,
+    ValidationError,
+)
+
+log = logging.getLogger(__name__)
+
+
+class MalformedBody(DancecatError):
+    """The request body is not the JSON document the route expects to parse."""
+
+    code = "malformed_body"
+
+
+class BodyTooLarge(DancecatError):
+    """The request body is over ``MAX_BODY_BYTES``."""
+
+    code = "body_too_large"
+
+
+# First match wins; anything unlisted is a 500.
+STATUS_BY_ERROR: tuple[tuple[type[DancecatError], int], ...] = (
+    (MalformedBody, 400),
+    (BodyTooLarge, 413),
+    (ValidationError, 422),
+    # A query that fails or times out is the request's fault (its SQL, its connection).
+    (QueryError, 422),
+    (NotFound, 404),
+    (Conflict, 409),
+    (IllegalTransition, 409),
+    (ResultExpired, 410),
+)
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    410: "gone",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    500: "internal",
+}
+
+GENERIC_500 = "DanceCat hit an unexpected error; it has been logged."
+
+
+def is_api(request: Request) -> bool:
+    return request.path_info.startswith("/api/")
+
+
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response:
+    """An error in the caller's dialect: JSON under ``/api/``, a small page elsewhere."""
+    if is_api(request):
+        body: dict[str, Any] = {"code": code, "message": message}
+        if field:
+            body["field"] = field
+        body.update(extra or {})
+        response = Response(json={"error": body}, status=status, charset="utf-8")
+        response.content_type = "application/json"
+        return response
+    response = render_to_response(
+        "error.jinja2",
+        {"status": status, "code": code, "message": message},
+        request=request,
+    )
+    response.status_int = status
+    return response
+
+
+@exception_view_config(DancecatError)
+def dancecat_error_view(exc: DancecatError, request: Request) -> Response:
+    for cls, status in STATUS_BY_ERROR:
+        if isinstance(exc, cls):
+            return error_response(
+                request,
+                status,
+                exc.code,
+                str(exc),
+                field=getattr(exc, "field", None),
+                extra=getattr(exc, "details", None),
+            )
+    return server_error_view(exc, request)
+
+
+@exception_view_config(BadCSRFToken)
+@exception_view_config(BadCSRFOrigin)
+def csrf_error_view(exc: HTTPException, request: Request) -> Response:
+    return error_response(
+        request,
+        403,
+        "csrf",
+        "missing or wrong CSRF token; reload the page and try again",
+    )
+
+
+@forbidden_view_config()
+def forbidden_view(exc: HTTPException, request: Request) -> Response:
+    """Not signed in: 401 for the API, a redirect to the sign-in page for browsers."""
+    if request.user is not None:
+        return error_response(request, 403, "forbidden", "you may not do that")
+    if is_api(request):
+        response = error_response(
+            request, 401, "unauthenticated", "sign in or send Authorization: Bearer <token>"
+        )
+        response.headers["WWW-Authenticate"] = 'Bearer realm="dancecat"'
+        return response
+    return HTTPFound(location=request.route_url("accounts.login", _query={"next": request.path}))
+
+
+def _allowed_methods(request: Request, route_name: str) -> tuple[str, ...]:
+    """The methods some view of ``route_name`` answers, from Pyramid's introspector."""
+    introspector = request.registry.introspector
+    route = introspector.get("routes", route_name)
+    methods: set[str] = set()
+    for related in introspector.related(route) if route is not None else ():
+        if related.category_name == "views":
+            found = related["request_methods"]
+            if isinstance(found, str):
+                found = (found,)
+            methods.update(found or ())
+    return tuple(sorted(methods))
+
+
+@notfound_view_config()
+def notfound_view(exc: HTTPException, request: Request) -> Response:
+    """404, or 405 with ``Allow`` when the path exists but not for this method."""
+    route = request.matched_route
+    if isinstance(exc, PredicateMismatch) and route is not None:
+        allowed = _allowed_methods(request, route.name)
+        if allowed and request.method not in allowed:
+            response = error_response(
+                request, 405, "method_not_allowed", f"{request.method} is not allowed here"
+            )
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
+    return error_response(request, 404, "not_found", "no such page")
+
+
+@exception_view_config(HTTPException)
+def http_exception_view(exc: HTTPException, request: Request) -> Response:
+    """Pyramid's own HTTP errors (and redirects) in our format."""
+    if exc.code < 400:
+        return exc
+    code = HTTP_CODES.get(exc.code, "error")
+    message = exc.explanation or exc.title
+    return error_response(request, exc.code, code, message)
+
+
+@exception_view_config(UnicodeDecodeError)
+def undecodable_view(exc: UnicodeDecodeError, request: Request) -> Response:
+    """Query strings or forms that are not UTF-8: the client's mistake, not ours."""
+    return error_response(request, 400, "bad_request", "the request is not valid UTF-8")
+
+
+@exception_view_config(Exception)
+def server_error_view(exc: Exception, request: Request) -> Response:
+    log.error(
+        "unhandled %s on %s %s", type(exc).__name__, request.method, request.path, exc_info=exc
+    )
+    return error_response(request, 500, "internal", GENERIC_500)
