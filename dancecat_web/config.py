@@ -70,6 +70,7 @@ def configure(
     config.include("dancecat_web.limits")
     config.include("dancecat_web.headers")
     config.include("dancecat_web.routes")
+    config.include("dancecat_web.ui_routes")
     config.scan("dancecat_web.api")
     config.scan("dancecat_web.views")
     config.scan("dancecat_web.errors")

@@ -52,6 +52,32 @@ def list_for_job(
     return list(session.scalars(query.order_by(Tracker.id.desc()).limit(limit)))
 
 
+def list_visible(
+    session: Session,
+    actor: User | None,
+    *,
+    job_id: int | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    before: int | None = None,
+) -> list[Tracker]:
+    """Runs of every job ``actor`` may see (deleted jobs' included), newest first.
+
+    The Jobs tab's tracker table: optionally one job's or one status's, paged by
+    ``before`` (a tracker id) so new runs arriving never shift a page.
+    """
+    query = select(Tracker).join(Job, Job.id == Tracker.job_id).where(
+        access.visible_filter(actor, Job)
+    )
+    if job_id is not None:
+        query = query.where(Tracker.job_id == job_id)
+    if status:
+        query = query.where(Tracker.status == TrackerStatus(status).value)
+    if before:
+        query = query.where(Tracker.id < before)
+    return list(session.scalars(query.order_by(Tracker.id.desc()).limit(limit)))
+
+
 def latest_success(session: Session, actor: User | None, job_id: int) -> Tracker:
     job = session.get(Job, job_id)
     if job is None or not access.can_see(actor, job):

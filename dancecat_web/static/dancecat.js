@@ -1,0 +1,306 @@
+/* DanceCat's page script. Every page works without it (forms post and re-render); this
+   makes the same actions happen in place: the SQL editor, schedule and recipient blocks,
+   the preview, Test Connection, Run and the live tracker statuses.
+   Loaded as a file because the CSP forbids inline script. */
+(function () {
+  "use strict";
+
+  var POLL_MS = 1500;
+
+  function $(selector, root) { return (root || document).querySelector(selector); }
+  function $all(selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); }
+
+  function post(url, body, accept) {
+    return fetch(url, {
+      method: "POST",
+      body: body,
+      credentials: "same-origin",
+      headers: { "Accept": accept || "application/json" }
+    });
+  }
+
+  function busy(button, on) {
+    if (!button) { return; }
+    button.disabled = on;
+    button.setAttribute("aria-busy", on ? "true" : "false");
+  }
+
+  /* ---- SQL editor ---------------------------------------------------------------- */
+  var editor = null;
+  function setupEditor() {
+    var area = $("#query");
+    if (!area || !window.CodeMirror) { return; }
+    editor = window.CodeMirror.fromTextArea(area, {
+      mode: "text/x-sql",
+      lineNumbers: true,
+      indentUnit: 4,
+      lineWrapping: false,
+      screenReaderLabel: "Query",
+      extraKeys: {
+        // Keyboard users must be able to leave the editor.
+        "Tab": false,
+        "Shift-Tab": false,
+        "Ctrl-Enter": function () { var b = $("#preview-job"); if (b) { b.click(); } },
+        "Cmd-Enter": function () { var b = $("#preview-job"); if (b) { b.click(); } }
+      }
+    });
+    var label = $("#query-label");
+    if (label) { label.addEventListener("click", function () { editor.focus(); }); }
+    var hint = area.getAttribute("aria-describedby");
+    var input = editor.getInputField();
+    if (hint) { input.setAttribute("aria-describedby", hint); }
+    input.setAttribute("aria-labelledby", "query-label");
+    editor.on("change", function () { editor.save(); });
+  }
+
+  /* ---- Schedule and recipient blocks -------------------------------------------- */
+  var counters = { schedule: 0, recipient: 0 };
+
+  function cloneTemplate(id, index) {
+    var template = document.getElementById(id);
+    var holder = document.createElement("div");
+    holder.innerHTML = template.innerHTML.replace(/__i__/g, String(index));
+    return holder.firstElementChild;
+  }
+
+  function refreshNextRuns(block) {
+    var box = $("[data-role=next]", block);
+    var type = $("[data-role=type]", block).value;
+    var start = $("[data-role=start]", block).value;
+    var cronField = $("[data-role=cron-field]", block);
+    cronField.hidden = type !== "cron";
+    if (!start) { box.textContent = ""; return; }
+    var params = new URLSearchParams({
+      type: type,
+      start: start,
+      timezone: $("[data-role=timezone]", block).value,
+      cron: type === "cron" ? $("[data-role=cron]", block).value : ""
+    });
+    fetch(block.getAttribute("data-next-url") + "?" + params.toString(), {
+      credentials: "same-origin", headers: { "Accept": "application/json" }
+    }).then(function (response) { return response.json(); }).then(function (answer) {
+      box.textContent = "";
+      if (answer.error) {
+        var p = document.createElement("p");
+        p.className = "sub";
+        p.textContent = answer.error;
+        box.appendChild(p);
+        return;
+      }
+      var title = document.createElement("p");
+      title.className = "sub";
+      title.textContent = "Next runs:";
+      var list = document.createElement("ol");
+      answer.runs.forEach(function (run) {
+        var item = document.createElement("li");
+        item.textContent = run.local + " ";
+        var utc = document.createElement("span");
+        utc.className = "sub";
+        utc.textContent = "(" + run.utc + ")";
+        item.appendChild(utc);
+        list.appendChild(item);
+      });
+      box.appendChild(title);
+      box.appendChild(list);
+    }).catch(function () { box.textContent = ""; });
+  }
+
+  function watchSchedule(block) {
+    var timer = null;
+    function later() { clearTimeout(timer); timer = setTimeout(function () { refreshNextRuns(block); }, 250); }
+    block.addEventListener("input", later);
+    block.addEventListener("change", later);
+  }
+
+  function setupBlocks(form) {
+    var schedules = $("[data-schedules]", form);
+    var recipients = $("[data-recipients]", form);
+    if (!schedules) { return; }
+    counters.schedule = $all("fieldset.schedule", schedules).length + 1000;
+    counters.recipient = $all("li", recipients).length + 1000;
+    $all("fieldset.schedule", schedules).forEach(watchSchedule);
+
+    form.addEventListener("click", function (event) {
+      var button = event.target.closest("button");
+      if (!button || !form.contains(button)) { return; }
+      var add = button.getAttribute("data-add");
+      var remove = button.getAttribute("data-remove");
+      if (add === "schedule") {
+        event.preventDefault();
+        var block = cloneTemplate("schedule-template", counters.schedule++);
+        schedules.appendChild(block);
+        watchSchedule(block);
+        $("[data-role=type]", block).focus();
+      } else if (add === "recipient") {
+        event.preventDefault();
+        var item = cloneTemplate("recipient-template", counters.recipient++);
+        recipients.appendChild(item);
+        $("input", item).focus();
+      } else if (remove) {
+        event.preventDefault();
+        var gone = button.closest(remove === "schedule" ? "fieldset.schedule" : "li");
+        if (gone) { gone.remove(); }
+        var next = $("[data-add=" + remove + "]", form);
+        if (next) { next.focus(); }
+      }
+    });
+  }
+
+  /* ---- Preview (the form's Run button) ------------------------------------------- */
+  function setupPreview(form) {
+    var button = $("#preview-job");
+    var slot = $("#preview-slot");
+    if (!button || !slot) { return; }
+    button.addEventListener("click", function (event) {
+      event.preventDefault();
+      if (editor) { editor.save(); }
+      busy(button, true);
+      slot.innerHTML = '<p class="sub" role="status">Running the query…</p>';
+      post(form.getAttribute("data-preview-url"), new FormData(form), "text/html")
+        .then(function (response) { return response.text(); })
+        .then(function (html) {
+          slot.innerHTML = html;  // rendered and escaped by the server's template
+          var box = $("#preview", slot);
+          if (box) { box.focus(); }
+        })
+        .catch(function () { slot.innerHTML = '<p class="error-box" role="alert">The preview could not be fetched; try again.</p>'; })
+        .then(function () { busy(button, false); });
+    });
+  }
+
+  /* ---- Test Connection ------------------------------------------------------------ */
+  function setupConnectionTest() {
+    var form = $("#connection-form");
+    var button = $("#test-connection");
+    var box = $("#check-result");
+    if (!form || !button || !box) { return; }
+    button.addEventListener("click", function (event) {
+      event.preventDefault();
+      busy(button, true);
+      box.innerHTML = '<p class="sub">Connecting…</p>';
+      post(form.getAttribute("data-test-url"), new FormData(form))
+        .then(function (response) { return response.json(); })
+        .then(function (answer) {
+          var p = document.createElement("p");
+          if (answer.ok) {
+            p.className = "ok-box";
+            p.textContent = "Connected in " + answer.elapsed_ms + " ms.";
+          } else {
+            p.className = "error-box";
+            p.textContent = "Could not connect: " + (answer.error || "unknown error");
+          }
+          box.textContent = "";
+          box.appendChild(p);
+        })
+        .catch(function () { box.innerHTML = '<p class="error-box">The test could not be run; try again.</p>'; })
+        .then(function () { busy(button, false); });
+    });
+  }
+
+  /* ---- Run buttons and live trackers -------------------------------------------- */
+  var pollTimer = null;
+
+  function trackerBody() { return $("#trackers"); }
+
+  function unfinished() {
+    var body = trackerBody();
+    if (!body) { return []; }
+    return $all("tr[data-finished=false]", body).map(function (row) { return row.getAttribute("data-tracker"); });
+  }
+
+  function schedulePoll() {
+    if (pollTimer === null && unfinished().length) {
+      pollTimer = setTimeout(poll, POLL_MS);
+    }
+  }
+
+  function poll() {
+    pollTimer = null;
+    var ids = unfinished();
+    var body = trackerBody();
+    if (!ids.length || !body) { return; }
+    fetch(body.getAttribute("data-status-url") + "?ids=" + ids.join(","), {
+      credentials: "same-origin", headers: { "Accept": "application/json" }
+    }).then(function (response) { return response.json(); }).then(function (answer) {
+      answer.trackers.forEach(function (tracker) {
+        var row = document.getElementById("tracker-" + tracker.id);
+        if (!row) { return; }
+        var holder = document.createElement("tbody");
+        holder.innerHTML = tracker.html.trim();
+        var fresh = holder.firstElementChild;
+        if (row.className.indexOf("tracker-") >= 0 && row.className !== fresh.className) {
+          fresh.classList.add("changed");
+        }
+        row.replaceWith(fresh);
+      });
+    }).catch(function () { /* try again next tick */ }).then(schedulePoll);
+  }
+
+  function showMessage(text, kind) {
+    var main = $("#content");
+    var box = $(".flashes", main);
+    if (!box) {
+      box = document.createElement("div");
+      box.className = "flashes";
+      box.setAttribute("role", "status");
+      main.insertBefore(box, main.firstChild);
+    }
+    var p = document.createElement("p");
+    p.className = "flash flash-" + kind;
+    p.textContent = text;
+    box.appendChild(p);
+  }
+
+  function setupRunForms() {
+    $all("form.run-form").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        var body = trackerBody();
+        if (!body) { return; }  // no tracker table here: let the form post and redirect
+        event.preventDefault();
+        var button = $("button", form);
+        busy(button, true);
+        post(form.action, new FormData(form)).then(function (response) {
+          return response.json().then(function (answer) { return { ok: response.ok, answer: answer }; });
+        }).then(function (result) {
+          if (!result.ok) { showMessage(result.answer.error || "The job could not be run.", "error"); return; }
+          var holder = document.createElement("tbody");
+          holder.innerHTML = result.answer.html.trim();
+          var row = holder.firstElementChild;
+          row.classList.add("changed");
+          body.insertBefore(row, body.firstChild);
+          var none = $("#no-runs");
+          if (none) { none.remove(); }
+          schedulePoll();
+        }).catch(function () {
+          showMessage("The run could not be queued; reload and try again.", "error");
+        }).then(function () { busy(button, false); });
+      });
+    });
+  }
+
+  /* ---- Small things ----------------------------------------------------------------- */
+  function setupCopy() {
+    $all("[data-copy]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        var input = document.getElementById(button.getAttribute("data-copy"));
+        input.select();
+        if (navigator.clipboard) {
+          navigator.clipboard.writeText(input.value).then(function () { button.textContent = "Copied"; });
+        }
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    setupEditor();
+    var jobForm = $("#job-form");
+    if (jobForm) {
+      setupBlocks(jobForm);
+      setupPreview(jobForm);
+    }
+    setupConnectionTest();
+    setupRunForms();
+    setupCopy();
+    schedulePoll();
+  });
+})();

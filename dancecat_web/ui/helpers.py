@@ -1,0 +1,97 @@
+"""What every template may use: formatting, flash messages, the active tab.
+
+Templates get a ``h`` namespace (this module's ``Helpers``) through a ``BeforeRender``
+subscriber, so formatting lives in Python, is tested once, and no template computes dates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from typing import Any
+
+from markupsafe import Markup
+from pyramid.config import Configurator
+from pyramid.events import BeforeRender
+from pyramid.request import Request
+
+from dancecat_core.models import TrackerStatus
+from dancecat_core.services import access
+
+FLASH_QUEUES = ("success", "error", "info")
+STATUS_CLASS = {
+    TrackerStatus.QUEUED.value: "queued",
+    TrackerStatus.RUNNING.value: "running",
+    TrackerStatus.SUCCESS.value: "success",
+    TrackerStatus.FAILED.value: "failed",
+    TrackerStatus.RESULT_EXPIRED.value: "expired",
+    TrackerStatus.DIED_IN_QUEUE.value: "failed",
+}
+
+
+def flash(request: Request, message: str, queue: str = "success") -> None:
+    """Show ``message`` once on the next page this browser renders."""
+    request.session.flash(message, queue=queue)
+
+
+class Helpers:
+    """Formatting bound to one request (its time zone, its session's flash queues)."""
+
+    def __init__(self, request: Request):
+        self.request = request
+        name = request.dancecat_settings.timezone or "UTC"
+        self.zone = zoneinfo.ZoneInfo(name)
+        self.zone_name = name
+
+    def when(self, value: dt.datetime | None, *, seconds: bool = True) -> str:
+        """A stored UTC instant in the server's display zone; '—' for none."""
+        if value is None:
+            return "—"
+        fmt = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
+        return value.astimezone(self.zone).strftime(fmt)
+
+    def iso(self, value: dt.datetime | None) -> str:
+        return value.astimezone(dt.UTC).isoformat() if value is not None else ""
+
+    def status_class(self, status: str) -> str:
+        return STATUS_CLASS.get(status, "queued")
+
+    def flashes(self) -> list[tuple[str, str]]:
+        session = self.request.session
+        return [(queue, message) for queue in FLASH_QUEUES for message in session.pop_flash(queue)]
+
+    def tab(self) -> str:
+        """Which top tab the page belongs to, from its route name."""
+        route = self.request.matched_route
+        name = route.name if route is not None else ""
+        for tab in ("connection", "token", "job"):
+            if name.startswith(f"ui.{tab}"):
+                return tab
+        return ""
+
+    def can_change(self, obj: Any) -> bool:
+        """Whether to offer Edit / Delete (the services check again on submit)."""
+        return access.can_change(self.request.user, obj)
+
+    def number(self, value: int | None) -> str:
+        return "—" if value is None else f"{value:,}"
+
+    def markdown(self, text: str | None) -> Markup:
+        from dancecat_web.ui.markdown import render_markdown
+
+        return render_markdown(text or "")
+
+
+def add_helpers(event: BeforeRender) -> None:
+    request = event.get("request")
+    if request is not None and "h" not in event:
+        event["h"] = Helpers(request)
+
+
+def includeme(config: Configurator) -> None:
+    config.add_subscriber(add_helpers, BeforeRender)
+
+
+def template_value(value: Any) -> Any:
+    """Form values as the template shows them: ``None`` becomes an empty field."""
+    return "" if value is None else value

@@ -1,0 +1,243 @@
+"""The Jobs tab: the list with its trackers, the job page, the form, run and delete."""
+
+from __future__ import annotations
+
+import logging
+import zoneinfo
+from typing import Any
+
+from pyramid.httpexceptions import HTTPSeeOther
+from pyramid.renderers import render
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.view import view_config
+
+from dancecat_core import schedules as schedule_math
+from dancecat_core.errors import Conflict, NotFound, QueryError, ValidationError
+from dancecat_core.models import Job, Tracker, TrackerStatus, utcnow
+from dancecat_core.services import connections, jobs, schedules, trackers
+from dancecat_web.ui.chart import run_chart
+from dancecat_web.ui.forms import FormErrors
+from dancecat_web.ui.helpers import flash
+from dancecat_web.ui.job_form import FormRefused, JobForm, save
+from dancecat_web.ui.requests import object_id, refuse, wants_json
+from dancecat_web.ui.schedule_times import next_runs
+
+log = logging.getLogger(__name__)
+TRACKERS_PER_PAGE = 25
+HISTORY_RUNS = 50
+STATUSES = [status.value for status in TrackerStatus]
+
+
+def result_available(tracker: Tracker) -> bool:
+    """Whether download links make sense (the download itself re-checks)."""
+    return tracker.status == TrackerStatus.SUCCESS.value and (
+        tracker.result_expires_at is None or tracker.result_expires_at > utcnow()
+    )
+
+
+def tracker_row(request: Request, tracker: Tracker) -> str:
+    """One tracker's table row, as the list renders it and the poller replaces it."""
+    return render(
+        "_tracker_row.jinja2",
+        {"tracker": tracker, "available": result_available(tracker)},
+        request=request,
+    )
+
+
+def _latest(request: Request, job: Job) -> Tracker | None:
+    try:
+        tracker = trackers.latest_success(request.dbsession, request.user, job.id)
+    except NotFound:
+        return None
+    return tracker if result_available(tracker) else None
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    raw = request.GET.get(name, "")
+    return int(raw) if raw.isdigit() and len(raw) < 18 else None
+
+
+@view_config(route_name="ui.jobs", request_method="GET", renderer="jobs.jinja2")
+def list_jobs(request: Request) -> dict[str, Any]:
+    session, user = request.dbsession, request.user
+    found = jobs.list_visible(session, user)
+    job_filter = _int_param(request, "job")
+    status = request.GET.get("status") or None
+    if status not in STATUSES:
+        status = None
+    before = _int_param(request, "before")
+    runs = trackers.list_visible(
+        session, user, job_id=job_filter, status=status, limit=TRACKERS_PER_PAGE + 1, before=before
+    )
+    more = len(runs) > TRACKERS_PER_PAGE
+    runs = runs[:TRACKERS_PER_PAGE]
+    return {
+        "jobs": [(job, _latest(request, job)) for job in found],
+        "trackers": [(tracker, result_available(tracker)) for tracker in runs],
+        "job_filter": job_filter,
+        "status_filter": status,
+        "statuses": STATUSES,
+        "next_before": runs[-1].id if more and runs else None,
+        "paged": before is not None,
+    }
+
+
+def _schedule_rows(job: Job, job_schedules: list) -> list[dict[str, Any]]:
+    rows = []
+    for schedule in job_schedules:
+        rows.append(
+            {
+                "schedule": schedule,
+                "local": schedule_math.local_text(schedule.next_run_at, schedule.timezone),
+                "utc": schedule_math.local_text(schedule.next_run_at, "UTC"),
+            }
+        )
+    return rows
+
+
+@view_config(route_name="ui.job", request_method="GET", renderer="job.jinja2")
+def show_job(request: Request) -> dict[str, Any]:
+    session, user = request.dbsession, request.user
+    job = jobs.get(session, user, object_id(request))
+    runs = trackers.list_for_job(session, user, job.id, limit=HISTORY_RUNS)
+    return {
+        "job": job,
+        "schedules": _schedule_rows(job, schedules.list_for_job(session, user, job.id)),
+        "trackers": [(tracker, result_available(tracker)) for tracker in runs],
+        "chart": run_chart(runs),
+        "latest": _latest(request, job),
+    }
+
+
+def _form_page(
+    request: Request,
+    form: JobForm,
+    job: Job | None,
+    errors: FormErrors | None = None,
+    preview: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    visible = connections.list_visible(request.dbsession, request.user)
+    if job is not None and job.connection.is_deleted:
+        visible = [job.connection, *visible]
+    blocks = []
+    for block in form.schedules:
+        blocks.append(
+            {
+                **block,
+                "next": next_runs(block["type"], block["start"], block["timezone"], block["cron"])
+                if block["start"]
+                else None,
+            }
+        )
+    return {
+        "job": job,
+        "form": form,
+        "blocks": blocks,
+        "connections": visible,
+        "errors": errors or FormErrors(),
+        "no_errors": FormErrors(),
+        "preview": preview,
+        "timezones": sorted(zoneinfo.available_timezones()),
+        "default_timezone": request.dancecat_settings.timezone or "UTC",
+        "schedule_types": ["once", "hourly", "daily", "weekly", "monthly", "cron"],
+    }
+
+
+@view_config(route_name="ui.job.new", request_method="GET", renderer="job_form.jinja2")
+def new_job(request: Request) -> dict[str, Any]:
+    visible = connections.list_visible(request.dbsession, request.user)
+    return _form_page(request, JobForm.blank(visible[0].id if visible else None), None)
+
+
+@view_config(route_name="ui.job.edit", request_method="GET", renderer="job_form.jinja2")
+def edit_job(request: Request) -> dict[str, Any]:
+    session, user = request.dbsession, request.user
+    job = jobs.get(session, user, object_id(request))
+    form = JobForm.from_job(job, schedules.list_for_job(session, user, job.id))
+    return _form_page(request, form, job)
+
+
+def run_preview(request: Request, form: JobForm) -> dict[str, Any]:
+    """The form's Run button: the first rows, scrubbed, or the reason there are none."""
+    try:
+        preview = jobs.preview(
+            request.runtime,
+            request.dbsession,
+            request.user,
+            connection_id=form.values["connection_id"] or None,
+            query=form.values["query"],
+            timeout_seconds=form.values["timeout_seconds"] or None,
+        )
+    except (ValidationError, QueryError, Conflict) as error:
+        return {"error": str(error)}
+    return {"result": preview, "limit": request.dancecat_settings.query_test_limit}
+
+
+@view_config(route_name="ui.job.new", request_method="POST", renderer="job_form.jinja2")
+@view_config(route_name="ui.job.edit", request_method="POST", renderer="job_form.jinja2")
+def save_job(request: Request) -> Any:
+    session, user = request.dbsession, request.user
+    job_id = object_id(request) if "id" in request.matchdict else None
+    job = jobs.get(session, user, job_id) if job_id is not None else None
+    form = JobForm.from_post(request.POST)
+    action = request.POST.get("action", "save")
+    timezone = request.dancecat_settings.timezone or "UTC"
+    if form.apply_button(action, timezone):
+        return _form_page(request, form, job)
+    if action == "preview":
+        return _form_page(request, form, job, preview=run_preview(request, form))
+    try:
+        saved = save(request, form, job_id)
+    except FormRefused as refused:
+        refuse(request)
+        return _form_page(request, form, job, refused.errors)
+    flash(request, f"Job “{saved.name}” saved.")
+    return HTTPSeeOther(request.route_url("ui.job", id=saved.id))
+
+
+@view_config(route_name="ui.job.preview", request_method="POST", renderer="_preview.jinja2")
+def preview_fragment(request: Request) -> dict[str, Any]:
+    """The Run button for script: the same preview box, as an HTML fragment."""
+    return {"preview": run_preview(request, JobForm.from_post(request.POST))}
+
+
+@view_config(route_name="ui.job.run", request_method="POST")
+def run_job(request: Request) -> Any:
+    """Queue a run; the worker gets it once the tracker is committed."""
+    try:
+        tracker = jobs.queue_run(request.dbsession, request.user, object_id(request))
+    except Conflict as error:
+        if wants_json(request):
+            return Response(json={"error": str(error)}, status=409, charset="utf-8")
+        flash(request, str(error), "error")
+        return HTTPSeeOther(request.referer or request.route_url("ui.jobs"))
+    enqueue = request.registry["dancecat.enqueue_run"]
+    request.tm.get().addAfterCommitHook(_enqueue_after_commit, args=(enqueue, tracker.id))
+    if wants_json(request):
+        body = {"tracker": tracker.id, "html": tracker_row(request, tracker)}
+        return Response(json=body, status=202, charset="utf-8")
+    flash(request, f"Run {tracker.id} of “{tracker.job.name}” queued.")
+    return HTTPSeeOther(request.route_url("ui.jobs"))
+
+
+def _enqueue_after_commit(committed: bool, enqueue: Any, tracker_id: int) -> None:
+    if not committed:
+        return
+    try:
+        enqueue(tracker_id)
+    except Exception:
+        # The tracker stays Queued; the sweeper declares it Died in Queue in time.
+        log.exception("tracker %s: could not be enqueued", tracker_id)
+
+
+@view_config(route_name="ui.job.delete", request_method="GET", renderer="job_delete.jinja2")
+def confirm_delete_job(request: Request) -> dict[str, Any]:
+    return {"job": jobs.get(request.dbsession, request.user, object_id(request))}
+
+
+@view_config(route_name="ui.job.delete", request_method="POST")
+def delete_job(request: Request) -> HTTPSeeOther:
+    job = jobs.delete(request.dbsession, request.user, object_id(request))
+    flash(request, f"Job “{job.name}” deleted.")
+    return HTTPSeeOther(request.route_url("ui.jobs"))

@@ -1,0 +1,32 @@
+"""Small request helpers the screens share."""
+
+from __future__ import annotations
+
+from pyramid.request import Request
+
+from dancecat_core.errors import NotFound
+
+MAX_ID = 2**62
+
+
+def object_id(request: Request, name: str = "id") -> int:
+    """The route's id; absurdly large ids are simply not found."""
+    number = int(request.matchdict[name])
+    if number > MAX_ID:
+        raise NotFound("not found")
+    return number
+
+
+def refuse(request: Request) -> None:
+    """A form was refused: whatever the services flushed must not be committed.
+
+    pyramid_tm aborts a doomed transaction instead of committing it, so a job created
+    before its schedules failed validation is never saved half-way.
+    """
+    request.tm.doom()
+    request.response.status_int = 422
+
+
+def wants_json(request: Request) -> bool:
+    """The page's script asked (``fetch`` with ``Accept: application/json``)."""
+    return request.accept.best_match(["text/html", "application/json"]) == "application/json"
