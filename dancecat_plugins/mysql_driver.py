@@ -180,12 +180,7 @@ class MysqlCursor(QueryCursor):
             session.abandon(self._cursor)  # the only way to stop a MySQL result early
             return
         self._cursor.close()
-        if session.connection.open:
-            with session.errors():
-                if session.read_only:
-                    session.connection.rollback()
-                else:
-                    session.connection.commit()
+        session.end_transaction()
 
 
 class MysqlSession(DriverSession):
@@ -196,7 +191,21 @@ class MysqlSession(DriverSession):
         self._thread_id = connection.thread_id()
         self._timeout = 0.0
         self._cancelled = threading.Event()
+        self._failed = False
         self._timeout_variable = "max_statement_time"  # MariaDB; MySQL: max_execution_time
+
+    def end_transaction(self) -> None:
+        """Commit a read-write query's work; a read-only or failed one has none to keep."""
+        if not self.connection.open:
+            return
+        if self.read_only or self._failed or self._cancelled.is_set():
+            with contextlib.suppress(pymysql.MySQLError):
+                self.connection.rollback()
+            return
+        try:
+            self.connection.commit()
+        except pymysql.MySQLError as exc:
+            raise self._error(exc) from None
 
     def ping(self) -> None:
         with self.errors(), self.connection.cursor() as cursor:
@@ -213,6 +222,7 @@ class MysqlSession(DriverSession):
         try:
             yield
         except pymysql.MySQLError as exc:
+            self._failed = True
             raise self._error(exc) from None
 
     def _error(self, exc: pymysql.MySQLError) -> QueryError:
@@ -243,6 +253,7 @@ class MysqlSession(DriverSession):
     def open_query(self, sql: str, *, timeout: float, limit: int | None = None) -> QueryCursor:
         sql = clean_sql(sql)
         self._timeout = timeout
+        self._failed = False
         if self.read_only and (reason := refusal(sql)):
             raise ReadOnlyViolation(f"this connection is read-only: {reason}")
         with self.errors():

@@ -169,13 +169,7 @@ class PostgresCursor(QueryCursor):
                 self._named.close()  # CLOSE on the server; unread rows are never sent
         if self._statement is not None:
             self._statement.close()
-        if session.connection.closed:
-            return
-        with session.errors():
-            if session.read_only:
-                session.connection.rollback()
-            else:
-                session.connection.commit()
+        session.end_transaction()
 
 
 class PostgresSession(DriverSession):
@@ -190,6 +184,19 @@ class PostgresSession(DriverSession):
         with self.errors(), self.connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         self.connection.rollback()
+
+    def end_transaction(self) -> None:
+        """Commit a read-write query's work; a read-only or cancelled one has none to keep."""
+        if self.connection.closed:
+            return
+        if self.read_only or self._cancelled.is_set():
+            with contextlib.suppress(psycopg2.Error):
+                self.connection.rollback()
+            return
+        try:
+            self.connection.commit()
+        except psycopg2.Error as exc:
+            raise self._error(exc) from None
 
     def arm_timeout(self) -> None:
         """Give the next statement what is left of the query's time, enforced by the server."""
