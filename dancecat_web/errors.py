@@ -8,6 +8,7 @@ logged with its traceback and answered with a generic message, never the traceba
 
 from __future__ import annotations
 
+import html
 import logging
 from typing import Any
 
@@ -72,6 +73,10 @@ HTTP_CODES = {
 }
 
 GENERIC_500 = "DanceCat hit an unexpected error; it has been logged."
+FALLBACK_PAGE = (
+    "<!doctype html><html lang=en><meta charset=utf-8><title>{status} · DanceCat</title>"
+    "<h1>{status}</h1><p>{message}</p><p><a href=/>Back to DanceCat</a></p></html>"
+)
 
 
 def is_api(request: Request) -> bool:
@@ -96,11 +101,20 @@ def error_response(
         response = Response(json={"error": body}, status=status, charset="utf-8")
         response.content_type = "application/json"
         return response
-    response = render_to_response(
-        "error.jinja2",
-        {"status": status, "code": code, "message": message},
-        request=request,
-    )
+    try:
+        response = render_to_response(
+            "error.jinja2",
+            {"status": status, "code": code, "message": message},
+            request=request,
+        )
+    except Exception:
+        # An error page must never fail into a traceback: fall back to plain HTML.
+        log.exception("the error page could not be rendered")
+        response = Response(
+            FALLBACK_PAGE.format(status=status, message=html.escape(message)),
+            content_type="text/html",
+            charset="utf-8",
+        )
     response.status_int = status
     return response
 
