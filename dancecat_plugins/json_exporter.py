@@ -129,6 +129,9 @@ def write_json(sink: BinaryIO, columns: Sequence[Column], rows: Iterable[TextRow
     sink.write(start)
     written = len(start)
     it = iter(rows)
+    if len(converters) == 1:
+        # A lone NULL is a blank CSV line, which csv.reader returns as [] (not [None]).
+        it = (row or [None] for row in it)
     count = 0
     while batch := list(islice(it, BATCH_ROWS)):
         if converters:

@@ -93,15 +93,17 @@ def write_xlsx(
     rows: Iterable[TextRow],
     notes: Sequence[str] = (),
     *,
-    sheet_row_limit: int = SHEET_ROW_LIMIT,
+    sheet_row_limit: int | None = None,
     row_count_hint: int | None = None,
 ) -> ExportSummary:
     """Write ``rows`` (canonical text, ``None`` for NULL) as a workbook to ``sink``.
 
     ``notes`` (a scrub note, say) go on the notes sheet with the writer's own warnings.
-    ``row_count_hint`` lets small results skip Zip64 headers; without it they are used.
+    ``sheet_row_limit`` defaults to ``SHEET_ROW_LIMIT`` (read at call time, so tests can
+    lower it). ``row_count_hint`` lets small results skip Zip64 headers.
     """
-    return _XlsxWriter(columns, sheet_row_limit).write(sink, rows, notes, row_count_hint)
+    limit = SHEET_ROW_LIMIT if sheet_row_limit is None else sheet_row_limit
+    return _XlsxWriter(columns, limit).write(sink, rows, notes, row_count_hint)
 
 
 class _CountingSink:
@@ -154,6 +156,9 @@ class _XlsxWriter:
             counting, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL
         ) as zf:
             it = iter(rows)
+            if len(self.columns) == 1:
+                # A lone NULL is a blank CSV line, which csv.reader returns as [].
+                it = (row or [None] for row in it)
             while True:
                 name = RESULT_SHEET if not sheets else f"{RESULT_SHEET} ({len(sheets) + 1})"
                 sheets.append(name)
