@@ -107,8 +107,20 @@ _NEVER_QUOTED = {
 }
 
 
+# SQLite keeps dates as text; a column whose every value has one of these shapes is typed
+# as dates so that XLSX gets real dates. Anything else in the column makes it text again.
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?")
+
+
 def _infer(value: Any) -> ColumnType:
     """The column type a Python value belongs to (for databases that do not declare types)."""
+    if isinstance(value, str):
+        if len(value) == 10 and _ISO_DATE.fullmatch(value):
+            return ColumnType.DATE
+        if 19 <= len(value) <= 26 and _ISO_DATETIME.fullmatch(value):
+            return ColumnType.DATETIME
+        return ColumnType.TEXT
     if isinstance(value, bool):
         return ColumnType.BOOLEAN
     if isinstance(value, int):

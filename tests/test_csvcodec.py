@@ -88,3 +88,14 @@ def test_any_text_round_trips(rows):
     formatter = RowFormatter(columns)
     raw = (formatter.header() + formatter.lines(rows)).encode("utf-8", "surrogatepass")
     assert list(read_text_rows(io.BytesIO(raw))) == rows
+
+
+def test_iso_text_in_untyped_columns_becomes_dates():
+    columns = [Column("day"), Column("at"), Column("mixed")]
+    rows = [["2024-01-31", "2024-01-31 10:00:00", "2024-01-31"],
+            [None, "2024-02-01 11:30:00.5", "soon"]]
+    formatter, _, back = roundtrip(columns, rows)
+    types = [c.type for c in formatter.resolved_columns()]
+    assert types == [ColumnType.DATE, ColumnType.DATETIME, ColumnType.TEXT]
+    assert back[0][:2] == [dt.date(2024, 1, 31), dt.datetime(2024, 1, 31, 10)]
+    assert back[1][2] == "soon"
