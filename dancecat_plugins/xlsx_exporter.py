@@ -34,6 +34,7 @@ class XlsxExporter(Exporter):
             result.text_rows(),
             notes,
             row_count_hint=result.meta.row_count,
+            text_bytes_hint=result.store.size(result.key),
         )
 
 

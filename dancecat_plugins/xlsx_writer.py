@@ -33,7 +33,7 @@ from dancecat_core.columns import Column, ColumnType
 from dancecat_core.csvcodec import TextRow
 from dancecat_core.exporters import ExportSummary
 
-#: Excel's rows per sheet, header included. Tests pass a smaller ``sheet_row_limit``.
+#: Excel's rows per sheet, header included (tests lower it, or pass ``sheet_row_limit``).
 SHEET_ROW_LIMIT = 1_048_576
 #: Excel's longest cell text.
 MAX_CELL_CHARS = 32_767
@@ -43,9 +43,10 @@ BATCH_ROWS = 2_000
 #: zlib level 1: sheet XML is so repetitive that level 1 already compresses it ~10x, and it
 #: runs several times faster than the default 6, which gains only a little more.
 COMPRESS_LEVEL = 1
-#: A sheet part can only pass zip's 4 GiB limit with more cells than this (each cell is at
-#: most ~100 kB of XML), so smaller workbooks keep plain zip headers for old readers.
-ZIP64_CELLS = 40_000
+#: Bounds on sheet XML per input, used to tell whether a sheet could pass zip's 4 GiB entry
+#: limit: escaping makes a character at most 5 bytes ("&amp;"); the markup around a cell is
+#: at most 60 bytes and around a row at most 30.
+_XML_BYTES_PER_TEXT_BYTE, _XML_BYTES_PER_CELL, _XML_BYTES_PER_ROW = 5, 60, 30
 
 RESULT_SHEET = "Result"
 NOTES_SHEET = "DanceCat notes"
@@ -95,19 +96,30 @@ def write_xlsx(
     *,
     sheet_row_limit: int | None = None,
     row_count_hint: int | None = None,
+    text_bytes_hint: int | None = None,
 ) -> ExportSummary:
     """Write ``rows`` (canonical text, ``None`` for NULL) as a workbook to ``sink``.
 
     ``notes`` (a scrub note, say) go on the notes sheet with the writer's own warnings.
     ``sheet_row_limit`` defaults to ``SHEET_ROW_LIMIT`` (read at call time, so tests can
-    lower it). ``row_count_hint`` lets small results skip Zip64 headers.
+    lower it).
+
+    Pass ``row_count_hint`` and ``text_bytes_hint`` (the rows, and the bytes of their CSV
+    text) when known: a sheet that cannot reach zip's 4 GiB entry limit is then written
+    without Zip64 headers, which some Excel versions refuse when they are not needed.
+    Without the hints Zip64 is used, which is always correct.
+
+    A seekable ``sink`` gets plain zip entries; any other (a store's ``BlobWriter``) gets
+    entries followed by data descriptors, as Java's and .NET's zip writers stream them.
     """
     limit = SHEET_ROW_LIMIT if sheet_row_limit is None else sheet_row_limit
-    return _XlsxWriter(columns, limit).write(sink, rows, notes, row_count_hint)
+    writer = _XlsxWriter(columns, limit)
+    zip64 = writer.sheet_may_pass_zip_limit(row_count_hint, text_bytes_hint)
+    return writer.write(sink, rows, notes, zip64=zip64)
 
 
 class _CountingSink:
-    """Counts bytes; and, having ``tell`` but no ``seek``, makes zipfile stream."""
+    """For sinks that cannot seek: counts bytes, and gives zipfile the ``tell`` it needs."""
 
     def __init__(self, sink: BinaryIO):
         self._sink = sink
@@ -140,20 +152,35 @@ class _XlsxWriter:
 
     # -- the workbook -------------------------------------------------------------------
 
+    def sheet_may_pass_zip_limit(self, rows: int | None, text_bytes: int | None) -> bool:
+        if rows is None or text_bytes is None:
+            return True
+        rows = min(rows, self.sheet_row_limit)
+        bound = (
+            len(self._sheet_start().encode())
+            + _XML_BYTES_PER_TEXT_BYTE * text_bytes
+            + _XML_BYTES_PER_CELL * rows * len(self.columns)
+            + _XML_BYTES_PER_ROW * rows
+        )
+        return bound >= zipfile.ZIP64_LIMIT
+
     def write(
-        self,
-        sink: BinaryIO,
-        rows: Iterable[TextRow],
-        notes: Sequence[str],
-        row_count_hint: int | None,
+        self, sink: BinaryIO, rows: Iterable[TextRow], notes: Sequence[str], *, zip64: bool
     ) -> ExportSummary:
-        counting = _CountingSink(sink)
-        cells = None if row_count_hint is None else row_count_hint * max(len(self.columns), 1)
-        zip64 = cells is None or cells >= ZIP64_CELLS
+        seekable = getattr(sink, "seekable", None)
+        if seekable is not None and seekable():
+            target: BinaryIO | _CountingSink = sink
+            start = sink.tell()
+        else:
+            target = _CountingSink(sink)
+            start = 0
         sheets: list[str] = []
         total = 0
         with zipfile.ZipFile(
-            counting, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL
+            target,  # type: ignore[arg-type]
+            "w",
+            compression=zipfile.ZIP_DEFLATED,
+            compresslevel=COMPRESS_LEVEL,
         ) as zf:
             it = iter(rows)
             if len(self.columns) == 1:
@@ -176,15 +203,15 @@ class _XlsxWriter:
                     f.write(_notes_sheet_xml(lines).encode())
             for part, xml in _package_parts(sheets).items():
                 zf.writestr(part, xml)
-        return ExportSummary(rows=total, bytes_written=counting.written, warnings=warnings)
+        return ExportSummary(rows=total, bytes_written=target.tell() - start, warnings=warnings)
 
     def warnings(self, result_sheets: int) -> tuple[str, ...]:
         found = [_WARNINGS[kind].format(n=n) for kind, n in self.counts.items() if n]
         if result_sheets > 1:
+            more = ", ".join(f"{RESULT_SHEET} ({n})" for n in range(2, result_sheets + 1))
             found.append(
                 f"The result has more rows than one sheet holds ({self.sheet_row_limit:,} "
-                f"with the header); it continues on sheets {RESULT_SHEET} (2) to "
-                f"{RESULT_SHEET} ({result_sheets}), each with the header repeated."
+                f"with the header); it continues on sheet(s) {more}, with the header repeated."
             )
         return tuple(found)
 

@@ -15,6 +15,7 @@ import os
 import re
 import resource
 import shutil
+import struct
 import subprocess
 import time
 import tracemalloc
@@ -444,8 +445,19 @@ def test_xlsx_rolls_over_to_new_sheets(monkeypatch, n_rows, n_sheets):
         back.extend(sheets[name][1:])
     assert back == [tuple(r) for r in rows]
     if n_sheets > 1:
-        assert "continues on sheets Result (2)" in summary.warnings[-1]
+        assert summary.warnings[-1] == (
+            "The result has more rows than one sheet holds (4 with the header); it continues "
+            f"on sheet(s) {', '.join(names[1:])}, with the header repeated."
+        )
         assert sheets["DanceCat notes"] == [(summary.warnings[-1],)]
+
+
+def local_header(data: bytes, name: str) -> tuple[int, int, int]:
+    """(version needed, flags, extra length) from an entry's local header, not the directory."""
+    offset = zipfile.ZipFile(io.BytesIO(data)).getinfo(name).header_offset
+    signature, version, flags, *_, extra_length = struct.unpack_from("<4sHHHHHIIIHH", data, offset)
+    assert signature == b"PK\x03\x04"
+    return version, flags, extra_length
 
 
 def test_xlsx_streams_to_a_sink_that_cannot_seek():
@@ -458,21 +470,30 @@ def test_xlsx_streams_to_a_sink_that_cannot_seek():
     data = result.store.blobs["r1.xlsx"]
     assert zipfile.ZipFile(io.BytesIO(data)).testzip() is None
     assert load_xlsx(data)["Result"][1][0] == 42
+    _, flags, _ = local_header(data, "xl/worksheets/sheet1.xml")
+    assert flags & 0x08  # sizes follow the data, in a data descriptor
+
+
+def test_xlsx_to_a_seekable_sink_has_plain_zip_headers():
+    result = make_result(COLUMNS, ROWS)
+    data, summary = export(XlsxExporter(), result)
+    assert summary.bytes_written == len(data)
+    assert local_header(data, "xl/worksheets/sheet1.xml") == (20, 0, 0)  # no Zip64, no descriptor
 
 
 def test_write_xlsx_needs_no_stored_result():
     sink = io.BytesIO()
     summary = xlsx_writer.write_xlsx(
-        sink, [Column("a", T.INTEGER)], iter([["1"], [None]]), ["a note"], row_count_hint=2
+        sink, [Column("a", T.INTEGER)], iter([["1"], [None]]), ["a note"]
     )
     assert summary.rows == 2
     assert load_xlsx(sink.getvalue()) == {
         "Result": [("a",), (1,), (None,)],
         "DanceCat notes": [("a note",)],
     }
-    # small workbooks keep plain zip headers (no Zip64 extra field)
-    info = zipfile.ZipFile(io.BytesIO(sink.getvalue())).getinfo("xl/worksheets/sheet1.xml")
-    assert info.extra == b""
+    # without size hints the writer cannot rule out a 4 GiB sheet, so it uses Zip64
+    version, _, extra = local_header(sink.getvalue(), "xl/worksheets/sheet1.xml")
+    assert version == 45 and extra > 0
 
 
 # -- a million rows -------------------------------------------------------------------------
@@ -583,6 +604,10 @@ def test_a_million_rows_xlsx_is_a_valid_workbook(million_rows, tmp_path):
     with zipfile.ZipFile(target) as zf:
         info = zf.getinfo("xl/worksheets/sheet1.xml")
         assert info.file_size > 100e6 and info.compress_size < info.file_size / 5
+    with target.open("rb") as f:
+        f.seek(info.header_offset)
+        _, _, _, *_, extra = struct.unpack("<4sHHHHHIIIHH", f.read(30))
+    assert extra == 0  # far from 4 GiB, so no Zip64 headers for Excel to stumble on
     book = openpyxl.load_workbook(target, read_only=True)
     try:
         rows = book["Result"].iter_rows(values_only=True)
