@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -22,18 +22,28 @@ class SecretBox:
     while workers that still know only the old one keep running.
     """
 
-    def __init__(self, keys: Sequence[str]):
+    def __init__(self, keys: Sequence[str], reload: Callable[[], Sequence[str]] | None = None):
         if not keys:
             raise ConfigError("setting ENCRYPTION_KEYS: no key")
+        self._keys = tuple(keys)
+        self._reload = reload
         self._fernet = MultiFernet([Fernet(key) for key in keys])
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
 
     def decrypt(self, token: str) -> str:
+        """Decrypt; on an unknown key, re-read the key file once (``dancecat rotate-key``
+        may have added a key since this process started: no restart needed)."""
         try:
             return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
         except InvalidToken:
+            if self._reload is not None:
+                keys = tuple(self._reload())
+                if keys and keys != self._keys:
+                    self._keys = keys
+                    self._fernet = MultiFernet([Fernet(key) for key in keys])
+                    return self.decrypt(token)
             raise ConfigError(
                 "setting ENCRYPTION_KEYS: a stored password was encrypted under a key "
                 "that is not configured"

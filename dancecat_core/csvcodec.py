@@ -54,8 +54,9 @@ def _decimal_text(value: decimal.Decimal) -> str:
 
 
 def _datetime_text(value: dt.datetime) -> str:
+    """ISO text; an aware value in UTC with a ``+00`` suffix, exactly as COPY writes it."""
     if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC)
+        return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ") + "+00"
     return value.isoformat(" ")
 
 

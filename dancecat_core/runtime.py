@@ -6,8 +6,9 @@ cannot drift apart (warehouse's ``configure()`` does the same for its web and wo
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -25,7 +26,7 @@ from dancecat_core.notifiers import Notifier
 from dancecat_core.plugins import collect, get_plugin_manager
 from dancecat_core.resultstore import ResultStore
 from dancecat_core.scrubbing import ColumnRemoval, ScrubPlan, ValuePattern
-from dancecat_core.settings import Settings, load_settings
+from dancecat_core.settings import Settings, load_settings, read_encryption_keys
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,14 @@ class Runtime:
         return ScrubPlan.build(columns, removals)
 
 
+def _key_reloader(settings: Settings) -> Callable[[], tuple[str, ...]] | None:
+    """Keys from the generated file may be rotated under a running process; keys set in the
+    environment or the INI file change only with a restart."""
+    if settings.encryption_keys != read_encryption_keys(settings.home):
+        return None
+    return functools.partial(read_encryption_keys, settings.home)
+
+
 def build_runtime(
     settings: Settings | None = None, *, plugin_manager: Any = None, engine: Engine | None = None
 ) -> Runtime:
@@ -118,7 +127,7 @@ def build_runtime(
             stores={name: cls(settings, factory) for name, cls in store_classes.items()},
             notifiers={name: cls(settings) for name, cls in notifier_classes.items()},
             value_patterns=patterns,
-            secret_box=SecretBox(settings.encryption_keys),
+            secret_box=SecretBox(settings.encryption_keys, reload=_key_reloader(settings)),
         )
     except TypeError as exc:
         raise PluginError(f"a plugin class could not be built: {exc}") from None

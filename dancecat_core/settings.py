@@ -263,6 +263,14 @@ def encryption_key_file(home: Path) -> Path:
     return home / "encryption_keys"
 
 
+def read_encryption_keys(home: Path) -> tuple[str, ...]:
+    """The generated key file's keys, newest first (empty if there is none)."""
+    try:
+        return tuple(encryption_key_file(home).read_text(encoding="utf-8").split())
+    except OSError:
+        return ()
+
+
 def load_settings(
     config_file: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
