@@ -339,38 +339,48 @@ class _XlsxWriter:
         if len(cells) > 65_536:
             cells.clear()
             cells[None] = cells[""] = _EMPTY
+
+        def convert(text: str) -> str:
+            value = _serial_or_none(serial, text)
+            if value is None:  # not cached: each one is counted
+                return self._not_a_date(text)
+            cells[text] = cell = f'<c s="{style}"><v>{value!r}</v></c>'
+            return cell
+
         get = cells.get
-        out = [get(v) for v in col]
-        if None in out:
-            for i, v in enumerate(col):
-                if out[i] is None:
-                    out[i] = cells[v] = self._serial_cell(v, serial, style)  # type: ignore[arg-type]
-        return out  # type: ignore[return-value]
+        return [get(v) or convert(v) for v in col]  # type: ignore[arg-type]
 
     def _datetimes(self, col: Sequence[str | None], epoch: dt.datetime) -> list[str]:
-        # Fast path: parse and subtract in one comprehension; anything unusual (no offset
+        # Fast path: parse and subtract in one comprehension. Anything unusual (no offset
         # where one is expected, before 1900-03-01, not ISO) redoes the batch cell by cell.
-        parse, far = dt.datetime.fromisoformat, 1e9
+        parse, null = dt.datetime.fromisoformat, 1e9
         try:
-            days = [(parse(v) - epoch) / _DAY if v else far for v in col]
+            days = [(parse(v) - epoch) / _DAY if v else null for v in col]
         except (ValueError, TypeError):
-            days = [0.0]
-        if min(days, default=far) < 61:
-            return [self._serial_cell(v, _datetime_serial, _DATETIME) if v else _EMPTY for v in col]
+            days = None
+        if days is None or min(days, default=null) < 61:
+            return [self._datetime_cell(v) if v else _EMPTY for v in col]
         return [
             f'<c s="{_DATETIME}"><v>{d!r}</v></c>' if v else _EMPTY
             for v, d in zip(col, days, strict=True)
         ]
 
-    def _serial_cell(self, text: str, serial: Callable[[str], float | None], style: int) -> str:
-        try:
-            value = serial(text)
-        except (ValueError, TypeError):
-            value = None
+    def _datetime_cell(self, text: str) -> str:
+        value = _serial_or_none(_datetime_serial, text)
         if value is None:
-            self.counts["not_a_date"] += 1
-            return self._text_cell(text)
-        return f'<c s="{style}"><v>{value!r}</v></c>'
+            return self._not_a_date(text)
+        return f'<c s="{_DATETIME}"><v>{value!r}</v></c>'
+
+    def _not_a_date(self, text: str) -> str:
+        self.counts["not_a_date"] += 1
+        return self._text_cell(text)
+
+
+def _serial_or_none(serial: Callable[[str], float | None], text: str) -> float | None:
+    try:
+        return serial(text)
+    except (ValueError, TypeError):
+        return None
 
 
 def _escape(text: str) -> str:

@@ -363,6 +363,7 @@ def test_xlsx_values_excel_cannot_hold_become_text_and_are_reported():
         [math.nan, decimal.Decimal("NaN"), dt.date(1899, 12, 31)],
         [math.inf, decimal.Decimal("1.5"), dt.date(1900, 1, 1)],
         [-math.inf, decimal.Decimal("-Infinity"), dt.date(1900, 2, 28)],
+        [0.5, decimal.Decimal("2"), dt.date(1899, 12, 31)],  # counted again, not cached
     ]
     data, summary = export(XlsxExporter(), make_result(columns, rows))
     got = load_xlsx(data)["Result"][1:]
@@ -370,9 +371,77 @@ def test_xlsx_values_excel_cannot_hold_become_text_and_are_reported():
         ("NaN", "NaN", "1899-12-31"),
         ("Infinity", 1.5, dt.datetime(1900, 1, 1)),
         ("-Infinity", "-Infinity", dt.datetime(1900, 2, 28)),
+        (0.5, 2, "1899-12-31"),
     ]
-    assert any(w.startswith("5 number(s) Excel cannot hold") for w in summary.warnings)
-    assert any(w.startswith("1 date or time value(s)") for w in summary.warnings)
+    assert summary.warnings == (
+        "5 number(s) Excel cannot hold (NaN, Infinity) were written as text.",
+        "2 date or time value(s) outside Excel's range (before 1900, or not a calendar "
+        "value) were written as text.",
+    )
+
+
+def raw_result(columns: Sequence[Column], text: str) -> StoredResult:
+    """A result from canonical CSV text as PostgreSQL's COPY writes it."""
+    store = MemoryStore()
+    store.blobs["pg"] = text.encode()
+    rows = text.count("\n") - 1
+    return StoredResult(store, "pg", ResultMeta(tuple(columns), rows), tracker_id=1)
+
+
+PG_COLUMNS = [
+    Column("day", T.DATE),
+    Column("ts", T.DATETIME),
+    Column("tstz", T.DATETIMETZ),
+    Column("n", T.DECIMAL),
+    Column("ok", T.BOOLEAN),
+]
+PG_TEXT = (
+    "day,ts,tstz,n,ok\n"
+    "2024-01-31,2024-01-31 10:00:00.5,2024-01-31 09:00:00+00,NaN,t\n"
+    "infinity,-infinity,infinity,-Infinity,f\n"
+    "0044-03-15 BC,2024-01-31 10:00:00,2024-01-31 09:00:00.25+00,1.50,\n"
+)
+
+
+def test_postgresql_spellings_to_json():
+    data, _ = export(JsonExporter(), raw_result(PG_COLUMNS, PG_TEXT))
+    assert json.loads(data, parse_float=decimal.Decimal)["rows"] == [
+        ["2024-01-31", "2024-01-31T10:00:00.5", "2024-01-31T09:00:00+00:00", None, True],
+        ["infinity", "-infinity", "infinity", None, False],
+        [
+            "0044-03-15 BC",
+            "2024-01-31T10:00:00",
+            "2024-01-31T09:00:00.25+00:00",
+            decimal.Decimal("1.50"),
+            None,
+        ],
+    ]
+
+
+def test_postgresql_spellings_to_xlsx():
+    data, summary = export(XlsxExporter(), raw_result(PG_COLUMNS, PG_TEXT))
+    assert load_xlsx(data)["Result"][1:] == [
+        (
+            dt.datetime(2024, 1, 31),
+            dt.datetime(2024, 1, 31, 10, 0, 0, 500000),
+            dt.datetime(2024, 1, 31, 9),
+            "NaN",
+            True,
+        ),
+        ("infinity", "-infinity", "infinity", "-Infinity", False),
+        (
+            "0044-03-15 BC",
+            dt.datetime(2024, 1, 31, 10),
+            dt.datetime(2024, 1, 31, 9, 0, 0, 250000),
+            1.5,
+            None,
+        ),
+    ]
+    assert summary.warnings == (
+        "4 date or time value(s) outside Excel's range (before 1900, or not a calendar "
+        "value) were written as text.",
+        "2 number(s) Excel cannot hold (NaN, Infinity) were written as text.",
+    )
 
 
 def test_xlsx_forbidden_characters_and_overlong_cells(tmp_path):
