@@ -42,8 +42,9 @@ BATCH_ROWS = 2_000
 
 # A JSON number, exactly as the grammar allows.
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
-# Fast-path guard: a character no finite number contains (NaN, Infinity and any text
-# that is not a number all have one).
+# Fast-path guard: a character no number contains. The canonical text forms (csvcodec) only
+# ever spell a number as a valid JSON number or as NaN/Infinity/-Infinity; this catches
+# those, and stray text, across a whole column of a batch in one scan.
 _NOT_NUMBER_CHAR = re.compile(r"[^0-9.eE+\-\n]")
 _BOOLEANS = {"t": "true", "f": "false", None: "null"}
 
@@ -148,8 +149,9 @@ def write_json(sink: BinaryIO, columns: Sequence[Column], rows: Iterable[TextRow
         sink.write(chunk)
         written += len(chunk)
         count += len(batch)
-    sink.write(b"\n]}\n")
-    return ExportSummary(rows=count, bytes_written=written + 4)
+    end = b"\n]}\n"
+    sink.write(end)
+    return ExportSummary(rows=count, bytes_written=written + len(end))
 
 
 class JsonExporter(Exporter):

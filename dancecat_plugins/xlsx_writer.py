@@ -56,7 +56,9 @@ ILLEGAL_CHARACTERS_RE = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]|[\ufffe
 # Anything that sends a text cell down the slow path: markup, CR (XML would turn CRLF into
 # LF, so it is written as a character reference), or an illegal character.
 _TEXT_NEEDS_CARE = re.compile(r"[&<>\r\000-\010\013\014\016-\037\ufffe\uffff]")
-# Fast-path guard for numbers: a character no finite decimal number contains.
+# Fast-path guard for numbers: a character no number contains. The canonical text forms
+# (csvcodec) spell a number either as Excel reads it or as NaN/Infinity/-Infinity; this
+# catches those, and stray text, across a whole column of a batch in one scan.
 _NOT_NUMBER_CHAR = re.compile(r"[^0-9.eE+\-\n]")
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
