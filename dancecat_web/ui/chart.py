@@ -14,6 +14,7 @@ from dancecat_core.models import Tracker, TrackerStatus
 WIDTH = 640
 HEIGHT = 160
 PAD = 24
+MAX_BAR = 28
 
 
 @attrs.frozen
@@ -27,9 +28,16 @@ class Bar:
 
 
 @attrs.frozen
+class Point:
+    x: float
+    y: float
+
+
+@attrs.frozen
 class Chart:
     bars: list[Bar]
     line: str
+    points: list[Point]
     max_ms: int
     max_rows: int
     width: int = WIDTH
@@ -48,15 +56,15 @@ def run_chart(runs: list[Tracker]) -> Chart | None:
     inner_h = HEIGHT - 2 * PAD
     slot = inner_w / len(finished)
     bars: list[Bar] = []
-    points: list[str] = []
+    points: list[Point] = []
     for index, tracker in enumerate(finished):
         height = max(1.0, inner_h * (tracker.duration_ms or 0) / max_ms)
         x = PAD + index * slot
         bars.append(
             Bar(
-                x=round(x + slot * 0.15, 1),
+                x=round(x + (slot - min(slot * 0.7, MAX_BAR)) / 2, 1),
                 y=round(PAD + inner_h - height, 1),
-                width=round(max(1.0, slot * 0.7), 1),
+                width=round(max(1.0, min(slot * 0.7, MAX_BAR)), 1),
                 height=round(height, 1),
                 failed=tracker.status != TrackerStatus.SUCCESS.value
                 and tracker.status != TrackerStatus.RESULT_EXPIRED.value,
@@ -66,5 +74,6 @@ def run_chart(runs: list[Tracker]) -> Chart | None:
             )
         )
         row_y = PAD + inner_h - inner_h * (tracker.row_count or 0) / max_rows
-        points.append(f"{round(x + slot / 2, 1)},{round(row_y, 1)}")
-    return Chart(bars=bars, line=" ".join(points), max_ms=max_ms, max_rows=max_rows)
+        points.append(Point(round(x + slot / 2, 1), round(row_y, 1)))
+    line = " ".join(f"{point.x},{point.y}" for point in points)
+    return Chart(bars=bars, line=line, points=points, max_ms=max_ms, max_rows=max_rows)
