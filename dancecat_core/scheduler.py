@@ -205,14 +205,9 @@ def _claim_one(
                 log.warning("schedule %s: occurrence %s already has a tracker", schedule_id, due)
                 return _advance_only(runtime, schedule_id, job_id, old, new_next)
             tracker_id = tracker.id
-            session.execute(
-                update(Job)
-                .where(Job.id == job_id)
-                .values(run_count=func.coalesce(Job.run_count, 0) + 1)
-                .execution_options(synchronize_session=False)
-            )
     eta = due if due is not None and due > now else None
     if tracker_id is not None:
+        _count_run(runtime, job_id)
         log.info(
             "tracker %s: schedule %s occurrence %s claimed (%s)",
             tracker_id,
@@ -221,6 +216,18 @@ def _claim_one(
             "catch-up" if missed else "on time",
         )
     return Claim(schedule_id, job_id, old, new_next, tracker_id, due, eta, missed)
+
+
+def _count_run(runtime: Runtime, job_id: int) -> None:
+    """Bump the job's run counter in its own short transaction: every claim of one job's
+    schedules would otherwise queue up behind the job row's lock until commit."""
+    with session_scope(runtime.session_factory) as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(run_count=func.coalesce(Job.run_count, 0) + 1)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _advance_only(

@@ -160,8 +160,7 @@ def next_after(
         # cronsim walks wall-clock time; in a repeated (fall-back) hour its answers may lie
         # before ``after`` in real time, so skip until one is strictly later.
         local_after = after_or_start.astimezone(tz).replace(microsecond=0)
-        begin = local_after - dt.timedelta(hours=3)
-        for candidate in CronSim(check_cron(cron), begin):
+        for candidate in CronSim(check_cron(cron), local_after):
             instant = candidate.astimezone(UTC)
             if instant > after_or_start:
                 return instant
