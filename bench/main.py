@@ -58,6 +58,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="200k rows, 1 repeat")
     parser.add_argument("--only", action="append", choices=["pipeline", "scheduler", "web"])
+    parser.add_argument(
+        "--cases",
+        help="pipeline cases, comma-separated (default: all of " + ",".join(pipeline.TARGETS) + ")",
+    )
     parser.add_argument("--sizes", help="comma-separated row counts (default 1000000,5000000)")
     parser.add_argument("--repeats", type=int, default=3, help="repeats at 1M rows (default 3)")
     parser.add_argument(
@@ -124,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 check_sample=args.xlsx_sample or None,
                 value_checks=not big,
                 libreoffice=not args.no_libreoffice and not big,
+                cases=frozenset(args.cases.split(",") if args.cases else pipeline.TARGETS),
             )
             results += pipeline.run_plan(app, plan, config.RESULTS / f"out-{n}", log)
             if not args.keep:

@@ -250,6 +250,7 @@ class Plan:
     check_sample: int | None  # XLSX read-back rows (None: all)
     value_checks: bool  # parse-and-compare CSV/JSON (sizes where that is affordable)
     libreoffice: bool
+    cases: frozenset[str] = frozenset(TARGETS)
 
 
 def _pg_floor_csv(rows: int, out: Path) -> Sample:
@@ -267,55 +268,64 @@ def _my_floor(rows: int, out: Path) -> Sample:
 def run_plan(app: App, plan: Plan, out_dir: Path, log: Callable[[str], None]) -> list[CaseResult]:
     n = plan.rows
     out_dir.mkdir(parents=True, exist_ok=True)
-    cases = {key: CaseResult(key, n) for key in TARGETS}
+    want = [key for key in TARGETS if key in plan.cases]
+    cases = {key: CaseResult(key, n) for key in want}
+    pg_cases = [key for key in want if key.startswith("pg-")]
     have_my = app.has_driver("mysql")
-    if not have_my:
+    if "my-csv" in cases and not have_my:
         cases["my-csv"].error = "no mysql driver registered yet (dancecat_plugins.mysql_driver)"
-    pg_job = app.job("postgresql", n)
-    my_job = app.job("mysql", n) if have_my else None
+    pg_job = app.job("postgresql", n) if pg_cases else None
+    my_job = app.job("mysql", n) if have_my and "my-csv" in cases else None
 
     def keep(name: str, repeat: int) -> Path:
         # The first repeat's files are kept for the exactness checks; the rest overwrite one.
         return out_dir / (name if repeat == 0 else f"scratch-{name}")
 
+    def floor_py(cmd: str, name: str, repeat: int) -> Sample:
+        out = keep(name, repeat)
+        return measure.python(cmd, {"sql": data.select_sql(n), "out": str(out)})
+
     for repeat in range(plan.repeats):
         log(f"  [{n:,} rows] repeat {repeat + 1}/{plan.repeats}")
-        # PostgreSQL -> CSV, and the run that XLSX and JSON are exported from.
-        _step(cases["pg-csv"], "floor", lambda r=repeat: _pg_floor_csv(n, keep("floor-pg.csv", r)))
+        # PostgreSQL: one run, exported to each format; each floor beside it.
+        if "pg-csv" in cases or (pg_cases and repeat == 0):
+            # The psql CSV is also what XLSX is checked against: made once even without pg-csv.
+            target = cases.get("pg-csv") or CaseResult("pg-csv", n)
+            _step(target, "floor", lambda r=repeat: _pg_floor_csv(n, keep("floor-pg.csv", r)))
         tracker = None
         try:
-            tracker, run = app.run(pg_job)
-            for key in ("pg-csv", "pg-xlsx", "pg-json"):
-                cases[key].run.append(run)
-            for fmt in FORMATS:
-                _step(
-                    cases[f"pg-{fmt}"],
-                    "export",
-                    lambda f=fmt, r=repeat, t=tracker: app.export(t, f, keep(f"ours-pg.{f}", r)),
-                )
-        except Exception as exc:  # a run that failed fails all three cases
-            for key in ("pg-csv", "pg-xlsx", "pg-json"):
+            if pg_job is not None:
+                tracker, run = app.run(pg_job)
+                for key in pg_cases:
+                    cases[key].run.append(run)
+                    _step(
+                        cases[key],
+                        "export",
+                        lambda f=key[3:], r=repeat, t=tracker: app.export(
+                            t, f, keep(f"ours-pg.{f}", r)
+                        ),
+                    )
+        except Exception as exc:  # a run that failed fails every PostgreSQL case
+            for key in pg_cases:
                 cases[key].error = str(exc)
         finally:
             if tracker is not None:
                 app.drop_result(tracker)
-        _step(
-            cases["pg-json"],
-            "floor",
-            lambda r=repeat: measure.python(
-                "floor-json", {"sql": data.select_sql(n), "out": str(keep("floor-pg.json", r))}
-            ),
-        )
-        if repeat < plan.xlsx_floor_repeats:
+        if "pg-json" in cases:
+            _step(
+                cases["pg-json"],
+                "floor",
+                lambda r=repeat: floor_py("floor-json", "floor-pg.json", r),
+            )
+        if "pg-xlsx" in cases and repeat < plan.xlsx_floor_repeats:
             _step(
                 cases["pg-xlsx"],
                 "floor",
-                lambda r=repeat: measure.python(
-                    "floor-xlsx", {"sql": data.select_sql(n), "out": str(keep("floor-pg.xlsx", r))}
-                ),
+                lambda r=repeat: floor_py("floor-xlsx", "floor-pg.xlsx", r),
             )
         # MariaDB -> CSV
-        _step(cases["my-csv"], "floor", lambda r=repeat: _my_floor(n, keep("floor-my.tsv", r)))
+        if "my-csv" in cases:
+            _step(cases["my-csv"], "floor", lambda r=repeat: _my_floor(n, keep("floor-my.tsv", r)))
         if my_job is not None and cases["my-csv"].error is None:
             tracker = None
             try:
@@ -363,6 +373,8 @@ def _exactness(
     floor_csv = out_dir / "floor-pg.csv"
 
     def check(key: str, ours: str, fn: Callable[[], checks.Verdict]) -> None:
+        if key not in cases:
+            return
         case = cases[key]
         if not (out_dir / ours).exists():
             case.checks.append(checks.Verdict(None, f"{ours} was not produced"))
@@ -397,7 +409,7 @@ def _exactness(
             lambda: checks.check_xlsx(out_dir / "ours-pg.xlsx", floor_csv, plan.check_sample),
         )
     else:
-        for key in ("my-csv", "pg-json", "pg-xlsx"):
+        for key in [k for k in ("my-csv", "pg-json", "pg-xlsx") if k in cases]:
             cases[key].checks.append(
                 checks.Verdict(
                     None, f"value checks run at the smaller size only (not at {plan.rows:,} rows)"
