@@ -567,3 +567,38 @@ def test_a_crash_is_a_logged_generic_500(runtime, alice, caplog, monkeypatch):
     assert response.json["error"]["code"] == "internal"
     assert "secret internals" not in response.text
     assert "secret internals" in caplog.text
+
+
+# -- what the fuzzer found -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "host", ["0" * 300, "a" * 64 + ".example.com", "bad host", "a..b", "ü" * 70]
+)
+def test_hosts_that_no_resolver_accepts_are_422_not_500(app, alice, host):
+    """An over-long DNS label made getaddrinfo raise UnicodeError inside the MySQL driver."""
+    body = {"name": "x", "driver": "mysql", "host": host, "database": "d"}
+    for url in ("/api/v1/connections", "/api/v1/connections/test"):
+        error = app.post_json(url, body, headers=alice.auth, status=422).json["error"]
+        assert error["field"] == "host"
+
+
+@pytest.mark.parametrize(
+    "host", ["db.example.com", "127.0.0.1", "::1", "[::1]", "/var/run/postgresql", "bücher.de"]
+)
+def test_real_hosts_are_accepted(app, alice, host):
+    body = {"name": "x", "driver": "postgresql", "host": host, "database": "d"}
+    app.post_json("/api/v1/connections", body, headers=alice.auth, status=201)
+
+
+def test_a_deleted_jobs_runs_and_latest_result_are_404(app, alice, job, finished_run):
+    app.delete(f"/api/v1/jobs/{job['id']}", headers=alice.auth, status=204)
+    app.get(f"/api/v1/jobs/{job['id']}/runs", headers=alice.auth, status=404)
+    app.get(f"/api/v1/jobs/{job['id']}/latest/result.csv", headers=alice.auth, status=404)
+    # The run itself stays in the history.
+    app.get(f"/api/v1/trackers/{finished_run['id']}", headers=alice.auth, status=200)
+
+
+def test_empty_query_parameters_are_refused(app, alice, job):
+    app.get("/api/v1/jobs?limit=&offset=", headers=alice.auth, status=422)
+    app.get(f"/api/v1/jobs/{job['id']}/runs?status=", headers=alice.auth, status=422)

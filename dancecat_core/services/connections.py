@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Any
 
 import attrs
@@ -33,13 +35,38 @@ class ConnectionInput:
     options: dict[str, Any] = attrs.field(factory=dict)
 
 
+_HOST_NAME = re.compile(r"[A-Za-z0-9_.-]{1,253}")
+HOST_RULE = "host must be a host name, an IP address or a socket directory (/...)"
+
+
+def _host(value: Any) -> str | None:
+    """A host name, an IP address or a Unix socket directory; anything else is refused here
+    rather than failing deep inside a driver's resolver (an over-long DNS label raises
+    ``UnicodeError`` from ``getaddrinfo``, which no driver expects)."""
+    host = validation.text(value, "host", max_length=255, required=False) or None
+    if host is None or host.startswith("/"):
+        return host
+    try:
+        ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+        return host
+    except ValueError:
+        pass
+    try:
+        ascii_name = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValidationError(HOST_RULE, "host") from None
+    if not _HOST_NAME.fullmatch(ascii_name):
+        raise ValidationError(HOST_RULE, "host")
+    return host
+
+
 def _checked(runtime: Runtime, data: ConnectionInput) -> dict[str, Any]:
     driver_name = validation.text(data.driver, "driver", max_length=50)
     if driver_name not in runtime.drivers:
         known = ", ".join(sorted(runtime.drivers))
         raise ValidationError(f"driver must be one of {known}", "driver")
     driver = runtime.drivers[driver_name]
-    host = validation.text(data.host, "host", max_length=255, required=False) or None
+    host = _host(data.host)
     if driver.needs_host and not host:
         raise ValidationError(f"host is required for {driver.label}", "host")
     if not isinstance(data.options, dict):

@@ -40,10 +40,9 @@ def list_for_job(
     limit: int = 50,
     before: int | None = None,
 ) -> list[Tracker]:
-    """A job's runs, newest first; ``before`` pages by tracker id."""
-    job = session.get(Job, job_id)
-    if job is None or not access.can_see(actor, job):
-        raise NotFound("job not found")
+    """A job's runs, newest first; ``before`` pages by tracker id. A deleted job is not
+    found here, as everywhere its id is used (its runs stay reachable by tracker id)."""
+    access.require_visible(actor, session.get(Job, job_id), "job")
     query = select(Tracker).where(Tracker.job_id == job_id)
     if status:
         query = query.where(Tracker.status == TrackerStatus(status).value)
@@ -79,9 +78,7 @@ def list_visible(
 
 
 def latest_success(session: Session, actor: User | None, job_id: int) -> Tracker:
-    job = session.get(Job, job_id)
-    if job is None or not access.can_see(actor, job):
-        raise NotFound("job not found")
+    access.require_visible(actor, session.get(Job, job_id), "job")
     tracker = session.scalars(
         select(Tracker)
         .where(

@@ -133,7 +133,7 @@ def query_int(
 ) -> int | None:
     """A whole-number query parameter within bounds, or ``ValidationError``."""
     raw = request.GET.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         number = int(raw) if raw.strip().lstrip("-").isdigit() else None

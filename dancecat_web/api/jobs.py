@@ -177,7 +177,7 @@ def run_job(request: Request) -> dict[str, Any]:
 @view_config(route_name="api.job.runs", request_method="GET", renderer="json")
 def list_runs(request: Request) -> dict[str, Any]:
     """A job's runs, newest first; pass ``next_before`` back as ``before`` for the next page."""
-    status = request.GET.get("status") or None
+    status = request.GET.get("status")
     if status is not None and status not in {s.value for s in TrackerStatus}:
         names = ", ".join(s.value for s in TrackerStatus)
         raise ValidationError(f"status must be one of {names}", "status")

@@ -7,6 +7,7 @@ schemathesis run checks the answers match it.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from pyramid.request import Request
@@ -26,6 +27,19 @@ def ref(name: str) -> dict[str, str]:
 
 def nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "nullable": True}
+
+
+def text(max_length: int, description: str | None = None) -> dict[str, Any]:
+    """A required text field: at least one non-space character (the services strip)."""
+    schema: dict[str, Any] = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": max_length,
+        "pattern": r"\S",
+    }
+    if description:
+        schema["description"] = description
+    return schema
 
 
 STRING = {"type": "string"}
@@ -78,14 +92,21 @@ FORMAT = {
 }
 
 CONNECTION_FIELDS: dict[str, Any] = {
-    "name": {"type": "string", "description": "Shown in lists; 1 to 100 characters"},
-    "driver": {"type": "string", "description": "A registered driver: sqlite, postgresql, ..."},
-    "host": nullable({"type": "string"}),
-    "port": nullable({"type": "integer"}),
-    "database": {"type": "string", "description": "Database name (a file path for SQLite)"},
-    "user": nullable({"type": "string"}),
+    "name": text(100, "Shown in lists"),
+    "driver": {"type": "string", "description": "A registered driver (see the enum)"},
+    "host": nullable(
+        {"type": "string", "maxLength": 255, "description": "Required by network drivers"}
+    ),
+    "port": nullable({"type": "integer", "minimum": 1, "maximum": 65535}),
+    "database": text(1024, "Database name (a file path for SQLite)"),
+    "user": nullable({"type": "string", "maxLength": 255}),
     "password": nullable(
-        {"type": "string", "writeOnly": True, "description": "Never returned; omit to keep"}
+        {
+            "type": "string",
+            "maxLength": 1024,
+            "writeOnly": True,
+            "description": "Never returned; omit (or send empty) to keep the stored one",
+        }
     ),
     "read_only": {"type": "boolean", "default": True},
     "shared": {"type": "boolean", "default": False, "description": "Usable by every user"},
@@ -98,20 +119,38 @@ SCHEDULE_FIELDS: dict[str, Any] = {
         "type": "string",
         "enum": ["once", "hourly", "daily", "weekly", "monthly", "cron"],
     },
-    "start": {"type": "string", "description": "Wall-clock start, `YYYY-MM-DD HH:MM`"},
-    "timezone": nullable({"type": "string", "description": "IANA zone; default TIMEZONE"}),
-    "cron": nullable({"type": "string", "description": "Five-field cron, for type cron"}),
+    "start": {
+        "type": "string",
+        "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2})?$",
+        "description": "Wall-clock start, `YYYY-MM-DD HH:MM`, in `timezone`",
+    },
+    "timezone": nullable(
+        {"type": "string", "maxLength": 64, "description": "IANA zone; default TIMEZONE"}
+    ),
+    "cron": nullable(
+        {"type": "string", "maxLength": 200, "description": "Five-field cron, type cron only"}
+    ),
     "active": {"type": "boolean", "default": True},
     "catch_up": {"type": "string", "enum": ["once", "skip"], "default": "once"},
 }
 
 JOB_FIELDS: dict[str, Any] = {
-    "name": {"type": "string"},
-    "annotation": nullable({"type": "string"}),
-    "connection_id": {"type": "integer"},
-    "query": {"type": "string", "description": "The SQL statement"},
-    "timeout_seconds": nullable({"type": "integer", "description": "Default DB_TIMEOUT"}),
-    "recipients": {"type": "array", "items": {"type": "string", "format": "email"}},
+    "name": text(200),
+    "annotation": nullable({"type": "string", "maxLength": 100_000}),
+    "connection_id": {"type": "integer", "minimum": 1, "description": "A usable connection"},
+    "query": text(1_000_000, "The SQL statement"),
+    "timeout_seconds": nullable(
+        {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 7 * 24 * 3600,
+            "description": "Default DB_TIMEOUT",
+        }
+    ),
+    "recipients": {
+        "type": "array",
+        "items": {"type": "string", "format": "email", "maxLength": 254},
+    },
     "schedules": {"type": "array", "items": ref("ScheduleInput")},
     "shared": {"type": "boolean", "default": False},
 }
@@ -288,9 +327,9 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "required": ["connection_id", "query"],
         "properties": {
-            "connection_id": INTEGER,
-            "query": STRING,
-            "timeout_seconds": nullable(INTEGER),
+            "connection_id": JOB_FIELDS["connection_id"],
+            "query": JOB_FIELDS["query"],
+            "timeout_seconds": JOB_FIELDS["timeout_seconds"],
         },
     },
     "Preview": {
@@ -595,7 +634,53 @@ def _paths() -> dict[str, Any]:
     }
 
 
-def document(server_url: str) -> dict[str, Any]:
+def _links(pointer: str, *operation_ids: str) -> dict[str, Any]:
+    """OpenAPI links: the new object's id feeds these operations (fuzzers follow them)."""
+    return {
+        operation_id: {"operationId": operation_id, "parameters": {"id": pointer}}
+        for operation_id in operation_ids
+    }
+
+
+def _with_links(response: dict[str, Any], links: dict[str, Any]) -> dict[str, Any]:
+    return {**response, "links": links}
+
+
+def document(server_url: str, drivers: list[str]) -> dict[str, Any]:
+    """The document for this server: its URL and its registered drivers."""
+    schemas = copy.deepcopy(SCHEMAS)
+    for name in ("ConnectionInput", "ConnectionPatch"):
+        schemas[name]["properties"]["driver"]["enum"] = drivers
+    paths = _paths()
+    paths["/connections"]["post"]["responses"]["201"] = _with_links(
+        paths["/connections"]["post"]["responses"]["201"],
+        _links(
+            "$response.body#/connection/id",
+            "getConnection",
+            "replaceConnection",
+            "patchConnection",
+            "deleteConnection",
+            "testConnection",
+        ),
+    )
+    paths["/jobs"]["post"]["responses"]["201"] = _with_links(
+        paths["/jobs"]["post"]["responses"]["201"],
+        _links(
+            "$response.body#/job/id",
+            "getJob",
+            "replaceJob",
+            "patchJob",
+            "deleteJob",
+            "previewJob",
+            "runJob",
+            "listRuns",
+            "latestResult",
+        ),
+    )
+    paths["/jobs/{id}/runs"]["post"]["responses"]["202"] = _with_links(
+        paths["/jobs/{id}/runs"]["post"]["responses"]["202"],
+        _links("$response.body#/tracker/id", "getTracker", "trackerResult"),
+    )
     return {
         "openapi": "3.0.3",
         "info": {
@@ -610,7 +695,7 @@ def document(server_url: str) -> dict[str, Any]:
         },
         "servers": [{"url": server_url}],
         "security": [{"bearerAuth": []}, {"cookieSession": []}],
-        "paths": _paths(),
+        "paths": paths,
         "components": {
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer"},
@@ -621,7 +706,7 @@ def document(server_url: str) -> dict[str, Any]:
                     "description": "Browser session; unsafe methods need X-CSRF-Token",
                 },
             },
-            "schemas": SCHEMAS,
+            "schemas": schemas,
         },
     }
 
@@ -634,4 +719,4 @@ def document(server_url: str) -> dict[str, Any]:
 )
 def openapi(request: Request) -> dict[str, Any]:
     request.response.headers["Cache-Control"] = "public, max-age=300"
-    return document(request.application_url + "/api/v1")
+    return document(request.application_url + "/api/v1", sorted(request.runtime.drivers))
