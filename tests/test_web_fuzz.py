@@ -86,6 +86,8 @@ def test_schemathesis_finds_no_server_errors_or_nonconforming_answers(live, tmp_
             "utf-8",
             "--generation-allow-x00",
             "false",
+            "--generation-database",
+            "none",
             "--no-color",
             "--report",
             "har",
@@ -96,6 +98,7 @@ def test_schemathesis_finds_no_server_errors_or_nonconforming_answers(live, tmp_
         text=True,
         timeout=900,
         check=False,
+        cwd=tmp_path,
     )
     requests_made = len(json.loads(har.read_text())["log"]["entries"]) if har.exists() else 0
     print(f"\nschemathesis made {requests_made} requests")
