@@ -40,8 +40,10 @@ MAX_CELL_CHARS = 32_767
 #: Rows converted and written per step: big enough that per-batch costs vanish, small
 #: enough (a few MB of XML) that memory does not grow with the result.
 BATCH_ROWS = 2_000
-#: zlib level 1: sheet XML is so repetitive that level 1 already compresses it ~10x, and it
-#: runs several times faster than the default 6, which gains only a little more.
+#: zlib level 1: sheet XML is so repetitive that level 1 already shrinks it about 7x, and
+#: compression is most of the export's time. Measured on 300,000 rows of ten columns, the
+#: whole export took 3.0 s for 17.5 MB at level 1, 7.3 s for 13.3 MB at the default 6 and
+#: 17.4 s for 12.7 MB at 9: a file 30% larger is worth an export 2.4 times as fast.
 COMPRESS_LEVEL = 1
 #: Bounds on sheet XML per input, used to tell whether a sheet could pass zip's 4 GiB entry
 #: limit: escaping makes a character at most 5 bytes ("&amp;"); the markup around a cell is
