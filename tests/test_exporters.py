@@ -28,6 +28,8 @@ from typing import Any, BinaryIO
 
 import openpyxl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dancecat_core.columns import Column, ColumnType
 from dancecat_core.csvcodec import RowFormatter, read_typed_rows
@@ -317,6 +319,50 @@ def test_one_column_of_nulls_in_every_format():
     data, _ = export(XlsxExporter(), result)
     for read_only in (False, True):
         assert load_xlsx(data, read_only)["Result"] == [("x",), ("a",), (None,), ("",), (None,)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text()), min_size=1, max_size=5))
+def test_any_text_round_trips_through_json_and_xlsx(texts):
+    columns = [Column("s", T.TEXT), Column("n", T.INTEGER)]
+    rows = [[t, i] for i, t in enumerate(texts)]
+    result = make_result(columns, rows)
+    data, _ = export(JsonExporter(), result)
+    assert json.loads(data)["rows"] == rows
+    data, summary = export(XlsxExporter(), result)
+    cleaned = [
+        (None if t is None else xlsx_writer.ILLEGAL_CHARACTERS_RE.sub("", t), i) for t, i in rows
+    ]
+    assert load_xlsx(data)["Result"][1:] == cleaned
+    assert bool(summary.warnings) == (cleaned != [tuple(r) for r in rows])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.one_of(st.none(), st.integers()), st.one_of(st.none(), st.floats())),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_any_number_round_trips_through_json_and_xlsx(pairs):
+    columns = [Column("i", T.INTEGER), Column("f", T.FLOAT)]
+    result = make_result(columns, [list(p) for p in pairs])
+    finite = [(i, f if f is None or math.isfinite(f) else None) for i, f in pairs]
+    data, _ = export(JsonExporter(), result)
+    assert [tuple(r) for r in json.loads(data)["rows"]] == finite
+    data, _ = export(XlsxExporter(), result)
+    assert load_xlsx(data)["Result"][1:] == [
+        (
+            i if i is None or len(str(abs(i))) <= 15 else str(i),
+            f if f is None or math.isfinite(f) else xlsx_writer_text(f),
+        )
+        for i, f in pairs
+    ]
+
+
+def xlsx_writer_text(value: float) -> str:
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
 # -- XLSX ---------------------------------------------------------------------------------------
