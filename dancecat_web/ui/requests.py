@@ -29,4 +29,5 @@ def refuse(request: Request) -> None:
 
 def wants_json(request: Request) -> bool:
     """The page's script asked (``fetch`` with ``Accept: application/json``)."""
-    return request.accept.best_match(["text/html", "application/json"]) == "application/json"
+    offers = request.accept.acceptable_offers(["text/html", "application/json"])
+    return bool(offers) and offers[0][0] == "application/json"
