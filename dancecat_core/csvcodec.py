@@ -232,13 +232,17 @@ def read_text_rows(raw: BinaryIO, *, skip_header: bool = True) -> Iterator[TextR
     lines = _RecordingLines(iter(text))
     reader = csv.reader(lines, strict=True)
     first = True
+    blank: TextRow = [None]  # a one-column NULL is a blank line; zero columns too
     for row in reader:
         record, lines.record = lines.record, []
         if first and skip_header:
             first = False
+            blank = [None] if row else []
             continue
         first = False
-        if "" in row:
+        if not row:
+            yield list(blank)
+        elif "" in row:
             flags = _quoted_flags("".join(record))
             yield [
                 (value if value or (i < len(flags) and flags[i]) else None)

@@ -35,4 +35,8 @@ class Exporter(abc.ABC):
 
     @abc.abstractmethod
     def export(self, result: StoredResult, sink: BinaryIO) -> ExportSummary:
-        """Write ``result`` to ``sink`` without holding it whole in memory."""
+        """Write ``result`` to ``sink`` without holding it whole in memory.
+
+        Use only ``sink.write``: the sink may be a result-store writer (cached renders) or a
+        socket-backed stream, neither of which can seek or tell.
+        """

@@ -99,3 +99,10 @@ def test_iso_text_in_untyped_columns_becomes_dates():
     assert types == [ColumnType.DATE, ColumnType.DATETIME, ColumnType.TEXT]
     assert back[0][:2] == [dt.date(2024, 1, 31), dt.datetime(2024, 1, 31, 10)]
     assert back[1][2] == "soon"
+
+
+def test_one_column_null_is_a_blank_line_and_reads_back():
+    formatter = RowFormatter([Column("only", ColumnType.TEXT)])
+    raw = (formatter.header() + formatter.lines([[None], [""], ["x"]])).encode()
+    assert raw == b'only\n\n""\nx\n'
+    assert list(read_text_rows(io.BytesIO(raw))) == [[None], [""], ["x"]]
