@@ -99,3 +99,20 @@ def test_connection_password_is_never_stored_in_clear(runtime):
     assert "correct horse" not in repr(dict(raw))
     assert runtime.connection_params(connection).password == "correct horse battery staple"
     assert "correct horse" not in repr(runtime.connection_params(connection))
+
+
+def test_file_databases_inside_dancecat_home_are_refused(runtime):
+    from dancecat_core.errors import ValidationError
+
+    app_db = runtime.settings.home / "dancecat.sqlite"
+    for path in (
+        str(app_db),
+        str(runtime.settings.home / "results" / "x"),
+        f"file:{app_db}?mode=ro",
+    ):
+        with runtime.session_factory() as session, pytest.raises(ValidationError) as info:
+            connections.create(
+                runtime, session, None, ConnectionInput(name="own", driver="sqlite", database=path)
+            )
+        assert info.value.field == "database"
+        assert "DANCECAT_HOME" in str(info.value)

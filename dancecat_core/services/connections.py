@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -71,10 +72,13 @@ def _checked(runtime: Runtime, data: ConnectionInput) -> dict[str, Any]:
         raise ValidationError(f"host is required for {driver.label}", "host")
     if not isinstance(data.options, dict):
         raise ValidationError("options must be an object", "options")
+    database = validation.text(data.database, "database", max_length=1024)
+    if not driver.needs_host:
+        _refuse_own_files(runtime, database)
     return {
         "name": validation.text(data.name, "name", max_length=100),
         "driver": driver_name,
-        "database": validation.text(data.database, "database", max_length=1024),
+        "database": database,
         "host": host,
         "port": validation.optional_int(data.port, "port", minimum=1, maximum=65535)
         or driver.default_port,
@@ -83,6 +87,22 @@ def _checked(runtime: Runtime, data: ConnectionInput) -> dict[str, Any]:
         "shared": validation.boolean(data.shared, "shared"),
         "options": data.options,
     }
+
+
+def _refuse_own_files(runtime: Runtime, database: str) -> None:
+    """File-based databases may not point into DANCECAT_HOME: the app database, results and
+    secrets there must never be queried through DanceCat itself."""
+    path = database.removeprefix("file:").split("?", 1)[0]
+    try:
+        resolved = Path(path).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError):
+        raise ValidationError("database: not a usable file path", "database") from None
+    home = runtime.settings.home.resolve()
+    if resolved == home or home in resolved.parents:
+        raise ValidationError(
+            "database: files under DANCECAT_HOME (DanceCat's own data) cannot be queried",
+            "database",
+        )
 
 
 def _set_password(runtime: Runtime, connection: Connection, password: Any) -> None:
