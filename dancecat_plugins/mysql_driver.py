@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import re
 import threading
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, BinaryIO
 
 import pymysql
 import pymysql.converters
 import pymysql.cursors
-from pymysql.constants import ER, FIELD_TYPE
+from pymysql.constants import CR, ER, FIELD_TYPE
 
 from dancecat_core.columns import Column, ColumnType
 from dancecat_core.drivers import ConnectionParams, Driver, DriverSession, QueryCursor
@@ -140,6 +141,443 @@ def describe(field: Any) -> Column:
     return Column(name=field.name, type=kind, db_type=name, source=source)
 
 
+# --- the native CSV path: row packets straight to canonical CSV ----------------------------
+#
+# In the text protocol a row is one packet of length-encoded strings: a length byte (< 251),
+# or 0xFC/0xFD/0xFE and a 2/3/8-byte length, then the value's text; 0xFB alone is NULL. The
+# server already writes numbers, dates and times in the canonical text, and text columns in
+# the connection's utf8mb4, so CSV is mostly those bytes with the length bytes turned into
+# commas. ``copy_csv`` does exactly that, in place: each block read off the socket is copied
+# into a bytearray, every packet header and length byte is overwritten by a marker byte
+# that valid UTF-8 never holds (0xFA-0xFF), and one ``translate`` per block turns markers
+# into commas and line ends (or deletes them). Python touches each field once, for one
+# index and one store; everything else (finding values that need quotes, UTF-8 checks)
+# runs over whole blocks at C speed. Results with kept binary columns (hex is longer than
+# the bytes) and rows larger than 16 MiB take a slower per-field path (``_line``).
+
+SKIP, RAW, TEXT, HEX = range(4)  # what copy_csv does with a column
+RAW_TYPES = {
+    ColumnType.INTEGER,
+    ColumnType.DECIMAL,
+    ColumnType.FLOAT,
+    ColumnType.DATE,
+    ColumnType.TIME,
+    ColumnType.DATETIME,
+}
+MAX_PACKET = 0xFFFFFF  # a payload this long continues in the next packet
+BLOCK = 1 << 18  # bytes per socket read
+FILL = 0xFF  # marker: deleted
+SEP = 0xFE  # marker: a comma
+ROW = 0xFD  # marker: a line end (before each row; the first one is dropped)
+SEP_EMPTY = 0xFC  # marker: a comma and "" (the empty string)
+EMPTY = 0xFA  # marker: "" in the row's first column
+MARKERS = bytes(range(0xF8, 0x100))
+_TO_CSV = bytes.maketrans(bytes([SEP, ROW]), b",\n")
+_FILLS = memoryview(bytes([FILL]) * (1 << 16))
+_NEEDS_QUOTES = re.compile(rb'[",\r\n]')
+_MARKER = re.compile(rb"[\xf8-\xff]")
+# Bytes a length byte stands for: itself and the value after it. Longer lengths (and the
+# first bytes of EOF/error packets) send p out of range, and the row to the slow path.
+_STEP = [n + 1 for n in range(251)] + [1] + [1 << 62] * 5
+
+
+def _csv_kinds(columns: Sequence[Column], keep: Sequence[int]) -> list[int]:
+    kept = set(keep)
+    kinds = []
+    for i, column in enumerate(columns):
+        if i not in kept:
+            kinds.append(SKIP)
+        elif column.type in RAW_TYPES:
+            kinds.append(RAW)
+        elif column.type == ColumnType.BYTES:
+            kinds.append(HEX)
+        else:
+            kinds.append(TEXT)  # text, JSON, and types DanceCat does not know
+    return kinds
+
+
+def _utf8(data: bytes) -> bytes:
+    """``data`` when it is UTF-8; else with U+FFFD for each bad byte (as csvcodec does)."""
+    if data.isascii():
+        return data
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="replace").encode("utf-8")
+    return data
+
+
+def _length(buf: bytes, p: int) -> tuple[int, int]:
+    """(header bytes, value length) of the length-encoded string at ``p``; -1 for NULL."""
+    first = buf[p]
+    if first < 251:
+        return 1, first
+    if first == 251:
+        return 1, -1
+    if first == 252:
+        return 3, buf[p + 1] | buf[p + 2] << 8
+    if first == 253:
+        return 4, int.from_bytes(buf[p + 1 : p + 4], "little")
+    if first == 254:
+        return 9, int.from_bytes(buf[p + 1 : p + 9], "little")
+    raise pymysql.err.InternalError(f"bad length byte {first:#x} in a row packet")
+
+
+def _line(buf: bytes, p: int, end: int, kinds: Sequence[int]) -> bytes:
+    """One row packet's payload (``buf[p:end]``) as a CSV line without its line end."""
+    fields = []
+    for kind in kinds:
+        if p >= end:
+            raise pymysql.err.InternalError("a row packet with too few columns")
+        head, size = _length(buf, p)
+        p += head
+        if size < 0:
+            if kind != SKIP:
+                fields.append(b"")
+            continue
+        value = buf[p : p + size]
+        p += size
+        if kind == RAW:
+            fields.append(value)
+        elif kind == TEXT:
+            if not value or _NEEDS_QUOTES.search(value):
+                value = b'"' + value.replace(b'"', b'""') + b'"'
+            fields.append(value)
+        elif kind == HEX:
+            fields.append(b"\\x" + value.hex().encode())
+    if p != end:
+        raise pymysql.err.InternalError("a row packet with too many columns")
+    return b",".join(fields)
+
+
+def _mark_row(buf: bytes, o: bytearray, pos: int, end: int, kinds: Sequence[int]) -> int:
+    """Mark one row in place, any length encoding; return how many markers it wrote."""
+    o[pos:end] = buf[pos:end]  # undo what the fast loop may have marked
+    o[pos : pos + 4] = bytes([ROW, FILL, FILL, FILL])
+    marks = 4
+    p = pos + 4
+    first = True
+    for kind in kinds:
+        if p >= end:
+            raise pymysql.err.InternalError("a row packet with too few columns")
+        head, size = _length(buf, p)
+        q = p + head + max(size, 0)
+        if kind == SKIP:
+            o[p:q] = bytes([FILL]) * (q - p)
+            marks += q - p
+        else:
+            o[p : p + head] = bytes([FILL if first else SEP]) + bytes([FILL]) * (head - 1)
+            if size == 0 and kind == TEXT:
+                o[p] = EMPTY if first else SEP_EMPTY
+            marks += head
+            first = False
+        p = q
+    if p != end:
+        raise pymysql.err.InternalError("a row packet with too many columns")
+    return marks
+
+
+def _fast_loop(kinds: Sequence[int]) -> Callable[..., tuple[int, int, int, int, bool]]:
+    """A loop marking rows whose lengths are all one byte, unrolled for these columns.
+
+    Returns (pos, rows, extra markers, seq, odd): it stops at the first incomplete packet,
+    or (odd) at a packet it cannot mark: a long value, an EOF or error packet.
+    """
+    lines = [
+        "def fast(buf, o, pos, n, seq, step, fills):",
+        "    rows = extra = 0",
+        "    try:",
+        "        while pos + 4 <= n:",
+        "            end = pos + 4 + (buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16)",
+        "            if end > n:",
+        "                break",
+        "            if buf[pos + 3] != seq:",
+        "                return pos, rows, extra, seq, True",
+        "            o[pos : pos + 5] = ROW_START",
+        "            p = pos + 4",
+    ]
+    first = True
+    for i, kind in enumerate(kinds):
+        if kind == SKIP:
+            lines += [
+                "            q = p + step[buf[p]]",
+                "            o[p:q] = fills[: q - p]",
+                "            extra += q - p - 1",
+                "            p = q",
+            ]
+            continue
+        if i and not first:
+            lines.append(f"            o[p] = {SEP}")
+        if kind == TEXT:
+            lines += [
+                "            size = buf[p]",
+                "            if size:",
+                "                p += step[size]",
+                "            else:",
+                f"                o[p] = {EMPTY if first else SEP_EMPTY}",
+                "                p += 1",
+            ]
+        else:
+            lines.append("            p += step[buf[p]]")
+        first = False
+    lines += [
+        "            if p != end:",
+        "                return pos, rows, extra, seq, True",
+        "            seq = (seq + 1) & 255",
+        "            rows += 1",
+        "            pos = end",
+        "    except IndexError:",
+        "        return pos, rows, extra, seq, True",
+        "    return pos, rows, extra, seq, False",
+    ]
+    namespace: dict[str, Any] = {"ROW_START": bytes([ROW, FILL, FILL, FILL, FILL])}
+    exec("\n".join(lines), namespace)  # our own text, built from the column kinds only
+    return namespace["fast"]
+
+
+def _quote_fields(region: bytearray) -> bytes:
+    """The marked block with each value holding ``"``, ``,``, CR or LF quoted."""
+    parts = []
+    done = 0
+    for match in _NEEDS_QUOTES.finditer(region):
+        at = match.start()
+        if at < done:
+            continue  # in a value already quoted
+        start = max(region.rfind(SEP, 0, at), region.rfind(FILL, 0, at)) + 1
+        after = _MARKER.search(region, at)
+        end = after.start() if after else len(region)
+        value = bytes(region[start:end])
+        parts += [region[done:start], b'"', value.replace(b'"', b'""'), b'"']
+        done = end
+    parts.append(region[done:])
+    return b"".join(parts)
+
+
+class _PrefixedReader(io.RawIOBase):
+    """Bytes read past the end of a result, then the socket file: given back to PyMySQL."""
+
+    def __init__(self, prefix: bytes, rest: Any):
+        self._prefix = memoryview(prefix)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        if self._prefix:
+            size = min(len(target), len(self._prefix))
+            target[:size] = self._prefix[:size]
+            self._prefix = self._prefix[size:]
+            return size
+        data = self._rest.read1(len(target))
+        target[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._rest.close()
+        super().close()
+
+
+class _RowCopier:
+    """Reads one unbuffered result's row packets off PyMySQL's socket file, as CSV."""
+
+    def __init__(self, connection: pymysql.Connection, kinds: list[int], sink: BinaryIO):
+        self.connection = connection
+        self.result = connection._result
+        self.kinds = kinds
+        self.sink = sink
+        self.rows = 0
+        self.seq = connection._next_seq_id
+        if connection._current_timeout != connection._read_timeout:
+            connection._sock.settimeout(connection._read_timeout)
+            connection._current_timeout = connection._read_timeout
+        self.rfile = connection._rfile
+
+    # Reading. Errors close the connection, as PyMySQL's _read_bytes does.
+    def _read(self, size: int, exact: bool) -> bytes:
+        try:
+            data = self.rfile.read(size) if exact else self.rfile.read1(size)
+        except OSError as exc:
+            self.connection._force_close()
+            raise pymysql.err.OperationalError(
+                CR.CR_SERVER_LOST, f"Lost connection to MySQL server during query ({exc})"
+            ) from None
+        except BaseException:
+            self.connection._force_close()
+            raise
+        if not data or (exact and len(data) < size):
+            self.connection._force_close()
+            raise pymysql.err.OperationalError(
+                CR.CR_SERVER_LOST, "Lost connection to MySQL server during query"
+            )
+        return data
+
+    def _refill(self, rest: bytes) -> tuple[bytes, bytes | None]:
+        """More bytes after ``rest``; or, for a packet over 16 MiB, its whole payload."""
+        if len(rest) >= 4:
+            size = rest[0] | rest[1] << 8 | rest[2] << 16
+            if size == MAX_PACKET:
+                return self._long_payload(rest)
+            if size + 4 > BLOCK:  # read the rest of a long packet in one go
+                return rest + self._read(size + 4 - len(rest), exact=True), None
+        return rest + self._read(BLOCK, exact=False), None
+
+    def _long_payload(self, rest: bytes) -> tuple[bytes, bytes]:
+        """A payload sent as several packets; returns (bytes after it, payload)."""
+        parts = []
+        while True:
+            if len(rest) < 4:
+                rest += self._read(4 - len(rest), exact=True)
+            size = rest[0] | rest[1] << 8 | rest[2] << 16
+            self._check_seq(rest[3])
+            if len(rest) < 4 + size:
+                rest += self._read(4 + size - len(rest), exact=True)
+            parts.append(rest[4 : 4 + size])
+            rest = rest[4 + size :]
+            if size < MAX_PACKET:
+                return rest, b"".join(parts)
+
+    def _check_seq(self, seq: int) -> None:
+        if seq != self.seq:
+            self.connection._force_close()
+            raise pymysql.err.InternalError(
+                f"Packet sequence number wrong - got {seq} expected {self.seq}"
+            )
+        self.seq = (self.seq + 1) & 255
+
+    def _special(self, payload: bytes) -> bool:
+        """Handle an error packet (raise) or the EOF packet (True); False for a row."""
+        if payload[:1] == b"\xff":
+            self.result.unbuffered_active = False
+            pymysql.protocol.MysqlPacket(payload, self.connection.encoding).raise_for_error()
+        if payload[:1] == b"\xfe" and len(payload) < 9:
+            packet = pymysql.protocol.MysqlPacket(payload, self.connection.encoding)
+            self.result._check_packet_is_eof(packet)
+            self.result.unbuffered_active = False
+            self.result.connection = None
+            self.result.rows = None
+            return True
+        return False
+
+    def _finish(self, leftover: bytes) -> int:
+        self.connection._next_seq_id = self.seq
+        if leftover:  # more results follow (CALL): PyMySQL reads them, from these bytes on
+            self.connection._rfile = io.BufferedReader(_PrefixedReader(leftover, self.rfile))
+        return self.rows
+
+    def copy(self) -> int:
+        if HEX in self.kinds:
+            return self._copy_lines()
+        return self._copy_marked()
+
+    # The per-field path: binary columns kept.
+    def _copy_lines(self) -> int:
+        kinds, sink = self.kinds, self.sink
+        buf = b""
+        pos = 0
+        while True:
+            buf, payload = self._refill(buf[pos:])
+            pos = 0
+            if payload is not None:
+                if self._special(payload):
+                    return self._finish(buf)
+                sink.write(_line(payload, 0, len(payload), kinds) + b"\n")
+                self.rows += 1
+                continue
+            n = len(buf)
+            lines = []
+            while pos + 4 <= n:
+                end = pos + 4 + (buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16)
+                if end > n:
+                    break
+                self._check_seq(buf[pos + 3])
+                first = buf[pos + 4] if end > pos + 4 else None
+                if first == 0xFF or (first == 0xFE and end - pos < 13):
+                    self._flush_lines(lines)
+                    if self._special(buf[pos + 4 : end]):
+                        return self._finish(buf[end:])
+                lines.append(_line(buf, pos + 4, end, kinds))
+                pos = end
+            self._flush_lines(lines)
+
+    def _flush_lines(self, lines: list[bytes]) -> None:
+        if lines:
+            self.sink.write(_utf8(b"\n".join(lines) + b"\n"))
+            self.rows += len(lines)
+            lines.clear()
+
+    # The marking path.
+    def _copy_marked(self) -> int:
+        kinds, sink = self.kinds, self.sink
+        fast = _fast_loop(kinds)
+        per_row = 4 + len(kinds)  # markers the fast loop writes per row, besides `extra`
+        buf = b""
+        pos = 0
+        while True:
+            buf, payload = self._refill(buf[pos:])
+            pos = 0
+            if payload is not None:
+                if self._special(payload):
+                    return self._finish(buf)
+                sink.write(_line(payload, 0, len(payload), kinds) + b"\n")
+                self.rows += 1
+                continue
+            n = len(buf)
+            o = bytearray(buf)
+            rows = marks = 0
+            while True:
+                pos, fast_rows, extra, self.seq, odd = fast(buf, o, pos, n, self.seq, _STEP, _FILLS)
+                rows += fast_rows
+                marks += fast_rows * per_row + extra
+                if not odd:
+                    break
+                end = pos + 4 + (buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16)
+                self._check_seq(buf[pos + 3])
+                first = buf[pos + 4] if end > pos + 4 else None
+                if first == 0xFF or (first == 0xFE and end - pos < 13):
+                    self._flush_marked(buf, o, pos, rows, marks)
+                    if self._special(buf[pos + 4 : end]):
+                        return self._finish(buf[end:])
+                marks += _mark_row(buf, o, pos, end, kinds)
+                rows += 1
+                pos = end
+            self._flush_marked(buf, o, pos, rows, marks)
+
+    def _flush_marked(self, buf: bytes, o: bytearray, pos: int, rows: int, marks: int) -> None:
+        """Write the first ``rows`` rows, marked in ``o[:pos]``, as CSV."""
+        if not rows:
+            return
+        region = o[:pos] if pos < len(o) else o
+        if len(region) - len(region.translate(None, MARKERS)) != marks:
+            # A value held bytes that valid UTF-8 never does: take the per-field path.
+            data = self._lines_of(buf, pos)
+        else:
+            if (
+                region.find(b'"') >= 0
+                or region.find(b",") >= 0
+                or region.find(b"\n") >= 0
+                or region.find(b"\r") >= 0
+            ):
+                region = _quote_fields(region)
+            data = region.translate(_TO_CSV, bytes([FILL]))
+            if SEP_EMPTY in data:
+                data = data.replace(bytes([SEP_EMPTY]), b',""')
+            if EMPTY in data:
+                data = data.replace(bytes([EMPTY]), b'""')
+            data = _utf8(bytes(memoryview(data)[1:])) + b"\n"
+        self.sink.write(data)
+        self.rows += rows
+
+    def _lines_of(self, buf: bytes, stop: int) -> bytes:
+        lines = []
+        pos = 0
+        while pos < stop:
+            end = pos + 4 + (buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16)
+            lines.append(_line(buf, pos + 4, end, self.kinds))
+            pos = end
+        return _utf8(b"\n".join(lines) + b"\n")
+
+
 class MysqlCursor(QueryCursor):
     def __init__(self, session: MysqlSession, cursor: pymysql.cursors.SSCursor, limit: int | None):
         self._session = session
@@ -167,6 +605,24 @@ class MysqlCursor(QueryCursor):
                     with self._session.errors():
                         self._cursor.fetchone()
             yield rows
+
+    def copy_csv(self, keep: Sequence[int], sink: BinaryIO) -> int | None:
+        """Write the rest of the result as canonical CSV, from the row packets' own bytes.
+
+        Values keep the server's text: numbers as sent, dates and times as the server
+        writes them (a zero date stays the text '0000-00-00', as on the batches path),
+        binary columns as hex. Text that is not UTF-8 gets U+FFFD, as csvcodec gives it.
+        """
+        if list(keep) != sorted(set(keep)):
+            return None  # columns reordered: the pipeline's own path handles that
+        if not self.columns or not self.unread:
+            return 0
+        kinds = _csv_kinds(self.columns, keep)
+        with self._session.errors():
+            rows = _RowCopier(self._session.connection, kinds, sink).copy()
+        if self._left is not None:
+            self._left = max(0, self._left - rows)
+        return rows
 
     @property
     def unread(self) -> bool:
