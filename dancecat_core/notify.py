@@ -36,7 +36,7 @@ from dancecat_core.scrubbing import scrub_message
 log = logging.getLogger(__name__)
 
 # Where a run's XLSX can be downloaded (the web app's result route); BASE_URL + this.
-RESULT_PATH = "/job/result/{tracker_id}/xlsx"
+RESULT_PATH = "/runs/{tracker_id}/result.xlsx"
 NOTIFIED = frozenset({TrackerStatus.SUCCESS.value, TrackerStatus.FAILED.value})
 
 

@@ -19,7 +19,7 @@ def includeme(config: Configurator) -> None:
     config.add_route("accounts.logout", "/logout")
 
     # The seed's browser result routes (session login; bearer tokens work too).
-    config.add_route("results.tracker", r"/job/result/{id:\d+}/{format:raw}")
+    config.add_route("results.tracker", r"/job/result/{id:\d+}/{format:csv|xlsx|raw}")
     config.add_route("results.latest", r"/job/latest-result/{id:\d+}/{format:csv|xlsx|raw}")
 
     # JSON API.

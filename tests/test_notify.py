@@ -186,7 +186,7 @@ def test_too_big_for_attachment_sends_link_and_reason(setup, sqlite_chinook):
         assert list(message.iter_attachments()) == []
         body = message.get_body(("plain",)).get_content()
         assert "not attached" in body and "MAIL_ATTACHMENT_MAX_BYTES" in body
-        assert f"https://dancecat.example/job/result/{tracker_id}/xlsx" in body
+        assert f"https://dancecat.example/runs/{tracker_id}/result.xlsx" in body
         assert "Rows: 3503" in body  # the whole result; nothing cut to fit
 
 
