@@ -20,7 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from dancecat_core.columns import Column
 from dancecat_core.csvcodec import RowFormatter, header_line
@@ -36,6 +37,47 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 10
 BATCH_ROWS = 5000
+# How long a run waits for the app database to come back before giving up on a status
+# change (a PostgreSQL restart takes seconds; a failover, tens of seconds).
+APP_DB_PATIENCE_SECONDS = 120
+
+_active_lock = threading.Lock()
+_active: dict[int, _Watchdog] = {}
+
+
+class RunInterrupted(DancecatError):
+    """The worker is shutting down; the run is handed back to the queue."""
+
+    code = "interrupted"
+
+
+def app_db_unavailable(exc: BaseException) -> bool:
+    """True for the app database being unreachable (restart, failover, network), as
+    opposed to a bug in a statement: these are worth waiting out."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def with_app_db(what: str, fn: Callable[[], Any], patience: float | None = None) -> Any:
+    """Call ``fn`` (one short app-database transaction), retrying while the database is
+    unreachable, for up to ``APP_DB_PATIENCE_SECONDS``. ``fn`` must be safe to repeat."""
+    deadline = time.monotonic() + (APP_DB_PATIENCE_SECONDS if patience is None else patience)
+    delay = 0.25
+    while True:
+        try:
+            return fn()
+        except DBAPIError as exc:
+            if not app_db_unavailable(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.warning(
+                "%s: the app database is unavailable (%s); retrying in %.1f s",
+                what,
+                type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__,
+                delay,
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def worker_name() -> str:
@@ -51,16 +93,37 @@ def set_status(
 ) -> bool:
     """Move a tracker from ``current`` to ``target`` only if it is still ``current``.
 
-    Returns False when another process got there first (the row's status changed).
+    Returns False when another process got there first (the row's status changed). While
+    the app database is unreachable it retries (``with_app_db``); if an attempt may have
+    committed before the connection dropped, a later attempt that finds the row already
+    at ``target`` (and, for a claim, with this worker's name) counts as done.
     """
     check_transition(current, target)
-    with session_scope(runtime.session_factory) as session:
-        result = session.execute(
-            update(Tracker)
-            .where(Tracker.id == tracker_id, Tracker.status == current.value)
-            .values(status=target.value, **values)
-        )
-        return result.rowcount == 1
+    attempts = 0
+
+    def attempt() -> bool:
+        nonlocal attempts
+        attempts += 1
+        with session_scope(runtime.session_factory) as session:
+            result = session.execute(
+                update(Tracker)
+                .where(Tracker.id == tracker_id, Tracker.status == current.value)
+                .values(status=target.value, **values)
+            )
+            if result.rowcount == 1:
+                return True
+            if attempts == 1:
+                return False
+            row = session.execute(
+                select(Tracker.status, Tracker.worker).where(Tracker.id == tracker_id)
+            ).first()
+            return (
+                row is not None
+                and row.status == target.value
+                and ("worker" not in values or row.worker == values["worker"])
+            )
+
+    return with_app_db(f"tracker {tracker_id}: {current} -> {target}", attempt)
 
 
 class _Watchdog:
@@ -72,20 +135,38 @@ class _Watchdog:
         self.deadline = deadline
         self.session: DriverSession | None = None
         self.fired = False
+        self.interrupted = False
+        stale = runtime.settings.worker_stale_seconds
+        self.beat_seconds = max(0.5, min(HEARTBEAT_SECONDS, stale / 3))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True, name="dancecat-watchdog")
 
     def __enter__(self) -> _Watchdog:
+        with _active_lock:
+            _active[self.tracker_id] = self
         self._thread.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        with _active_lock:
+            _active.pop(self.tracker_id, None)
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def interrupt(self) -> None:
+        """Stop the run now (the worker is shutting down); the runner hands it back."""
+        self.interrupted = True
+        session = self.session
+        if session is not None:
+            try:
+                session.cancel()
+            except Exception:
+                log.exception("tracker %s: cancel failed", self.tracker_id)
+
     def _watch(self) -> None:
-        next_beat = time.monotonic() + HEARTBEAT_SECONDS
-        while not self._stop.wait(min(1.0, max(0.0, self.deadline - time.monotonic()))):
+        next_beat = time.monotonic() + self.beat_seconds
+        wait = min(1.0, self.beat_seconds)
+        while not self._stop.wait(min(wait, max(0.0, self.deadline - time.monotonic()))):
             now = time.monotonic()
             if now >= self.deadline and not self.fired:
                 self.fired = True
@@ -96,7 +177,7 @@ class _Watchdog:
                     except Exception:
                         log.exception("tracker %s: cancel failed", self.tracker_id)
             if now >= next_beat:
-                next_beat = now + HEARTBEAT_SECONDS
+                next_beat = now + self.beat_seconds
                 try:
                     with session_scope(self.runtime.session_factory) as session:
                         session.execute(
@@ -120,10 +201,8 @@ def _job_timeout(runtime: Runtime, job: Job) -> int:
     return job.timeout_seconds or runtime.settings.db_timeout
 
 
-def execute_tracker(
-    runtime: Runtime, tracker_id: int, *, on_claimed: Callable[[], None] | None = None
-) -> RunOutcome:
-    """Run the tracker's job once. A tracker that is not Queued any more is left alone."""
+def _load(runtime: Runtime, tracker_id: int) -> RunOutcome | tuple:
+    """Read what a run needs in one short transaction (repeatable: it writes nothing)."""
     settings = runtime.settings
     now = utcnow()
     with session_scope(runtime.session_factory) as session:
@@ -137,11 +216,10 @@ def execute_tracker(
         job = tracker.job
         connection = job.connection
         queued_for = (now - tracker.queued_at).total_seconds()
-        enqueue_limit = settings.job_worker_enqueue_timeout
         reason = None
         if tracker.due_at is not None:
             queued_for = (now - max(tracker.due_at, tracker.queued_at)).total_seconds()
-        if queued_for > enqueue_limit:
+        if queued_for > settings.job_worker_enqueue_timeout:
             expired = True
         else:
             expired = False
@@ -149,8 +227,20 @@ def execute_tracker(
                 reason = "the job was deleted before the run started"
             elif connection.is_deleted:
                 reason = "the job's connection was deleted"
-        job_id, sql, timeout = job.id, job.query, _job_timeout(runtime, job)
         params = None if reason or expired else runtime.connection_params(connection)
+        return expired, reason, job.id, job.query, _job_timeout(runtime, job), params
+
+
+def execute_tracker(
+    runtime: Runtime, tracker_id: int, *, on_claimed: Callable[[], None] | None = None
+) -> RunOutcome:
+    """Run the tracker's job once. A tracker that is not Queued any more is left alone."""
+    settings = runtime.settings
+    loaded = with_app_db(f"tracker {tracker_id}: load", lambda: _load(runtime, tracker_id))
+    if isinstance(loaded, RunOutcome):
+        return loaded
+    expired, reason, job_id, sql, timeout, params = loaded
+    enqueue_limit = settings.job_worker_enqueue_timeout
 
     if expired:
         set_status(
@@ -205,6 +295,8 @@ def execute_tracker(
                     ) from None
                 raise
     except Exception as exc:
+        if watchdog.interrupted:
+            return _hand_back(runtime, tracker_id)
         message = _failure_message(exc, params)
         finished = utcnow()
         set_status(
@@ -220,20 +312,26 @@ def execute_tracker(
         return RunOutcome(tracker_id, TrackerStatus.FAILED, error=message)
 
     finished = utcnow()
-    ok = set_status(
-        runtime,
-        tracker_id,
-        TrackerStatus.RUNNING,
-        TrackerStatus.SUCCESS,
-        finished_at=finished,
-        duration_ms=int((time.monotonic() - clock) * 1000),
-        row_count=meta.row_count,
-        result_store=store.name,
-        result_key=key,
-        result_bytes=size,
-        result_meta_json=json.dumps(meta.to_dict(), ensure_ascii=False),
-        result_expires_at=finished + dt.timedelta(seconds=settings.job_result_valid_seconds),
-    )
+    try:
+        ok = set_status(
+            runtime,
+            tracker_id,
+            TrackerStatus.RUNNING,
+            TrackerStatus.SUCCESS,
+            finished_at=finished,
+            duration_ms=int((time.monotonic() - clock) * 1000),
+            row_count=meta.row_count,
+            result_store=store.name,
+            result_key=key,
+            result_bytes=size,
+            result_meta_json=json.dumps(meta.to_dict(), ensure_ascii=False),
+            result_expires_at=finished + dt.timedelta(seconds=settings.job_result_valid_seconds),
+        )
+    except Exception:
+        # The app database stayed away past our patience: the tracker stays Running and
+        # the sweeper fails it once its heartbeat is stale. Leave no orphaned result.
+        store.delete(key)
+        raise
     if not ok:
         # The sweeper gave up on this run while it was still going: keep its verdict.
         store.delete(key)
@@ -241,6 +339,43 @@ def execute_tracker(
         return RunOutcome(tracker_id, TrackerStatus.FAILED, error="declared dead")
     log.info("tracker %s: success, %s rows, %s bytes", tracker_id, meta.row_count, size)
     return RunOutcome(tracker_id, TrackerStatus.SUCCESS, row_count=meta.row_count)
+
+
+def _hand_back(runtime: Runtime, tracker_id: int) -> RunOutcome:
+    """The worker is shutting down mid-run: put the tracker back to Queued (its partial
+    result was already thrown away) and on the queue again, for another worker."""
+    handed = set_status(
+        runtime,
+        tracker_id,
+        TrackerStatus.RUNNING,
+        TrackerStatus.QUEUED,
+        started_at=None,
+        heartbeat_at=None,
+        worker=None,
+    )
+    if not handed:
+        return RunOutcome(tracker_id, TrackerStatus.FAILED, error="declared dead")
+    log.warning("tracker %s: interrupted by shutdown; handed back to the queue", tracker_id)
+    try:
+        from dancecat_core.tasks import enqueue_run
+
+        enqueue_run(tracker_id)
+    except Exception:
+        # Still Queued: the sweeper's redelivery puts it back on the queue later.
+        log.exception("tracker %s: could not be enqueued again", tracker_id)
+    return RunOutcome(tracker_id, TrackerStatus.QUEUED)
+
+
+def interrupt_active_runs() -> list[int]:
+    """Cancel every run in progress in this process; each is handed back to the queue.
+
+    Called by a consumer whose graceful shutdown ran out of time (``DancecatConsumer``).
+    """
+    with _active_lock:
+        watchdogs = list(_active.values())
+    for watchdog in watchdogs:
+        watchdog.interrupt()
+    return [w.tracker_id for w in watchdogs]
 
 
 def _failure_message(exc: BaseException, params: ConnectionParams) -> str:
@@ -266,6 +401,8 @@ def _stream_to_store(
     try:
         with driver.connect(params, timeout=runtime.settings.connect_timeout) as session:
             watchdog.session = session
+            if watchdog.interrupted:
+                raise RunInterrupted("the worker is shutting down")
             cursor = session.open_query(sql, timeout=timeout)
             try:
                 plan = runtime.scrub_plan(cursor.columns)

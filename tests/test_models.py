@@ -54,6 +54,7 @@ def test_migrations_run_twice_on_every_backend(app_database_url):
         ("Queued", "Failed"),
         ("Running", "Success"),
         ("Running", "Failed"),
+        ("Running", "Queued"),  # handed back by a worker shutting down
         ("Success", "Result Expired"),
     ],
 )
@@ -66,7 +67,8 @@ def test_legal_transitions(current, target):
     [
         ("Success", "Running"),
         ("Failed", "Running"),
-        ("Running", "Queued"),
+        ("Failed", "Queued"),
+        ("Success", "Queued"),
         ("Died in Queue", "Running"),
         ("Result Expired", "Success"),
         ("Queued", "Success"),

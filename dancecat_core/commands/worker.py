@@ -17,6 +17,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="use worker processes instead of threads",
     )
+    worker.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=30,
+        help="on SIGTERM, seconds running jobs get to finish before they are handed back "
+        "to the queue (default 30)",
+    )
     worker.set_defaults(handler=worker_command)
 
 
@@ -45,7 +52,7 @@ def worker_command(args: argparse.Namespace) -> int:
         workers=workers,
         worker_type="process" if args.processes else "thread",
         graceful_signal="TERM",
-        shutdown_timeout=30,
+        shutdown_timeout=args.shutdown_timeout,
     )
     consumer.run()
     return 0

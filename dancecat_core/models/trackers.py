@@ -37,12 +37,16 @@ class TrackerStatus(enum.StrEnum):
 
 
 # The only legal moves. A run that never started may still fail (its job or connection
-# was deleted while it waited); nothing ever goes back to Queued or Running.
+# was deleted while it waited). Running goes back to Queued only when the worker running
+# it shuts down before it ends and hands it back (``runner.interrupt_active_runs``);
+# nothing finished ever moves again except Success to Result Expired.
 TRANSITIONS: dict[TrackerStatus, frozenset[TrackerStatus]] = {
     TrackerStatus.QUEUED: frozenset(
         {TrackerStatus.RUNNING, TrackerStatus.DIED_IN_QUEUE, TrackerStatus.FAILED}
     ),
-    TrackerStatus.RUNNING: frozenset({TrackerStatus.SUCCESS, TrackerStatus.FAILED}),
+    TrackerStatus.RUNNING: frozenset(
+        {TrackerStatus.SUCCESS, TrackerStatus.FAILED, TrackerStatus.QUEUED}
+    ),
     TrackerStatus.SUCCESS: frozenset({TrackerStatus.RESULT_EXPIRED}),
     TrackerStatus.FAILED: frozenset(),
     TrackerStatus.RESULT_EXPIRED: frozenset(),
