@@ -155,6 +155,30 @@ class DancecatConsumer(Consumer):
     """huey's consumer that sweeps dead runs on start and runs the schedule checker."""
 
     scheduler_class = _DancecatScheduler
+    # After the graceful wait, how long interrupted runs get to hand themselves back.
+    hand_back_seconds = 10
+
+    def stop(self, graceful: bool = False) -> None:
+        """Stop; with ``graceful``, running tasks get ``shutdown_timeout`` to finish.
+
+        Runs still going after that (or at once, when not graceful) are cancelled and
+        handed back to the queue (Queued again, for another consumer) instead of being
+        left Running until the sweeper declares them dead.
+        """
+        from dancecat_core.runner import interrupt_active_runs
+
+        self.stop_flag.set()
+        if graceful and self._join_workers():
+            super().stop(graceful=True)
+            return
+        handed = interrupt_active_runs()
+        if handed:
+            log.warning("shutting down: handing back runs %s", handed)
+        timeout, self.shutdown_timeout = self.shutdown_timeout, self.hand_back_seconds
+        try:
+            super().stop(graceful=True)
+        finally:
+            self.shutdown_timeout = timeout
 
     def start(self) -> None:
         _safely("startup sweep", sweep.call_local)
@@ -240,10 +264,15 @@ def check_schedules() -> int:
 
 @huey.task()
 def sweep() -> int:
-    """Fail runs whose worker died (stale heartbeat); expire never-run Queued trackers."""
+    """Fail runs whose worker died (stale heartbeat); expire never-run Queued trackers;
+    enqueue again Queued runs the queue lost (``dancecat_core.redelivery``)."""
+    from dancecat_core.redelivery import requeue_lost
     from dancecat_core.scheduler import sweep_dead
 
-    return sweep_dead(get_runtime())
+    runtime = get_runtime()
+    changed = sweep_dead(runtime)
+    requeue_lost(runtime, huey, run_job.task_class.__name__, enqueue_run)
+    return changed
 
 
 @huey.periodic_task(crontab(minute="*"))
