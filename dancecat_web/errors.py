@@ -18,6 +18,8 @@ from pyramid.renderers import render_to_response
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from dancecat_core.errors import (
     Conflict,
@@ -26,8 +28,10 @@ from dancecat_core.errors import (
     NotFound,
     QueryError,
     ResultExpired,
+    StoreError,
     ValidationError,
 )
+from dancecat_core.runner import app_db_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,8 @@ STATUS_BY_ERROR: tuple[tuple[type[DancecatError], int], ...] = (
     (Conflict, 409),
     (IllegalTransition, 409),
     (ResultExpired, 410),
+    # The result store cannot be read or written (disk full, read-only, gone): try later.
+    (StoreError, 503),
 )
 
 HTTP_CODES = {
@@ -70,7 +76,10 @@ HTTP_CODES = {
     415: "unsupported_media_type",
     422: "invalid",
     500: "internal",
+    503: "unavailable",
 }
+UNAVAILABLE = "the app database is not reachable right now; try again in a moment"
+RETRY_AFTER_SECONDS = "5"
 
 GENERIC_500 = "DanceCat hit an unexpected error; it has been logged."
 FALLBACK_PAGE = (
@@ -202,6 +211,36 @@ def http_exception_view(exc: HTTPException, request: Request) -> Response:
 def undecodable_view(exc: UnicodeDecodeError, request: Request) -> Response:
     """Query strings or forms that are not UTF-8: the client's mistake, not ours."""
     return error_response(request, 400, "bad_request", "the request is not valid UTF-8")
+
+
+@exception_view_config(DBAPIError)
+@exception_view_config(PoolTimeout)
+def database_error_view(exc: Exception, request: Request) -> Response:
+    """The app database is down or restarting: 503 with Retry-After, not a 500.
+
+    Nothing to undo: pyramid_tm rolls the request's transaction back, and the pool's
+    pre-ping replaces dead connections, so the app recovers by itself when it returns.
+    """
+    if isinstance(exc, PoolTimeout) or app_db_unavailable(exc):
+        log.warning(
+            "app database unavailable on %s %s: %s",
+            request.method,
+            request.path,
+            type(getattr(exc, "orig", None) or exc).__name__,
+        )
+        if is_api(request):
+            response = error_response(request, 503, "unavailable", UNAVAILABLE)
+        else:
+            # Not the template: it asks who is signed in, which needs the database.
+            response = Response(
+                FALLBACK_PAGE.format(status=503, message=html.escape(UNAVAILABLE)),
+                content_type="text/html",
+                charset="utf-8",
+                status=503,
+            )
+        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return response
+    return server_error_view(exc, request)
 
 
 @exception_view_config(Exception)
