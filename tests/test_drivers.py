@@ -973,3 +973,293 @@ def test_json_columns_keep_the_database_text(pg: DriverSession) -> None:
     rows = run(pg, """SELECT '{"b": 1,  "a": [1]}'::json AS j""")
     assert rows == [['{"b": 1,  "a": [1]}']]
     assert json.loads(rows[0][0]) == {"a": [1], "b": 1}
+
+
+# --- MySQL: copy_csv, the native CSV path, against batches() + RowFormatter -----------------
+
+TRICKY_TEXT = [
+    "plain",
+    "a,b",
+    'say "hi"',
+    "line\nbreak",
+    "carriage\rreturn",
+    "crlf\r\n",
+    '"',
+    ",",
+    " spaced ",
+    "café ü",
+    "emoji 😀 🐈",
+    "日本語",
+    "x" * 250,  # the longest value with a one-byte length
+    "y" * 251,  # the shortest with a 0xFC length
+    "é" * 300,  # 600 bytes
+    "",
+    None,
+]
+
+
+@pytest.fixture
+def mysql_copy_types(mysql_database: dict) -> dict:
+    """Every MySQL type, one row per tricky text, a long one, NULLs and empty values."""
+    my_execute(
+        mysql_database,
+        """
+        CREATE TABLE copy_types (
+            id int PRIMARY KEY, b bigint, n decimal(30,10), f double, r float, ok tinyint(1),
+            bo bool, d date, t time(6), ts datetime(6), stamp timestamp(6) NULL, y year,
+            raw blob, vb varbinary(20), bt bit(12), j json, txt text, vc varchar(400),
+            e enum('x', 'y,z', ''), s set('a', 'b'), lt longtext, u tinyint unsigned,
+            nb bigint unsigned
+        ) CHARACTER SET utf8mb4
+        """,
+    )
+    rows = []
+    for i, text in enumerate(TRICKY_TEXT):
+        empty = text is None
+        rows.append(
+            (
+                i,
+                None if empty else -(2**63) + i,
+                None if empty else decimal.Decimal(f"-12345678901234567890.{i:010d}"),
+                None if empty else (i + 0.1) * 1e300 if i % 2 else -(i or 1) / 3,
+                None if empty else 1.25 * i,
+                None if empty else i % 2,
+                None if empty else bool(i % 3),
+                None if empty else dt.date(1000 + i * 50, 1 + i % 12, 1 + i),
+                None if empty else dt.time(i % 24, 59, 58, 123456 * (i % 2)),
+                None if empty else dt.datetime(2024, 2, 29, 23, 59, i, 500000 * (i % 2)),
+                None if empty else dt.datetime(2024, 3, 1, 1, 2, i, 250000),
+                None if empty else 1901 + i,
+                None if empty else bytes(range(256))[i * 7 : i * 7 + 30] + b',"\n\xfe\xff',
+                None if empty else b"" if i == 3 else bytes([i, 0, 255, 44, 10]),
+                None if empty else i * 37,
+                None if empty else json.dumps({"k": text, "n": [i, "é"]}, ensure_ascii=False),
+                text,
+                text,
+                None if empty else ["x", "y,z", ""][i % 3],
+                None if empty else ["", "a", "a,b"][i % 3],
+                None if empty else (text or "") * 120,  # past 65535 bytes: a 0xFD length
+                None if empty else 255 - i,
+                None if empty else 2**64 - 1 - i,
+            )
+        )
+    connection = my_connect(mysql_database)
+    with connection.cursor() as cursor:
+        cursor.execute("SET time_zone = '+00:00'")
+        cursor.executemany(f"INSERT INTO copy_types VALUES ({', '.join(['%s'] * 23)})", rows)
+    connection.close()
+    return mysql_database
+
+
+def batches_kept(
+    cursor: QueryCursor, keep: list[int], typed: bool = True
+) -> tuple[bytes, list[list[Any]]]:
+    """The pipeline's path without copy_csv: kept columns through RowFormatter."""
+    kept = [cursor.columns[i] for i in keep]
+    formatter = RowFormatter(kept)
+    data = b"".join(
+        formatter.lines([[row[i] for i in keep] for row in batch]).encode()
+        for batch in cursor.batches(3)
+    )
+    csv = io.BytesIO(header_line([c.name for c in kept]) + data)
+    return data, list(read_typed_rows(csv, kept)) if typed else []
+
+
+def copy_kept(
+    cursor: QueryCursor, keep: list[int], typed: bool = True
+) -> tuple[int | None, bytes, list[list[Any]]]:
+    kept = [cursor.columns[i] for i in keep]
+    raw = io.BytesIO()
+    count = cursor.copy_csv(keep, raw)
+    csv = io.BytesIO(header_line([c.name for c in kept]) + raw.getvalue())
+    return count, raw.getvalue(), list(read_typed_rows(csv, kept)) if typed else []
+
+
+def both_paths(
+    session: DriverSession, sql: str, keep: list[int] | None = None, typed: bool = True
+) -> tuple[tuple[int | None, bytes, list], tuple[bytes, list]]:
+    """(copy_csv's count, CSV and rows read back), (the same from batches()); rows are only
+    read back when ``typed`` (Python's csv module refuses fields over 128 KiB)."""
+    cursor = session.open_query(sql, timeout=30)
+    keep = list(range(len(cursor.columns))) if keep is None else keep
+    via_batches = batches_kept(cursor, keep, typed)
+    cursor.close()
+    cursor = session.open_query(sql, timeout=30)
+    via_copy = copy_kept(cursor, keep, typed)
+    assert not cursor.unread  # read to the end-of-rows packet
+    cursor.close()
+    return via_copy, via_batches
+
+
+COPY_SQL = "SELECT * FROM copy_types ORDER BY id"
+TEXT_ONLY = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 15, 16, 17, 18, 19, 20, 21, 22]  # no bytes
+
+
+@pytest.mark.parametrize(
+    "keep",
+    [
+        None,  # every column: binary ones take the per-field path
+        TEXT_ONLY,  # no binary column: the in-place marking path
+        [16],  # one text column
+        [1, 16, 20],  # the first column dropped, long values kept
+        [0, 16, 17],  # the last columns dropped
+        [12, 13, 14],  # binary only
+        [],
+    ],
+)
+def test_mysql_copy_equals_batches_value_for_value(
+    mysql_copy_types: dict, keep: list[int] | None
+) -> None:
+    params = my_params(mysql_copy_types)
+    with MysqlDriver().connect(params, timeout=CONNECT_TIMEOUT) as session:
+        (count, data, via_copy), (_, via_batches) = both_paths(session, COPY_SQL, keep)
+        assert count == len(TRICKY_TEXT) == len(via_copy)
+        assert via_copy == via_batches
+        session.ping()  # the connection is in step after the copy
+    if keep is not None and 16 in keep:
+        texts = [row[keep.index(16)] for row in via_copy]
+        assert texts == TRICKY_TEXT  # the text column comes back exactly, '' apart from NULL
+        assert b',"",' in data or data.startswith(b'"",') or b'\n"",' in data or b'""\n' in data
+
+
+def test_mysql_copy_types_and_text_bytes(mysql_copy_types: dict) -> None:
+    with MysqlDriver().connect(my_params(mysql_copy_types), timeout=CONNECT_TIMEOUT) as session:
+        cursor = session.open_query(COPY_SQL, timeout=30)
+        kinds = [c.type for c in cursor.columns]
+        assert kinds[12:15] == [ColumnType.BYTES] * 3  # blob, varbinary, bit
+        assert kinds[15:17] == [ColumnType.TEXT] * 2  # MariaDB's JSON is LONGTEXT
+        cursor.copy_csv([], CountingSink())
+        cursor.close()
+        # Text is byte for byte what RowFormatter writes.
+        (_, data, _), (batch_data, _) = both_paths(session, "SELECT txt, lt FROM copy_types")
+        assert data == batch_data
+        # So are binary values: \x and hex.
+        (_, data, rows), (batch_data, _) = both_paths(session, "SELECT id, raw, bt FROM copy_types")
+        assert data == batch_data
+        assert rows[0][1] == bytes(range(30)) + b',"\n\xfe\xff'
+
+
+def test_mysql_copy_zero_dates_stay_text(mysql_database: dict) -> None:
+    my_execute(
+        mysql_database,
+        "SET SESSION sql_mode = ''",
+        "CREATE TABLE zero (d date, ts datetime, t time)",
+        "INSERT INTO zero VALUES ('0000-00-00', '0000-00-00 00:00:00', '-838:59:59')",
+        "INSERT INTO zero VALUES ('2024-00-10', '2024-01-01 00:00:00', '838:59:59')",
+    )
+    with MysqlDriver().connect(my_params(mysql_database), timeout=CONNECT_TIMEOUT) as session:
+        (_, data, via_copy), (batch_data, via_batches) = both_paths(session, "SELECT * FROM zero")
+    assert (
+        data
+        == batch_data
+        == (
+            b"0000-00-00,0000-00-00 00:00:00,-838:59:59\n2024-00-10,2024-01-01 00:00:00,838:59:59\n"
+        )
+    )
+    assert via_copy == via_batches
+
+
+def test_mysql_copy_zero_rows_and_limits(my: DriverSession) -> None:
+    cursor = my.open_query("SELECT * FROM Track WHERE 1 = 0", timeout=10)
+    sink = io.BytesIO()
+    assert cursor.copy_csv(list(range(len(cursor.columns))), sink) == 0
+    assert sink.getvalue() == b""
+    cursor.close()
+    # A preview's row cap (sql_select_limit) holds on this path too.
+    cursor = my.open_query("SELECT TrackId FROM Track ORDER BY TrackId", timeout=10, limit=5)
+    sink = io.BytesIO()
+    assert cursor.copy_csv([0], sink) == 5
+    assert sink.getvalue() == b"1\n2\n3\n4\n5\n"
+    cursor.close()
+    assert run(my, "SELECT count(*) FROM Track") == [[3503]]
+
+
+def test_mysql_copy_chinook_matches_batches(my: DriverSession) -> None:
+    sql = "SELECT * FROM Track t JOIN Album a USING (AlbumId) ORDER BY TrackId"
+    (count, _, via_copy), (_, via_batches) = both_paths(my, sql)
+    assert count == 3503
+    assert via_copy == via_batches
+
+
+def test_mysql_copy_reordered_keep_falls_back(my: DriverSession) -> None:
+    cursor = my.open_query("SELECT TrackId, Name FROM Track", timeout=10)
+    assert cursor.copy_csv([1, 0], io.BytesIO()) is None  # the pipeline formats batches()
+    assert len(read_all(cursor)) == 3503
+    cursor.close()
+
+
+def test_mysql_copy_rows_over_16_mib(mysql_database: dict) -> None:
+    # Two 9 MB values: an 18 MB row arrives as two packets (16 MiB - 1 bytes, then the rest).
+    sql = "SELECT seq, REPEAT('a', 9000000) AS a, REPEAT('é,', 2200000) AS b FROM seq_1_to_3"
+    with MysqlDriver().connect(my_params(mysql_database), timeout=CONNECT_TIMEOUT) as session:
+        for keep in ([0, 1, 2], [1, 2], [0, 2], [0]):
+            (count, data, _), (batch_data, _) = both_paths(session, sql, keep, typed=False)
+            assert count == 3
+            assert data == batch_data
+        session.ping()
+    assert data == b"1\n2\n3\n"
+
+
+def test_mysql_copy_more_results_after_a_call(mysql_database: dict) -> None:
+    # CALL sends the SELECT's rows, then an OK packet: bytes read past the result's end go
+    # back to PyMySQL, which reads the OK packet when the cursor closes.
+    my_execute(mysql_database, "CREATE PROCEDURE two() BEGIN SELECT 1 AS a, 'x' AS b; END")
+    params = my_params(mysql_database, read_only=False)
+    with MysqlDriver().connect(params, timeout=CONNECT_TIMEOUT) as session:
+        for _ in range(3):
+            assert run(session, "CALL two()") == [[1, "x"]]
+            cursor = session.open_query("CALL two()", timeout=10)
+            sink = io.BytesIO()
+            assert cursor.copy_csv([0, 1], sink) == 1
+            assert sink.getvalue() == b"1,x\n"
+            cursor.close()
+            assert run(session, "SELECT 42") == [[42]]
+
+
+def test_mysql_copy_times_out_mid_stream(my: DriverSession) -> None:
+    # Rows flow first; the server then stops the statement at its timeout.
+    sql = "SELECT seq, IF(seq = 20000, SLEEP(5), 0) AS s FROM seq_1_to_40000"
+    cursor = my.open_query(sql, timeout=1)
+    sink = CountingSink()
+    error = assert_fast_error(QueryTimeout, lambda: cursor.copy_csv([0, 1], sink), 4)
+    assert str(error) == "query exceeded its 1 s timeout"
+    assert 0 < sink.lines < 40000  # some rows arrived before the error did
+    cursor.close()
+    my.ping()  # the connection is usable again
+    assert run(my, "SELECT 1") == [[1]]
+
+
+def test_mysql_copy_is_cancelled_mid_stream(my: DriverSession) -> None:
+    sql = "SELECT seq, IF(seq = 20000, SLEEP(10), 0) AS s FROM seq_1_to_40000"
+    cursor = my.open_query(sql, timeout=30)
+    timer = threading.Timer(0.5, my.cancel)
+    timer.start()
+    try:
+        error = assert_fast_error(QueryError, lambda: cursor.copy_csv([0], CountingSink()), 4)
+    finally:
+        timer.cancel()
+    assert not isinstance(error, QueryTimeout)
+    assert "cancelled" in str(error)
+    cursor.close()
+
+
+def test_mysql_copy_streams_in_flat_memory(my: DriverSession) -> None:
+    def copy(keep: list[int]) -> None:
+        cursor = my.open_query(MY_BIG, timeout=120)
+        sink = CountingSink()
+        assert cursor.copy_csv(keep, sink) == ROWS
+        cursor.close()
+        assert sink.lines == ROWS
+
+    for keep in ([0, 1, 2], [0, 2]):
+        python_peak, rss_growth = memory_growth(lambda keep=keep: copy(keep))
+        assert python_peak < PYTHON_PEAK
+        assert rss_growth < RSS_GROWTH
+
+
+def test_mysql_copy_bytes_as_csv_exactly(my: DriverSession) -> None:
+    # The 200,000-row stream, byte for byte what RowFormatter makes of the same rows.
+    sql = MY_BIG.replace("seq_1_to_200000", "seq_1_to_20000") + " ORDER BY seq"
+    (count, data, _), (batch_data, _) = both_paths(my, sql)
+    assert count == 20000
+    assert data == batch_data
