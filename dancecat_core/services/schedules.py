@@ -9,6 +9,7 @@ inactive or deleted schedule never fires, not even once more.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -132,6 +133,57 @@ def _changeable(session: Session, actor: User | None, schedule_id: int) -> Sched
     return schedule
 
 
+def _unchanged(schedule: Schedule, data: ScheduleInput, default_timezone: str) -> bool:
+    """True when ``data`` says what ``schedule`` already is."""
+    try:
+        start = math.parse_start(data.start, "start")
+        active = validation.boolean(data.active, "active")
+    except ValidationError:
+        return False
+    cron = " ".join(str(data.cron or "").split()) or None
+    return (
+        schedule.type == str(data.type or "").strip().lower()
+        and schedule.start_local == start
+        and schedule.timezone == ((data.timezone or "").strip() or default_timezone)
+        and (" ".join((schedule.cron or "").split()) or None) == cron
+        and schedule.catch_up == str(data.catch_up or CatchUp.ONCE.value).strip().lower()
+        and bool(schedule.active) == active
+    )
+
+
+def replace_for_job(
+    session: Session,
+    actor: User | None,
+    job_id: int,
+    items: Sequence[tuple[int | None, ScheduleInput]],
+    *,
+    default_timezone: str = "UTC",
+) -> None:
+    """Make the job's schedules be ``items``, as a job form or a job body lists them.
+
+    An item ``(id, input)`` with the id of one of the job's schedules changes it (only if
+    something changed), one with ``None`` adds a schedule, and the job's schedules left out
+    are deleted. A refusal names the item: field ``schedules[<index>].<field>``.
+    """
+    existing = {s.id: s for s in list_for_job(session, actor, job_id)}
+    kept: set[int] = set()
+    for index, (schedule_id, data) in enumerate(items):
+        name = f"schedules[{index}]"
+        if schedule_id is not None and (schedule_id not in existing or schedule_id in kept):
+            raise ValidationError(f"{name}.id: this job has no schedule {schedule_id}", name)
+        try:
+            if schedule_id is None:
+                create(session, actor, job_id, data, default_timezone=default_timezone)
+            else:
+                kept.add(schedule_id)
+                update(session, actor, schedule_id, data, default_timezone=default_timezone)
+        except ValidationError as exc:
+            field = f"{name}.{exc.field}" if exc.field else name
+            raise ValidationError(f"{name}: {exc}", field) from None
+    for schedule_id in existing.keys() - kept:
+        delete(session, actor, schedule_id)
+
+
 def update(
     session: Session,
     actor: User | None,
@@ -143,6 +195,8 @@ def update(
 ) -> Schedule:
     now = now or utcnow()
     schedule = _changeable(session, actor, schedule_id)
+    if _unchanged(schedule, data, default_timezone):
+        return schedule  # saving a form again must not disturb runs already claimed
     values = _checked(data, default_timezone, now)
     _withdraw_unstarted(session, schedule.id, now)
     for key, value in values.items():

@@ -2,8 +2,8 @@
 
 A job body's ``schedules`` is the whole list: an item with the ``id`` of one of the job's
 schedules changes it, an item without ``id`` adds one, and schedules left out are deleted.
-Every rule about a schedule (types, DST, withdrawing claimed runs) is the schedules
-service's; this module only turns the list into its create/update/delete calls.
+Every rule about a schedule (types, DST, withdrawing claimed runs, replacing the list) is
+the schedules service's; this module only shapes the JSON.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 
 from pyramid.request import Request
 
-from dancecat_core.errors import ValidationError
 from dancecat_core.models import Job, Schedule
 from dancecat_core.services import schedules
 from dancecat_core.services.schedules import ScheduleInput
@@ -66,25 +65,10 @@ def _input(item: dict[str, Any]) -> ScheduleInput:
 
 def replace_schedules(request: Request, job: Job, items: list[dict[str, Any]]) -> None:
     """Make the job's schedules be ``items`` (see the module docstring)."""
-    session, actor = request.dbsession, request.user
-    timezone = request.dancecat_settings.timezone
-    existing = {s.id: s for s in schedules.list_for_job(session, actor, job.id)}
-    kept: set[int] = set()
-    for index, item in enumerate(items):
-        name = f"schedules[{index}]"
-        schedule_id = item.get("id")
-        if schedule_id is not None and (schedule_id not in existing or schedule_id in kept):
-            raise ValidationError(f"{name}.id: this job has no schedule {schedule_id}", name)
-        try:
-            if schedule_id is None:
-                schedules.create(session, actor, job.id, _input(item), default_timezone=timezone)
-            else:
-                kept.add(schedule_id)
-                schedules.update(
-                    session, actor, schedule_id, _input(item), default_timezone=timezone
-                )
-        except ValidationError as exc:
-            field = f"{name}.{exc.field}" if exc.field else name
-            raise ValidationError(f"{name}: {exc}", field) from None
-    for schedule_id in existing.keys() - kept:
-        schedules.delete(session, actor, schedule_id)
+    schedules.replace_for_job(
+        request.dbsession,
+        request.user,
+        job.id,
+        [(item.get("id"), _input(item)) for item in items],
+        default_timezone=request.dancecat_settings.timezone,
+    )

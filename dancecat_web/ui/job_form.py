@@ -147,43 +147,25 @@ def _schedule_input(block: dict[str, Any]) -> ScheduleInput:
     )
 
 
-def _unchanged(schedule: Schedule, block: dict[str, Any]) -> bool:
-    return (
-        schedule.type == block["type"]
-        and schedule.start_local.strftime(START_INPUT_FORMAT) == block["start"].replace(" ", "T")
-        and schedule.timezone == block["timezone"]
-        and (schedule.cron or "") == (block["cron"] if block["type"] == "cron" else "")
-        and bool(schedule.active) == block["active"]
-    )
-
-
 def _save_schedules(request: Request, job: Job, form: JobForm, errors: FormErrors) -> None:
-    """Make the job's schedules what the form lists: change, add, delete."""
-    session, user = request.dbsession, request.user
-    timezone = request.dancecat_settings.timezone or "UTC"
-    existing = {schedule.id: schedule for schedule in schedules.list_for_job(session, user, job.id)}
-    kept: set[int] = set()
-    for index, block in enumerate(form.schedules):
-        schedule_id = int(block["id"]) if str(block["id"]).isdigit() else None
-        try:
-            if schedule_id in existing:
-                kept.add(schedule_id)
-                if not _unchanged(existing[schedule_id], block):
-                    schedules.update(
-                        session,
-                        user,
-                        schedule_id,
-                        _schedule_input(block),
-                        default_timezone=timezone,
-                    )
-            else:
-                schedules.create(
-                    session, user, job.id, _schedule_input(block), default_timezone=timezone
-                )
-        except ValidationError as error:
-            errors.fields[f"schedule-{index}-{error.field or 'type'}"] = str(error)
-    for schedule_id in existing.keys() - kept:
-        schedules.delete(session, user, schedule_id)
+    """Make the job's schedules what the form lists (the service changes, adds, deletes)."""
+    items = [
+        (int(block["id"]) if str(block["id"]).isdigit() else None, _schedule_input(block))
+        for block in form.schedules
+    ]
+    try:
+        schedules.replace_for_job(
+            request.dbsession,
+            request.user,
+            job.id,
+            items,
+            default_timezone=request.dancecat_settings.timezone or "UTC",
+        )
+    except ValidationError as error:
+        match = re.fullmatch(r"schedules\[(\d+)\](?:\.(\w+))?", error.field or "")
+        index, field = (match.group(1), match.group(2) or "type") if match else ("0", "type")
+        message = str(error).split(": ", 1)[-1]
+        errors.fields[f"schedule-{index}-{field}"] = message
 
 
 def save(request: Request, form: JobForm, job_id: int | None) -> Job:
