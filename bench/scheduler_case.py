@@ -16,11 +16,14 @@ from __future__ import annotations
 import datetime as dt
 import importlib.util
 import os
+import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bench import config, data
@@ -284,7 +287,28 @@ def lateness_case(log: Callable[[str], None], quick: bool) -> tuple[list[Row], l
         )
         for log_file in logs
     ]
+    spy = None
     try:
+        pyspy = shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+        if os.environ.get("DC_BENCH_PROFILE") and pyspy:
+            # py-spy on one consumer while the due runs go through it (see bench/README.md).
+            spy = subprocess.Popen(
+                [
+                    pyspy,
+                    "record",
+                    "--pid",
+                    str(procs[0].pid),
+                    "--duration",
+                    str(lead + 30),
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "-o",
+                    str(config.RESULTS / "sched-worker-0.folded"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         deadline = time.monotonic() + lead + 240
         done = 0
         while time.monotonic() < deadline:
@@ -297,11 +321,12 @@ def lateness_case(log: Callable[[str], None], quick: bool) -> tuple[list[Row], l
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
-        for proc in procs:
+        for proc in procs + ([spy] if spy else []):
             try:
                 proc.wait(timeout=40)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
         for log_file in logs:
             log_file.close()
     with runtime.session_factory() as session:
