@@ -1263,3 +1263,67 @@ def test_mysql_copy_bytes_as_csv_exactly(my: DriverSession) -> None:
     (count, data, _), (batch_data, _) = both_paths(my, sql)
     assert count == 20000
     assert data == batch_data
+
+
+def _packets(payloads: list[bytes]) -> bytes:
+    return b"".join(
+        len(p).to_bytes(3, "little") + bytes([seq]) + p for seq, p in enumerate(payloads, 1)
+    )
+
+
+def _lenenc(value: bytes | None) -> bytes:
+    if value is None:
+        return b"\xfb"
+    if len(value) < 251:
+        return bytes([len(value)]) + value
+    return b"\xfc" + len(value).to_bytes(2, "little") + value
+
+
+class _FakeResult:
+    unbuffered_active = True
+    connection = rows = None
+
+    def _check_packet_is_eof(self, packet: Any) -> bool:
+        return True
+
+
+def test_mysql_copy_invalid_utf8_is_replaced_not_misread() -> None:
+    # Bytes that valid UTF-8 never holds would pass for the copier's own markers (0xFA-0xFF):
+    # the block is redone field by field, the bad bytes become U+FFFD as csvcodec does.
+    rows = [
+        [b"1", b"ok, fine"],
+        [b"2", b"bad \xfe\xff\xfd, byte"],
+        [b"3", b"cut \xc3"],
+        [b"4", None],
+        [b"5", b""],
+    ]
+    payloads = [b"".join(_lenenc(v) for v in row) for row in rows] + [b"\xfe\x00\x00\x02\x00"]
+    stream = io.BufferedReader(io.BytesIO(_packets(payloads) + b"next"))
+    connection = type("Conn", (), {})()
+    connection.__dict__.update(
+        _result=_FakeResult(),
+        _next_seq_id=1,
+        _current_timeout=None,
+        _read_timeout=None,
+        _rfile=stream,
+        encoding="utf8",
+    )
+    for kinds, expect in [
+        (
+            [mysql_driver.RAW, mysql_driver.TEXT],
+            '1,"ok, fine"\n2,"bad \ufffd\ufffd\ufffd, byte"\n3,cut \ufffd\n4,\n5,""\n',
+        ),
+        ([mysql_driver.SKIP, mysql_driver.HEX], "\\x6f6b2c2066696e65\n"),
+    ]:
+        sink = io.BytesIO()
+        count = mysql_driver._RowCopier(connection, kinds, sink).copy()
+        if kinds[1] == mysql_driver.TEXT:
+            assert count == 5
+            assert sink.getvalue().decode() == expect
+            assert connection._next_seq_id == 7
+            assert connection._rfile.read() == b"next"  # bytes past the end are given back
+            stream = io.BufferedReader(io.BytesIO(_packets(payloads[:1] + payloads[-1:])))
+            connection.__dict__.update(_rfile=stream, _next_seq_id=1, _result=_FakeResult())
+        else:
+            assert count == 1
+            assert sink.getvalue().decode() == expect
