@@ -251,6 +251,7 @@ class Plan:
     value_checks: bool  # parse-and-compare CSV/JSON (sizes where that is affordable)
     libreoffice: bool
     cases: frozenset[str] = frozenset(TARGETS)
+    json_floor: bool = True
 
 
 def _pg_floor_csv(rows: int, out: Path) -> Sample:
@@ -311,7 +312,7 @@ def run_plan(app: App, plan: Plan, out_dir: Path, log: Callable[[str], None]) ->
         finally:
             if tracker is not None:
                 app.drop_result(tracker)
-        if "pg-json" in cases:
+        if "pg-json" in cases and plan.json_floor:
             _step(
                 cases["pg-json"],
                 "floor",
