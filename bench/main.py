@@ -77,6 +77,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="openpyxl floor repeats at 1M (default 1: it alone takes ~80 s)",
     )
     parser.add_argument(
+        "--big-floors",
+        action="store_true",
+        help="also run the Python floors (openpyxl, json) over 1M rows (slow)",
+    )
+    parser.add_argument(
         "--xlsx-sample",
         type=int,
         default=50_000,
