@@ -174,7 +174,7 @@ EMPTY = 0xFA  # marker: "" in the row's first column
 MARKERS = bytes(range(0xF8, 0x100))
 _TO_CSV = bytes.maketrans(bytes([SEP, ROW]), b",\n")
 _FILLS = memoryview(bytes([FILL]) * (1 << 16))
-_NEEDS_QUOTES = re.compile(rb'[",\r\n]')
+_NEEDS_QUOTES = re.compile(rb'[",\r\n]')  # in one value
 _MARKER = re.compile(rb"[\xf8-\xff]")
 # Bytes a length byte stands for: itself and the value after it. Longer lengths (and the
 # first bytes of EOF/error packets) send p out of range, and the row to the slow path.
@@ -337,15 +337,19 @@ def _fast_loop(kinds: Sequence[int]) -> Callable[..., tuple[int, int, int, int, 
 
 def _quote_fields(region: bytearray) -> bytes:
     """The marked block with each value holding ``"``, ``,``, CR or LF quoted."""
+    spans = {}  # value start -> end
+    for char in b'",\r\n':  # memchr for each: a regex over the block is 10x slower
+        at = region.find(char)
+        while at >= 0:
+            start = max(region.rfind(SEP, 0, at), region.rfind(FILL, 0, at)) + 1
+            after = _MARKER.search(region, at)
+            end = after.start() if after else len(region)
+            spans[start] = end
+            at = region.find(char, end)
     parts = []
     done = 0
-    for match in _NEEDS_QUOTES.finditer(region):
-        at = match.start()
-        if at < done:
-            continue  # in a value already quoted
-        start = max(region.rfind(SEP, 0, at), region.rfind(FILL, 0, at)) + 1
-        after = _MARKER.search(region, at)
-        end = after.start() if after else len(region)
+    for start in sorted(spans):
+        end = spans[start]
         value = bytes(region[start:end])
         parts += [region[done:start], b'"', value.replace(b'"', b'""'), b'"']
         done = end
