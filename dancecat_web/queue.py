@@ -7,9 +7,15 @@ this process's runtime, so the web app and its embedded consumer share one confi
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 from pyramid.config import Configurator
+from pyramid.request import Request
 
 from dancecat_core import tasks
+
+log = logging.getLogger(__name__)
 
 
 def includeme(config: Configurator) -> None:
@@ -17,3 +23,20 @@ def includeme(config: Configurator) -> None:
     if "dancecat.enqueue_run" not in config.registry:
         tasks.configure(runtime=runtime)
         config.registry["dancecat.enqueue_run"] = tasks.enqueue_run
+
+
+def enqueue_after_commit(request: Request, tracker_id: int) -> None:
+    """Hand the run to the queue once the request's transaction commits, never before:
+    a worker must never look for a tracker that is not committed yet."""
+    enqueue = request.registry["dancecat.enqueue_run"]
+    request.tm.get().addAfterCommitHook(_enqueue, args=(enqueue, tracker_id))
+
+
+def _enqueue(committed: bool, enqueue: Callable[[int], object], tracker_id: int) -> None:
+    if not committed:
+        return
+    try:
+        enqueue(tracker_id)
+    except Exception:
+        # The tracker stays Queued; the sweeper declares it Died in Queue in time.
+        log.exception("tracker %s: could not be enqueued", tracker_id)

@@ -22,6 +22,7 @@ from dancecat_web.api.schedules import (
     replace_schedules,
     schedules_json,
 )
+from dancecat_web.queue import enqueue_after_commit
 
 log = logging.getLogger(__name__)
 
@@ -152,23 +153,10 @@ def preview_query(request: Request) -> dict[str, Any]:
     return preview_json(preview)
 
 
-def _enqueue_after_commit(committed: bool, enqueue: Any, tracker_id: int) -> None:
-    """Hand the run to the queue once its tracker is committed (never before)."""
-    if not committed:
-        return
-    try:
-        enqueue(tracker_id)
-    except Exception:
-        # The tracker stays Queued; the sweeper declares it Died in Queue in time.
-        log.exception("tracker %s: could not be enqueued", tracker_id)
-
-
 @view_config(route_name="api.job.runs", request_method="POST", renderer="json")
 def run_job(request: Request) -> dict[str, Any]:
     tracker = jobs.queue_run(request.dbsession, request.user, object_id(request))
-    request.tm.get().addAfterCommitHook(
-        _enqueue_after_commit, args=(request.registry["dancecat.enqueue_run"], tracker.id)
-    )
+    enqueue_after_commit(request, tracker.id)
     request.response.status_int = 202
     request.response.headers["Location"] = request.route_url("api.tracker", id=tracker.id)
     return {"tracker": tracker_json(tracker)}

@@ -16,6 +16,7 @@ from dancecat_core import schedules as schedule_math
 from dancecat_core.errors import Conflict, NotFound, QueryError, ValidationError
 from dancecat_core.models import Job, Tracker, TrackerStatus, utcnow
 from dancecat_core.services import connections, jobs, schedules, trackers
+from dancecat_web.queue import enqueue_after_commit
 from dancecat_web.ui.chart import run_chart
 from dancecat_web.ui.forms import FormErrors
 from dancecat_web.ui.helpers import flash
@@ -212,23 +213,12 @@ def run_job(request: Request) -> Any:
             return Response(json={"error": str(error)}, status=409, charset="utf-8")
         flash(request, str(error), "error")
         return HTTPSeeOther(request.referer or request.route_url("ui.jobs"))
-    enqueue = request.registry["dancecat.enqueue_run"]
-    request.tm.get().addAfterCommitHook(_enqueue_after_commit, args=(enqueue, tracker.id))
+    enqueue_after_commit(request, tracker.id)
     if wants_json(request):
         body = {"tracker": tracker.id, "html": tracker_row(request, tracker)}
         return Response(json=body, status=202, charset="utf-8")
     flash(request, f"Run {tracker.id} of “{tracker.job.name}” queued.")
     return HTTPSeeOther(request.route_url("ui.jobs"))
-
-
-def _enqueue_after_commit(committed: bool, enqueue: Any, tracker_id: int) -> None:
-    if not committed:
-        return
-    try:
-        enqueue(tracker_id)
-    except Exception:
-        # The tracker stays Queued; the sweeper declares it Died in Queue in time.
-        log.exception("tracker %s: could not be enqueued", tracker_id)
 
 
 @view_config(route_name="ui.job.delete", request_method="GET", renderer="job_delete.jinja2")

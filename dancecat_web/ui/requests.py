@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from pyramid.request import Request
 
-from dancecat_core.errors import NotFound
+from dancecat_web.api import object_id
 
-MAX_ID = 2**62
-
-
-def object_id(request: Request, name: str = "id") -> int:
-    """The route's id; absurdly large ids are simply not found."""
-    number = int(request.matchdict[name])
-    if number > MAX_ID:
-        raise NotFound("not found")
-    return number
+__all__ = ["object_id", "refuse", "wants_json"]
 
 
 def refuse(request: Request) -> None:
