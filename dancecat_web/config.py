@@ -57,12 +57,16 @@ def configure(
     pyramid_settings.setdefault("jinja2.directories", "dancecat_web:templates")
     pyramid_settings.setdefault("jinja2.autoescape", "true")
     pyramid_settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
+    # pyramid_tm would look the user up outside the views (and the error views) to
+    # annotate the transaction; a database outage there could not become a 503.
+    pyramid_settings.setdefault("tm.annotate_user", "false")
     config = Configurator(settings=pyramid_settings)
     config.registry["dancecat.runtime"] = runtime
     if enqueue_run is not None:
         config.registry["dancecat.enqueue_run"] = enqueue_run
     config.include("dancecat_web.runtime")
     config.include("dancecat_web.db")
+    config.include("dancecat_web.errors")
     config.include("dancecat_web.queue")
     config.include("pyramid_jinja2")
     config.include("dancecat_web.sessions")

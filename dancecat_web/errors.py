@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable
 from typing import Any
 
+from pyramid.config import Configurator
 from pyramid.exceptions import BadCSRFOrigin, BadCSRFToken, PredicateMismatch
 from pyramid.httpexceptions import HTTPException, HTTPFound
+from pyramid.registry import Registry
 from pyramid.renderers import render_to_response
 from pyramid.request import Request
 from pyramid.response import Response
@@ -222,25 +225,50 @@ def database_error_view(exc: Exception, request: Request) -> Response:
     pre-ping replaces dead connections, so the app recovers by itself when it returns.
     """
     if isinstance(exc, PoolTimeout) or app_db_unavailable(exc):
-        log.warning(
-            "app database unavailable on %s %s: %s",
-            request.method,
-            request.path,
-            type(getattr(exc, "orig", None) or exc).__name__,
-        )
-        if is_api(request):
-            response = error_response(request, 503, "unavailable", UNAVAILABLE)
-        else:
-            # Not the template: it asks who is signed in, which needs the database.
-            response = Response(
-                FALLBACK_PAGE.format(status=503, message=html.escape(UNAVAILABLE)),
-                content_type="text/html",
-                charset="utf-8",
-                status=503,
-            )
-        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
-        return response
+        return unavailable_response(exc, request)
     return server_error_view(exc, request)
+
+
+def unavailable_response(exc: Exception, request: Request) -> Response:
+    log.warning(
+        "app database unavailable on %s %s: %s",
+        request.method,
+        request.path,
+        type(getattr(exc, "orig", None) or exc).__name__,
+    )
+    if is_api(request):
+        response = error_response(request, 503, "unavailable", UNAVAILABLE)
+    else:
+        # Not the template: it asks who is signed in, which needs the database.
+        response = Response(
+            FALLBACK_PAGE.format(status=503, message=html.escape(UNAVAILABLE)),
+            content_type="text/html",
+            charset="utf-8",
+            status=503,
+        )
+    response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
+
+
+def outage_tween_factory(
+    handler: Callable[[Request], Response], registry: Registry
+) -> Callable[[Request], Response]:
+    """Over pyramid_tm: an outage met outside the views (the commit, the transaction's
+    annotations) is a 503 too, never waitress's bare 500."""
+
+    def outage_tween(request: Request) -> Response:
+        try:
+            return handler(request)
+        except (DBAPIError, PoolTimeout) as exc:
+            if isinstance(exc, PoolTimeout) or app_db_unavailable(exc):
+                return unavailable_response(exc, request)
+            raise
+
+    return outage_tween
+
+
+def includeme(config: Configurator) -> None:
+    config.add_tween("dancecat_web.errors.outage_tween_factory", over="pyramid_tm.tm_tween_factory")
 
 
 @exception_view_config(Exception)
