@@ -41,7 +41,8 @@ class ValuePattern:
     ``triggers`` are literal byte strings one of which every match contains; a chunk with
     none of them skips the regex entirely (``bytes in`` runs at memory speed, the regex
     does not). The pattern must not match ``"``, ``,`` or line ends outside what the shape
-    itself contains, so a mask can never break the CSV around it.
+    itself contains, so a mask can never break the CSV around it. A pattern with a named
+    group ``secret`` masks only that group.
     """
 
     name: str
@@ -180,8 +181,12 @@ class ValueMasker:
         for pattern, triggers in self._prepared:
             if not any(possible(needed) and trigger in buffer for trigger, needed in triggers):
                 continue
+            # A pattern with a ``secret`` group masks only that part (a JSON field's value,
+            # not its name); others mask the whole match.
+            part = "secret" if "secret" in pattern.pattern.groupindex else 0
             for match in pattern.pattern.finditer(buffer):
-                spans.append((match.start(), match.end(), pattern.name))
+                if match.start(part) < match.end(part):
+                    spans.append((match.start(part), match.end(part), pattern.name))
         if not spans:
             return buffer[:cut], buffer[cut:]
         spans.sort()

@@ -122,6 +122,17 @@ VALUE_PATTERNS = (
         (b"sk-",),
     ),
     ValuePattern(
+        # "password": "hunter2" inside JSON text, also as CSV writes it (quotes doubled):
+        # the value goes, the name stays. Only up to the value's closing quote.
+        "JSON credential field",
+        re.compile(
+            rb'(?i)"(?:password|passwd|pwd|passphrase|secret|client_secret|token|'
+            rb"access_token|refresh_token|api_?key|private_?key|secret_?key|access_?key)"
+            rb'""?\s*:\s*""?(?P<secret>[^"\r\n]{1,512})"'
+        ),
+        (b'":', b'" :'),
+    ),
+    ValuePattern(
         "URL credentials",
         re.compile(rb"(?<=://)[^/\s:@\",]+:[^/\s@\",]+(?=@)"),
         (b"://",),
