@@ -619,6 +619,8 @@ class MysqlCursor(QueryCursor):
         """
         if list(keep) != sorted(set(keep)):
             return None  # columns reordered: the pipeline's own path handles that
+        if not all(hasattr(self._session.connection, name) for name in _COPY_INTERNALS):
+            return None  # a PyMySQL whose internals moved: the row path still works
         if not self.columns or not self.unread:
             return 0
         kinds = _csv_kinds(self.columns, keep)
@@ -641,6 +643,10 @@ class MysqlCursor(QueryCursor):
             return
         self._cursor.close()
         session.end_transaction()
+
+
+# The PyMySQL connection internals _RowCopier reads packets through.
+_COPY_INTERNALS = frozenset({"_rfile", "_next_seq_id", "_result"})
 
 
 class MysqlSession(DriverSession):
