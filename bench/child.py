@@ -171,7 +171,10 @@ COMMANDS = {
 
 
 def main(argv: list[str]) -> None:
+    from bench.measure import vmhwm_mb
+
     result = COMMANDS[argv[0]](json.loads(argv[1]) if len(argv) > 1 else {})
+    result["vmhwm_mb"] = vmhwm_mb()
     print(json.dumps(result), flush=True)
 
 

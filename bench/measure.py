@@ -1,8 +1,9 @@
 """Running one measured thing in a child process: its time and its own peak RSS.
 
-Every case runs in a process of its own so its peak RSS is its own: ``os.wait4`` returns
-the child's ``ru_maxrss`` (kB on Linux), which covers whatever the child did, interpreter
-and imports included, and nothing of this process or of the other cases.
+Every case runs in a process of its own so its peak RSS is its own: the child's ``VmHWM``
+(``/proc/PID/status``, polled while it runs, and reported by Python children themselves at
+the end), which covers whatever the child did, interpreter and imports included, and
+nothing of this process or of the other cases.
 
 Python children (``python -m bench.child CMD JSON``) time the work itself and print one JSON
 line last; command-line floors (psql, mariadb) are timed around the process, start to end.
@@ -10,6 +11,7 @@ line last; command-line floors (psql, mariadb) are timed around the process, sta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -36,14 +38,37 @@ class Sample:
     info: dict[str, Any] = attrs.field(factory=dict)
 
 
+def vmhwm_mb(pid: int | str = "self") -> float:
+    """The process's peak RSS so far (``VmHWM``), or NaN once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return float("nan")
+
+
 def _wait(proc: subprocess.Popen, timeout: float | None) -> tuple[int, float]:
-    """Wait for ``proc`` (polling, so a timeout is possible) and return (status, maxrss MB)."""
+    """Wait for ``proc`` (polling, so a timeout is possible); return (status, peak RSS MB).
+
+    The peak is the child's own ``VmHWM``, polled while it runs. Not ``ru_maxrss``: Linux
+    carries the parent's high-water mark into a forked child across ``exec``, so a child of
+    a big parent would report the parent's size.
+    """
     deadline = None if timeout is None else time.monotonic() + timeout
+    peak = float("nan")
     while True:
+        seen = vmhwm_mb(proc.pid)
+        if seen == seen and not seen < peak:  # not NaN, and a new high
+            peak = seen
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid == proc.pid:
             proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, usage.ru_maxrss / 1024
+            if peak != peak:  # never seen (too quick, or no /proc): the kernel's figure
+                peak = usage.ru_maxrss / 1024
+            return proc.returncode, peak
         if deadline is not None and time.monotonic() > deadline:
             proc.kill()
             os.wait4(proc.pid, 0)
@@ -108,6 +133,9 @@ def python(
         err = chunks.get("err", b"").decode(errors="replace")
         raise ChildFailed(f"bench.child {cmd} exited {code}: {err.strip()[-3000:]}")
     info = json.loads(out[-1])
+    own = info.pop("vmhwm_mb", None)  # the child's own last word on its peak
+    if own is not None and (rss != rss or own > rss):
+        rss = own
     return Sample(float(info.pop("seconds")), rss, info)
 
 
@@ -137,15 +165,12 @@ class Background:
         raise ChildFailed(f"worker did not start; see {self.log.name}")
 
     def stop(self) -> float:
-        """SIGTERM (huey's graceful-enough stop), then the child's peak RSS in MB."""
+        """The child's peak RSS in MB (read before it stops), then SIGTERM."""
+        rss = vmhwm_mb(self.proc.pid)
         if self.proc.returncode is None:
             self.proc.send_signal(signal.SIGTERM)
-            try:
-                _, rss = _wait(self.proc, 30)
-            except ChildFailed:
-                rss = float("nan")
-        else:
-            rss = float("nan")
+            with contextlib.suppress(ChildFailed):
+                _wait(self.proc, 30)
         self.log.close()
         return rss
 
