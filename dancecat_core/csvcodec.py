@@ -22,6 +22,7 @@ import io
 import json
 import math
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, BinaryIO
 
@@ -32,6 +33,10 @@ TextRow = list[str | None]
 _NEEDS_QUOTES = re.compile(r'[",\r\n]')
 # One field at a time: quoted (group 1) or not (group 2), then its separator.
 _FIELD = re.compile(r'(?:"((?:[^"]|"")*)"|([^,"\r\n]*))(,|\r?\n|$)', re.DOTALL)
+
+# A cell may be as long as the database sends (a text column of megabytes); the csv
+# module refuses fields over 128 KiB by default, which made such results unreadable.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 def quote(text: str) -> str:

@@ -108,7 +108,8 @@ def check_object(
     prefix = "" if name == "body" else f"{name}."
     for key in value:
         if key not in fields:
-            raise ValidationError(f"unknown field {prefix}{key}", f"{prefix}{key}")
+            shown = f"{prefix}{key}" if key.strip() else f"{prefix}{key!r}"
+            raise ValidationError(f"unknown field {shown}", shown)
     for key in required:
         if key not in value:
             raise ValidationError(f"{prefix}{key} is required", f"{prefix}{key}")
