@@ -483,7 +483,7 @@ def test_password_rule_length_and_variety(runtime):
     assert f"at least {settings.password_min_length} characters" in refused.text
 
 
-def test_sign_in_throttle_also_stops_the_right_password_and_names_no_field(runtime):
+def test_unknown_email_is_refused_exactly_like_a_wrong_password(runtime):
     """test_web_app proves the lockout after LOGIN_MAX_FAILURES; this adds that an unknown
     email answers exactly like a wrong password (no account enumeration)."""
     user = make_user(runtime, "erin@example.com")
