@@ -124,10 +124,8 @@ DEFAULT_SCRUB_PATTERNS = (
     "credential",
     "auth_key",
     "session_key",
-    "salt",
     "otp_seed",
-    "totp",
-    "pin_code",
+    "totp_secret",
 )
 
 # Every key, its parser and its default. ``None`` means "derived from DANCECAT_HOME" or
