@@ -23,10 +23,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import attrs
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from dancecat_core import schedules as math
 from dancecat_core.db import session_scope
@@ -78,22 +80,282 @@ def late_limit_for(runtime: Runtime, now: dt.datetime) -> dt.datetime:
     return now - dt.timedelta(seconds=max(2 * runtime.settings.frequency_interval_seconds, 60))
 
 
-def _due_ids(runtime: Runtime, until: dt.datetime) -> list[int]:
-    with runtime.session_factory() as session:
-        return list(
-            session.scalars(
-                select(Schedule.id)
-                .join(Job, Job.id == Schedule.job_id)
-                .where(
-                    Schedule.active.is_(True),
-                    Schedule.deleted_at.is_(None),
-                    Schedule.next_run_at.is_not(None),
-                    Schedule.next_run_at <= until,
-                    Job.deleted_at.is_(None),
-                )
-                .order_by(Schedule.next_run_at, Schedule.id)
+# Schedules claimed per transaction: one SELECT, one UPDATE (PostgreSQL) and one multi-row
+# INSERT per batch instead of a transaction per occurrence.
+CLAIM_BATCH = 500
+# Any constant: the PostgreSQL advisory lock that lets one checker claim at a time.
+CHECK_LOCK_KEY = 0x44434348  # "DCCH"
+COUNT_LOCK_KEY = CHECK_LOCK_KEY + 1
+
+
+def _due_query(until: dt.datetime, after: tuple[dt.datetime, int] | None, limit: int | None):
+    """Due, active, not-deleted schedules of not-deleted jobs (``ix_schedules_due``).
+
+    The job test is a subquery, not a join, so ``FOR UPDATE`` locks schedule rows only
+    (PostgreSQL and MySQL do not lock the rows a nested subquery reads).
+    """
+    live_job = select(Job.id).where(Job.id == Schedule.job_id, Job.deleted_at.is_(None))
+    query = select(
+        Schedule.id,
+        Schedule.job_id,
+        Schedule.type,
+        Schedule.start_local,
+        Schedule.timezone,
+        Schedule.cron,
+        Schedule.catch_up,
+        Schedule.next_run_at,
+    ).where(
+        Schedule.active.is_(True),
+        Schedule.deleted_at.is_(None),
+        Schedule.next_run_at.is_not(None),
+        Schedule.next_run_at <= until,
+        live_job.exists(),
+    )
+    if after is not None:
+        # Keyset: past the rows earlier batches looked at (claimed or not).
+        query = query.where(
+            or_(
+                Schedule.next_run_at > after[0],
+                and_(Schedule.next_run_at == after[0], Schedule.id > after[1]),
             )
         )
+    query = query.order_by(Schedule.next_run_at, Schedule.id)
+    return query.limit(limit) if limit else query
+
+
+def _plan_claims(
+    runtime: Runtime,
+    row: Any,
+    now: dt.datetime,
+    horizon: dt.datetime,
+    skip_missed: bool,
+) -> list[Claim]:
+    """Every occurrence of one due schedule up to the horizon, as ``_claim_one`` would
+    claim them one after another (without tracker ids yet): the catch-up decision for
+    the first, then each following occurrence up to the horizon (at most 1,000)."""
+
+    def following(instant: dt.datetime) -> dt.datetime | None:
+        return math.next_after(row.type, row.start_local, row.timezone, instant, row.cron)
+
+    claims: list[Claim] = []
+    old: dt.datetime | None = row.next_run_at
+    late_limit = late_limit_for(runtime, now)
+    for _ in range(1000):
+        if old is None or old > horizon:
+            break
+        missed = 0
+        due: dt.datetime | None = old
+        if old < late_limit:
+            # Downtime: walk to the newest occurrence at or before now.
+            latest = old
+            step = following(latest)
+            while step is not None and step <= now and missed < MAX_MISSED_WALK:
+                latest, step, missed = step, following(step), missed + 1
+            new_next = step
+            if skip_missed or row.catch_up == CatchUp.SKIP.value:
+                due, missed = None, missed + 1
+            else:
+                due = latest
+        else:
+            new_next = following(old)
+        eta = due if due is not None and due > now else None
+        claims.append(Claim(row.id, row.job_id, old, new_next, None, due, eta, missed))
+        old = new_next
+    return claims
+
+
+def _naive(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _move_schedules(
+    session: Session, moves: list[tuple[int, dt.datetime, dt.datetime | None, Any]]
+) -> set[int]:
+    """Compare-and-set every schedule's ``next_run_at`` from its old to its new value;
+    return the ids that moved (the others were moved by someone else first)."""
+    if not moves:
+        return set()
+    if session.get_bind().dialect.name == "postgresql":
+        rows, params = [], {"now": _naive(utcnow())}
+        for i, (sid, old, new, last) in enumerate(moves):
+            rows.append(f"(:i{i}, :o{i}, :n{i}, :l{i})")
+            params.update({f"i{i}": sid, f"o{i}": _naive(old), f"n{i}": _naive(new)})
+            params[f"l{i}"] = _naive(last)
+        moved = session.execute(
+            text(
+                "UPDATE schedules SET"
+                " next_run_at = CAST(v.new_next AS TIMESTAMP WITHOUT TIME ZONE),"
+                " last_run_at = COALESCE(CAST(v.last_due AS TIMESTAMP WITHOUT TIME ZONE),"
+                " schedules.last_run_at), updated_at = :now"
+                f" FROM (VALUES {', '.join(rows)}) AS v(id, old_next, new_next, last_due)"
+                " WHERE schedules.id = v.id"
+                " AND schedules.next_run_at = CAST(v.old_next AS TIMESTAMP WITHOUT TIME ZONE)"
+                " AND schedules.active IS TRUE AND schedules.deleted_at IS NULL"
+                " RETURNING schedules.id"
+            ),
+            params,
+        )
+        return set(moved.scalars())
+    won: set[int] = set()
+    for sid, old, new, last in moves:
+        result = session.execute(
+            update(Schedule)
+            .where(
+                Schedule.id == sid,
+                Schedule.next_run_at == old,
+                Schedule.active.is_(True),
+                Schedule.deleted_at.is_(None),
+            )
+            .values(next_run_at=new, **({"last_run_at": last} if last is not None else {}))
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            won.add(sid)
+    return won
+
+
+def _count_runs(session: Session, counts: dict[int, int]) -> None:
+    """Add the claimed runs to their jobs' run counters."""
+    if not counts:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        rows = ", ".join(f"(:j{i}, :c{i})" for i in range(len(counts)))
+        params: dict[str, Any] = {"now": _naive(utcnow())}
+        for i, (job_id, count) in enumerate(sorted(counts.items())):
+            params[f"j{i}"], params[f"c{i}"] = job_id, count
+        session.execute(
+            text(
+                "UPDATE jobs SET run_count = COALESCE(jobs.run_count, 0) + v.n,"
+                f" updated_at = :now FROM (VALUES {rows}) AS v(id, n) WHERE jobs.id = v.id"
+            ),
+            params,
+        )
+        return
+    # In id order, so two checkers never wait for each other's rows crosswise.
+    for job_id, count in sorted(counts.items()):
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(run_count=func.coalesce(Job.run_count, 0) + count)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _claim_batch(
+    runtime: Runtime,
+    now: dt.datetime,
+    horizon: dt.datetime,
+    skip_missed: bool,
+    after: tuple[dt.datetime, int] | None,
+) -> tuple[list[Claim], tuple[dt.datetime, int] | None, list[int]] | None:
+    """Claim up to ``CLAIM_BATCH`` due schedules (all their occurrences up to the horizon)
+    in one transaction. Returns (claims, keyset position, schedule ids to claim one by
+    one), or None when another checker holds the claim lock (PostgreSQL).
+
+    PostgreSQL and MySQL lock the rows (``FOR UPDATE SKIP LOCKED``: concurrent checkers
+    take different rows, never wait); PostgreSQL also lets one checker claim at a time
+    (``pg_try_advisory_xact_lock``). The compare-and-set on ``next_run_at`` stays on every
+    backend (it is what makes SQLite, which has neither, safe), and
+    ``UNIQUE(schedule_id, due_at)`` stays the last word.
+    """
+    dialect = runtime.engine.dialect.name
+    with session_scope(runtime.session_factory) as session:
+        if dialect == "postgresql" and not session.scalar(
+            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": CHECK_LOCK_KEY}
+        ):
+            return None
+        query = _due_query(horizon, after, CLAIM_BATCH)
+        if dialect in {"postgresql", "mysql", "mariadb"}:
+            query = query.with_for_update(skip_locked=True)
+        rows = session.execute(query).all()
+        if not rows:
+            return [], after, []
+        position = (rows[-1].next_run_at, rows[-1].id)
+        planned = {row.id: _plan_claims(runtime, row, now, horizon, skip_missed) for row in rows}
+        moves = []
+        for row in rows:
+            claims = planned[row.id]
+            if not claims:
+                continue
+            dues = [c.due_at for c in claims if c.due_at is not None]
+            moves.append((row.id, row.next_run_at, claims[-1].new_next, dues[-1] if dues else None))
+        won = _move_schedules(session, moves)
+        lost = [sid for sid, *_ in moves if sid not in won]
+        for sid in lost:
+            log.debug("schedule %s: occurrence claimed by another checker", sid)
+        mine = [c for row in rows if row.id in won for c in planned[row.id]]
+        trackers = [
+            Tracker(job_id=c.job_id, schedule_id=c.schedule_id, due_at=c.due_at)
+            for c in mine
+            if c.due_at is not None
+        ]
+        session.add_all(trackers)
+        try:
+            session.flush()
+        except IntegrityError:
+            # Some occurrence already has its tracker: undo the batch, go one by one.
+            session.rollback()
+            log.warning("claim batch: an occurrence already has a tracker; claiming singly")
+            return [], position, [row.id for row in rows]
+        ids = iter(t.id for t in trackers)
+        claimed = [
+            attrs.evolve(c, tracker_id=next(ids)) if c.due_at is not None else c for c in mine
+        ]
+        counts: dict[int, int] = {}
+        for c in claimed:
+            if c.tracker_id is not None:
+                counts[c.job_id] = counts.get(c.job_id, 0) + 1
+    # Its own transaction, as before: the claim transaction holds schedule rows, and a job
+    # deletion holds its job row while it deletes the job's schedules; bumping job rows in
+    # the claim transaction could deadlock with it (MySQL: with another checker too, as a
+    # tracker INSERT's foreign-key check share-locks the job row).
+    if counts:
+        with session_scope(runtime.session_factory) as session:
+            if dialect == "postgresql":
+                # One counter update at a time: a multi-row UPDATE's lock order is the plan's.
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": COUNT_LOCK_KEY})
+            _count_runs(session, counts)
+    for c in claimed:
+        if c.tracker_id is not None:
+            log.info(
+                "tracker %s: schedule %s occurrence %s claimed (%s)",
+                c.tracker_id,
+                c.schedule_id,
+                c.due_at.isoformat(),
+                "catch-up" if c.missed else "on time",
+            )
+    return claimed, position, []
+
+
+def _claim_singly(
+    runtime: Runtime,
+    schedule_id: int,
+    now: dt.datetime,
+    horizon: dt.datetime,
+    skip_missed: bool,
+    enqueue: Enqueue | None,
+) -> list[Claim]:
+    """The one-occurrence-per-transaction path: a batch's fallback."""
+    claims: list[Claim] = []
+    # A schedule may have several occurrences before the horizon (a cron every minute).
+    for _ in range(1000):
+        claim = _claim_one(runtime, schedule_id, now, horizon, skip_missed)
+        if claim is None:
+            break
+        claims.append(claim)
+        _enqueue(claim, enqueue)
+        if claim.new_next is None or claim.new_next > horizon:
+            break
+    return claims
+
+
+def _enqueue(claim: Claim, enqueue: Enqueue | None) -> None:
+    if claim.tracker_id is not None and enqueue is not None:
+        try:
+            enqueue(claim.tracker_id, claim.eta)
+        except Exception:
+            # The tracker stays Queued; the sweep marks it Died in Queue later.
+            log.exception("tracker %s: could not be enqueued", claim.tracker_id)
 
 
 def check_due(
@@ -112,21 +374,22 @@ def check_due(
     now = now or utcnow()
     horizon = late_limit_for(runtime, now) if only_missed else horizon_for(runtime, now)
     claims: list[Claim] = []
-    for schedule_id in _due_ids(runtime, horizon):
-        # A schedule may have several occurrences before the horizon (a cron every minute).
-        for _ in range(1000):
-            claim = _claim_one(runtime, schedule_id, now, horizon, skip_missed)
-            if claim is None:
-                break
+    after: tuple[dt.datetime, int] | None = None
+    while True:
+        batch = _claim_batch(runtime, now, horizon, skip_missed, after)
+        if batch is None:
+            log.debug("schedule check: another checker is claiming; leaving it to that one")
+            break
+        claimed, position, singly = batch
+        # Enqueued only after the batch's commit (a worker must find its tracker).
+        for claim in claimed:
             claims.append(claim)
-            if claim.tracker_id is not None and enqueue is not None:
-                try:
-                    enqueue(claim.tracker_id, claim.eta)
-                except Exception:
-                    # The tracker stays Queued; the sweep marks it Died in Queue later.
-                    log.exception("tracker %s: could not be enqueued", claim.tracker_id)
-            if claim.new_next is None or claim.new_next > horizon:
-                break
+            _enqueue(claim, enqueue)
+        for schedule_id in singly:
+            claims += _claim_singly(runtime, schedule_id, now, horizon, skip_missed, enqueue)
+        if position is None or position == after:
+            break
+        after = position
     return claims
 
 
