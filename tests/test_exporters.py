@@ -12,6 +12,7 @@ import gc
 import io
 import json
 import math
+import mmap
 import os
 import re
 import shutil
@@ -768,7 +769,10 @@ def test_peak_rss_helpers_work_here():
     if not _peak_rss_reset():
         pytest.skip("no /proc/self/clear_refs: the memory test uses tracemalloc")
     before = _peak_rss_bytes()
-    block = bytearray(64 * 1024 * 1024)
-    block[::4096] = b"x" * len(block[::4096])
+    # Fresh anonymous pages: a bytearray could reuse heap memory earlier tests freed (still
+    # resident), and then the peak would rightly not move.
+    block = mmap.mmap(-1, 64 * 1024 * 1024)
+    for offset in range(0, len(block), 4096):
+        block[offset] = 1
     assert _peak_rss_bytes() - before > 50e6
-    del block
+    block.close()
