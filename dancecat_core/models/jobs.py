@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dancecat_core.models.accounts import User
@@ -14,6 +14,8 @@ from dancecat_core.models.meta import Base, UTCDateTime, utcnow
 
 class Job(Base):
     __tablename__ = "jobs"
+    # The Jobs screen's order, newest update first (migration 0002).
+    __table_args__ = (Index("ix_jobs_updated_at_id", "updated_at", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -72,10 +73,14 @@ def check_transition(current: str, target: str) -> None:
 class Tracker(Base):
     __tablename__ = "trackers"
     # One tracker per schedule occurrence: the database refuses a second claim.
-    __table_args__ = (UniqueConstraint("schedule_id", "due_at"),)
+    # (job_id, id): a job's runs newest first, and its latest successful run (migration 0002).
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "due_at"),
+        Index("ix_trackers_job_id_id", "job_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
     schedule_id: Mapped[int | None] = mapped_column(ForeignKey("schedules.id"))
     due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     triggered_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -7,7 +7,7 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from dancecat_core.errors import Conflict, NotFound, ValidationError
 from dancecat_core.models import Connection, Job, JobRecipient, Schedule, Tracker, User, utcnow
@@ -116,12 +116,26 @@ def get_by_name(session: Session, actor: User | None, name: str) -> Job:
 
 
 def list_visible(
-    session: Session, actor: User | None, *, limit: int | None = None, offset: int = 0
+    session: Session,
+    actor: User | None,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+    recipients: bool = False,
 ) -> list[Job]:
+    """Jobs ``actor`` may see, most recently updated first (``ix_jobs_updated_at_id``).
+
+    Each job's connection and owner come with it (a query each for the whole list, not
+    one per job); ``recipients=True`` loads the recipients the same way.
+    """
+    loads = [selectinload(Job.connection), selectinload(Job.owner)]
+    if recipients:
+        loads.append(selectinload(Job.recipients))
     query = (
         select(Job)
         .where(Job.deleted_at.is_(None), access.visible_filter(actor, Job))
         .order_by(Job.updated_at.desc(), Job.id.desc())
+        .options(*loads)
         .offset(offset)
     )
     if limit is not None:

@@ -253,6 +253,33 @@ def list_for_job(session: Session, actor: User | None, job_id: int) -> list[Sche
     )
 
 
+def list_for_jobs(
+    session: Session, actor: User | None, job_ids: list[int]
+) -> dict[int, list[Schedule]]:
+    """``list_for_job`` for a page of jobs in one query: job id -> its live schedules.
+
+    Every id is in the answer (an empty list when the job has none); jobs ``actor`` may
+    not see, and deleted jobs, have no schedules here.
+    """
+    found: dict[int, list[Schedule]] = {job_id: [] for job_id in job_ids}
+    if not job_ids:
+        return found
+    rows = session.scalars(
+        select(Schedule)
+        .join(Job, Job.id == Schedule.job_id)
+        .where(
+            Schedule.job_id.in_(sorted(set(job_ids))),
+            Schedule.deleted_at.is_(None),
+            Job.deleted_at.is_(None),
+            access.visible_filter(actor, Job),
+        )
+        .order_by(Schedule.job_id, Schedule.id)
+    )
+    for schedule in rows:
+        found[schedule.job_id].append(schedule)
+    return found
+
+
 def list_visible(session: Session, actor: User | None) -> list[Schedule]:
     return list(
         session.scalars(

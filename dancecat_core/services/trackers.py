@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 import attrs
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from dancecat_core.errors import Conflict, NotFound, ResultExpired, StoreError
 from dancecat_core.exporters import Exporter
@@ -43,7 +43,10 @@ def list_for_job(
     """A job's runs, newest first; ``before`` pages by tracker id. A deleted job is not
     found here, as everywhere its id is used (its runs stay reachable by tracker id)."""
     access.require_visible(actor, session.get(Job, job_id), "job")
-    query = select(Tracker).where(Tracker.job_id == job_id)
+    # The page's notifications in one query, not one per run (trackers (job_id, id) pages).
+    query = (
+        select(Tracker).where(Tracker.job_id == job_id).options(selectinload(Tracker.notifications))
+    )
     if status:
         query = query.where(Tracker.status == TrackerStatus(status).value)
     if before:
@@ -65,8 +68,15 @@ def list_visible(
     The Jobs tab's tracker table: optionally one job's or one status's, paged by
     ``before`` (a tracker id) so new runs arriving never shift a page.
     """
-    query = select(Tracker).join(Job, Job.id == Tracker.job_id).where(
-        access.visible_filter(actor, Job)
+    query = (
+        select(Tracker)
+        .join(Job, Job.id == Tracker.job_id)
+        .where(access.visible_filter(actor, Job))
+        # What a row shows, a query each for the whole page: not one per run.
+        .options(
+            selectinload(Tracker.notifications),
+            selectinload(Tracker.job).selectinload(Job.connection),
+        )
     )
     if job_id is not None:
         query = query.where(Tracker.job_id == job_id)
@@ -91,6 +101,36 @@ def latest_success(session: Session, actor: User | None, job_id: int) -> Tracker
     if tracker is None:
         raise NotFound("this job has no successful run yet")
     return tracker
+
+
+SUCCESSFUL = (TrackerStatus.SUCCESS.value, TrackerStatus.RESULT_EXPIRED.value)
+
+
+def latest_successes(
+    session: Session, actor: User | None, job_ids: list[int]
+) -> dict[int, Tracker]:
+    """``latest_success`` for many jobs in one query: job id -> its newest successful run.
+
+    Jobs ``actor`` may not see, deleted jobs and jobs without a successful run are left
+    out. Each job's run is found by a correlated ``max(id)``, which the databases answer
+    by walking ``ix_trackers_job_id_id`` backwards to the first successful run, however
+    many runs the job has.
+    """
+    if not job_ids:
+        return {}
+    runs = aliased(Tracker)
+    newest = (
+        select(func.max(runs.id))
+        .where(runs.job_id == Job.id, runs.status.in_(SUCCESSFUL))
+        .scalar_subquery()
+    )
+    latest_ids = select(newest).where(
+        Job.id.in_(sorted(set(job_ids))),
+        Job.deleted_at.is_(None),
+        access.visible_filter(actor, Job),
+    )
+    found = session.scalars(select(Tracker).where(Tracker.id.in_(latest_ids)))
+    return {tracker.job_id: tracker for tracker in found}
 
 
 def stored_result(runtime: Runtime, tracker: Tracker) -> StoredResult:

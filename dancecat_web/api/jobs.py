@@ -11,7 +11,7 @@ from pyramid.view import view_config
 
 from dancecat_core.errors import ValidationError
 from dancecat_core.models import Job, TrackerStatus
-from dancecat_core.services import jobs, trackers
+from dancecat_core.services import jobs, schedules, trackers
 from dancecat_core.services.jobs import JobInput
 from dancecat_web.api import MAX_ID, bodies, created, no_content, object_id
 from dancecat_web.api.bodies import Field
@@ -20,6 +20,7 @@ from dancecat_web.api.schedules import (
     SCHEDULE_FIELDS,
     SCHEDULE_REQUIRED,
     replace_schedules,
+    schedule_json,
     schedules_json,
 )
 from dancecat_web.queue import enqueue_after_commit
@@ -90,8 +91,16 @@ def _save(request: Request, job_id: int | None, values: dict[str, Any]) -> Job:
 def list_jobs(request: Request) -> dict[str, Any]:
     limit = bodies.query_int(request, "limit", default=None, minimum=1, maximum=1000)
     offset = bodies.query_int(request, "offset", default=0, minimum=0, maximum=MAX_ID) or 0
-    found = jobs.list_visible(request.dbsession, request.user, limit=limit, offset=offset)
-    return {"jobs": [job_json(job, schedules_json(request, job)) for job in found]}
+    found = jobs.list_visible(
+        request.dbsession, request.user, limit=limit, offset=offset, recipients=True
+    )
+    # Every listed job's schedules in one query, not one per job.
+    listed = schedules.list_for_jobs(request.dbsession, request.user, [job.id for job in found])
+    return {
+        "jobs": [
+            job_json(job, [schedule_json(schedule) for schedule in listed[job.id]]) for job in found
+        ]
+    }
 
 
 @view_config(route_name="api.jobs", request_method="POST", renderer="json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import zoneinfo
 from typing import Any
@@ -26,6 +27,8 @@ from dancecat_web.ui.schedule_times import next_runs
 
 log = logging.getLogger(__name__)
 TRACKERS_PER_PAGE = 25
+JOBS_PER_PAGE = 25
+MAX_PAGE = 10**6
 HISTORY_RUNS = 50
 STATUSES = [status.value for status in TrackerStatus]
 
@@ -54,6 +57,10 @@ def _latest(request: Request, job: Job) -> Tracker | None:
     return tracker if result_available(tracker) else None
 
 
+def _available(tracker: Tracker | None) -> Tracker | None:
+    return tracker if tracker is not None and result_available(tracker) else None
+
+
 def _int_param(request: Request, name: str) -> int | None:
     raw = request.GET.get(name, "")
     return int(raw) if raw.isdigit() and len(raw) < 18 else None
@@ -61,8 +68,20 @@ def _int_param(request: Request, name: str) -> int | None:
 
 @view_config(route_name="ui.jobs", request_method="GET", renderer="jobs.jinja2")
 def list_jobs(request: Request) -> dict[str, Any]:
+    """One page of jobs (each with its latest result) above the runs table.
+
+    A bounded number of queries whatever the number of jobs and runs: the page's jobs
+    (with their connections and owners), their latest successful runs in one query, and
+    the runs table's page (with its jobs and notifications).
+    """
     session, user = request.dbsession, request.user
-    found = jobs.list_visible(session, user)
+    page = min(max(_int_param(request, "page") or 1, 1), MAX_PAGE)
+    found = jobs.list_visible(
+        session, user, limit=JOBS_PER_PAGE + 1, offset=(page - 1) * JOBS_PER_PAGE
+    )
+    more_jobs = len(found) > JOBS_PER_PAGE
+    found = found[:JOBS_PER_PAGE]
+    latest = trackers.latest_successes(session, user, [job.id for job in found])
     job_filter = _int_param(request, "job")
     status = request.GET.get("status") or None
     if status not in STATUSES:
@@ -73,8 +92,23 @@ def list_jobs(request: Request) -> dict[str, Any]:
     )
     more = len(runs) > TRACKERS_PER_PAGE
     runs = runs[:TRACKERS_PER_PAGE]
+    # The runs filter offers this page's jobs, and the filtered job wherever it is.
+    filter_jobs = list(found)
+    if job_filter is not None and all(job.id != job_filter for job in found):
+        with contextlib.suppress(NotFound):  # a deleted or hidden job: nothing to offer
+            filter_jobs.insert(0, jobs.get(session, user, job_filter))
     return {
-        "jobs": [(job, _latest(request, job)) for job in found],
+        "jobs": [(job, _available(latest.get(job.id))) for job in found],
+        "filter_jobs": filter_jobs,
+        "page": page,
+        # The jobs pager keeps the runs table's filters (not its page of runs).
+        "runs_query": {
+            key: value
+            for key, value in (("job", job_filter), ("status", status))
+            if value is not None
+        },
+        "prev_page": page - 1 if page > 1 else None,
+        "next_page": page + 1 if more_jobs else None,
         "trackers": [(tracker, result_available(tracker)) for tracker in runs],
         "job_filter": job_filter,
         "status_filter": status,
