@@ -510,7 +510,7 @@ SHAPED = [BCRYPT, ARGON, JWT, PEM, AWS, "ghp_" + "Zz09" * 9]
 CREDENTIAL_NAMES = [
     "Password", "PASS_WORD", "user-passwd", "pwd", "apiKey", "API_KEY", "auth_token",
     "Refresh Token", "client_secret", "privateKey", "Secret Key", "db_credential",
-    "Passphrase", "totp", "password_hash", "AccessKey", "session-key",
+    "Passphrase", "TOTP_Secret", "password_hash", "AccessKey", "session-key",
 ]  # fmt: skip
 
 
