@@ -64,7 +64,15 @@ def _prepare(home: Path, log: Callable[[str], None]) -> str:
     """Build (or find) the app database; return an API token for the bench user."""
     token_file = home / "bench-token"
     if token_file.exists() and _count("jobs") == JOBS and _count("trackers") == TRACKERS:
-        log(f"  app database: cached ({JOBS:,} jobs, {TRACKERS:,} trackers)")
+        # Kept between runs: bring its schema up to the newest migration (new indexes).
+        from dancecat_core import db
+
+        engine = db.get_engine(config.pg_url(config.WEB_DB))
+        try:
+            db.upgrade(engine)
+        finally:
+            engine.dispose()
+        log(f"  app database: cached ({JOBS:,} jobs, {TRACKERS:,} trackers), migrated")
         return token_file.read_text().strip()
     clock = time.monotonic()
     shutil.rmtree(home, ignore_errors=True)
