@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -33,10 +35,41 @@ def get_engine(database_url: str, **kwargs) -> Engine:
         engine = create_engine(database_url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
     if database_url.startswith("mysql") and "charset=" not in database_url:
         database_url += ("&" if "?" in database_url else "?") + "charset=utf8mb4"
-    return create_engine(database_url, **kwargs)
+    engine = create_engine(database_url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection that sat unused longer than this is pinged before use. Pinging at
+# every checkout (``pool_pre_ping``) cost a round trip per transaction, a third of a
+# trivial run's; a connection used a moment ago is alive (or its first statement fails,
+# SQLAlchemy invalidates the whole pool, and ``runner.with_app_db`` retries).
+IDLE_PING_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """``pool_pre_ping``, but only for connections idle over ``IDLE_PING_SECONDS``."""
+
+    @event.listens_for(engine, "checkin")
+    def note_checkin(dbapi_connection, record) -> None:
+        if record is not None:
+            record.info["dancecat_used"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def ping_if_idle(dbapi_connection, record, proxy) -> None:
+        used = record.info.get("dancecat_used")
+        if used is None or time.monotonic() - used < IDLE_PING_SECONDS:
+            return  # fresh from connect, or used a moment ago
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool throws the connection away and checks out a new one.
+            raise DisconnectionError(f"the pooled connection is dead: {exc}") from exc
+        if alive is False:
+            raise DisconnectionError("the pooled connection is dead")
 
 
 def get_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -104,6 +104,18 @@ def _add_missing(runtime: Runtime, session: Session, tracker_id: int) -> list[No
     return rows
 
 
+def wanted(runtime: Runtime, emails: tuple[str, ...] | list[str] | None) -> bool:
+    """False when no notifier would pick a recipient from the job's ``emails`` (read when
+    the run finished), so ``after_run`` would create nothing: a run need not pay for it.
+    ``None`` (not known) is True: let ``after_run`` look."""
+    if emails is None:
+        return True
+    try:
+        return any(_recipients(n, list(emails)) for n in runtime.notifiers.values())
+    except Exception:
+        return True  # after_run will log what is wrong
+
+
 def after_run(runtime: Runtime, tracker_id: int) -> list[int]:
     """Create a finished run's notifications and queue their delivery. Never raises:
     whatever goes wrong with notifying must not touch the run."""

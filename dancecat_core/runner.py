@@ -22,13 +22,24 @@ from typing import Any
 import attrs
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
 from dancecat_core.columns import Column
 from dancecat_core.csvcodec import RowFormatter, header_line
 from dancecat_core.db import session_scope
 from dancecat_core.drivers import ConnectionParams, DriverSession
 from dancecat_core.errors import DancecatError, QueryError, QueryTimeout
-from dancecat_core.models import Job, Tracker, TrackerStatus, check_transition, utcnow
+from dancecat_core.models import (
+    Connection as DbConnection,
+)
+from dancecat_core.models import (
+    Job,
+    JobRecipient,
+    Tracker,
+    TrackerStatus,
+    check_transition,
+    utcnow,
+)
 from dancecat_core.resultstore import ResultMeta
 from dancecat_core.runtime import Runtime
 from dancecat_core.scrubbing import ValueMasker, mask_value, scrub_message
@@ -98,10 +109,24 @@ def set_status(
     committed before the connection dropped, a later attempt that finds the row already
     at ``target`` (and, for a claim, with this worker's name) counts as done.
     """
+    return _set_status(runtime, tracker_id, current, target, values)[0]
+
+
+def _set_status(
+    runtime: Runtime,
+    tracker_id: int,
+    current: TrackerStatus,
+    target: TrackerStatus,
+    values: dict[str, Any],
+    also: Callable[[Session], Any] | None = None,
+) -> tuple[bool, Any]:
+    """``set_status``; when the move happened, ``also(session)`` runs in the same
+    transaction (one round trip instead of a transaction of its own) and its answer is
+    returned beside the verdict."""
     check_transition(current, target)
     attempts = 0
 
-    def attempt() -> bool:
+    def attempt() -> tuple[bool, Any]:
         nonlocal attempts
         attempts += 1
         with session_scope(runtime.session_factory) as session:
@@ -111,19 +136,33 @@ def set_status(
                 .values(status=target.value, **values)
             )
             if result.rowcount == 1:
-                return True
+                return True, also(session) if also else None
             if attempts == 1:
-                return False
+                return False, None
             row = session.execute(
                 select(Tracker.status, Tracker.worker).where(Tracker.id == tracker_id)
             ).first()
-            return (
+            done = (
                 row is not None
                 and row.status == target.value
                 and ("worker" not in values or row.worker == values["worker"])
             )
+            return done, also(session) if done and also else None
 
     return with_app_db(f"tracker {tracker_id}: {current} -> {target}", attempt)
+
+
+def _recipient_emails(job_id: int) -> Callable[[Session], tuple[str, ...]]:
+    def read(session: Session) -> tuple[str, ...]:
+        return tuple(
+            session.scalars(
+                select(JobRecipient.email)
+                .where(JobRecipient.job_id == job_id)
+                .order_by(JobRecipient.id)
+            )
+        )
+
+    return read
 
 
 class _Watchdog:
@@ -195,51 +234,100 @@ class RunOutcome:
     status: TrackerStatus
     row_count: int | None = None
     error: str | None = None
+    # The job's recipients as the final status change read them (same transaction);
+    # None when not read (the run did not finish here, or finished another way).
+    recipients: tuple[str, ...] | None = None
+    # Set (and nothing done) when asked to wait for the due time and it is still ahead.
+    not_before: dt.datetime | None = None
 
 
 def _job_timeout(runtime: Runtime, job: Job) -> int:
     return job.timeout_seconds or runtime.settings.db_timeout
 
 
-def _load(runtime: Runtime, tracker_id: int) -> RunOutcome | tuple:
-    """Read what a run needs in one short transaction (repeatable: it writes nothing)."""
+def _load_and_claim(
+    runtime: Runtime, tracker_id: int, worker: str, wait_for_due: bool, repeat: bool
+) -> RunOutcome | tuple:
+    """Read what a run needs and, if it may start, claim it (Queued -> Running, a
+    compare-and-set): one transaction, one SELECT. Returns an outcome when there is
+    nothing to run, else ``(claimed, expired, reason, job_id, sql, timeout, params)``;
+    ``claimed`` is False when the run must not start (expired, or ``reason``), in which
+    case nothing was written. Safe to repeat (``with_app_db``): a ``repeat`` that finds
+    the tracker Running under this worker's name knows an earlier attempt claimed it (its
+    commit went through, the answer was lost with the connection)."""
     settings = runtime.settings
     now = utcnow()
     with session_scope(runtime.session_factory) as session:
-        tracker = session.get(Tracker, tracker_id)
-        if tracker is None:
+        found = session.execute(
+            select(Tracker, Job, DbConnection)
+            .join(Job, Job.id == Tracker.job_id)
+            .join(DbConnection, DbConnection.id == Job.connection_id)
+            .where(Tracker.id == tracker_id)
+        ).first()
+        if found is None:
             log.warning("tracker %s: does not exist, nothing to run", tracker_id)
             return RunOutcome(tracker_id, TrackerStatus.FAILED, error="no such tracker")
-        if tracker.status != TrackerStatus.QUEUED:
+        tracker, job, connection = found
+        mine = repeat and tracker.status == TrackerStatus.RUNNING and tracker.worker == worker
+        if tracker.status != TrackerStatus.QUEUED and not mine:
             log.info("tracker %s: already %s, not running it again", tracker_id, tracker.status)
             return RunOutcome(tracker_id, TrackerStatus(tracker.status))
-        job = tracker.job
-        connection = job.connection
+        if not mine and wait_for_due and tracker.due_at is not None and tracker.due_at > now:
+            return RunOutcome(tracker_id, TrackerStatus.QUEUED, not_before=tracker.due_at)
         queued_for = (now - tracker.queued_at).total_seconds()
         reason = None
         if tracker.due_at is not None:
             queued_for = (now - max(tracker.due_at, tracker.queued_at)).total_seconds()
-        if queued_for > settings.job_worker_enqueue_timeout:
+        if not mine and queued_for > settings.job_worker_enqueue_timeout:
             expired = True
         else:
             expired = False
-            if job.is_deleted:
+            if not mine and job.is_deleted:
                 reason = "the job was deleted before the run started"
-            elif connection.is_deleted:
+            elif not mine and connection.is_deleted:
                 reason = "the job's connection was deleted"
         params = None if reason or expired else runtime.connection_params(connection)
-        return expired, reason, job.id, job.query, _job_timeout(runtime, job), params
+        loaded = (job.id, job.query, _job_timeout(runtime, job), params)
+        if reason or expired or mine:
+            return (mine, expired, reason, *loaded)
+        claimed = session.execute(
+            update(Tracker)
+            .where(Tracker.id == tracker_id, Tracker.status == TrackerStatus.QUEUED.value)
+            .values(
+                status=TrackerStatus.RUNNING.value, started_at=now, heartbeat_at=now, worker=worker
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:
+            log.info("tracker %s: claimed by another worker", tracker_id)
+            return RunOutcome(tracker_id, TrackerStatus.RUNNING)
+        return (True, expired, reason, *loaded)
 
 
 def execute_tracker(
-    runtime: Runtime, tracker_id: int, *, on_claimed: Callable[[], None] | None = None
+    runtime: Runtime,
+    tracker_id: int,
+    *,
+    on_claimed: Callable[[], None] | None = None,
+    wait_for_due: bool = False,
 ) -> RunOutcome:
-    """Run the tracker's job once. A tracker that is not Queued any more is left alone."""
+    """Run the tracker's job once. A tracker that is not Queued any more is left alone.
+
+    With ``wait_for_due``, a tracker whose due time is still ahead is not touched: the
+    outcome's ``not_before`` says when it may run (the queue delivered it early).
+    """
     settings = runtime.settings
-    loaded = with_app_db(f"tracker {tracker_id}: load", lambda: _load(runtime, tracker_id))
+    worker = worker_name()
+    attempts: list[int] = []
+
+    def load_and_claim() -> RunOutcome | tuple:
+        attempts.append(1)
+        return _load_and_claim(runtime, tracker_id, worker, wait_for_due, len(attempts) > 1)
+
+    loaded = with_app_db(f"tracker {tracker_id}: load and claim", load_and_claim)
     if isinstance(loaded, RunOutcome):
         return loaded
-    expired, reason, job_id, sql, timeout, params = loaded
+    claimed, expired, reason, job_id, sql, timeout, params = loaded
     enqueue_limit = settings.job_worker_enqueue_timeout
 
     if expired:
@@ -263,18 +351,7 @@ def execute_tracker(
         )
         return RunOutcome(tracker_id, TrackerStatus.FAILED, error=reason)
 
-    started = utcnow()
-    if not set_status(
-        runtime,
-        tracker_id,
-        TrackerStatus.QUEUED,
-        TrackerStatus.RUNNING,
-        started_at=started,
-        heartbeat_at=started,
-        worker=worker_name(),
-    ):
-        log.info("tracker %s: claimed by another worker", tracker_id)
-        return RunOutcome(tracker_id, TrackerStatus.RUNNING)
+    assert claimed
     if on_claimed:
         on_claimed()
     log.info("tracker %s: running job %s", tracker_id, job_id)
@@ -299,33 +376,42 @@ def execute_tracker(
             return _hand_back(runtime, tracker_id)
         message = _failure_message(exc, params)
         finished = utcnow()
-        set_status(
+        failed, emails = _set_status(
             runtime,
             tracker_id,
             TrackerStatus.RUNNING,
             TrackerStatus.FAILED,
-            finished_at=finished,
-            error=message,
-            duration_ms=int((time.monotonic() - clock) * 1000),
+            {
+                "finished_at": finished,
+                "error": message,
+                "duration_ms": int((time.monotonic() - clock) * 1000),
+            },
+            also=_recipient_emails(job_id),
         )
         log.warning("tracker %s: failed: %s", tracker_id, message)
-        return RunOutcome(tracker_id, TrackerStatus.FAILED, error=message)
+        return RunOutcome(
+            tracker_id, TrackerStatus.FAILED, error=message, recipients=emails if failed else None
+        )
 
     finished = utcnow()
     try:
-        ok = set_status(
+        ok, emails = _set_status(
             runtime,
             tracker_id,
             TrackerStatus.RUNNING,
             TrackerStatus.SUCCESS,
-            finished_at=finished,
-            duration_ms=int((time.monotonic() - clock) * 1000),
-            row_count=meta.row_count,
-            result_store=store.name,
-            result_key=key,
-            result_bytes=size,
-            result_meta_json=json.dumps(meta.to_dict(), ensure_ascii=False),
-            result_expires_at=finished + dt.timedelta(seconds=settings.job_result_valid_seconds),
+            {
+                "finished_at": finished,
+                "duration_ms": int((time.monotonic() - clock) * 1000),
+                "row_count": meta.row_count,
+                "result_store": store.name,
+                "result_key": key,
+                "result_bytes": size,
+                "result_meta_json": json.dumps(meta.to_dict(), ensure_ascii=False),
+                "result_expires_at": finished
+                + dt.timedelta(seconds=settings.job_result_valid_seconds),
+            },
+            also=_recipient_emails(job_id),
         )
     except Exception:
         # The app database stayed away past our patience: the tracker stays Running and
@@ -338,7 +424,9 @@ def execute_tracker(
         log.warning("tracker %s: finished after being declared dead; result dropped", tracker_id)
         return RunOutcome(tracker_id, TrackerStatus.FAILED, error="declared dead")
     log.info("tracker %s: success, %s rows, %s bytes", tracker_id, meta.row_count, size)
-    return RunOutcome(tracker_id, TrackerStatus.SUCCESS, row_count=meta.row_count)
+    return RunOutcome(
+        tracker_id, TrackerStatus.SUCCESS, row_count=meta.row_count, recipients=emails
+    )
 
 
 def _hand_back(runtime: Runtime, tracker_id: int) -> RunOutcome:

@@ -218,18 +218,18 @@ def run_job(tracker_id: int) -> str:
     compare-and-set, so a second delivery finds the tracker taken and does nothing."""
     from dancecat_core import notify
     from dancecat_core.runner import execute_tracker
-    from dancecat_core.scheduler import too_early
 
     runtime = get_runtime()
-    eta = too_early(runtime, tracker_id)
-    if eta is not None:
-        # Never early, even if a queue or a clock misbehaved: wait for the due time.
-        run_job.schedule(args=(tracker_id,), eta=eta)
+    ran: list[bool] = []
+    # wait_for_due: never early, even if a queue or a clock misbehaved.
+    outcome = execute_tracker(
+        runtime, tracker_id, on_claimed=lambda: ran.append(True), wait_for_due=True
+    )
+    if outcome.not_before is not None:
+        run_job.schedule(args=(tracker_id,), eta=outcome.not_before)
         log.info("tracker %s: delivered before its due time, rescheduled", tracker_id)
         return "rescheduled"
-    ran: list[bool] = []
-    outcome = execute_tracker(runtime, tracker_id, on_claimed=lambda: ran.append(True))
-    if ran:
+    if ran and notify.wanted(runtime, outcome.recipients):
         notify.after_run(runtime, tracker_id)
     return outcome.status.value
 
