@@ -10,8 +10,13 @@ schedule's ``next_run_at``::
 in the same transaction that inserts the occurrence's tracker. Only one transaction can
 move ``next_run_at`` away from ``:due`` (PostgreSQL and MySQL re-check the WHERE on the
 locked, newest row; SQLite has one writer), and ``UNIQUE(schedule_id, due_at)`` on
-trackers refuses a second tracker even if that ever failed. This works the same on every
-app database, which ``SELECT ... FOR UPDATE SKIP LOCKED`` would not (SQLite lacks it).
+trackers refuses a second tracker even if that ever failed.
+
+Claims are made in batches (``CLAIM_BATCH`` schedules per transaction: one SELECT, one
+UPDATE on PostgreSQL, one multi-row INSERT), not one transaction per occurrence. Where the
+database has them, the batch's rows are locked ``FOR UPDATE SKIP LOCKED`` (concurrent
+checkers take different rows) and, on PostgreSQL, one checker claims at a time
+(``pg_try_advisory_xact_lock``); the compare-and-set stays, as SQLite has neither.
 
 The run is enqueued after commit with huey's ``eta`` = the due time, so it never starts
 early; a check claims everything due before the next check (``horizon``) so it does not

@@ -227,3 +227,25 @@ def test_smtp_down_then_up_delivers_exactly_once_and_run_untouched(setup, sqlite
     assert result_digest(runtime, tracker_id) == before
     rows = notifications(runtime, tracker_id)
     assert all(n.status == NotificationStatus.SENT and n.last_error is None for n in rows)
+
+
+def test_notification_bookkeeping_is_skipped_only_when_no_notifier_picks_anyone():
+    """``run_job`` skips ``after_run`` when the recipients read with the final status give
+    no notifier anyone to tell; a notifier that picks its own recipients still gets asked."""
+    import types
+
+    from dancecat_core import notify
+
+    class Plain:
+        pass
+
+    class Channel:
+        def recipients_for(self, emails):
+            return ["#reports"]
+
+    only_mail = types.SimpleNamespace(notifiers={"email": Plain()})
+    assert notify.wanted(only_mail, ()) is False
+    assert notify.wanted(only_mail, ("a@example.com",)) is True
+    assert notify.wanted(only_mail, None) is True  # not known: let after_run look
+    with_channel = types.SimpleNamespace(notifiers={"email": Plain(), "chat": Channel()})
+    assert notify.wanted(with_channel, ()) is True

@@ -438,3 +438,39 @@ def test_racing_checkers_on_postgresql_claim_each_occurrence_once(
     assert set(in_db) == expected and max(in_db.values()) == 1
     assert len(enqueued) == len(expected) and max(enqueued.values()) == 1
     runtime.engine.dispose()
+
+
+def test_batched_claims_over_several_batches_and_an_existing_tracker(app, monkeypatch):
+    """Batches smaller than the due list claim everything once; an occurrence that already
+    has its tracker (UNIQUE(schedule_id, due_at)) sends that batch down the one-by-one
+    path, which advances past it without a second tracker."""
+    from dancecat_core import scheduler
+
+    runtime, job_id = app
+    monkeypatch.setattr(scheduler, "CLAIM_BATCH", 3)
+    now = dt.datetime(2027, 1, 1, 10, 5, tzinfo=UTC)
+    with db.session_scope(runtime.session_factory) as session:
+        ids = [
+            service.create(
+                session,
+                None,
+                job_id,
+                ScheduleInput(type="hourly", start="2027-01-01 00:00", timezone="UTC"),
+                now=now,
+            ).id
+            for _ in range(10)
+        ]
+        eleven = dt.datetime(2027, 1, 1, 11, 0, tzinfo=UTC)
+        session.add(Tracker(job_id=job_id, schedule_id=ids[4], due_at=eleven))
+    claims = check_due(runtime, now=now, enqueue=tasks.enqueue_run)
+    got = collections.Counter(c.schedule_id for c in claims if c.tracker_id is not None)
+    assert got == {sid: 1 for sid in ids if sid != ids[4]}
+    with runtime.session_factory() as session:
+        trackers = collections.Counter(
+            (t.schedule_id, t.due_at) for t in session.scalars(select(Tracker))
+        )
+        assert set(trackers) == {(sid, eleven) for sid in ids} and max(trackers.values()) == 1
+        for sid in ids:
+            assert session.get(Schedule, sid).next_run_at == eleven + dt.timedelta(hours=1)
+        assert session.get(Job, job_id).run_count == 9
+    assert check_due(runtime, now=now) == []
