@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 import attrs
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, aliased, selectinload
+from sqlalchemy.orm import Session, aliased, contains_eager, selectinload
 
 from dancecat_core.errors import Conflict, NotFound, ResultExpired, StoreError
 from dancecat_core.exporters import Exporter
@@ -75,7 +75,7 @@ def list_visible(
         # What a row shows, a query each for the whole page: not one per run.
         .options(
             selectinload(Tracker.notifications),
-            selectinload(Tracker.job).selectinload(Job.connection),
+            contains_eager(Tracker.job).selectinload(Job.connection),
         )
     )
     if job_id is not None:
@@ -104,6 +104,7 @@ def latest_success(session: Session, actor: User | None, job_id: int) -> Tracker
 
 
 SUCCESSFUL = (TrackerStatus.SUCCESS.value, TrackerStatus.RESULT_EXPIRED.value)
+_RUNS = aliased(Tracker, name="runs")  # made once: building an alias per call costs ~1 ms
 
 
 def latest_successes(
@@ -118,7 +119,7 @@ def latest_successes(
     """
     if not job_ids:
         return {}
-    runs = aliased(Tracker)
+    runs = _RUNS
     newest = (
         select(func.max(runs.id))
         .where(runs.job_id == Job.id, runs.status.in_(SUCCESSFUL))
