@@ -518,13 +518,6 @@ def _advance_only(
     return Claim(schedule_id, job_id, old, new_next)
 
 
-def too_early(runtime: Runtime, tracker_id: int) -> dt.datetime | None:
-    """The tracker's due time if that is still in the future (the run must wait)."""
-    with runtime.session_factory() as session:
-        due = session.scalar(select(Tracker.due_at).where(Tracker.id == tracker_id))
-    return due if due is not None and due > utcnow() else None
-
-
 def sweep_dead(runtime: Runtime, now: dt.datetime | None = None) -> int:
     """Fail Running trackers whose worker stopped; Died in Queue for never-run Queued ones.
 
