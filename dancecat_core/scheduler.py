@@ -128,6 +128,30 @@ def _due_query(until: dt.datetime, after: tuple[dt.datetime, int] | None, limit:
     return query.limit(limit) if limit else query
 
 
+def _occurrence(
+    old: dt.datetime,
+    now: dt.datetime,
+    late_limit: dt.datetime,
+    following: Callable[[dt.datetime], dt.datetime | None],
+    skip: bool,
+) -> tuple[dt.datetime | None, dt.datetime | None, int]:
+    """The occurrence to run for a schedule due at ``old``: (due, next run after it, missed).
+
+    On time: ``old`` itself. Missed (due before ``late_limit``, i.e. after downtime): walk
+    to the newest occurrence at or before now; catch-up "once" runs that one and counts the
+    others missed, "skip" (or ``skip``) runs none of them.
+    """
+    if old >= late_limit:
+        return old, following(old), 0
+    latest, missed = old, 0
+    step = following(latest)
+    while step is not None and step <= now and missed < MAX_MISSED_WALK:
+        latest, step, missed = step, following(step), missed + 1
+    if skip:
+        return None, step, missed + 1
+    return latest, step, missed
+
+
 def _plan_claims(
     runtime: Runtime,
     row: Any,
@@ -148,21 +172,9 @@ def _plan_claims(
     for _ in range(1000):
         if old is None or old > horizon:
             break
-        missed = 0
-        due: dt.datetime | None = old
-        if old < late_limit:
-            # Downtime: walk to the newest occurrence at or before now.
-            latest = old
-            step = following(latest)
-            while step is not None and step <= now and missed < MAX_MISSED_WALK:
-                latest, step, missed = step, following(step), missed + 1
-            new_next = step
-            if skip_missed or row.catch_up == CatchUp.SKIP.value:
-                due, missed = None, missed + 1
-            else:
-                due = latest
-        else:
-            new_next = following(old)
+        due, new_next, missed = _occurrence(
+            old, now, late_limit, following, skip_missed or row.catch_up == CatchUp.SKIP.value
+        )
         eta = due if due is not None and due > now else None
         claims.append(Claim(row.id, row.job_id, old, new_next, None, due, eta, missed))
         old = new_next
@@ -428,21 +440,13 @@ def _claim_one(
         def following(instant: dt.datetime) -> dt.datetime | None:
             return math.next_after(kind, start, tz, instant, cron)
 
-        missed = 0
-        due: dt.datetime | None = old
-        if old < late_limit_for(runtime, now):
-            # Downtime: walk to the newest occurrence at or before now.
-            latest, missed = old, 0
-            step = following(latest)
-            while step is not None and step <= now and missed < MAX_MISSED_WALK:
-                latest, step, missed = step, following(step), missed + 1
-            new_next = step
-            if skip_missed or schedule.catch_up == CatchUp.SKIP.value:
-                due, missed = None, missed + 1
-            else:
-                due = latest
-        else:
-            new_next = following(old)
+        due, new_next, missed = _occurrence(
+            old,
+            now,
+            late_limit_for(runtime, now),
+            following,
+            skip_missed or schedule.catch_up == CatchUp.SKIP.value,
+        )
 
         claimed = session.execute(
             update(Schedule)
