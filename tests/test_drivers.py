@@ -20,9 +20,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import psycopg2
 import pymysql
 import pytest
+from private_services import PrivatePostgres
 
 from dancecat_core.columns import Column, ColumnType
 from dancecat_core.csvcodec import RowFormatter, header_line, read_typed_rows
@@ -822,25 +824,31 @@ def test_postgres_unknown_role_and_database(pg_server: dict) -> None:
         PostgresDriver().connect(params, timeout=2)
 
 
-def test_postgres_wrong_password(pg_database: dict) -> None:
-    role, password = unique_name("dc_role"), "right-" + unique_name("pw")
-    pg_execute(pg_database, f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+def test_postgres_wrong_password() -> None:
+    """On a private cluster that checks passwords (the shared one trusts loopback logins)."""
+    cluster = PrivatePostgres(host_auth="scram-sha-256")
     try:
-        methods = pg_scalar(
-            pg_database,
-            "SELECT string_agg(auth_method, ',') FROM pg_hba_file_rules WHERE type = 'host'",
-        )
-        if methods and set(methods.split(",")) == {"trust"}:
-            pytest.skip("this PostgreSQL trusts every TCP login; no password is ever checked")
+        role, password = unique_name("dc_role"), "right-" + unique_name("pw")
+        cluster.sql(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
         wrong = "wrong-" + unique_name("pw")
-        params = pg_params(pg_database, user=role, password=wrong)
+        params = ConnectionParams(
+            driver="postgresql",
+            host="127.0.0.1",
+            port=cluster.port,
+            database="dancecat",
+            user=role,
+            password=wrong,
+        )
         error = assert_fast_error(
             ConnectionFailed, lambda: PostgresDriver().connect(params, timeout=2), 3
         )
         assert "password authentication failed" in str(error)
         assert wrong not in str(error)
+        right = attrs.evolve(params, password=password)
+        with PostgresDriver().connect(right, timeout=2) as session:
+            session.ping()
     finally:
-        pg_execute(pg_database, f"DROP ROLE {role}")
+        cluster.close()
 
 
 def test_mysql_wrong_password_and_unknown_database(mysql_database: dict) -> None:

@@ -11,7 +11,6 @@ on the shared servers, and only to a connection this test opened.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import re
 import shutil
@@ -31,6 +30,7 @@ import pymysql
 import pytest
 import redis
 import requests
+from private_services import PrivatePostgres
 from sqlalchemy import select, update
 from test_web_helpers import free_port, make_app, make_user
 from test_worker import BIN, ROOT
@@ -84,65 +84,6 @@ def runs_per_tracker(logs: str) -> dict[int, int]:
 
 
 # -- private services ------------------------------------------------------------------
-
-
-def _pg_bindir() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[4]))
-    return Path(found[-1]) if found else None
-
-
-class PrivatePostgres:
-    """A throwaway PostgreSQL cluster (trust auth) on a free port, run as ``postgres``."""
-
-    def __init__(self) -> None:
-        bindir = _pg_bindir()
-        if bindir is None or shutil.which("runuser") is None or os.geteuid() != 0:
-            why = "needs root, runuser and /usr/lib/postgresql/*/bin to start a private cluster"
-            if IN_CI:
-                pytest.fail(why)
-            pytest.skip(why)
-        self.bindir = bindir
-        self.dir = Path(tempfile.mkdtemp(prefix="dc-pg-"))
-        shutil.chown(self.dir, "postgres", "postgres")
-        self.data = self.dir / "data"
-        self.port = free_port()
-        self._as_postgres(
-            str(bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
-            "--no-sync", "-E", "UTF8",
-        )  # fmt: skip
-        self.start()
-        subprocess.run(
-            ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-qc",
-             "CREATE DATABASE dancecat"],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/dancecat"
-
-    def _as_postgres(self, *command: str) -> None:
-        done = subprocess.run(
-            ["runuser", "-u", "postgres", "--", *command], capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-
-    def start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c max_connections=60"
-        )
-        self._as_postgres(
-            str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options,
-            "-l", str(self.dir / "log"), "-w", "-t", "60", "start",
-        )  # fmt: skip
-
-    def stop(self, mode: str = "fast") -> None:
-        self._as_postgres(
-            str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"
-        )
-
-    def close(self) -> None:
-        with contextlib.suppress(AssertionError):
-            self.stop("immediate")
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture
