@@ -71,6 +71,14 @@ _EXCEL_EPOCH_UTC = _EXCEL_EPOCH.replace(tzinfo=dt.UTC)
 _DAY = dt.timedelta(days=1)
 _EXCEL_EPOCH_ORDINAL = _EXCEL_EPOCH.toordinal()
 _COLUMN_WIDTHS = {ColumnType.DATE: 11, ColumnType.TIME: 10, ColumnType.DATETIME: 20}
+#: Column widths (Excel's unit: a character of the default font) are estimated from the
+#: header and the first batch of rows, within these bounds: one long text must not make a
+#: column wider than a screen, and a short one still leaves room to click.
+MIN_WIDTH, MAX_WIDTH = 6, 60
+#: Room for the header's bold face and the cell margins.
+_WIDTH_PADDING = 2
+#: The longest ``<col .../>`` element, for the zip-limit bound before widths are known.
+_XML_BYTES_PER_COL = 70
 
 _EMPTY = "<c/>"  # NULL: a cell with no value keeps the following cells in place
 _STR_OPEN = '<c t="inlineStr"><is><t xml:space="preserve">'
@@ -153,6 +161,7 @@ class _XlsxWriter:
         self._date_cells: dict[str | None, str] = {None: _EMPTY, "": _EMPTY}
         self._time_cells: dict[str | None, str] = {None: _EMPTY, "": _EMPTY}
         self._converters = [self._converter(c.type or ColumnType.TEXT) for c in self.columns]
+        self._widths: list[int] | None = None  # set from the first rows, kept for every sheet
 
     # -- the workbook -------------------------------------------------------------------
 
@@ -162,6 +171,7 @@ class _XlsxWriter:
         rows = min(rows, self.sheet_row_limit)
         bound = (
             len(self._sheet_start().encode())
+            + _XML_BYTES_PER_COL * len(self.columns)
             + _XML_BYTES_PER_TEXT_BYTE * text_bytes
             + _XML_BYTES_PER_CELL * rows * len(self.columns)
             + _XML_BYTES_PER_ROW * rows
@@ -221,10 +231,14 @@ class _XlsxWriter:
 
     def _write_sheet(self, f: BinaryIO, rows: Iterator[TextRow]) -> int:
         """Write one sheet: header, then up to ``sheet_row_limit - 1`` rows from ``rows``."""
-        f.write(self._sheet_start().encode())
         written, room, next_r = 0, self.sheet_row_limit - 1, 2
+        batch = list(islice(rows, min(BATCH_ROWS, room)))
+        if self._widths is None:
+            self._widths = self._fit_widths(batch)
+        f.write(self._sheet_start().encode())
         while room > 0:
-            batch = list(islice(rows, min(BATCH_ROWS, room)))
+            if written:
+                batch = list(islice(rows, min(BATCH_ROWS, room)))
             if not batch:
                 break
             f.write(self._rows_xml(batch, next_r).encode())
@@ -234,11 +248,25 @@ class _XlsxWriter:
         f.write(b"</sheetData></worksheet>")
         return written
 
+    def _fit_widths(self, batch: Sequence[TextRow]) -> list[int]:
+        """Each column's width: its header's or its longest line in ``batch``, whichever is
+        longer, or the fixed width of a date-like type (which Excel shows formatted)."""
+        widths = []
+        for index, column in enumerate(self.columns):
+            kind = _width_kind(column.type)
+            if kind is not None:
+                longest = _COLUMN_WIDTHS[kind]
+            else:
+                values = (row[index] for row in batch if row[index])
+                longest = max((len(line) for v in values for line in v.split("\n")), default=0)
+            wanted = max(longest, len(self._header_text(column))) + _WIDTH_PADDING
+            widths.append(min(MAX_WIDTH, max(MIN_WIDTH, wanted)))
+        return widths
+
     def _sheet_start(self) -> str:
         cols = "".join(
-            f'<col min="{i}" max="{i}" width="{_COLUMN_WIDTHS[kind]}" customWidth="1"/>'
-            for i, c in enumerate(self.columns, 1)
-            if (kind := _width_kind(c.type)) is not None
+            f'<col min="{i}" max="{i}" width="{width}" customWidth="1"/>'
+            for i, width in enumerate(self._widths or (), 1)
         )
         header = "".join(
             f'<c s="{_HEADER}" t="inlineStr"><is><t xml:space="preserve">'

@@ -95,6 +95,24 @@ def is_api(request: Request) -> bool:
     return request.path_info.startswith("/api/")
 
 
+def json_error(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response:
+    """The common JSON error: ``{"error": {"code", "message", "field"?, ...extra}}``."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field:
+        body["field"] = field
+    body.update(extra or {})
+    response = Response(json={"error": body}, status=status, charset="utf-8")
+    response.content_type = "application/json"
+    return response
+
+
 def error_response(
     request: Request,
     status: int,
@@ -106,13 +124,7 @@ def error_response(
 ) -> Response:
     """An error in the caller's dialect: JSON under ``/api/``, a small page elsewhere."""
     if is_api(request):
-        body: dict[str, Any] = {"code": code, "message": message}
-        if field:
-            body["field"] = field
-        body.update(extra or {})
-        response = Response(json={"error": body}, status=status, charset="utf-8")
-        response.content_type = "application/json"
-        return response
+        return json_error(status, code, message, field=field, extra=extra)
     try:
         response = render_to_response(
             "error.jinja2",

@@ -163,7 +163,7 @@ def test_jobs_api_statements_do_not_grow_with_jobs(runtime, app, alice):
     assert len(many) == len(few), (few, many)
 
 
-def test_latest_successes_matches_latest_success_per_job(runtime, alice):
+def test_latest_results_matches_latest_result_per_job(runtime, alice):
     job_ids = fill(runtime, alice.id, jobs=4, runs=7, notify=False)
     with session_scope(runtime.session_factory) as session:
         # The newest run of the first job failed; a job without runs has no entry.
@@ -171,19 +171,19 @@ def test_latest_successes_matches_latest_success_per_job(runtime, alice):
         session.add(newest)
     fill(runtime, alice.id, jobs=1, runs=0)
     with session_scope(runtime.session_factory) as session:
-        found = trackers.latest_successes(session, None, [*job_ids, 999_999])
+        found = trackers.latest_results(session, None, [*job_ids, 999_999])
         assert set(found) == set(job_ids)
         for job_id in job_ids:
-            assert found[job_id].id == trackers.latest_success(session, None, job_id).id
+            assert found[job_id].valid.id == trackers.latest_result(session, None, job_id).id
         assert schedules.list_for_jobs(session, None, job_ids[:2]).keys() == set(job_ids[:2])
 
 
-def test_latest_successes_leaves_out_jobs_the_actor_cannot_see(runtime, alice):
+def test_latest_results_leaves_out_jobs_the_actor_cannot_see(runtime, alice):
     bob = make_user(runtime, "bob@example.com")
     mine = fill(runtime, alice.id, jobs=1, runs=1, notify=False)
     theirs = fill(runtime, bob.id, jobs=1, runs=1, notify=False)
     with session_scope(runtime.session_factory) as session:
         user = session.get(User, alice.id)
-        assert set(trackers.latest_successes(session, user, mine + theirs)) == set(mine)
+        assert set(trackers.latest_results(session, user, mine + theirs)) == set(mine)
         assert schedules.list_for_jobs(session, user, theirs) == {theirs[0]: []}
         assert len(schedules.list_for_jobs(session, user, mine)[mine[0]]) == 1

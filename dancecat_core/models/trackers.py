@@ -109,6 +109,26 @@ class Tracker(Base):
     def result_meta(self) -> dict[str, Any] | None:
         return json.loads(self.result_meta_json) if self.result_meta_json else None
 
+    @property
+    def current_status(self) -> str:
+        """The status as of now: a Success past its expiry reads as Result Expired at once.
+
+        The sweep deletes expired results once a minute; until it does the stored status
+        still says Success, but nothing may show or serve that result any more.
+        """
+        if self.status == TrackerStatus.SUCCESS.value and self.result_expired():
+            return TrackerStatus.RESULT_EXPIRED.value
+        return self.status
+
+    def result_expired(self, now: dt.datetime | None = None) -> bool:
+        """Whether this run's result is past its expiry time (whatever the stored status)."""
+        return self.result_expires_at is not None and self.result_expires_at <= (now or utcnow())
+
+    @property
+    def result_available(self) -> bool:
+        """Whether this run has a result that can be downloaded right now."""
+        return self.current_status == TrackerStatus.SUCCESS.value
+
     def move_to(self, target: TrackerStatus) -> None:
         """Change status in memory, refusing illegal moves (used for non-racing updates)."""
         check_transition(self.status, target)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 import attrs
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, aliased, contains_eager, selectinload
 
 from dancecat_core.errors import Conflict, NotFound, ResultExpired, StoreError
@@ -87,63 +87,106 @@ def list_visible(
     return list(session.scalars(query.order_by(Tracker.id.desc()).limit(limit)))
 
 
-def latest_success(session: Session, actor: User | None, job_id: int) -> Tracker:
-    access.require_visible(actor, session.get(Job, job_id), "job")
-    tracker = session.scalars(
-        select(Tracker)
-        .where(
-            Tracker.job_id == job_id,
-            Tracker.status.in_([TrackerStatus.SUCCESS.value, TrackerStatus.RESULT_EXPIRED.value]),
-        )
-        .order_by(Tracker.id.desc())
-        .limit(1)
-    ).first()
-    if tracker is None:
-        raise NotFound("this job has no successful run yet")
-    return tracker
-
-
 SUCCESSFUL = (TrackerStatus.SUCCESS.value, TrackerStatus.RESULT_EXPIRED.value)
-_RUNS = aliased(Tracker, name="runs")  # made once: building an alias per call costs ~1 ms
+_VALID = aliased(Tracker, name="valid_runs")  # aliases made once: ~1 ms each per call
+_SUCCESSES = aliased(Tracker, name="successes")
 
 
-def latest_successes(
+@attrs.frozen
+class LatestResult:
+    """What "Latest result" shows for a job: its newest result that can still be downloaded,
+    and, when there is none, its newest successful run whose result has expired."""
+
+    valid: Tracker | None
+    expired: Tracker | None
+
+    @property
+    def message(self) -> str:
+        """Why there is nothing to download, in words fit to show."""
+        if self.expired is None:
+            return "this job has no successful run yet"
+        return expired_text(self.expired)
+
+
+def expired_text(tracker: Tracker) -> str:
+    """"the result of run 41 expired on 3 Dec 2026 at 14:08 UTC", fit to show anywhere."""
+    when = tracker.result_expires_at
+    if when is None:
+        return f"the result of run {tracker.id} has expired"
+    return f"the result of run {tracker.id} expired on {when:%-d %b %Y at %H:%M} UTC"
+
+
+def latest_results(
     session: Session, actor: User | None, job_ids: list[int]
-) -> dict[int, Tracker]:
-    """``latest_success`` for many jobs in one query: job id -> its newest successful run.
+) -> dict[int, LatestResult]:
+    """Each job's newest result still valid now, or its newest expired one: one query.
 
-    Jobs ``actor`` may not see, deleted jobs and jobs without a successful run are left
-    out. Each job's run is found by a correlated ``max(id)``, which the databases answer
-    by walking ``ix_trackers_job_id_id`` backwards to the first successful run, however
-    many runs the job has.
+    Valid means Success with its expiry in the future, decided here when read (not by the
+    sweep), so a page never offers a result that has just expired while an older valid
+    one sits in the runs table. Jobs ``actor`` may not see and deleted jobs are left out;
+    jobs without any successful run are absent. Each id comes from a correlated
+    ``max(id)`` that the databases answer by walking ``ix_trackers_job_id_id`` backwards.
     """
     if not job_ids:
         return {}
-    runs = _RUNS
-    newest = (
-        select(func.max(runs.id))
-        .where(runs.job_id == Job.id, runs.status.in_(SUCCESSFUL))
+    now = utcnow()
+    newest_valid = (
+        select(func.max(_VALID.id))
+        .where(
+            _VALID.job_id == Job.id,
+            _VALID.status == TrackerStatus.SUCCESS.value,
+            or_(_VALID.result_expires_at.is_(None), _VALID.result_expires_at > now),
+        )
         .scalar_subquery()
     )
-    latest_ids = select(newest).where(
-        Job.id.in_(sorted(set(job_ids))),
-        Job.deleted_at.is_(None),
-        access.visible_filter(actor, Job),
+    newest_success = (
+        select(func.max(_SUCCESSES.id))
+        .where(_SUCCESSES.job_id == Job.id, _SUCCESSES.status.in_(SUCCESSFUL))
+        .scalar_subquery()
     )
-    found = session.scalars(select(Tracker).where(Tracker.id.in_(latest_ids)))
-    return {tracker.job_id: tracker for tracker in found}
+    pairs = session.execute(
+        select(Job.id, newest_valid, newest_success).where(
+            Job.id.in_(sorted(set(job_ids))),
+            Job.deleted_at.is_(None),
+            access.visible_filter(actor, Job),
+        )
+    ).all()
+    wanted = sorted({tracker_id for _, *ids in pairs for tracker_id in ids if tracker_id})
+    found = {
+        tracker.id: tracker
+        for tracker in session.scalars(select(Tracker).where(Tracker.id.in_(wanted)))
+    }
+    answer = {}
+    for job_id, valid, newest in pairs:
+        if newest is None:
+            continue
+        if valid is not None:
+            answer[job_id] = LatestResult(valid=found[valid], expired=None)
+        else:
+            answer[job_id] = LatestResult(valid=None, expired=found[newest])
+    return answer
+
+
+def latest_result(session: Session, actor: User | None, job_id: int) -> Tracker:
+    """The run behind a job's "latest result" downloads: its newest result still valid.
+
+    Raises ``ResultExpired`` saying when the last one expired when every result has, and
+    ``NotFound`` when the job never succeeded.
+    """
+    access.require_visible(actor, session.get(Job, job_id), "job")
+    latest = latest_results(session, actor, [job_id]).get(job_id)
+    if latest is None:
+        raise NotFound("this job has no successful run yet")
+    if latest.valid is None:
+        raise ResultExpired(latest.message)
+    return latest.valid
 
 
 def stored_result(runtime: Runtime, tracker: Tracker) -> StoredResult:
     """The tracker's result, or the error that says why there is none to give."""
-    status = TrackerStatus(tracker.status)
-    if status == TrackerStatus.RESULT_EXPIRED or (
-        status == TrackerStatus.SUCCESS
-        and tracker.result_expires_at
-        and tracker.result_expires_at <= utcnow()
-    ):
-        when = tracker.result_expires_at.isoformat() if tracker.result_expires_at else "earlier"
-        raise ResultExpired(f"the result of run {tracker.id} expired at {when}")
+    status = TrackerStatus(tracker.current_status)
+    if status == TrackerStatus.RESULT_EXPIRED:
+        raise ResultExpired(expired_text(tracker))
     if status != TrackerStatus.SUCCESS:
         raise Conflict(f"run {tracker.id} has no result: it is {status.value}")
     store = runtime.stores.get(tracker.result_store or "")

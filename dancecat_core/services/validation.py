@@ -16,7 +16,8 @@ def text(value: Any, field: str, *, max_length: int, required: bool = True) -> s
         value = ""
     if not isinstance(value, str):
         raise ValidationError(f"{field} must be text", field)
-    value = value.strip()
+    # One line ending whatever the browser or OS sent: textareas submit CRLF.
+    value = value.replace("\r\n", "\n").replace("\r", "\n").strip()
     if "\x00" in value:
         raise ValidationError(f"{field} must not contain NUL characters", field)
     try:

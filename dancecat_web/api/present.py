@@ -66,7 +66,7 @@ def tracker_json(tracker: Tracker) -> dict[str, Any]:
         "id": tracker.id,
         "job_id": tracker.job_id,
         "schedule_id": tracker.schedule_id,
-        "status": tracker.status,
+        "status": tracker.current_status,
         "queued_at": timestamp(tracker.queued_at),
         "started_at": timestamp(tracker.started_at),
         "finished_at": timestamp(tracker.finished_at),

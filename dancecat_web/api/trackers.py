@@ -29,6 +29,6 @@ def tracker_result(request: Request) -> Response:
 
 @view_config(route_name="api.job.latest_result", request_method="GET")
 def latest_result(request: Request) -> Response:
-    """The job's newest successful run's result (410 if that one has expired)."""
-    tracker = trackers.latest_success(request.dbsession, request.user, object_id(request))
+    """The job's newest result that is still valid; 410 saying when the last one expired."""
+    tracker = trackers.latest_result(request.dbsession, request.user, object_id(request))
     return download_response(request, tracker, request.matchdict["format"])

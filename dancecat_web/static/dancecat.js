@@ -233,6 +233,13 @@
         }
         row.replaceWith(fresh);
       });
+      (answer.latest || []).forEach(function (latest) {
+        $all('[data-latest-job="' + latest.job_id + '"]').forEach(function (cell) {
+          var holder = document.createElement("div");
+          holder.innerHTML = latest.html.trim();
+          cell.replaceWith(holder.firstElementChild);
+        });
+      });
     }).catch(function () { /* try again next tick */ }).then(schedulePoll);
   }
 

@@ -15,7 +15,7 @@ from pyramid.view import view_config
 
 from dancecat_core import schedules as schedule_math
 from dancecat_core.errors import Conflict, NotFound, QueryError, ValidationError
-from dancecat_core.models import Job, Tracker, TrackerStatus, utcnow
+from dancecat_core.models import Job, Tracker, TrackerStatus
 from dancecat_core.services import connections, jobs, schedules, trackers
 from dancecat_web.queue import enqueue_after_commit
 from dancecat_web.ui.chart import run_chart
@@ -33,32 +33,18 @@ HISTORY_RUNS = 50
 STATUSES = [status.value for status in TrackerStatus]
 
 
-def result_available(tracker: Tracker) -> bool:
-    """Whether download links make sense (the download itself re-checks)."""
-    return tracker.status == TrackerStatus.SUCCESS.value and (
-        tracker.result_expires_at is None or tracker.result_expires_at > utcnow()
-    )
-
-
 def tracker_row(request: Request, tracker: Tracker) -> str:
     """One tracker's table row, as the list renders it and the poller replaces it."""
     return render(
         "_tracker_row.jinja2",
-        {"tracker": tracker, "available": result_available(tracker)},
+        {"tracker": tracker, "available": tracker.result_available},
         request=request,
     )
 
 
-def _latest(request: Request, job: Job) -> Tracker | None:
-    try:
-        tracker = trackers.latest_success(request.dbsession, request.user, job.id)
-    except NotFound:
-        return None
-    return tracker if result_available(tracker) else None
-
-
-def _available(tracker: Tracker | None) -> Tracker | None:
-    return tracker if tracker is not None and result_available(tracker) else None
+def latest_cell(request: Request, job: Job, latest: trackers.LatestResult | None) -> str:
+    """A job's "Latest result" links, as its page renders them and the poller replaces them."""
+    return render("_latest_result.jinja2", {"job": job, "latest": latest}, request=request)
 
 
 def _int_param(request: Request, name: str) -> int | None:
@@ -81,7 +67,7 @@ def list_jobs(request: Request) -> dict[str, Any]:
     )
     more_jobs = len(found) > JOBS_PER_PAGE
     found = found[:JOBS_PER_PAGE]
-    latest = trackers.latest_successes(session, user, [job.id for job in found])
+    latest = trackers.latest_results(session, user, [job.id for job in found])
     job_filter = _int_param(request, "job")
     status = request.GET.get("status") or None
     if status not in STATUSES:
@@ -98,7 +84,7 @@ def list_jobs(request: Request) -> dict[str, Any]:
         with contextlib.suppress(NotFound):  # a deleted or hidden job: nothing to offer
             filter_jobs.insert(0, jobs.get(session, user, job_filter))
     return {
-        "jobs": [(job, _available(latest.get(job.id))) for job in found],
+        "jobs": [(job, latest.get(job.id)) for job in found],
         "filter_jobs": filter_jobs,
         "page": page,
         # The jobs pager keeps the runs table's filters (not its page of runs).
@@ -109,7 +95,7 @@ def list_jobs(request: Request) -> dict[str, Any]:
         },
         "prev_page": page - 1 if page > 1 else None,
         "next_page": page + 1 if more_jobs else None,
-        "trackers": [(tracker, result_available(tracker)) for tracker in runs],
+        "trackers": [(tracker, tracker.result_available) for tracker in runs],
         "job_filter": job_filter,
         "status_filter": status,
         "statuses": STATUSES,
@@ -139,9 +125,9 @@ def show_job(request: Request) -> dict[str, Any]:
     return {
         "job": job,
         "schedules": _schedule_rows(job, schedules.list_for_job(session, user, job.id)),
-        "trackers": [(tracker, result_available(tracker)) for tracker in runs],
+        "trackers": [(tracker, tracker.result_available) for tracker in runs],
         "chart": run_chart(runs),
-        "latest": _latest(request, job),
+        "latest": trackers.latest_results(session, user, [job.id]).get(job.id),
     }
 
 
