@@ -8,6 +8,7 @@ several developers on one machine) never collide.
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ from dancecat_core.runtime import Runtime, build_runtime
 from dancecat_core.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-CHINOOK_DIR = ROOT.parent / "shared" / "datasets" / "chinook"
+CHINOOK_DIR = ROOT / "tests" / "data" / "chinook"
 CHINOOK_SQLITE = ROOT / "examples" / "chinook.sqlite"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -83,7 +84,9 @@ def _mariadb(*args: str, stdin: str | None = None) -> None:
 
 
 def _chinook_script(name: str, drop_prefixes: tuple[str, ...]) -> str:
-    lines = (CHINOOK_DIR / name).read_text(encoding="utf-8").splitlines()
+    """A bundled Chinook creation script without its own CREATE DATABASE / switch lines."""
+    with gzip.open(CHINOOK_DIR / f"{name}.gz", "rt", encoding="utf-8") as script:
+        lines = script.read().splitlines()
     return "\n".join(line for line in lines if not line.startswith(drop_prefixes))
 
 
