@@ -10,8 +10,9 @@ explains them to users):
 * ``daily`` / ``weekly`` / ``monthly``: the start's wall-clock time on every day / every
   7th day / the start's day of every month. A day the month lacks (the 31st in April,
   the 30th in February) means the month's last day.
-* ``cron``: a five-field cron expression evaluated by ``cronsim`` in the zone (Debian
-  cron's DST rules, the same as below).
+* ``cron``: the wall-clock minutes matching a five-field expression (``cronsim`` parses
+  the fields and decides which days match, Debian cron's day-of-month/day-of-week rule);
+  each matching wall time is placed by the same DST rules as every other type.
 
 DST, for every type that names a wall-clock time:
 
@@ -23,11 +24,14 @@ DST, for every type that names a wall-clock time:
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import datetime as dt
+import functools
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import attrs
 from cronsim import CronSim, CronSimError
 
 from dancecat_core.errors import ValidationError
@@ -35,7 +39,11 @@ from dancecat_core.models.schedules import ScheduleType
 
 UTC = dt.UTC
 HOUR = dt.timedelta(hours=1)
+MINUTE = dt.timedelta(minutes=1)
 START_FORMAT = "%Y-%m-%d %H:%M"
+# How far ahead a cron expression is searched for its next matching day; cronsim's own
+# validation gives up after the same span.
+CRON_SEARCH_YEARS = 50
 
 
 def zone(name: str, field: str = "timezone") -> zoneinfo.ZoneInfo:
@@ -50,6 +58,34 @@ def zone(name: str, field: str = "timezone") -> zoneinfo.ZoneInfo:
         ) from None
 
 
+@attrs.frozen
+class CronFields:
+    """A parsed five-field expression: the minutes, hours and months it names, in order,
+    and which dates it matches (day-of-month and day-of-week together)."""
+
+    minutes: tuple[int, ...]
+    hours: tuple[int, ...]
+    months: frozenset[int]
+    matches_day: Callable[[dt.date], bool]
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_cron(text: str) -> CronFields:
+    """Parsed once per expression: the scheduler asks for next runs of many schedules.
+
+    Raises ``CronSimError`` for a malformed field and ``StopIteration`` for an expression
+    that matches no date (such as the 31st of February).
+    """
+    parsed = CronSim(text, dt.datetime(2000, 1, 1))
+    next(parsed)
+    return CronFields(
+        minutes=tuple(sorted(parsed.minutes)),
+        hours=tuple(sorted(parsed.hours)),
+        months=frozenset(parsed.months),
+        matches_day=parsed.match_day,
+    )
+
+
 def check_cron(expr: str | None, field: str = "cron") -> str:
     """The expression, stripped, if ``cronsim`` accepts it as five fields; else why not."""
     text = (expr or "").strip()
@@ -61,7 +97,7 @@ def check_cron(expr: str | None, field: str = "cron") -> str:
             field,
         )
     try:
-        next(CronSim(text, dt.datetime(2000, 1, 1)))
+        _parsed_cron(text)
     except CronSimError as exc:
         raise ValidationError(f"{field}: {text!r} is not valid cron: {exc}", field) from None
     except StopIteration:
@@ -94,7 +130,7 @@ def to_utc(wall: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
         # Walk to the first wall minute after the gap (gaps start and end on minutes).
         naive = wall.replace(second=0, microsecond=0)
         while is_imaginary(local):
-            naive += dt.timedelta(minutes=1)
+            naive += MINUTE
             local = naive.replace(tzinfo=tz, fold=0)
     return local.astimezone(UTC)
 
@@ -106,6 +142,41 @@ def _month_day(year: int, month: int, day: int) -> dt.date:
 def _add_months(year: int, month: int, count: int) -> tuple[int, int]:
     index = year * 12 + (month - 1) + count
     return index // 12, index % 12 + 1
+
+
+def _cron_walls(fields: CronFields, since: dt.datetime) -> Iterator[dt.datetime]:
+    """The naive wall-clock minutes matching ``fields`` from ``since`` (a whole minute)
+    onwards, in order, searching ``CRON_SEARCH_YEARS`` years ahead."""
+    first_month = since.year * 12 + since.month - 1
+    last_month = min(since.year + CRON_SEARCH_YEARS, dt.MAXYEAR) * 12 + 11
+    for index in range(first_month, last_month + 1):
+        year, month = divmod(index, 12)
+        month += 1
+        if month not in fields.months:
+            continue
+        first_day = since.day if index == first_month else 1
+        for day_number in range(first_day, calendar.monthrange(year, month)[1] + 1):
+            day = dt.date(year, month, day_number)
+            if not fields.matches_day(day):
+                continue
+            for hour, minutes in _cron_day(fields, day, since):
+                for minute in minutes:
+                    yield dt.datetime(year, month, day_number, hour, minute)
+
+
+def _cron_day(
+    fields: CronFields, day: dt.date, since: dt.datetime
+) -> Iterator[tuple[int, tuple[int, ...]]]:
+    """The hours of a matching day and each one's minutes, from ``since`` on that day."""
+    if day != since.date():
+        for hour in fields.hours:
+            yield hour, fields.minutes
+        return
+    for hour in fields.hours[bisect.bisect_left(fields.hours, since.hour) :]:
+        if hour == since.hour:
+            yield hour, fields.minutes[bisect.bisect_left(fields.minutes, since.minute) :]
+        else:
+            yield hour, fields.minutes
 
 
 def _wall_series(kind: ScheduleType, start: dt.datetime, near: dt.date) -> Iterator[dt.datetime]:
@@ -157,14 +228,16 @@ def next_after(
         hours = int((after_or_start - first) // HOUR) + 1
         return first + hours * HOUR
     if kind == ScheduleType.CRON:
-        # cronsim walks wall-clock time; in a repeated (fall-back) hour its answers may lie
-        # before ``after`` in real time, so skip until one is strictly later.
-        local_after = after_or_start.astimezone(tz).replace(microsecond=0)
-        for candidate in CronSim(check_cron(cron), local_after):
-            instant = candidate.astimezone(UTC)
+        # A later wall minute never has an earlier instant, and the wall minute ``after``
+        # shows (and every one before it) has an instant at or before ``after``; so the
+        # answer is the first matching minute after that one whose instant is later.
+        # Minutes of a repeated hour's second pass map to their first pass and are passed.
+        shown = after_or_start.astimezone(tz).replace(tzinfo=None, second=0, microsecond=0)
+        for wall in _cron_walls(_parsed_cron(check_cron(cron)), shown + MINUTE):
+            instant = to_utc(wall, tz)
             if instant > after_or_start:
                 return instant
-        return None  # pragma: no cover - CronSim gives up only after 50 empty years
+        return None
     near = after_or_start.astimezone(tz).date()
     for wall in _wall_series(kind, start, near):
         instant = to_utc(wall, tz)
