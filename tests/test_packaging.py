@@ -2,8 +2,9 @@
 
 setuptools warns ("Package would be ignored") about each folder inside a package that is
 not itself listed in ``packages`` but has files shipped from it: the templates and static
-folders. The check below reads ``setup.cfg`` with the setuptools that builds the wheel,
-the same way ``pip install .`` does, without building anything.
+folders. The checks below read ``setup.cfg`` with the installed setuptools (pyramid
+depends on it) as a build does, without building anything; both it and the newer one
+``pip install .`` builds with warn on the same layouts.
 """
 
 from __future__ import annotations
