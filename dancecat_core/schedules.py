@@ -144,37 +144,37 @@ def _add_months(year: int, month: int, count: int) -> tuple[int, int]:
     return index // 12, index % 12 + 1
 
 
-def _cron_walls(fields: CronFields, since: dt.datetime) -> Iterator[dt.datetime]:
-    """The naive wall-clock minutes matching ``fields`` from ``since`` (a whole minute)
-    onwards, in order, searching ``CRON_SEARCH_YEARS`` years ahead."""
-    first_month = since.year * 12 + since.month - 1
-    last_month = min(since.year + CRON_SEARCH_YEARS, dt.MAXYEAR) * 12 + 11
+def _cron_walls(fields: CronFields, shown: dt.datetime) -> Iterator[dt.datetime]:
+    """The naive wall-clock minutes matching ``fields`` after ``shown`` (a whole minute),
+    in order, searching ``CRON_SEARCH_YEARS`` years ahead."""
+    first_month = shown.year * 12 + shown.month - 1
+    last_month = min(shown.year + CRON_SEARCH_YEARS, dt.MAXYEAR) * 12 + 11
     for index in range(first_month, last_month + 1):
         year, month = divmod(index, 12)
         month += 1
         if month not in fields.months:
             continue
-        first_day = since.day if index == first_month else 1
+        first_day = shown.day if index == first_month else 1
         for day_number in range(first_day, calendar.monthrange(year, month)[1] + 1):
             day = dt.date(year, month, day_number)
             if not fields.matches_day(day):
                 continue
-            for hour, minutes in _cron_day(fields, day, since):
+            for hour, minutes in _cron_day(fields, day, shown):
                 for minute in minutes:
                     yield dt.datetime(year, month, day_number, hour, minute)
 
 
 def _cron_day(
-    fields: CronFields, day: dt.date, since: dt.datetime
+    fields: CronFields, day: dt.date, shown: dt.datetime
 ) -> Iterator[tuple[int, tuple[int, ...]]]:
-    """The hours of a matching day and each one's minutes, from ``since`` on that day."""
-    if day != since.date():
+    """The hours of a matching day and each one's minutes, after ``shown`` on that day."""
+    if day != shown.date():
         for hour in fields.hours:
             yield hour, fields.minutes
         return
-    for hour in fields.hours[bisect.bisect_left(fields.hours, since.hour) :]:
-        if hour == since.hour:
-            yield hour, fields.minutes[bisect.bisect_left(fields.minutes, since.minute) :]
+    for hour in fields.hours[bisect.bisect_left(fields.hours, shown.hour) :]:
+        if hour == shown.hour:
+            yield hour, fields.minutes[bisect.bisect_right(fields.minutes, shown.minute) :]
         else:
             yield hour, fields.minutes
 
@@ -233,7 +233,7 @@ def next_after(
         # answer is the first matching minute after that one whose instant is later.
         # Minutes of a repeated hour's second pass map to their first pass and are passed.
         shown = after_or_start.astimezone(tz).replace(tzinfo=None, second=0, microsecond=0)
-        for wall in _cron_walls(_parsed_cron(check_cron(cron)), shown + MINUTE):
+        for wall in _cron_walls(_parsed_cron(check_cron(cron)), shown):
             instant = to_utc(wall, tz)
             if instant > after_or_start:
                 return instant
