@@ -126,12 +126,14 @@ def is_imaginary(wall: dt.datetime) -> bool:
 def to_utc(wall: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
     """The instant a naive wall-clock time names in ``tz``, by the DST rules above."""
     local = wall.replace(tzinfo=tz, fold=0)
-    if is_imaginary(local):
-        # Walk to the first wall minute after the gap (gaps start and end on minutes).
-        naive = wall.replace(second=0, microsecond=0)
-        while is_imaginary(local):
-            naive += MINUTE
-            local = naive.replace(tzinfo=tz, fold=0)
+    instant = local.astimezone(UTC)
+    if instant.astimezone(tz) == local:  # same zone: compares the wall clocks
+        return instant
+    # Walk to the first wall minute after the gap (gaps start and end on minutes).
+    naive = wall.replace(second=0, microsecond=0)
+    while is_imaginary(local):
+        naive += MINUTE
+        local = naive.replace(tzinfo=tz, fold=0)
     return local.astimezone(UTC)
 
 

@@ -55,6 +55,7 @@ EXPRESSIONS = [
     # (all day would add 40,000 runs per zone and no DST case).
     "*/7 0-3,22-23 * * 1-5",
     "10 0,23 13 * fri",  # day-of-month and day-of-week both given: either matches
+    "0 12 */10 * mon",  # a day field starting with '*': both must match
     "0-59/30 0-2 * mar-apr,sep-nov sun",
 ]
 
@@ -216,6 +217,9 @@ def test_the_oracle_reads_the_fields():
     assert either.day_matches(dt.date(2026, 1, 13))  # a Tuesday, by day of month
     assert either.day_matches(dt.date(2026, 1, 2))  # a Friday, by day of week
     assert not either.day_matches(dt.date(2026, 1, 3))
+    both = Oracle("0 12 */10 * mon")
+    assert not both.either_day and both.doms == {1, 11, 21, 31}
+    assert both.day_matches(dt.date(2026, 6, 1)) and not both.day_matches(dt.date(2026, 6, 8))
     assert Oracle("0 0 * * 7").dows == {0} and Oracle("*/7 0-3,22-23 * * 1-5").minutes[-1] == 56
 
 
