@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dancecat_core.db import session_scope
+from dancecat_core.error_text import clean_error
 from dancecat_core.errors import DancecatError
 from dancecat_core.models import (
     Notification,
@@ -31,7 +32,6 @@ from dancecat_core.models import (
 )
 from dancecat_core.notifiers import Attachment, Notifier, RunNotice
 from dancecat_core.runtime import Runtime
-from dancecat_core.scrubbing import scrub_message
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,9 @@ def _notice(runtime: Runtime, tracker: Tracker, recipient: str, note: str) -> Ma
         recipient=recipient,
         row_count=tracker.row_count,
         duration_ms=tracker.duration_ms,
-        error=tracker.error,
+        error=clean_error(tracker.error, patterns=runtime.value_patterns)
+        if tracker.error
+        else tracker.error,
         result_url=result_url(runtime, tracker.id),
         scrub_note=scrub_note,
         finished_at=tracker.finished_at.isoformat() if tracker.finished_at else None,
@@ -247,7 +249,9 @@ def deliver(runtime: Runtime, notification_id: int, *, final: bool = True) -> st
         notifier.deliver(notice, attachment)
     except Exception as exc:
         secrets = [runtime.settings.smtp_password or ""]
-        error = scrub_message(f"{type(exc).__name__}: {exc}", secrets)[:2000]
+        error = clean_error(
+            f"{type(exc).__name__}: {exc}", secrets=secrets, patterns=runtime.value_patterns
+        )[:2000]
         values: dict[str, object] = {"last_error": error}
         if final:
             values["status"] = NotificationStatus.FAILED.value

@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ from dancecat_core.columns import Column
 from dancecat_core.csvcodec import RowFormatter, header_line
 from dancecat_core.db import session_scope
 from dancecat_core.drivers import ConnectionParams, DriverSession
+from dancecat_core.error_text import clean_error
 from dancecat_core.errors import DancecatError, QueryError, QueryTimeout
 from dancecat_core.models import (
     Connection as DbConnection,
@@ -42,7 +44,7 @@ from dancecat_core.models import (
 )
 from dancecat_core.resultstore import ResultMeta
 from dancecat_core.runtime import Runtime
-from dancecat_core.scrubbing import ValueMasker, mask_value, scrub_message
+from dancecat_core.scrubbing import ValueMasker, mask_value
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,9 @@ def _set_status(
     transaction (one round trip instead of a transaction of its own) and its answer is
     returned beside the verdict."""
     check_transition(current, target)
+    if values.get("error"):
+        # Whatever text a tracker keeps, it keeps masked (runner texts are cleaned already).
+        values = {**values, "error": clean_error(values["error"], patterns=runtime.value_patterns)}
     attempts = 0
 
     def attempt() -> tuple[bool, Any]:
@@ -374,7 +379,7 @@ def execute_tracker(
     except Exception as exc:
         if watchdog.interrupted:
             return _hand_back(runtime, tracker_id)
-        message = _failure_message(exc, params)
+        message = _failure_message(runtime, exc, params, sql)
         finished = utcnow()
         failed, emails = _set_status(
             runtime,
@@ -466,13 +471,46 @@ def interrupt_active_runs() -> list[int]:
     return [w.tracker_id for w in watchdogs]
 
 
-def _failure_message(exc: BaseException, params: ConnectionParams) -> str:
+def _connection_names(params: ConnectionParams) -> tuple[str | None, ...]:
+    """Names the user typed into the connection form, which errors may quote back."""
+    return (params.database, params.user, params.host)
+
+
+def database_error_text(
+    runtime: Runtime, exc: BaseException, params: ConnectionParams, sql: str
+) -> str:
+    """``exc``'s text cleaned as a database's message about ``sql`` (``clean_error``)."""
+    return clean_error(
+        str(exc),
+        sql=sql,
+        names=_connection_names(params),
+        secrets=params.secrets,
+        patterns=runtime.value_patterns,
+    )
+
+
+def _failure_message(
+    runtime: Runtime, exc: BaseException, params: ConnectionParams, sql: str
+) -> str:
+    if isinstance(exc, QueryError):
+        return database_error_text(runtime, exc, params, sql)[:4000]
     if isinstance(exc, DancecatError):
-        text = str(exc)
-    else:
-        log.error("unexpected error in a run", exc_info=exc)
-        text = f"internal error ({type(exc).__name__}): {exc}"
-    return scrub_message(text, params.secrets)[:4000]
+        text = clean_error(str(exc), secrets=params.secrets, patterns=runtime.value_patterns)
+        return text[:4000]
+    # Anything else may quote data too (a driver error that escaped translation).
+    text = clean_error(
+        f"internal error ({type(exc).__name__}): {exc}",
+        sql=sql,
+        names=_connection_names(params),
+        secrets=params.secrets,
+        patterns=runtime.value_patterns,
+    )
+    log.error(
+        "unexpected error in a run: %s\n%s",
+        text,
+        "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+    )
+    return text[:4000]
 
 
 def _stream_to_store(
@@ -568,8 +606,8 @@ def preview_query(
                 cursor.close()
             finally:
                 timer.cancel()
-    except DancecatError as exc:
-        raise type(exc)(scrub_message(str(exc), params.secrets)) from None
+    except QueryError as exc:
+        raise type(exc)(database_error_text(runtime, exc, params, sql)) from None
     truncated = len(rows) > limit
     rows = rows[:limit]
     masker = ValueMasker(_NullSink(), runtime.value_patterns)
@@ -599,5 +637,5 @@ def check_connection(runtime: Runtime, params: ConnectionParams) -> tuple[bool, 
             session.ping()
     except DancecatError as exc:
         elapsed = int((time.monotonic() - clock) * 1000)
-        return False, scrub_message(str(exc), params.secrets), elapsed
+        return False, database_error_text(runtime, exc, params, ""), elapsed
     return True, None, int((time.monotonic() - clock) * 1000)

@@ -7,14 +7,15 @@ Three layers, all fed by plugins (``dancecat_scrub_columns``, ``dancecat_value_p
 2. Values that *are* credentials, whatever their column is called (password hashes, PEM
    private keys, JWTs, well-known API key shapes) are masked in the byte stream on its way
    into the result store (``ValueMasker``), so every export, download and email inherits it.
-3. Error messages lose the connection's password and any ``user:password@`` in URLs
-   before they are stored or shown (``scrub_message``).
+3. Error messages lose quoted values, the connection's password and credential shapes
+   before they are stored or shown (``dancecat_core.error_text.clean_error``).
 """
 
 from __future__ import annotations
 
 import io
 import re
+import re._parser as sre_parse  # the stdlib's regex parser: how far a pattern can look
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, BinaryIO
@@ -22,8 +23,11 @@ from typing import Any, BinaryIO
 import attrs
 
 from dancecat_core.columns import Column
+from dancecat_core.errors import PluginError
 
 MASK = "[masked]"
+# A pattern that can look further than this is refused: the masker holds this much back.
+LONGEST_REACH = 256 * 1024
 
 
 @attrs.frozen
@@ -35,6 +39,57 @@ class ColumnRemoval:
 
 
 @attrs.frozen
+class Reach:
+    """How far around a match's start a pattern may read: ``behind`` bytes before it
+    (look-behind, ``\\b``) and ``ahead`` bytes from it (the match, look-ahead, ``\\b``)."""
+
+    behind: int
+    ahead: int
+
+
+def _assertions(items: Any) -> list[tuple[int, int]]:
+    """Every look-around in a parsed pattern: (direction, widest text it reads)."""
+    found: list[tuple[int, int]] = []
+    for op, av in items:
+        if op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT):
+            direction, inner = av
+            found.append((direction, inner.getwidth()[1]))
+            found.extend(_assertions(inner))
+        elif op is sre_parse.BRANCH:
+            for branch in av[1]:
+                found.extend(_assertions(branch))
+        elif op is sre_parse.SUBPATTERN:
+            found.extend(_assertions(av[-1]))
+        elif op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, sre_parse.POSSESSIVE_REPEAT):
+            found.extend(_assertions(av[2]))
+        elif op is sre_parse.GROUPREF_EXISTS:
+            found.extend(_assertions(av[1]))
+            if av[2] is not None:
+                found.extend(_assertions(av[2]))
+    return found
+
+
+def pattern_reach(name: str, pattern: re.Pattern[bytes]) -> Reach:
+    """The text a match of ``pattern`` can depend on, from the regex itself.
+
+    A streaming masker is only exact if every match is decided by a bounded window around
+    its start; a pattern that can read unboundedly far (``+``, ``*``, ``{n,}``) cannot be
+    streamed and is refused with a ``PluginError`` naming it.
+    """
+    parsed = sre_parse.parse(pattern.pattern.decode("latin-1"), pattern.flags)
+    longest = parsed.getwidth()[1]
+    looks = _assertions(parsed)
+    behind = 1 + max((width for direction, width in looks if direction < 0), default=0)
+    ahead = 1 + longest + max((width for direction, width in looks if direction > 0), default=0)
+    if ahead + behind > LONGEST_REACH:
+        raise PluginError(
+            f"value pattern {name!r} can match unboundedly long text; "
+            f"give every repeat an upper bound (at most {LONGEST_REACH} bytes in all)"
+        )
+    return Reach(behind=behind, ahead=ahead)
+
+
+@attrs.frozen
 class ValuePattern:
     """A credential shape to mask wherever it appears.
 
@@ -42,12 +97,17 @@ class ValuePattern:
     none of them skips the regex entirely (``bytes in`` runs at memory speed, the regex
     does not). The pattern must not match ``"``, ``,`` or line ends outside what the shape
     itself contains, so a mask can never break the CSV around it. A pattern with a named
-    group ``secret`` masks only that group.
+    group ``secret`` masks only that group. Every repeat needs an upper bound (``reach``).
     """
 
     name: str
     pattern: re.Pattern[bytes]
     triggers: tuple[bytes, ...]
+    reach: Reach = attrs.field(init=False)
+
+    @reach.default
+    def _reach(self) -> Reach:
+        return pattern_reach(self.name, self.pattern)
 
 
 @attrs.frozen
@@ -110,37 +170,149 @@ def _rarest_first(trigger: bytes) -> tuple[bytes, ...]:
     return tuple(bytes([b]) for b in sorted(set(trigger), key=lambda b: (_rarity(b), b)))
 
 
+_Prepared = tuple[ValuePattern, int | str, list[tuple[bytes, tuple[bytes, ...]]]]
+
+
+class _Triggers:
+    """Which triggers a piece of text holds, each byte and word looked for at most once."""
+
+    def __init__(self, text: bytes):
+        self._text = text
+        self._bytes: dict[bytes, bool] = {}
+        self._words: dict[bytes, bool] = {}
+
+    def any_of(self, triggers: list[tuple[bytes, tuple[bytes, ...]]]) -> bool:
+        return any(self._possible(needed) and self._has(trigger) for trigger, needed in triggers)
+
+    def _has(self, trigger: bytes) -> bool:
+        seen = self._words.get(trigger)
+        if seen is None:
+            seen = self._words[trigger] = trigger in self._text
+        return seen
+
+    def _possible(self, needed: tuple[bytes, ...]) -> bool:
+        # One-byte searches are memchr (many GB/s) and stop at the first hit; test a
+        # trigger's bytes rarest first before searching for the whole trigger.
+        for byte in needed:
+            seen = self._bytes.get(byte)
+            if seen is None:
+                seen = self._bytes[byte] = byte in self._text
+            if not seen:
+                return False
+        return True
+
+
+class _Stream:
+    """One masking pass over a byte stream, fed in pieces; its output equals masking the
+    whole text at once.
+
+    Masking the whole text means: every pattern's ``finditer`` matches (each pattern scans
+    on from where its last match ended), all sorted by where their masked part starts,
+    and each masked unless it starts inside one masked before it. Fed in pieces, a match
+    is taken only once its start lies ``ahead`` bytes before the end of what arrived, so
+    the regex saw everything it could read (``Reach``); each pattern resumes where it
+    stopped, with ``behind`` bytes kept before that for look-behinds; text is released up
+    to that point, or past the end of a mask reaching further; masks found for text not yet
+    released wait in ``pending``.
+    """
+
+    def __init__(self, prepared: list[_Prepared], ahead: int, behind: int, counts: Counter[str]):
+        self._prepared = prepared
+        self._ahead = ahead
+        self._behind = behind
+        self._counts = counts
+        self._held = b""  # the text from absolute offset ``_base`` on
+        self._base = 0
+        self._released = 0  # absolute offset up to which output was produced
+        self._covered = 0  # absolute end of the last mask
+        self._resume = [0] * len(prepared)
+        self._pending: list[tuple[int, int, str]] = []
+
+    def feed(self, data: bytes, final: bool) -> bytes:
+        """Take ``data``; return the masked text that is now decided (all of it if final)."""
+        held = self._held + data if self._held else data
+        base = self._base
+        end = base + len(held)
+        cut = end if final else end - self._ahead
+        if cut <= self._released:
+            self._held = held
+            return b""
+        found = _Triggers(held)
+        for index, (pattern, part, triggers) in enumerate(self._prepared):
+            resume = self._resume[index]
+            if resume >= cut:
+                continue
+            last = resume
+            # Every match starting before ``cut`` lies whole in ``held``, so a trigger
+            # missing from ``held`` means no match starts there.
+            if found.any_of(triggers):
+                for match in pattern.pattern.finditer(held, resume - base):
+                    if match.start() + base >= cut:
+                        break
+                    start, stop = match.start(part) + base, match.end(part) + base
+                    if start < stop:
+                        self._pending.append((start, stop, pattern.name))
+                    last = match.end() + base
+            self._resume[index] = max(last, cut)
+        pieces = []
+        position = self._released
+        waiting = []
+        for start, stop, name in sorted(self._pending):
+            if start < self._covered:
+                continue  # inside an earlier mask
+            if start >= cut:
+                waiting.append((start, stop, name))
+                continue
+            pieces.append(held[position - base : start - base])
+            pieces.append(MASK.encode())
+            self._counts[name] += 1
+            self._covered = position = stop
+        self._pending = waiting
+        release = max(cut, position)
+        pieces.append(held[position - base : release - base])
+        self._released = release
+        keep = max(base, cut - self._behind)
+        self._held = held[keep - base :]
+        self._base = keep
+        return b"".join(pieces)
+
+
 class ValueMasker:
     """A byte-stream filter that masks credential-shaped values on their way to ``sink``.
 
-    Matches may straddle two writes, so the last ``overlap`` bytes are held back until more
-    arrive or the stream closes; a match longer than that (a PEM key over 64 KiB) is not
-    masked. ``counts`` says how many values of each kind were masked.
+    Its output is exactly that of masking the whole stream at once, wherever the stream is
+    cut into writes or blocks (``_Stream``): it holds back ``window`` bytes, the furthest
+    any pattern can read (``Reach``), until more arrive or the stream ends. ``counts`` says
+    how many values of each kind were masked.
     """
 
-    def __init__(
-        self,
-        sink: BinaryIO,
-        patterns: Sequence[ValuePattern],
-        overlap: int = 65536,
-        block: int = 1 << 20,
-    ):
+    def __init__(self, sink: BinaryIO, patterns: Sequence[ValuePattern], block: int = 1 << 20):
         self._sink = sink
-        self._patterns = list(patterns)
-        self._prepared = [
-            (pattern, [(trigger, _rarest_first(trigger)) for trigger in pattern.triggers])
-            for pattern in self._patterns
+        self._prepared: list[_Prepared] = [
+            (
+                pattern,
+                # A pattern with a ``secret`` group masks only that part (a JSON field's
+                # value, not its name); others mask the whole match.
+                "secret" if "secret" in pattern.pattern.groupindex else 0,
+                [(trigger, _rarest_first(trigger)) for trigger in pattern.triggers],
+            )
+            for pattern in patterns
         ]
-        self._overlap = overlap
+        self.window = max((p.reach.ahead for p in patterns), default=0)
+        self._behind = max((p.reach.behind for p in patterns), default=0)
         self._block = block
         self._chunks: list[bytes] = []
         self._size = 0
         self.counts: Counter[str] = Counter()
+        self._stream = self._new_stream()
         # Drivers may write one row at a time (psycopg2's COPY does: a million calls for a
         # million rows). A C-level buffer in front takes those at C speed; only whole
         # blocks reach Python (``_accept``).
         self._buffer = _DroppingBuffer(_Raw(self._accept), buffer_size=block)
         self.write = self._buffer.write  # type: ignore[method-assign]
+
+    def _new_stream(self) -> _Stream:
+        return _Stream(self._prepared, self.window, self._behind, self.counts)
 
     def write(self, data: bytes) -> int:
         """Accept bytes; they reach the sink in blocks of about ``block`` bytes."""
@@ -149,91 +321,29 @@ class ValueMasker:
     def _accept(self, data: bytes) -> int:
         self._chunks.append(bytes(data))
         self._size += len(data)
-        if self._size >= self._block + self._overlap:
-            buffer = b"".join(self._chunks)
-            if self._patterns:
-                out, rest = self._mask(buffer, len(buffer) - self._overlap)
+        if self._size >= self._block + self.window:
+            if self._prepared:
+                out = self._stream.feed(b"".join(self._chunks), final=False)
             else:
-                out, rest = buffer, b""
+                out = b"".join(self._chunks)
             self._sink.write(out)
-            self._chunks = [rest] if rest else []
-            self._size = len(rest)
+            self._chunks, self._size = [], 0
         return len(data)
-
-    def _mask(self, buffer: bytes, cut: int) -> tuple[bytes, bytes]:
-        """Mask ``buffer`` up to ``cut`` (moved past any match that straddles it)."""
-        spans: list[tuple[int, int, str]] = []
-        # A trigger can only be in the buffer if each of its bytes is. One-byte searches are
-        # memchr (many GB/s) and stop at the first hit; multi-byte ones run at a fraction of
-        # that. So test a trigger's bytes rarest first, remember the answers for the block,
-        # and search for the whole trigger only when every byte of it occurs.
-        present: dict[bytes, bool] = {}
-
-        def possible(needed: tuple[bytes, ...]) -> bool:
-            for byte in needed:
-                seen = present.get(byte)
-                if seen is None:
-                    seen = present[byte] = byte in buffer
-                if not seen:
-                    return False
-            return True
-
-        for pattern, triggers in self._prepared:
-            if not any(possible(needed) and trigger in buffer for trigger, needed in triggers):
-                continue
-            # A pattern with a ``secret`` group masks only that part (a JSON field's value,
-            # not its name); others mask the whole match.
-            part = "secret" if "secret" in pattern.pattern.groupindex else 0
-            for match in pattern.pattern.finditer(buffer):
-                if match.start(part) < match.end(part):
-                    spans.append((match.start(part), match.end(part), pattern.name))
-        if not spans:
-            return buffer[:cut], buffer[cut:]
-        spans.sort()
-        pieces = []
-        position = 0
-        for start, end, name in spans:
-            if start < position:
-                continue  # overlapped by an earlier match
-            if start >= cut:
-                break
-            pieces.append(buffer[position:start])
-            pieces.append(MASK.encode())
-            self.counts[name] += 1
-            position = end
-        cut = max(cut, position)
-        pieces.append(buffer[position:cut])
-        return b"".join(pieces), buffer[cut:]
 
     def flush_all(self) -> None:
         """Mask and write everything held back; call once at the end of the stream."""
         self._buffer.flush()
-        if self._chunks:
-            buffer = b"".join(self._chunks)
-            out, rest = self._mask(buffer, len(buffer))
-            self._sink.write(out + rest)
-            self._chunks, self._size = [], 0
+        self._sink.write(self._stream.feed(b"".join(self._chunks), final=True))
+        self._chunks, self._size = [], 0
+
+    def mask_bytes(self, data: bytes) -> bytes:
+        """Mask one whole text, apart from the stream (counts are shared)."""
+        return self._new_stream().feed(data, final=True)
 
     def mask_text(self, text: str) -> str:
-        """Mask one value (previews, which never pass through the byte stream)."""
-        data = text.encode("utf-8")
-        out, rest = self._mask(data, len(data))
-        return (out + rest).decode("utf-8")
+        """Mask one value (previews and messages, which never pass through the stream)."""
+        return self.mask_bytes(text.encode("utf-8")).decode("utf-8")
 
 
 def mask_value(value: Any, masker: ValueMasker) -> Any:
     return masker.mask_text(value) if isinstance(value, str) else value
-
-
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+:[^/\s@]*@")
-_PASSWORD_ASSIGNMENT = re.compile(
-    r"(?i)\b(password|passwd|pwd|secret|token)\b(\s*[=:]\s*)('[^']*'|\"[^\"]*\"|\S+)"
-)
-
-
-def scrub_message(message: str, secrets: Iterable[str] = ()) -> str:
-    """Remove known secrets, URL credentials and ``password=...`` pairs from a message."""
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        message = message.replace(secret, "*****")
-    message = _URL_CREDENTIALS.sub(r"\g<scheme>*****:*****@", message)
-    return _PASSWORD_ASSIGNMENT.sub(r"\1\2*****", message)

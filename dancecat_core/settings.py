@@ -126,6 +126,12 @@ DEFAULT_SCRUB_PATTERNS = (
     "session_key",
     "otp_seed",
     "totp_secret",
+    "authentication_string",
+    "auth_string",
+    "passcode",
+    "pw_hash",
+    "hashed_pw",
+    "recovery_code",
 )
 
 # Every key, its parser and its default. ``None`` means "derived from DANCECAT_HOME" or

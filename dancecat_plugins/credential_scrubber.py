@@ -44,98 +44,219 @@ def dancecat_scrub_columns(columns: Sequence[Column], settings: Settings) -> lis
 
 
 # Shapes of credentials. None may match '"' or ',' outside the shape, so a mask cannot
-# break the CSV field it sits in.
+# break the CSV field it sits in; every repeat has an upper bound, so the masker knows how
+# much text a match can need (``ValuePattern.reach``).
+
+_BASE64 = rb"A-Za-z0-9+/="
+_NEWLINE = rb"(?:\r?\n|\\r\\n|\\n)"  # also as escaped inside JSON text
+
+# The words that make a key a credential's name, in any letter case. Inside a longer key
+# they must start a word: after a separator (``db_password``, ``x-api-key``) or a camelCase
+# hump (``userPassword``); ``compass`` and ``tokenizer`` are not credential names.
+_CREDENTIAL_WORDS = (
+    rb"pass(?:word|wort|wd|phrase)?|pwd|secret|token|credentials?|auth|"
+    rb"(?:api|private|access|auth|session|signing|encryption|master|client)[_.-]?key"
+)
+_CREDENTIAL_KEY = (
+    rb"(?:(?<![A-Za-z0-9])|(?<=[a-z0-9])(?=[A-Z]))(?i:" + _CREDENTIAL_WORDS + rb")"
+    rb"(?:(?:[_.-]|(?<=[a-z0-9])(?=[A-Z]))[A-Za-z0-9]{1,24}){0,2}"
+)
+# How a key's value follows it: JSON's ``":`` (as CSV writes it too), ``=`` or ``: ``.
+_JSON_KEY_END = (b'":', b'" :')
+_ASSIGN = rb"(?:[ \t]{0,8}=|[ \t]{0,8}:(?=[ \t]))[ \t]{0,8}"
+_ASSIGN_TRIGGERS = (b"=", b": ", b":\t")
+
+
+def _shape(name: str, pattern: bytes, *triggers: bytes) -> ValuePattern:
+    return ValuePattern(name, re.compile(pattern), triggers)
+
+
+_GITLAB_KINDS = (b"pat", b"dt", b"rt", b"ptt", b"cbt", b"oas", b"soat", b"ft", b"imt", b"agent")
+_GITLAB_KINDS += (b"cd", b"ffct")
+
 VALUE_PATTERNS = (
-    ValuePattern(
-        "bcrypt hash",
-        re.compile(rb"\$2[abxy]?\$\d{2}\$[./A-Za-z0-9]{53}"),
-        (b"$2",),
-    ),
-    ValuePattern(
+    _shape("bcrypt hash", rb"\$2[abxy]?\$\d{2}\$[./A-Za-z0-9]{53}", b"$2"),
+    _shape(
         "argon2 hash",
-        re.compile(
-            rb"\$argon2(?:id|i|d)\$(?:v=\d+\$)?m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+"
-        ),
-        (b"$argon2",),
+        rb"\$argon2(?:id|i|d)\$(?:v=\d{1,4}\$)?m=\d{1,10},t=\d{1,10},p=\d{1,4}"
+        rb"\$[A-Za-z0-9+/=]{1,1024}\$[A-Za-z0-9+/=]{1,1024}",
+        b"$argon2",
     ),
-    ValuePattern(
-        "scrypt hash",
-        re.compile(rb"\$(?:scrypt|7)\$[A-Za-z0-9./$=+]{20,}"),
-        (b"$scrypt$", b"$7$"),
-    ),
-    ValuePattern(
+    _shape("scrypt hash", rb"\$(?:scrypt|7)\$[A-Za-z0-9./$=+]{20,1024}", b"$scrypt$", b"$7$"),
+    _shape(
         "crypt hash",
-        re.compile(rb"\$(?:1|5|6|y|gy|md5|sha1|pbkdf2[a-z0-9-]*)\$[A-Za-z0-9./$=+]{8,}"),
-        (b"$1$", b"$5$", b"$6$", b"$y$", b"$gy$", b"$md5", b"$sha1$", b"$pbkdf2"),
+        rb"\$(?:1|5|6|y|gy|md5|sha1|apr1|pbkdf2[a-z0-9-]{0,16})\$[A-Za-z0-9./$=+]{8,1024}",
+        *(b"$1$", b"$5$", b"$6$", b"$y$", b"$gy$", b"$md5", b"$sha1$", b"$apr1$", b"$pbkdf2"),
     ),
-    ValuePattern(
+    _shape(
         "Django password hash",
-        re.compile(rb"(?:pbkdf2_sha256|pbkdf2_sha1|argon2|bcrypt_sha256)\$[A-Za-z0-9./$=+]{20,}"),
-        (b"pbkdf2_", b"bcrypt_sha256$"),
+        rb"(?:pbkdf2_sha256|pbkdf2_sha1|bcrypt_sha256|scrypt)\$[A-Za-z0-9./$=+]{20,1024}",
+        b"pbkdf2_",
+        b"bcrypt_sha256$",
+        b"scrypt$",
     ),
-    ValuePattern(
+    _shape(
+        "LDAP password hash",
+        rb"\{(?:SSHA|SHA|SSHA256|SSHA512|SHA256|SHA512|SMD5|MD5|CRYPT|PBKDF2[A-Z0-9-]{0,16})\}"
+        rb"[A-Za-z0-9+/=.$]{8,1024}",
+        b"{S",
+        b"{M",
+        b"{C",
+        b"{P",
+    ),
+    _shape(
+        "MySQL password hash",
+        rb"(?<![0-9A-Za-z*])\*[0-9A-Fa-f]{40}(?![0-9A-Za-z])",
+        b"*",
+    ),
+    _shape(
+        "PostgreSQL password hash",
+        rb"SCRAM-SHA-256\$\d{1,7}:[A-Za-z0-9+/=]{1,128}\$[A-Za-z0-9+/=]{1,128}:[A-Za-z0-9+/=]{1,128}"
+        rb"|(?<![0-9A-Za-z])md5[0-9a-f]{32}(?![0-9A-Za-z])",
+        b"SCRAM-SHA-256$",
+        b"md5",
+    ),
+    _shape(
+        # PEM (PKCS#1, PKCS#8, encrypted, EC, DSA, OpenSSH) and PGP private keys, with
+        # RFC 1421 / PGP armour headers (Proc-Type, DEK-Info, Version, Comment), raw or
+        # JSON-escaped line ends. Without its END line (cut off, or a body over 32 KiB)
+        # the block is masked up to there.
         "private key",
-        re.compile(
-            rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[A-Za-z0-9+/=\s:-]*?"
-            rb"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
-        ),
-        (b"PRIVATE KEY",),
+        rb"-----BEGIN (?:[A-Z0-9]{1,16} ){0,4}PRIVATE KEY(?: BLOCK)?-----"
+        rb"(?:"
+        + _NEWLINE
+        + rb"(?:[A-Za-z][A-Za-z0-9-]{0,40}: ?[^\r\n\"\\]{0,256}"
+        + _NEWLINE
+        + rb"){1,8})?"
+        rb"(?:[" + _BASE64 + rb" \t\r\n]|\\[nr/]){0,32768}"
+        rb"(?:-----END (?:[A-Z0-9]{1,16} ){0,4}PRIVATE KEY(?: BLOCK)?-----)?",
+        b"PRIVATE KEY",
     ),
-    ValuePattern(
+    _shape(
+        "PuTTY private key",
+        rb"Private-Lines: \d{1,4}(?:" + _NEWLINE + rb"|[" + _BASE64 + rb"]){1,16384}",
+        b"Private-Lines:",
+    ),
+    _shape(
+        "age secret key",
+        rb"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}",
+        b"AGE-SECRET-KEY-1",
+    ),
+    _shape(
         "JWT",
-        re.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
-        (b"eyJ",),
+        rb"eyJ[A-Za-z0-9_-]{8,4096}\.eyJ[A-Za-z0-9_-]{8,8192}\.[A-Za-z0-9_-]{8,2048}",
+        b"eyJ",
     ),
-    ValuePattern(
+    _shape(
         "AWS access key",
-        re.compile(rb"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b"),
-        (b"AKIA", b"ASIA", b"AGPA", b"AIDA", b"AROA"),
+        rb"\b(?:A3T[A-Z0-9]|AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)[0-9A-Z]{16}\b",
+        *(b"A3T", b"AKIA", b"ASIA", b"AGPA", b"AIDA", b"AROA", b"AIPA", b"ANPA", b"ANVA"),
+        b"ABIA",
+        b"ACCA",
     ),
-    ValuePattern(
+    _shape(
         "GitHub token",
-        re.compile(rb"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
-        (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"github_pat_"),
+        rb"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})",
+        *(b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"github_pat_"),
     ),
-    ValuePattern(
+    _shape(
         "GitLab token",
-        re.compile(rb"\bglpat-[A-Za-z0-9_-]{20,}"),
-        (b"glpat-",),
+        rb"\bgl(?:pat|dt|rt|ptt|cbt|oas|soat|ft|imt|agent|cd|ffct)-[A-Za-z0-9_-]{20,255}",
+        *(b"gl" + kind + b"-" for kind in _GITLAB_KINDS),
     ),
-    ValuePattern(
-        "Slack token",
-        re.compile(rb"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
-        (b"xox",),
+    _shape("Slack token", rb"\bxox[abposre]-[A-Za-z0-9-]{10,255}", b"xox"),
+    _shape(
+        "Slack webhook",
+        rb"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_-]{20,255}",
+        b"hooks.slack.com/",
     ),
-    ValuePattern(
+    _shape(
         "Stripe key",
-        re.compile(rb"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"),
-        (b"sk_live_", b"sk_test_", b"rk_live_", b"rk_test_"),
+        rb"\b(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{10,255}|\bwhsec_[A-Za-z0-9]{24,255}",
+        *(b"sk_live_", b"sk_test_", b"sk_prod_", b"rk_live_", b"rk_test_", b"rk_prod_"),
+        b"whsec_",
     ),
-    ValuePattern(
-        "Google API key",
-        re.compile(rb"\bAIza[0-9A-Za-z_-]{35}"),
-        (b"AIza",),
-    ),
-    ValuePattern(
+    _shape("Google API key", rb"\bAIza[0-9A-Za-z_-]{35}", b"AIza"),
+    _shape("Google OAuth client secret", rb"\bGOCSPX-[0-9A-Za-z_-]{28}", b"GOCSPX-"),
+    _shape(
         "OpenAI-style secret key",
-        re.compile(rb"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{32,}"),
-        (b"sk-",),
+        rb"\bsk-(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_-]{32,255}",
+        b"sk-",
     ),
-    ValuePattern(
-        # "password": "hunter2" inside JSON text, also as CSV writes it (quotes doubled):
-        # the value goes, the name stays. Only up to the value's closing quote.
+    _shape("SendGrid key", rb"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}", b"SG."),
+    _shape("npm token", rb"\bnpm_[A-Za-z0-9]{36}", b"npm_"),
+    _shape("PyPI token", rb"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,255}", b"pypi-AgEI"),
+    _shape("Shopify token", rb"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}", b"shp"),
+    _shape("DigitalOcean token", rb"\bdo[opr]_v1_[a-f0-9]{64}", b"_v1_"),
+    _shape("Hugging Face token", rb"\bhf_[A-Za-z]{34}\b", b"hf_"),
+    _shape("Vault token", rb"\bhv[sbr]\.[A-Za-z0-9_-]{24,255}", b"hvs.", b"hvb.", b"hvr."),
+    _shape("Databricks token", rb"\bdapi[a-f0-9]{32}\b", b"dapi"),
+    _shape(
+        "Telegram bot token",
+        rb"(?<![0-9])[0-9]{8,10}:AA[0-9A-Za-z_-]{33}(?![0-9A-Za-z_-])",
+        b":AA",
+    ),
+    _shape(
+        "Authorization header",
+        rb"(?i:authorization)[\"']{0,2}\s{0,8}[:=]\s{0,8}[\"']{0,2}"
+        rb"(?i:(?:basic|bearer|token|digest|negotiate|ntlm)\s{1,4})?"
+        rb"(?P<secret>[^\s\"',;]{4,4096})",
+        b"uthorization",
+        b"UTHORIZATION",
+    ),
+    _shape(
+        "bearer token",
+        rb"\bBearer\s{1,4}(?P<secret>(?=[A-Za-z._~+/-]{0,256}[0-9])[A-Za-z0-9._~+/-]{16,4096}={0,2})",
+        b"Bearer",
+    ),
+    _shape(
+        "SQL password clause",
+        rb"(?i:identified\s{1,8}(?:by|with\s{1,8}[a-z_]{1,40}\s{1,8}(?:by|as))(?:\s{1,8}password)?)"
+        rb"\s{1,8}'(?P<secret>[^'\r\n]{1,256})'",
+        b"IDENTIFIED",
+        b"identified",
+    ),
+    # "password": "hunter2" inside JSON text, also as CSV writes it (quotes doubled): the
+    # value goes, the name stays. JSON escapes (\") stay inside the value.
+    _shape(
         "JSON credential field",
-        re.compile(
-            rb'(?i)"(?:password|passwd|pwd|passphrase|secret|client_secret|token|'
-            rb"access_token|refresh_token|api_?key|private_?key|secret_?key|access_?key)"
-            rb'""?\s*:\s*""?(?P<secret>[^"\r\n]{1,512})"'
-        ),
-        (b'":', b'" :'),
+        _CREDENTIAL_KEY + rb'""? ?:\s{0,8}""?(?P<secret>(?:[^"\\\r\n]|\\(?:""?|[^"\r\n])){1,512})"',
+        *_JSON_KEY_END,
     ),
-    ValuePattern(
+    _shape(
+        "JSON credential field",
+        _CREDENTIAL_KEY
+        + rb'""? ?:\s{0,8}(?P<secret>-?[0-9][0-9.eE+-]{0,63}|true|false|null)(?![A-Za-z0-9])',
+        *_JSON_KEY_END,
+    ),
+    # password=..., Pwd=...; (libpq, ADO, JDBC, .env, INI, URL query) and "password: ..."
+    # (YAML, HTTP headers): a quoted value whole, an unquoted one to the end of the line
+    # or the next ; & , or quote.
+    _shape(
+        "credential assignment",
+        _CREDENTIAL_KEY + _ASSIGN + rb"'(?P<secret>[^'\r\n]{1,512})'",
+        *_ASSIGN_TRIGGERS,
+    ),
+    _shape(
+        "credential assignment",
+        _CREDENTIAL_KEY + _ASSIGN + rb'""?(?P<secret>[^"\r\n]{1,512})"',
+        *_ASSIGN_TRIGGERS,
+    ),
+    _shape(
+        "credential assignment",
+        _CREDENTIAL_KEY + _ASSIGN + rb"(?P<secret>[^\s'\";&,<>{}\[\]=:][^\r\n'\";&,<>]{0,511})",
+        *_ASSIGN_TRIGGERS,
+    ),
+    _shape(
+        "XML credential element",
+        rb"<" + _CREDENTIAL_KEY + rb"(?:\s[^<>]{0,256})?>(?P<secret>[^<\"\r\n]{1,512})</",
+        b"</",
+    ),
+    # scheme://user:password@host, also with an empty user or an @ inside the password.
+    _shape(
         "URL credentials",
-        re.compile(rb"(?<=://)[^/\s:@\",]+:[^/\s@\",]+(?=@)"),
-        (b"://",),
+        rb"(?<=://)[^/\s:@\",]{0,256}:[^/\s\",]{1,256}(?=@)",
+        b"://",
     ),
 )
 

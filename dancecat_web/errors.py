@@ -24,6 +24,7 @@ from pyramid.view import exception_view_config, forbidden_view_config, notfound_
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from dancecat_core.error_text import clean_error
 from dancecat_core.errors import (
     Conflict,
     DancecatError,
@@ -151,7 +152,8 @@ def dancecat_error_view(exc: DancecatError, request: Request) -> Response:
                 request,
                 status,
                 exc.code,
-                str(exc),
+                # Query errors were cleaned where they were born; this masks any other text.
+                clean_error(str(exc), patterns=request.runtime.value_patterns),
                 field=getattr(exc, "field", None),
                 extra=getattr(exc, "details", None),
             )
