@@ -98,16 +98,37 @@ class ValuePattern:
     does not). The pattern must not match ``"``, ``,`` or line ends outside what the shape
     itself contains, so a mask can never break the CSV around it. A pattern with a named
     group ``secret`` masks only that group. Every repeat needs an upper bound (``reach``).
+
+    With ``key``, a match counts only if the name written right before it (the letters,
+    digits and ``_ . -`` ending at the match, blanks skipped) fully matches
+    ``key``. ``password=...`` is then found by its ``=`` (a fast literal scan) and the name
+    checked once per ``=``, instead of trying a name at every byte of the text.
     """
 
     name: str
     pattern: re.Pattern[bytes]
     triggers: tuple[bytes, ...]
+    key: re.Pattern[bytes] | None = None
     reach: Reach = attrs.field(init=False)
 
     @reach.default
     def _reach(self) -> Reach:
-        return pattern_reach(self.name, self.pattern)
+        reach = pattern_reach(self.name, self.pattern)
+        if self.key is None:
+            return reach
+        return Reach(behind=max(reach.behind, NAME_LOOKBACK + 1), ahead=reach.ahead)
+
+
+# The name before a ``key`` pattern's match, read backwards: blanks, then the name (at
+# most 64 bytes).
+_NAME_BACKWARDS = re.compile(rb"[ \t]{0,8}([A-Za-z0-9_.\-]{1,64})")
+NAME_LOOKBACK = 8 + 64
+
+
+def _named(text: bytes, at: int, key: re.Pattern[bytes]) -> bool:
+    """Whether the name written right before ``text[at]`` fully matches ``key``."""
+    found = _NAME_BACKWARDS.match(text[max(0, at - NAME_LOOKBACK) : at][::-1])
+    return found is not None and key.fullmatch(found.group(1)[::-1]) is not None
 
 
 @attrs.frozen
@@ -246,18 +267,26 @@ class _Stream:
             # Every match starting before ``cut`` lies whole in ``held``, so a trigger
             # missing from ``held`` means no match starts there.
             if found.any_of(triggers):
-                for match in pattern.pattern.finditer(held, resume - base):
-                    if match.start() + base >= cut:
-                        break
+                key = pattern.key
+                search = pattern.pattern.search
+                at = resume - base
+                while (match := search(held, at)) and match.start() + base < cut:
+                    # A match whose name is not a credential's gives way at its first
+                    # byte: the next ``=`` may be inside what it spanned.
+                    if key is not None and not _named(held, match.start(), key):
+                        at = match.start() + 1
+                        continue
+                    at = max(match.end(), match.start() + 1)
                     start, stop = match.start(part) + base, match.end(part) + base
                     if start < stop:
                         self._pending.append((start, stop, pattern.name))
-                    last = match.end() + base
+                last = at + base
             self._resume[index] = max(last, cut)
         pieces = []
         position = self._released
         waiting = []
-        for start, stop, name in sorted(self._pending):
+        # At one start the longest mask wins.
+        for start, stop, name in sorted(self._pending, key=lambda s: (s[0], -s[1], s[2])):
             if start < self._covered:
                 continue  # inside an earlier mask
             if start >= cut:

@@ -54,21 +54,30 @@ _NEWLINE = rb"(?:\r?\n|\\r\\n|\\n)"  # also as escaped inside JSON text
 # they must start a word: after a separator (``db_password``, ``x-api-key``) or a camelCase
 # hump (``userPassword``); ``compass`` and ``tokenizer`` are not credential names.
 _CREDENTIAL_WORDS = (
-    rb"pass(?:word|wort|wd|phrase)?|pwd|secret|token|credentials?|auth|"
+    rb"pass(?:word|wort|wd|phrase|code)?|pwd|secret|token|credentials?|auth|"
     rb"(?:api|private|access|auth|session|signing|encryption|master|client)[_.-]?key"
 )
-_CREDENTIAL_KEY = (
-    rb"(?:(?<![A-Za-z0-9])|(?<=[a-z0-9])(?=[A-Z]))(?i:" + _CREDENTIAL_WORDS + rb")"
-    rb"(?:(?:[_.-]|(?<=[a-z0-9])(?=[A-Z]))[A-Za-z0-9]{1,24}){0,2}"
-)
-# How a key's value follows it: JSON's ``":`` (as CSV writes it too), ``=`` or ``: ``.
+_NAME_START = rb"(?:[A-Za-z0-9_.\-]{0,40}?(?:[_.\-]|(?<=[a-z0-9])(?=[A-Z])))?"
+_NAME_END = rb"(?:(?:[_.\-]|(?<=[a-z0-9])(?=[A-Z]))[A-Za-z0-9]{1,24}){0,2}"
+# A credential's name, whole (``ValuePattern.key``).
+_CREDENTIAL_NAME = re.compile(_NAME_START + rb"(?i:" + _CREDENTIAL_WORDS + rb")" + _NAME_END)
+# A JSON key naming a credential, from its opening quote.
+_JSON_KEY = rb'"' + _NAME_START + rb"(?i:" + _CREDENTIAL_WORDS + rb")" + _NAME_END
 _JSON_KEY_END = (b'":', b'" :')
-_ASSIGN = rb"(?:[ \t]{0,8}=|[ \t]{0,8}:(?=[ \t]))[ \t]{0,8}"
+# How a value follows its name: ``=`` or ``: `` (a colon and a blank).
+_ASSIGN = rb"(?:=|:(?=[ \t]))[ \t]{0,8}"
 _ASSIGN_TRIGGERS = (b"=", b": ", b":\t")
 
 
 def _shape(name: str, pattern: bytes, *triggers: bytes) -> ValuePattern:
     return ValuePattern(name, re.compile(pattern), triggers)
+
+
+def _assigned(pattern: bytes) -> ValuePattern:
+    """A value written after a credential's name and ``=`` or ``: ``."""
+    return ValuePattern(
+        "credential assignment", re.compile(_ASSIGN + pattern), _ASSIGN_TRIGGERS, _CREDENTIAL_NAME
+    )
 
 
 _GITLAB_KINDS = (b"pat", b"dt", b"rt", b"ptt", b"cbt", b"oas", b"soat", b"ft", b"imt", b"agent")
@@ -82,7 +91,12 @@ VALUE_PATTERNS = (
         rb"\$[A-Za-z0-9+/=]{1,1024}\$[A-Za-z0-9+/=]{1,1024}",
         b"$argon2",
     ),
-    _shape("scrypt hash", rb"\$(?:scrypt|7)\$[A-Za-z0-9./$=+]{20,1024}", b"$scrypt$", b"$7$"),
+    _shape(
+        "scrypt hash",
+        rb"\$(?:scrypt|7)\$(?:ln=\d{1,3},r=\d{1,3},p=\d{1,3}\$)?[A-Za-z0-9./$=+]{20,1024}",
+        b"$scrypt$",
+        b"$7$",
+    ),
     _shape(
         "crypt hash",
         rb"\$(?:1|5|6|y|gy|md5|sha1|apr1|pbkdf2[a-z0-9-]{0,16})\$[A-Za-z0-9./$=+]{8,1024}",
@@ -111,10 +125,8 @@ VALUE_PATTERNS = (
     ),
     _shape(
         "PostgreSQL password hash",
-        rb"SCRAM-SHA-256\$\d{1,7}:[A-Za-z0-9+/=]{1,128}\$[A-Za-z0-9+/=]{1,128}:[A-Za-z0-9+/=]{1,128}"
-        rb"|(?<![0-9A-Za-z])md5[0-9a-f]{32}(?![0-9A-Za-z])",
+        rb"SCRAM-SHA-256\$\d{1,7}:[A-Za-z0-9+/=]{1,128}\$[A-Za-z0-9+/=]{1,128}:[A-Za-z0-9+/=]{1,128}",
         b"SCRAM-SHA-256$",
-        b"md5",
     ),
     _shape(
         # PEM (PKCS#1, PKCS#8, encrypted, EC, DSA, OpenSSH) and PGP private keys, with
@@ -210,46 +222,43 @@ VALUE_PATTERNS = (
         b"Bearer",
     ),
     _shape(
+        # CREATE USER / ALTER USER / SET PASSWORD statements kept in a log table.
         "SQL password clause",
-        rb"(?i:identified\s{1,8}(?:by|with\s{1,8}[a-z_]{1,40}\s{1,8}(?:by|as))(?:\s{1,8}password)?)"
-        rb"\s{1,8}'(?P<secret>[^'\r\n]{1,256})'",
-        b"IDENTIFIED",
-        b"identified",
+        rb"(?:identified|IDENTIFIED)(?: (?:with|WITH) [A-Za-z0-9_]{1,40})? (?:by|BY|as|AS) "
+        rb"'(?P<secret>[^'\r\n]{1,256})'",
+        b" BY '",
+        b" by '",
+        b" AS '",
+        b" as '",
     ),
     # "password": "hunter2" inside JSON text, also as CSV writes it (quotes doubled): the
     # value goes, the name stays. JSON escapes (\") stay inside the value.
     _shape(
         "JSON credential field",
-        _CREDENTIAL_KEY + rb'""? ?:\s{0,8}""?(?P<secret>(?:[^"\\\r\n]|\\(?:""?|[^"\r\n])){1,512})"',
+        _JSON_KEY + rb'""? ?:\s{0,8}""?(?P<secret>(?:[^"\\\r\n]|\\(?:""?|[^"\r\n])){1,512})"',
         *_JSON_KEY_END,
     ),
     _shape(
         "JSON credential field",
-        _CREDENTIAL_KEY
+        _JSON_KEY
         + rb'""? ?:\s{0,8}(?P<secret>-?[0-9][0-9.eE+-]{0,63}|true|false|null)(?![A-Za-z0-9])',
         *_JSON_KEY_END,
     ),
     # password=..., Pwd=...; (libpq, ADO, JDBC, .env, INI, URL query) and "password: ..."
     # (YAML, HTTP headers): a quoted value whole, an unquoted one to the end of the line
     # or the next ; & , or quote.
-    _shape(
-        "credential assignment",
-        _CREDENTIAL_KEY + _ASSIGN + rb"'(?P<secret>[^'\r\n]{1,512})'",
-        *_ASSIGN_TRIGGERS,
-    ),
-    _shape(
-        "credential assignment",
-        _CREDENTIAL_KEY + _ASSIGN + rb'""?(?P<secret>[^"\r\n]{1,512})"',
-        *_ASSIGN_TRIGGERS,
-    ),
-    _shape(
-        "credential assignment",
-        _CREDENTIAL_KEY + _ASSIGN + rb"(?P<secret>[^\s'\";&,<>{}\[\]=:][^\r\n'\";&,<>]{0,511})",
-        *_ASSIGN_TRIGGERS,
-    ),
+    _assigned(rb"'(?P<secret>[^'\r\n]{1,512})'"),
+    _assigned(rb'""?(?P<secret>[^"\r\n]{1,512})"'),
+    _assigned(rb"(?P<secret>[^\s'\";&,<>{}\[\]=:][^\r\n'\";&,<>]{0,511})"),
     _shape(
         "XML credential element",
-        rb"<" + _CREDENTIAL_KEY + rb"(?:\s[^<>]{0,256})?>(?P<secret>[^<\"\r\n]{1,512})</",
+        rb"<"
+        + _NAME_START
+        + rb"(?i:"
+        + _CREDENTIAL_WORDS
+        + rb")"
+        + _NAME_END
+        + rb"(?:\s[^<>]{0,256})?>(?P<secret>[^<\"\r\n]{1,512})</",
         b"</",
     ),
     # scheme://user:password@host, also with an empty user or an @ inside the password.
