@@ -48,7 +48,7 @@ def dancecat_scrub_columns(columns: Sequence[Column], settings: Settings) -> lis
 # much text a match can need (``ValuePattern.reach``).
 
 _BASE64 = rb"A-Za-z0-9+/="
-_NEWLINE = rb"(?:\r?\n|\\r\\n|\\n)"  # also as escaped inside JSON text
+_NEWLINE = rb"(?:\r?\n|(?:\\{1,3}r)?\\{1,3}n)"  # also JSON-escaped, once or twice
 
 # The words that make a key a credential's name, in any letter case. Inside a longer key
 # they must start a word: after a separator (``db_password``, ``x-api-key``) or a camelCase
@@ -63,6 +63,8 @@ _NAME_END = rb"(?:(?:[_.\-]|(?<=[a-z0-9])(?=[A-Z]))[A-Za-z0-9]{1,24}){0,2}"
 _CREDENTIAL_NAME = re.compile(_NAME_START + rb"(?i:" + _CREDENTIAL_WORDS + rb")" + _NAME_END)
 # A JSON key naming a credential, from its opening quote.
 _JSON_KEY = rb'"' + _NAME_START + rb"(?i:" + _CREDENTIAL_WORDS + rb")" + _NAME_END
+# Its closing quote and colon: ``":``, CSV's ``"":``, or ``\\":`` in JSON inside JSON.
+_JSON_COLON = rb'(?:\\{1,3}"|""?) ?:\s{0,8}'
 _JSON_KEY_END = (b'":', b'" :')
 # How a value follows its name: ``=`` or ``: `` (a colon and a blank).
 _ASSIGN = rb"(?:=|:(?=[ \t]))[ \t]{0,8}"
@@ -131,7 +133,7 @@ VALUE_PATTERNS = (
     _shape(
         # PEM (PKCS#1, PKCS#8, encrypted, EC, DSA, OpenSSH) and PGP private keys, with
         # RFC 1421 / PGP armour headers (Proc-Type, DEK-Info, Version, Comment), raw or
-        # JSON-escaped line ends. Without its END line (cut off, or a body over 32 KiB)
+        # JSON-escaped line ends. Without its END line (cut off, or a body over 48 KiB)
         # the block is masked up to there.
         "private key",
         rb"-----BEGIN (?:[A-Z0-9]{1,16} ){0,4}PRIVATE KEY(?: BLOCK)?-----"
@@ -140,7 +142,7 @@ VALUE_PATTERNS = (
         + rb"(?:[A-Za-z][A-Za-z0-9-]{0,40}: ?[^\r\n\"\\]{0,256}"
         + _NEWLINE
         + rb"){1,8})?"
-        rb"(?:[" + _BASE64 + rb" \t\r\n]|\\[nr/]){0,32768}"
+        rb"[" + _BASE64 + rb" \t\r\n\\]{0,49152}"
         rb"(?:-----END (?:[A-Z0-9]{1,16} ){0,4}PRIVATE KEY(?: BLOCK)?-----)?",
         b"PRIVATE KEY",
     ),
@@ -235,21 +237,24 @@ VALUE_PATTERNS = (
     # value goes, the name stays. JSON escapes (\") stay inside the value.
     _shape(
         "JSON credential field",
-        _JSON_KEY + rb'""? ?:\s{0,8}""?(?P<secret>(?:[^"\\\r\n]|\\(?:""?|[^"\r\n])){1,512})"',
+        _JSON_KEY
+        + _JSON_COLON
+        + rb'(?:\\{1,3}"|""?)(?P<secret>(?:[^"\\\r\n]|\\(?:""?|[^"\r\n])){1,512})"',
         *_JSON_KEY_END,
     ),
     _shape(
         "JSON credential field",
         _JSON_KEY
-        + rb'""? ?:\s{0,8}(?P<secret>-?[0-9][0-9.eE+-]{0,63}|true|false|null)(?![A-Za-z0-9])',
+        + _JSON_COLON
+        + rb"(?P<secret>-?[0-9][0-9.eE+-]{0,63}|true|false|null)(?![A-Za-z0-9])",
         *_JSON_KEY_END,
     ),
     # password=..., Pwd=...; (libpq, ADO, JDBC, .env, INI, URL query) and "password: ..."
     # (YAML, HTTP headers): a quoted value whole, an unquoted one to the end of the line
     # or the next ; & , or quote.
     _assigned(rb"'(?P<secret>[^'\r\n]{1,512})'"),
-    _assigned(rb'""?(?P<secret>[^"\r\n]{1,512})"'),
-    _assigned(rb"(?P<secret>[^\s'\";&,<>{}\[\]=:][^\r\n'\";&,<>]{0,511})"),
+    _assigned(rb'(?:\\{1,3}"|""?)(?P<secret>[^"\\\r\n]{1,512})\\{0,3}"'),
+    _assigned(rb"(?P<secret>[^\s'\";&,<>{}\[\]=:\\][^\r\n'\";&,<>]{0,511})"),
     _shape(
         "XML credential element",
         rb"<"
