@@ -148,7 +148,7 @@ VALUE_PATTERNS = (
     ),
     _shape(
         "PuTTY private key",
-        rb"Private-Lines: \d{1,4}(?:" + _NEWLINE + rb"|[" + _BASE64 + rb"]){1,16384}",
+        rb"Private-Lines: \d{1,4}[\r\n\\][" + _BASE64 + rb"\r\n\\]{1,16384}",
         b"Private-Lines:",
     ),
     _shape(
