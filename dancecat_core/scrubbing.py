@@ -90,45 +90,54 @@ def pattern_reach(name: str, pattern: re.Pattern[bytes]) -> Reach:
 
 
 @attrs.frozen
+class NameBefore:
+    """The name a value is written under (``password`` in ``password=...``), checked when
+    the value has matched.
+
+    ``backwards`` reads the text before the value backwards (so it needs no search: a
+    ``match`` at the value's start) and captures the name, reversed, as group 1; the name
+    must fully match ``name``. A value pattern can then start at its ``=`` or ``:``, which
+    the regex engine finds fast, instead of trying a name at every byte of the text.
+    """
+
+    backwards: re.Pattern[bytes]
+    name: re.Pattern[bytes]
+    lookback: int = attrs.field(init=False)
+
+    @lookback.default
+    def _lookback(self) -> int:
+        return pattern_reach("name before", self.backwards).ahead
+
+    def matches(self, text: bytes, at: int) -> bool:
+        found = self.backwards.match(text[max(0, at - self.lookback) : at][::-1])
+        return found is not None and self.name.fullmatch(found.group(1)[::-1]) is not None
+
+
+@attrs.frozen
 class ValuePattern:
     """A credential shape to mask wherever it appears.
 
-    ``triggers`` are literal byte strings one of which every match contains; a chunk with
-    none of them skips the regex entirely (``bytes in`` runs at memory speed, the regex
-    does not). The pattern must not match ``"``, ``,`` or line ends outside what the shape
-    itself contains, so a mask can never break the CSV around it. A pattern with a named
-    group ``secret`` masks only that group. Every repeat needs an upper bound (``reach``).
-
-    With ``key``, a match counts only if the name written right before it (the letters,
-    digits and ``_ . -`` ending at the match, blanks skipped) fully matches
-    ``key``. ``password=...`` is then found by its ``=`` (a fast literal scan) and the name
-    checked once per ``=``, instead of trying a name at every byte of the text.
+    ``triggers`` are literal byte strings one of which every match, with the text it reads
+    around it, contains; a chunk with none of them skips the regex entirely (``bytes in``
+    runs at memory speed, the regex does not). The pattern must not match ``"``, ``,`` or
+    line ends outside what the shape itself contains, so a mask can never break the CSV
+    around it. A pattern with a named group ``secret`` masks only that group. Every repeat
+    needs an upper bound (``reach``). With ``named``, a match counts only if the name
+    before it is a credential's (``NameBefore``).
     """
 
     name: str
     pattern: re.Pattern[bytes]
     triggers: tuple[bytes, ...]
-    key: re.Pattern[bytes] | None = None
+    named: NameBefore | None = None
     reach: Reach = attrs.field(init=False)
 
     @reach.default
     def _reach(self) -> Reach:
         reach = pattern_reach(self.name, self.pattern)
-        if self.key is None:
+        if self.named is None:
             return reach
-        return Reach(behind=max(reach.behind, NAME_LOOKBACK + 1), ahead=reach.ahead)
-
-
-# The name before a ``key`` pattern's match, read backwards: blanks, then the name (at
-# most 64 bytes).
-_NAME_BACKWARDS = re.compile(rb"[ \t]{0,8}([A-Za-z0-9_.\-]{1,64})")
-NAME_LOOKBACK = 8 + 64
-
-
-def _named(text: bytes, at: int, key: re.Pattern[bytes]) -> bool:
-    """Whether the name written right before ``text[at]`` fully matches ``key``."""
-    found = _NAME_BACKWARDS.match(text[max(0, at - NAME_LOOKBACK) : at][::-1])
-    return found is not None and key.fullmatch(found.group(1)[::-1]) is not None
+        return Reach(behind=max(reach.behind, self.named.lookback + 1), ahead=reach.ahead)
 
 
 @attrs.frozen
@@ -267,13 +276,13 @@ class _Stream:
             # Every match starting before ``cut`` lies whole in ``held``, so a trigger
             # missing from ``held`` means no match starts there.
             if found.any_of(triggers):
-                key = pattern.key
+                named = pattern.named
                 search = pattern.pattern.search
                 at = resume - base
                 while (match := search(held, at)) and match.start() + base < cut:
                     # A match whose name is not a credential's gives way at its first
                     # byte: the next ``=`` may be inside what it spanned.
-                    if key is not None and not _named(held, match.start(), key):
+                    if named is not None and not named.matches(held, match.start()):
                         at = match.start() + 1
                         continue
                     at = max(match.end(), match.start() + 1)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from dancecat_core.columns import Column
 from dancecat_core.hookspecs import hookimpl
-from dancecat_core.scrubbing import ColumnRemoval, ValuePattern
+from dancecat_core.scrubbing import ColumnRemoval, NameBefore, ValuePattern
 from dancecat_core.settings import Settings
 
 _SEPARATORS = re.compile(r"[\s_\-.]+")
@@ -57,17 +57,19 @@ _CREDENTIAL_WORDS = (
     rb"pass(?:word|wort|wd|phrase|code)?|pwd|secret|token|credentials?|auth|"
     rb"(?:api|private|access|auth|session|signing|encryption|master|client)[_.-]?key"
 )
-_NAME_START = rb"(?:[A-Za-z0-9_.\-]{0,40}?(?:[_.\-]|(?<=[a-z0-9])(?=[A-Z])))?"
-_NAME_END = rb"(?:(?:[_.\-]|(?<=[a-z0-9])(?=[A-Z]))[A-Za-z0-9]{1,24}){0,2}"
-# A credential's name, whole (``ValuePattern.key``).
+_NAME_START = rb"(?:[A-Za-z0-9_.\- ]{0,40}?(?:[_.\- ]|(?<=[a-z0-9])(?=[A-Z])))?"
+_NAME_END = rb"(?:(?:[_.\- ]|(?<=[a-z0-9])(?=[A-Z]))[A-Za-z0-9]{1,24}){0,2}"
 _CREDENTIAL_NAME = re.compile(_NAME_START + rb"(?i:" + _CREDENTIAL_WORDS + rb")" + _NAME_END)
-# A JSON key naming a credential, from its opening quote.
-_JSON_KEY = rb'"' + _NAME_START + rb"(?i:" + _CREDENTIAL_WORDS + rb")" + _NAME_END
-# Its closing quote and colon: ``":``, CSV's ``"":``, or ``\\":`` in JSON inside JSON.
-_JSON_COLON = rb'(?:\\{1,3}"|""?) ?:\s{0,8}'
+# Names read backwards from the value: ``password=``, ``Pwd = ``, ``password: ``; and a
+# JSON key, quoted as JSON, CSV (doubled) or JSON inside JSON (``\"``) quote it.
+_ASSIGNED_NAME = NameBefore(re.compile(rb"[ \t]{0,8}([A-Za-z0-9_.\-]{1,64})"), _CREDENTIAL_NAME)
+_JSON_NAME = NameBefore(
+    re.compile(rb'[ \t]?(?:"\\{1,3}|""?)([A-Za-z0-9_.\- ]{1,64})"'), _CREDENTIAL_NAME
+)
 _JSON_KEY_END = (b'":', b'" :')
-# How a value follows its name: ``=`` or ``: `` (a colon and a blank).
-_ASSIGN = rb"(?:=|:(?=[ \t]))[ \t]{0,8}"
+# How a value follows its name: ``=`` or ``: `` (a colon and a blank), right after a
+# name or blanks (checked by the regex, so the colons of JSON cost no Python call).
+_ASSIGN = rb"(?:=|:(?=[ \t]))(?<![^A-Za-z0-9_.\- \t][=:])[ \t]{0,8}"
 _ASSIGN_TRIGGERS = (b"=", b": ", b":\t")
 
 
@@ -78,7 +80,17 @@ def _shape(name: str, pattern: bytes, *triggers: bytes) -> ValuePattern:
 def _assigned(pattern: bytes) -> ValuePattern:
     """A value written after a credential's name and ``=`` or ``: ``."""
     return ValuePattern(
-        "credential assignment", re.compile(_ASSIGN + pattern), _ASSIGN_TRIGGERS, _CREDENTIAL_NAME
+        "credential assignment", re.compile(_ASSIGN + pattern), _ASSIGN_TRIGGERS, _ASSIGNED_NAME
+    )
+
+
+def _json_field(pattern: bytes) -> ValuePattern:
+    """A JSON field's value under a credential's name."""
+    return ValuePattern(
+        "JSON credential field",
+        re.compile(rb':(?:(?<=":)|(?<=" :))\s{0,8}' + pattern),
+        _JSON_KEY_END,
+        _JSON_NAME,
     )
 
 
@@ -235,20 +247,12 @@ VALUE_PATTERNS = (
     ),
     # "password": "hunter2" inside JSON text, also as CSV writes it (quotes doubled): the
     # value goes, the name stays. JSON escapes (\") stay inside the value.
-    _shape(
-        "JSON credential field",
-        _JSON_KEY
-        + _JSON_COLON
-        + rb'(?:\\{1,3}"|""?)(?P<secret>(?:[^"\\\r\n]|\\(?:""?|[^"\r\n])){1,512})"',
-        *_JSON_KEY_END,
+    # The value to its closing quote; JSON escapes (\") stay inside it.
+    _json_field(
+        rb'(?:\\{1,3}"|""?)'
+        rb'(?P<secret>[^"\\\r\n]{0,512}(?:\\(?:""?|[^"\r\n])[^"\\\r\n]{0,512}){0,64})"'
     ),
-    _shape(
-        "JSON credential field",
-        _JSON_KEY
-        + _JSON_COLON
-        + rb"(?P<secret>-?[0-9][0-9.eE+-]{0,63}|true|false|null)(?![A-Za-z0-9])",
-        *_JSON_KEY_END,
-    ),
+    _json_field(rb"(?P<secret>-?[0-9][0-9.eE+-]{0,63}|true|false|null)(?![A-Za-z0-9])"),
     # password=..., Pwd=...; (libpq, ADO, JDBC, .env, INI, URL query) and "password: ..."
     # (YAML, HTTP headers): a quoted value whole, an unquoted one to the end of the line
     # or the next ; & , or quote.
