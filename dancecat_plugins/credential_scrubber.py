@@ -250,15 +250,15 @@ VALUE_PATTERNS = (
     # The value to its closing quote; JSON escapes (\") stay inside it.
     _json_field(
         rb'(?:\\{1,3}"|""?)'
-        rb'(?P<secret>[^"\\\r\n]{0,512}(?:\\(?:""?|[^"\r\n])[^"\\\r\n]{0,512}){0,64})"'
+        rb'(?P<secret>[^"\\\r\n]{0,4096}(?:\\(?:""?|[^"\r\n])[^"\\\r\n]{0,4096}){0,8})"'
     ),
     _json_field(rb"(?P<secret>-?[0-9][0-9.eE+-]{0,63}|true|false|null)(?![A-Za-z0-9])"),
     # password=..., Pwd=...; (libpq, ADO, JDBC, .env, INI, URL query) and "password: ..."
     # (YAML, HTTP headers): a quoted value whole, an unquoted one to the end of the line
     # or the next ; & , or quote.
-    _assigned(rb"'(?P<secret>[^'\r\n]{1,512})'"),
-    _assigned(rb'(?:\\{1,3}"|""?)(?P<secret>[^"\\\r\n]{1,512})\\{0,3}"'),
-    _assigned(rb"(?P<secret>[^\s'\";&,<>{}\[\]=:\\][^\r\n'\";&,<>]{0,511})"),
+    _assigned(rb"'(?P<secret>[^'\r\n]{1,4096})'"),
+    _assigned(rb'(?:\\{1,3}"|""?)(?P<secret>[^"\\\r\n]{1,4096})\\{0,3}"'),
+    _assigned(rb"(?P<secret>[^\s'\";&,<>{}\[\]=:\\][^\r\n'\";&,<>]{0,4095})"),
     _shape(
         "XML credential element",
         rb"<"
