@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.request import Request
@@ -24,11 +24,17 @@ from dancecat_core.services import accounts
 # tabs and newlines from URLs, so "/\t/evil" would become "//evil"; CR/LF cannot go in a
 # header), no backslash (read as "/" by browsers), and not "//" (another host).
 _SAME_SITE_PATH = re.compile(r"/(?![/\\])[!-\[\]-~]*")
+# The same once percent-decoded, for anything between here and the browser that decodes.
+_DECODED_UNSAFE = re.compile(r"[\x00-\x1f\x7f\\]|^//")
 
 
 def safe_next(request: Request, target: object) -> str:
     """Only same-site paths; anything else (``//evil``, ``https://...``, CR/LF) goes home."""
-    if isinstance(target, str) and _SAME_SITE_PATH.fullmatch(target):
+    if (
+        isinstance(target, str)
+        and _SAME_SITE_PATH.fullmatch(target)
+        and not _DECODED_UNSAFE.search(unquote(target))
+    ):
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc:
             return target
