@@ -178,6 +178,12 @@ def test_unknown_users_are_one_line_errors(world):
 
 def test_remove_refuses_an_owner_unless_their_things_are_transferred(world, runtime):
     cli, alice, bob, app = world["console"], world["alice"], world["bob"], world["app"]
+    gone = app.post_json(
+        "/api/v1/connections",
+        {"name": "old-db", "driver": "sqlite", "database": "old.sqlite"},
+        headers=alice.auth,
+    ).json["connection"]["id"]
+    app.delete(f"/api/v1/connections/{gone}", headers=alice.auth, status=204)
     line = cli.refused("user", "remove", alice.email)
     assert "still owns 1 job and 1 connection" in line and "--transfer-to EMAIL" in line
     assert cli.refused("user", "remove", alice.email, "--transfer-to", alice.email).endswith(
@@ -202,6 +208,7 @@ def test_remove_refuses_an_owner_unless_their_things_are_transferred(world, runt
         assert session.query(ApiToken).filter_by(user_id=alice.id).count() == 0
         assert session.get(Job, world["job"]).owner_id == bob.id
         assert session.get(Connection, world["connection"]).owner_id == bob.id
+        assert session.get(Connection, gone).owner_id == bob.id  # deleted ones move too
         run = session.query(Tracker).filter_by(job_id=world["job"]).one()
         assert run.triggered_by_id is None  # the run stays, no longer naming her
     # Bob now changes the job; Alice's token, session and email are gone.
@@ -332,6 +339,8 @@ def test_users_screen_disables_enables_resets_and_removes(world, runtime):
     flashed = admin.post(f"/users/{root.id}/disable", {"csrf_token": csrf}, status=303).follow()
     assert "you cannot disable your own account here" in flashed.text
     admin.post(f"/users/{root.id}/remove", {"csrf_token": csrf}, status=422)
+    flashed = admin.post(f"/users/{root.id}/reset-password", {"csrf_token": csrf}).follow()
+    assert "you cannot reset the password of your own account here" in flashed.text
     admin.get("/api/v1/me", status=200)
 
     # Remove: the confirmation page says what she owns and asks who takes it over.
@@ -354,6 +363,9 @@ def test_users_screen_disables_enables_resets_and_removes(world, runtime):
     refused_invite = admin.post("/users", {"csrf_token": csrf, "email": "not an email"}, status=422)
     assert "not a valid email address" in refused_invite.text
     sign_in(make_app(runtime), "carol@example.com", NEW_PASSWORD, first=True)
+    # The console may do to an admin what the screen does not let them do to themselves.
+    world["console"].ok("user", "disable", root.email)
+    admin.get("/api/v1/me", status=401)
 
 
 # -- sign-in tells nobody which accounts exist ---------------------------------------------
