@@ -280,12 +280,12 @@ def owned_by(session: Session, user: User) -> Owned:
 
 
 def list_users(session: Session, actor: User | None) -> list[User]:
-    _require_admin(actor)
+    require_admin(actor)
     return list(session.scalars(select(User).order_by(User.email)))
 
 
 def get_user(session: Session, actor: User | None, user_id: int) -> User:
-    _require_admin(actor)
+    require_admin(actor)
     user = session.get(User, user_id)
     if user is None:
         raise NotFound("user not found")
@@ -293,7 +293,7 @@ def get_user(session: Session, actor: User | None, user_id: int) -> User:
 
 
 def user_by_email(session: Session, actor: User | None, address: str) -> User:
-    _require_admin(actor)
+    require_admin(actor)
     user = find_user(session, address) if isinstance(address, str) else None
     if user is None:
         raise NotFound(f"no user {address}: add them with `dancecat add-allowed-user`")
@@ -304,7 +304,7 @@ def disable(session: Session, actor: User | None, user: User) -> User:
     """Ends every session and revokes every token at once; the user's data stays, and
     their jobs' schedules keep running. ``enable`` lets them sign in again (tokens stay
     revoked: they make new ones)."""
-    _require_admin(actor)
+    require_admin(actor)
     _not_yourself(actor, user, "disable")
     now = utcnow()
     user.disabled_at = user.disabled_at or now
@@ -319,7 +319,7 @@ def disable(session: Session, actor: User | None, user: User) -> User:
 
 
 def enable(session: Session, actor: User | None, user: User) -> User:
-    _require_admin(actor)
+    require_admin(actor)
     user.disabled_at = None
     session.flush()
     return user
@@ -328,7 +328,7 @@ def enable(session: Session, actor: User | None, user: User) -> User:
 def reset_password(session: Session, actor: User | None, user: User) -> User:
     """Forget the password and end the user's sessions; their next sign-in sets a new one
     (like the first). API tokens keep working: disable the user to stop those too."""
-    _require_admin(actor)
+    require_admin(actor)
     _not_yourself(actor, user, "reset the password of")
     user.password_hash = None
     end_sessions(user)
@@ -345,7 +345,7 @@ def remove(
     who still owns a job or connection is refused, so nothing is orphaned by accident.
     Runs they started stay, no longer naming who started them. Returns what moved.
     """
-    _require_admin(actor)
+    require_admin(actor)
     _not_yourself(actor, user, "remove")
     owned = owned_by(session, user)
     if transfer_to is not None:
@@ -373,7 +373,8 @@ def remove(
     return owned
 
 
-def _require_admin(actor: User | None) -> None:
+def require_admin(actor: User | None) -> None:
+    """Members asking for what only admins do get not found, like any unseen page."""
     if actor is not None and not actor.is_admin:
         raise NotFound("not found")
 

@@ -42,7 +42,7 @@ def list_users(request: Request) -> dict[str, Any]:
 @view_config(route_name="ui.users", request_method="POST", renderer="users.jinja2")
 def invite_user(request: Request) -> Any:
     """Allow an email, as ``dancecat add-allowed-user`` does."""
-    accounts.list_users(request.dbsession, request.user)  # members: 404 before anything
+    accounts.require_admin(request.user)
     email, admin = text(request.POST, "email"), checkbox(request.POST, "admin")
     try:
         allowed = accounts.allow_email(request.dbsession, email, admin=admin)
