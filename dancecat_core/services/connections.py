@@ -119,15 +119,21 @@ def _password_given(password: Any) -> bool:
     return not (password is UNSET or password is None or password == "")
 
 
-def _keep_stored_password(connection: Connection, values: dict[str, Any], password: Any) -> bool:
-    """Whether the stored password may be used with ``values``: only for the same target.
+def _stored_password_for(
+    runtime: Runtime, connection: Connection, values: dict[str, Any], password: Any
+) -> str | None:
+    """The stored (encrypted) password to keep with ``values``: only for the same target.
 
-    Raises when the target changed, a password is stored, and none was given."""
+    None when a new password is given, none is stored, or the new driver takes no host (a
+    file: nothing to send it to, so it is dropped). Refused when the target changed and
+    the password was not typed again."""
     if _password_given(password) or connection.password_encrypted is None:
-        return not _password_given(password)
-    if any(getattr(connection, field) != values[field] for field in TARGET_FIELDS):
-        raise ValidationError(PASSWORD_AGAIN, "password")
-    return True
+        return None
+    if all(getattr(connection, field) == values[field] for field in TARGET_FIELDS):
+        return connection.password_encrypted
+    if not runtime.drivers[values["driver"]].needs_host:
+        return None
+    raise ValidationError(PASSWORD_AGAIN, "password")
 
 
 def _set_password(runtime: Runtime, connection: Connection, password: Any) -> None:
@@ -164,7 +170,7 @@ def update(
         actor, session.get(Connection, connection_id), "connection"
     )
     values = _checked(runtime, data)
-    _keep_stored_password(connection, values, data.password)
+    connection.password_encrypted = _stored_password_for(runtime, connection, values, data.password)
     for key, value in values.items():
         setattr(connection, key, value)
     _set_password(runtime, connection, data.password)
@@ -228,7 +234,6 @@ def check_unsaved(
     probe = Connection(**values)
     if connection_id is not None:
         old = access.require_changeable(actor, session.get(Connection, connection_id), "connection")
-        if _keep_stored_password(old, values, data.password):
-            probe.password_encrypted = old.password_encrypted
+        probe.password_encrypted = _stored_password_for(runtime, old, values, data.password)
     _set_password(runtime, probe, data.password)
     return check(runtime, probe)
