@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -18,7 +19,15 @@ from test_web_helpers import PASSWORD, dancecat, make_app, make_user, sign_in
 from dancecat_core import db
 from dancecat_core.console import main as console_main
 from dancecat_core.db import session_scope
-from dancecat_core.models import AllowedEmail, ApiToken, Connection, Job, Tracker, User
+from dancecat_core.models import (
+    AllowedEmail,
+    ApiToken,
+    Connection,
+    Job,
+    SignInThrottle,
+    Tracker,
+    User,
+)
 from dancecat_core.runtime import build_runtime
 from dancecat_core.scheduler import check_due
 from dancecat_core.services import accounts
@@ -511,3 +520,39 @@ def test_a_good_next_is_kept(runtime, target):
     assert form["next"].value == target
     form["email"], form["password"] = user.email, PASSWORD
     assert form.submit(status=303).headers["Location"] == "http://localhost" + target
+
+
+def test_concurrent_first_failures_for_one_email_both_count(tmp_path, pg_database):
+    """Two sign-ins failing at once for a new email on PostgreSQL: the second one's insert
+    waits for the first's commit, collides with it, and counts on the same row instead
+    of failing with an error."""
+    environ = {"DANCECAT_HOME": str(tmp_path / "home"), "DANCECAT_DATABASE_URL": pg_database["url"]}
+    runtime = build_runtime(load_settings(environ=environ))
+    db.upgrade(runtime.engine)
+    try:
+        first = runtime.session_factory()
+        with pytest.raises(accounts.SignInRefused):
+            accounts.sign_in(first, runtime.settings, "racer@example.com", "wrong password!")
+        outcome: list[BaseException | None] = []
+
+        def second() -> None:
+            with runtime.session_factory() as session:
+                try:
+                    accounts.sign_in(session, runtime.settings, "racer@example.com", "wrong!!")
+                except BaseException as exc:  # handed to the test below
+                    outcome.append(exc)
+                session.commit()
+
+        racer = threading.Thread(target=second)
+        racer.start()
+        racer.join(timeout=3)
+        assert racer.is_alive()  # blocked on the first one's uncommitted row
+        first.commit()
+        first.close()
+        racer.join(timeout=60)
+        assert len(outcome) == 1 and isinstance(outcome[0], accounts.SignInRefused)
+        with runtime.session_factory() as session:
+            row = session.query(SignInThrottle).filter_by(email="racer@example.com").one()
+            assert row.failures == 2
+    finally:
+        runtime.engine.dispose()
