@@ -90,7 +90,7 @@ def _prepare(home: Path, log: Callable[[str], None]) -> str:
     with session_scope(runtime.session_factory) as session:
         accounts.allow_email(session, EMAIL, admin=True)
     with session_scope(runtime.session_factory) as session:
-        user = accounts.sign_in(session, runtime.settings, EMAIL, PASSWORD)
+        user = accounts.sign_in(session, runtime.settings, EMAIL, PASSWORD, PASSWORD)
         _, clear = accounts.create_token(session, user, "bench")
         user_id = user.id
     runtime.engine.dispose()

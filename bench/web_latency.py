@@ -63,7 +63,7 @@ def register(home: Path) -> str:
 
     runtime = build_runtime(load_settings(environ={"DANCECAT_HOME": str(home)}))
     with session_scope(runtime.session_factory) as session:
-        accounts.sign_in(session, runtime.settings, EMAIL, PASSWORD)
+        accounts.sign_in(session, runtime.settings, EMAIL, PASSWORD, PASSWORD)
     runtime.engine.dispose()
     return console(home, "token", "create", EMAIL)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from collections.abc import Callable, Sequence
@@ -63,6 +64,18 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+@functools.cache
+def _nobody_hash() -> str:
+    """The hash of a random password nobody knows, made with the same parameters."""
+    return _hasher.hash(secrets.token_urlsafe(32))
+
+
+def verify_nobody(password: str) -> None:
+    """Spend what checking a real account's password costs, for an account that does not
+    exist: a sign-in's answer time must not tell registered emails from unknown ones."""
+    verify_password(_nobody_hash(), password)
 
 
 def password_needs_rehash(password_hash: str) -> bool:

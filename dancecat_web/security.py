@@ -5,6 +5,10 @@ Every view needs a signed-in user (the default permission) except the ones regis
 authenticated by the session cookie; a bearer token cannot be sent by a browser on its
 own, so token requests are exempt. Which objects a user may see is the service layer's
 business (``dancecat_core.services.access``), not this module's.
+
+Every request looks its user up again: a disabled user's tokens and sessions stop at once,
+and a session cookie signs in only while it carries the user's current session generation
+(raised by sign-out, disabling and password resets), so a copied cookie dies with them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dancecat_core.services import accounts
 
 SIGNED_IN = "signed-in"
 SESSION_USER_KEY = "user_id"
+SESSION_GENERATION_KEY = "generation"
 MAX_TOKEN_LENGTH = 200
 
 
@@ -41,7 +46,10 @@ def _user(request: Request) -> User | None:
     user_id = request.session.get(SESSION_USER_KEY)
     if not isinstance(user_id, int):
         return None
-    return request.dbsession.get(User, user_id)
+    user = request.dbsession.get(User, user_id)
+    if not accounts.session_is_current(user, request.session.get(SESSION_GENERATION_KEY)):
+        return None
+    return user
 
 
 def csrf_applies(request: Request) -> bool:
@@ -65,13 +73,19 @@ class SecurityPolicy:
         return Denied("not signed in")
 
     def remember(self, request: Request, userid: int, **kw: Any) -> list[tuple[str, str]]:
-        """Sign in: a fresh session (no fixation) holding the user id and a new CSRF token."""
+        """Sign in: a fresh session (no fixation) holding the user id, the user's session
+        generation and a new CSRF token."""
+        user = request.dbsession.get(User, userid)
         request.session.invalidate()
         request.session[SESSION_USER_KEY] = userid
+        request.session[SESSION_GENERATION_KEY] = user.session_generation
         request.session.new_csrf_token()
         return []
 
     def forget(self, request: Request, **kw: Any) -> list[tuple[str, str]]:
+        """Sign out: every session of this user ends, in this browser and any other."""
+        if request.user is not None and bearer_token(request) is None:
+            accounts.end_sessions(request.user)
         request.session.invalidate()
         return []
 

@@ -1,7 +1,9 @@
 """Signed cookie sessions: HttpOnly, SameSite=Lax, Secure when ``SECURE_COOKIES``.
 
-The cookie holds only the user id and the CSRF token, signed with ``SECRET_KEY``; nothing
-secret is in it, and signing stops anyone forging another user's id.
+The cookie holds only the user id, the user's session generation and the CSRF token,
+signed with ``SECRET_KEY``; nothing secret is in it, and signing stops anyone forging
+another user's id. The generation is what lets the server end a session before the cookie
+expires (``dancecat_web.security``).
 """
 
 from __future__ import annotations

@@ -35,5 +35,11 @@ def includeme(config: Configurator) -> None:
     config.add_route("ui.tokens", "/tokens")
     config.add_route("ui.token.revoke", f"/tokens/{ID}/revoke")
 
+    config.add_route("ui.users", "/users")
+    config.add_route("ui.user.disable", f"/users/{ID}/disable")
+    config.add_route("ui.user.enable", f"/users/{ID}/enable")
+    config.add_route("ui.user.reset_password", f"/users/{ID}/reset-password")
+    config.add_route("ui.user.remove", f"/users/{ID}/remove")
+
     config.include("dancecat_web.ui.helpers")
     config.scan("dancecat_web.ui")

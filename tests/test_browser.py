@@ -107,7 +107,9 @@ def test_the_seed_story_in_a_real_browser(chromium, server, pg_chinook):
     page.goto(server.url + "/jobs")
     assert "/login" in page.url
     page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_text("First sign-in, or your password was reset?").click()
+    page.get_by_label("Confirm password").fill(PASSWORD)
     shot(page, "sign-in")
     page.get_by_role("button", name="Sign in or sign up").click()
     page.wait_for_url("**/jobs")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from alembic import command
 from sqlalchemy import inspect, text
 
 from dancecat_core import db
@@ -118,3 +119,53 @@ def test_file_databases_inside_dancecat_home_are_refused(runtime):
             )
         assert info.value.field == "database"
         assert "DANCECAT_HOME" in str(info.value)
+
+
+def test_migration_0003_moves_accounts_over_and_back(app_database_url):
+    """From 0002 with a registered user (mid-lockout) and an invited email: 0003 keeps the
+    user, drops the per-user failure columns and gives the invited email its user row
+    (without a password); downgrading restores the old columns."""
+    engine = db.get_engine(app_database_url)
+    config = db.alembic_config(engine.url.render_as_string(hide_password=False))
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0002")
+            connection.execute(
+                text(
+                    "INSERT INTO allowed_emails (email, is_admin, created_at) VALUES "
+                    "('old@example.com', :yes, :at), ('invited@example.com', :no, :at)"
+                ),
+                {"yes": True, "no": False, "at": "2026-01-01 00:00:00"},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO users (email, password_hash, is_admin, created_at, "
+                    "failed_logins, locked_until) VALUES "
+                    "('old@example.com', 'h', :yes, :at, 3, :at)"
+                ),
+                {"yes": True, "at": "2026-01-01 00:00:00"},
+            )
+        db.upgrade(engine)
+        columns = {c["name"] for c in inspect(engine).get_columns("users")}
+        assert {"session_generation", "disabled_at"} <= columns
+        assert not {"failed_logins", "locked_until"} & columns
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT email, password_hash, is_admin, session_generation, disabled_at "
+                    "FROM users ORDER BY email"
+                )
+            ).all()
+        assert [tuple(row) for row in rows] == [
+            ("invited@example.com", None, False, 0, None),
+            ("old@example.com", "h", True, 0, None),
+        ]
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0002")
+        columns = {c["name"] for c in inspect(engine).get_columns("users")}
+        assert {"failed_logins", "locked_until"} <= columns and "disabled_at" not in columns
+        assert "sign_in_throttles" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()

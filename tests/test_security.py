@@ -29,7 +29,7 @@ from test_web_helpers import PASSWORD, make_app, make_user, sign_in
 from dancecat_core import db, notify
 from dancecat_core.drivers import ConnectionParams
 from dancecat_core.errors import QueryError, ReadOnlyViolation
-from dancecat_core.models import ApiToken, Connection, Job, Tracker, TrackerStatus
+from dancecat_core.models import ApiToken, Connection, Job, Tracker, TrackerStatus, User
 from dancecat_core.runner import execute_tracker
 from dancecat_core.runtime import build_runtime
 from dancecat_core.services import accounts
@@ -93,6 +93,7 @@ def world(runtime, sqlite_chinook):
         "job": job["id"],
         "tracker": tracker["id"],
         "token": token_id,
+        "user": alice.id,
     }
     return app, alice, bob, admin, ids
 
@@ -118,6 +119,11 @@ ID_ROUTES = {
     "ui.tracker.download": ("tracker", "/runs/{id}/result.xlsx"),
     "ui.latest.download": ("job", "/jobs/{id}/latest.json"),
     "ui.token.revoke": ("token", "/tokens/{id}/revoke"),
+    # The Users screen is for admins: a member gets 404 for every user, real or not.
+    "ui.user.disable": ("user", "/users/{id}/disable"),
+    "ui.user.enable": ("user", "/users/{id}/enable"),
+    "ui.user.reset_password": ("user", "/users/{id}/reset-password"),
+    "ui.user.remove": ("user", "/users/{id}/remove"),
 }
 # Routes that list objects or take object ids in their body or query: checked below.
 INDIRECT_ROUTES = {
@@ -129,6 +135,7 @@ INDIRECT_ROUTES = {
     "ui.job.new",
     "ui.job.preview",
     "ui.tokens",
+    "ui.users",
     "ui.trackers.status",
     "home",
 }
@@ -217,6 +224,8 @@ def test_no_cross_user_read_or_write_and_ids_leak_nothing(world, runtime):
         assert session.get(Connection, ids["connection"]).name == "alice-db"
         assert session.get(ApiToken, ids["token"]).revoked_at is None
         assert session.query(Tracker).count() == 1  # Bob queued no run of hers
+        hers = session.get(User, alice.id)
+        assert hers.is_active and hers.password_hash and hers.session_generation == 0
     app.get("/api/v1/me", headers=alice.auth, status=200)
 
     # Lists and indirect references show Bob nothing of Alice's.
@@ -225,6 +234,15 @@ def test_no_cross_user_read_or_write_and_ids_leak_nothing(world, runtime):
     for page in ("/", "/jobs", "/connections", "/tokens", "/jobs/new"):
         text = bob_browser.get(page, status=(200, 302)).text
         assert "alice-job" not in text and "alice-db" not in text, page
+        assert "/users" not in text, page  # no Users tab for members
+    # The Users screen and its invite form: 404 for a member, like a page that is not there.
+    assert bob_browser.get("/users", status=404).text == bob_browser.get("/userz", status=404).text
+    invite = {"csrf_token": bob_csrf, "email": "mallory@example.com", "admin": "on"}
+    bob_browser.post("/users", invite, status=404)
+    with runtime.session_factory() as session:
+        assert accounts.find_user(session, "mallory@example.com") is None
+    assert "/users" in admin_browser.get("/jobs").text
+    assert alice.email in admin_browser.get("/users").text
     status = bob_browser.get(f"/runs/status.json?ids={ids['tracker']}").json
     assert str(ids["tracker"]) not in json.dumps(status).replace(f"ids={ids['tracker']}", "")
     body = {"connection_id": ids["connection"], "query": "SELECT 1"}
@@ -474,11 +492,11 @@ def test_password_rule_length_and_variety(runtime):
             ("x" * 1025 + "abcd", "at most 1024 characters"),
         ]:
             with pytest.raises(Exception, match=says) as caught:
-                accounts.sign_in(session, settings, "new@example.com", bad)
+                accounts.sign_in(session, settings, "new@example.com", bad, bad)
             assert getattr(caught.value, "field", None) == "password"
     app = make_app(runtime)
     form = app.get("/login").form
-    form["email"], form["password"] = "new@example.com", "short1"
+    form["email"], form["password"], form["confirm"] = "new@example.com", "short1", "short1"
     refused = form.submit(status=400)
     assert f"at least {settings.password_min_length} characters" in refused.text
 

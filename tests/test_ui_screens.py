@@ -147,7 +147,7 @@ def test_sign_in_page_signs_up_an_allowed_email(app, runtime):
     assert "Sign in or sign up" in page.text
     form = page.form
     form["email"] = "new@example.com"
-    form["password"] = "a brand new password"
+    form["password"] = form["confirm"] = "a brand new password"
     form.submit(status=303)
     assert "new@example.com" in app.get("/jobs").text
 

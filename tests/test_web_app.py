@@ -69,7 +69,7 @@ def test_the_first_sign_in_registers_an_allowed_email(runtime):
     with session_scope(runtime.session_factory) as session:
         accounts.allow_email(session, "new@example.com")
     app = make_app(runtime)
-    sign_in(app, "new@example.com", "a brand new password")
+    sign_in(app, "new@example.com", "a brand new password", first=True)
     assert app.get("/api/v1/me").json["user"]["email"] == "new@example.com"
 
 

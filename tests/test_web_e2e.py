@@ -58,7 +58,13 @@ def browser_sign_in(live, email: str) -> requests.Session:
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
     answer = browser.post(
         f"{live.url}/login",
-        data={"email": email, "password": PASSWORD, "csrf_token": token, "next": "/"},
+        data={
+            "email": email,
+            "password": PASSWORD,
+            "confirm": PASSWORD,
+            "csrf_token": token,
+            "next": "/",
+        },
         allow_redirects=False,
         timeout=10,
     )

@@ -115,7 +115,12 @@ def _first_token(live) -> str:
     csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
     browser.post(
         f"{live.url}/login",
-        data={"email": "fuzz@example.com", "password": PASSWORD, "csrf_token": csrf},
+        data={
+            "email": "fuzz@example.com",
+            "password": PASSWORD,
+            "confirm": PASSWORD,
+            "csrf_token": csrf,
+        },
         allow_redirects=False,
         timeout=10,
     ).raise_for_status()

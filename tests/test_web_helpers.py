@@ -45,7 +45,7 @@ def make_user(runtime: Runtime, email: str, *, admin: bool = False) -> Member:
     """An allowed, registered user with an API token."""
     with session_scope(runtime.session_factory) as session:
         accounts.allow_email(session, email, admin=admin)
-        user = accounts.sign_in(session, runtime.settings, email, PASSWORD)
+        user = accounts.sign_in(session, runtime.settings, email, PASSWORD, PASSWORD)
         _, token = accounts.create_token(session, user, "tests")
         return Member(user.id, user.email, token)
 
@@ -56,11 +56,16 @@ def make_app(runtime: Runtime, queued: list[int] | None = None) -> webtest.TestA
     return webtest.TestApp(app)
 
 
-def sign_in(app: webtest.TestApp, email: str, password: str = PASSWORD) -> str:
-    """Sign in through the form like a browser; return the session's CSRF token."""
+def sign_in(
+    app: webtest.TestApp, email: str, password: str = PASSWORD, *, first: bool = False
+) -> str:
+    """Sign in through the form like a browser (``first``: setting the password, typed
+    twice); return the session's CSRF token."""
     form = app.get("/login").form
     form["email"] = email
     form["password"] = password
+    if first:
+        form["confirm"] = password
     form.submit(status=303)
     return app.get("/api/v1/me").json["csrf_token"]
 

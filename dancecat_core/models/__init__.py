@@ -1,6 +1,6 @@
 """The app database's tables. Import models from here."""
 
-from dancecat_core.models.accounts import AllowedEmail, ApiToken, User
+from dancecat_core.models.accounts import AllowedEmail, ApiToken, SignInThrottle, User
 from dancecat_core.models.connections import Connection
 from dancecat_core.models.jobs import Job, JobRecipient
 from dancecat_core.models.meta import Base, utcnow
@@ -29,6 +29,7 @@ __all__ = [
     "ResultChunk",
     "Schedule",
     "ScheduleType",
+    "SignInThrottle",
     "Tracker",
     "TrackerStatus",
     "User",

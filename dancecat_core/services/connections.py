@@ -105,8 +105,39 @@ def _refuse_own_files(runtime: Runtime, database: str) -> None:
         )
 
 
+# Where a connection's password goes. Changing any of these with the password left empty
+# would send the stored password to a server the editor chooses (and so let them read it):
+# the password must be typed again instead.
+TARGET_FIELDS = ("driver", "host", "port", "database", "user_name", "options")
+PASSWORD_AGAIN = (
+    "password: type the password again to change the driver, host, port, database, user "
+    "or options (the stored one is only sent where it was saved for)"
+)
+
+
+def _password_given(password: Any) -> bool:
+    return not (password is UNSET or password is None or password == "")
+
+
+def _stored_password_for(
+    runtime: Runtime, connection: Connection, values: dict[str, Any], password: Any
+) -> str | None:
+    """The stored (encrypted) password to keep with ``values``: only for the same target.
+
+    None when a new password is given, none is stored, or the new driver takes no host (a
+    file: nothing to send it to, so it is dropped). Refused when the target changed and
+    the password was not typed again."""
+    if _password_given(password) or connection.password_encrypted is None:
+        return None
+    if all(getattr(connection, field) == values[field] for field in TARGET_FIELDS):
+        return connection.password_encrypted
+    if not runtime.drivers[values["driver"]].needs_host:
+        return None
+    raise ValidationError(PASSWORD_AGAIN, "password")
+
+
 def _set_password(runtime: Runtime, connection: Connection, password: Any) -> None:
-    if password is UNSET or password is None or password == "":
+    if not _password_given(password):
         return
     if not isinstance(password, str) or len(password) > 1024:
         raise ValidationError("password must be text of at most 1024 characters", "password")
@@ -138,7 +169,9 @@ def update(
     connection = access.require_changeable(
         actor, session.get(Connection, connection_id), "connection"
     )
-    for key, value in _checked(runtime, data).items():
+    values = _checked(runtime, data)
+    connection.password_encrypted = _stored_password_for(runtime, connection, values, data.password)
+    for key, value in values.items():
         setattr(connection, key, value)
     _set_password(runtime, connection, data.password)
     connection.updated_at = utcnow()
@@ -195,11 +228,12 @@ def check_unsaved(
     data: ConnectionInput,
     connection_id: int | None = None,
 ) -> tuple[bool, str | None, int]:
-    """Test a connection form's values without saving; an empty password keeps the old one."""
+    """Test a connection form's values without saving; an empty password keeps the old one,
+    but only while the target is the saved one (``TARGET_FIELDS``)."""
     values = _checked(runtime, data)
     probe = Connection(**values)
     if connection_id is not None:
         old = access.require_changeable(actor, session.get(Connection, connection_id), "connection")
-        probe.password_encrypted = old.password_encrypted
+        probe.password_encrypted = _stored_password_for(runtime, old, values, data.password)
     _set_password(runtime, probe, data.password)
     return check(runtime, probe)

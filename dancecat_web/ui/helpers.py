@@ -64,7 +64,7 @@ class Helpers:
         """Which top tab the page belongs to, from its route name."""
         route = self.request.matched_route
         name = route.name if route is not None else ""
-        for tab in ("connection", "token", "job"):
+        for tab in ("connection", "token", "job", "user"):
             if name.startswith(f"ui.{tab}"):
                 return tab
         return ""
