@@ -106,11 +106,11 @@ class App:
             "DANCECAT_WORKERS": "1",
         }
         os.environ.update(self.env)
-        from dancecat_core import db
+        from dancecat_core import migrations
         from dancecat_core.runtime import build_runtime
 
         self.runtime = build_runtime()
-        db.upgrade(self.runtime.engine)
+        migrations.upgrade(self.runtime.engine)
         self._jobs: dict[tuple[str, int], int] = {}
         if use_worker:
             from dancecat_core import tasks

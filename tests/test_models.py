@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import inspect, text
 
-from dancecat_core import db
+from dancecat_core import db, migrations
 from dancecat_core.errors import IllegalTransition
 from dancecat_core.models import Tracker, TrackerStatus, check_transition
 from dancecat_core.services import connections
@@ -37,8 +37,8 @@ def app_database_url(request, tmp_path):
 def test_migrations_run_twice_on_every_backend(app_database_url):
     engine = db.get_engine(app_database_url)
     try:
-        db.upgrade(engine)
-        db.upgrade(engine)  # idempotent
+        migrations.upgrade(engine)
+        migrations.upgrade(engine)  # idempotent
         assert set(inspect(engine).get_table_names()) >= TABLES
         with engine.connect() as connection:
             assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar()

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from dancecat_core import db, tasks
+from dancecat_core import db, migrations, tasks
 from dancecat_core.models import Connection, Job, Schedule, Tracker, TrackerStatus
 from dancecat_core.runtime import build_runtime
 from dancecat_core.services import jobs as job_service
@@ -45,7 +45,7 @@ class App:
         self.env.pop("DANCECAT_CONFIG", None)
         self.settings = load_settings(environ=self.env)
         self.runtime = build_runtime(self.settings)
-        db.upgrade(self.runtime.engine)
+        migrations.upgrade(self.runtime.engine)
         tasks.configure(runtime=self.runtime)
         self.chinook = chinook
         self.processes: list[subprocess.Popen] = []

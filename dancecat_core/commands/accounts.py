@@ -10,15 +10,13 @@ from dancecat_core.errors import NotFound
 from dancecat_core.services import accounts
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    allow = subparsers.add_parser(
-        "add-allowed-user", help="let an email register (its first sign-in sets the password)"
-    )
+def declare_allow(allow: argparse.ArgumentParser) -> None:
     allow.add_argument("email")
     allow.add_argument("--admin", action="store_true", help="make this user an admin")
     allow.set_defaults(handler=allow_command)
 
-    token = subparsers.add_parser("token", help="API tokens")
+
+def declare_token(token: argparse.ArgumentParser) -> None:
     commands = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
     create = commands.add_parser("create", help="create an API token (shown once)")
     create.add_argument("email")

@@ -12,10 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dancecat_core.errors import ValidationError
-from dancecat_core.models import Connection, User, utcnow
+from dancecat_core.models import Connection, Job, User, utcnow
 from dancecat_core.runner import check_connection
 from dancecat_core.runtime import Runtime
-from dancecat_core.services import access, validation
+from dancecat_core.services import access, naming, validation
 
 UNSET: Any = object()
 
@@ -122,6 +122,7 @@ def create(
 ) -> Connection:
     values = _checked(runtime, data)
     connection = Connection(owner_id=actor.id if actor else None, **values)
+    naming.require_unique(session, Connection, connection.owner_id, values["name"])
     _set_password(runtime, connection, data.password)
     session.add(connection)
     session.flush()
@@ -138,7 +139,11 @@ def update(
     connection = access.require_changeable(
         actor, session.get(Connection, connection_id), "connection"
     )
-    for key, value in _checked(runtime, data).items():
+    values = _checked(runtime, data)
+    naming.require_unique(
+        session, Connection, connection.owner_id, values["name"], current=connection
+    )
+    for key, value in values.items():
         setattr(connection, key, value)
     _set_password(runtime, connection, data.password)
     connection.updated_at = utcnow()
@@ -161,7 +166,9 @@ def get(session: Session, actor: User | None, connection_id: int) -> Connection:
 
 
 def get_by_name(session: Session, actor: User | None, name: str) -> Connection:
-    connection = session.scalars(
+    """The connection ``actor`` may see with exactly this name; ``Conflict`` if several
+    have it (two owners' connections, or a database from before names were unique)."""
+    found = session.scalars(
         select(Connection)
         .where(
             Connection.name == name,
@@ -169,8 +176,24 @@ def get_by_name(session: Session, actor: User | None, name: str) -> Connection:
             access.visible_filter(actor, Connection),
         )
         .order_by(Connection.id)
-    ).first()
-    return access.require_visible(actor, connection, "connection")
+        .limit(10)
+    ).all()
+    return access.require_visible(actor, naming.only_one(found, name, "connection"), "connection")
+
+
+def jobs_using(session: Session, actor: User | None, connection_id: int) -> list[Job]:
+    """The live jobs ``actor`` may see that query this connection."""
+    return list(
+        session.scalars(
+            select(Job)
+            .where(
+                Job.connection_id == connection_id,
+                Job.deleted_at.is_(None),
+                access.visible_filter(actor, Job),
+            )
+            .order_by(Job.id)
+        )
+    )
 
 
 def list_visible(session: Session, actor: User | None) -> list[Connection]:

@@ -13,7 +13,7 @@ from dancecat_core.errors import Conflict, NotFound, ValidationError
 from dancecat_core.models import Connection, Job, JobRecipient, Schedule, Tracker, User, utcnow
 from dancecat_core.runner import Preview, preview_query
 from dancecat_core.runtime import Runtime
-from dancecat_core.services import access, validation
+from dancecat_core.services import access, naming, validation
 
 MAX_QUERY_CHARS = 1_000_000
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
@@ -74,7 +74,9 @@ def _apply(job: Job, values: dict[str, Any]) -> None:
 
 def create(session: Session, actor: User | None, data: JobInput) -> Job:
     job = Job(owner_id=actor.id if actor else None)
-    _apply(job, _checked(session, actor, data))
+    values = _checked(session, actor, data)
+    naming.require_unique(session, Job, job.owner_id, values["name"])
+    _apply(job, values)
     session.add(job)
     session.flush()
     return job
@@ -82,7 +84,9 @@ def create(session: Session, actor: User | None, data: JobInput) -> Job:
 
 def update(session: Session, actor: User | None, job_id: int, data: JobInput) -> Job:
     job = access.require_changeable(actor, session.get(Job, job_id), "job")
-    _apply(job, _checked(session, actor, data))
+    values = _checked(session, actor, data)
+    naming.require_unique(session, Job, job.owner_id, values["name"], current=job)
+    _apply(job, values)
     job.updated_at = utcnow()
     session.flush()
     return job
@@ -107,12 +111,15 @@ def get(session: Session, actor: User | None, job_id: int) -> Job:
 
 
 def get_by_name(session: Session, actor: User | None, name: str) -> Job:
-    job = session.scalars(
+    """The job ``actor`` may see with exactly this name; ``Conflict`` if several have it
+    (two owners' jobs, or a database from before names were unique)."""
+    found = session.scalars(
         select(Job)
         .where(Job.name == name, Job.deleted_at.is_(None), access.visible_filter(actor, Job))
         .order_by(Job.id)
-    ).first()
-    return access.require_visible(actor, job, "job")
+        .limit(10)
+    ).all()
+    return access.require_visible(actor, naming.only_one(found, name, "job"), "job")
 
 
 def list_visible(
