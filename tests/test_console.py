@@ -194,7 +194,7 @@ def test_connection_names_are_unique_too(console, conn, data_db):
 
 
 def test_other_owners_may_use_the_same_name_and_old_duplicates_keep_working(
-    console, conn, runtime
+    console, conn, runtime, data_db
 ):
     """Per owner: the console (no owner) and a user each have "Report"; a database from
     before the rule holds two of one owner's jobs with one name: editing either keeps
@@ -208,10 +208,16 @@ def test_other_owners_may_use_the_same_name_and_old_duplicates_keep_working(
         session.add(user)
         session.flush()
         connection = connections.get_by_name(session, None, conn)
+        their_conn = connections.create(
+            runtime,
+            session,
+            user,
+            ConnectionInput(name=conn, driver="sqlite", database=str(data_db)),
+        )  # the same name as ours: another owner's
         theirs = jobs.create(
             session,
             user,
-            jobs.JobInput(name=shared, connection_id=connection.id, query="SELECT 1"),
+            jobs.JobInput(name=shared, connection_id=their_conn.id, query="SELECT * FROM t"),
         )
         # An old database's duplicate, written as it was before the rule.
         legacy = Job(name=shared.upper(), connection_id=connection.id, query="SELECT 2")
@@ -241,7 +247,9 @@ def test_jobs_and_connections_are_reachable_by_id_and_by_name(console, conn, run
         console.refused("job", "run", "id:2024", says="not found")
 
 
-@pytest.mark.parametrize("reference", ["id:", "id:abc", "id:0", "id:-1", "id:1.5", "id:１", "id: 1"])
+@pytest.mark.parametrize(
+    "reference", ["id:", "id:abc", "id:0", "id:-1", "id:1.5", "id:\uff11", "id: 1"]
+)
 def test_malformed_ids_are_refused_in_one_line(console, reference):
     console.refused("job", "run", reference, says="id:N")
 
