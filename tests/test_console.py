@@ -203,6 +203,7 @@ def test_other_owners_may_use_the_same_name_and_old_duplicates_keep_working(
 
     shared = name("Report")
     add_job(console, conn, job=shared)
+    ours = job_id(console, shared)
     with runtime.session_factory() as session:
         user = User(email=f"{uuid.uuid4().hex[:8]}@example.com", password_hash="x")
         session.add(user)
