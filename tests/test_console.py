@@ -221,13 +221,12 @@ def test_other_owners_may_use_the_same_name_and_old_duplicates_keep_working(
             jobs.JobInput(name=shared, connection_id=their_conn.id, query="SELECT * FROM t"),
         )
         # An old database's duplicate, written as it was before the rule.
-        legacy = Job(name=shared.upper(), connection_id=connection.id, query="SELECT 2")
+        legacy = Job(name=shared, connection_id=connection.id, query="SELECT 2")
         session.add(legacy)
         session.commit()
         theirs_id, legacy_id = theirs.id, legacy.id
-    ours = job_id(console, shared)
-    line = console.refused("job", "run", shared, says="2 jobs are named")
-    assert f"ids {ours}, {theirs_id}" in line and "id:N" in line
+    line = console.refused("job", "run", shared, says="3 jobs are named")
+    assert f"(ids {ours}, {theirs_id}, {legacy_id})" in line and "id:N" in line
     assert console.ok("job", "run", f"id:{theirs_id}").startswith("run ")
     console.ok("job", "edit", f"id:{legacy_id}", "--sql", "SELECT 3")  # keeps its own name
     with runtime.session_factory() as session:
