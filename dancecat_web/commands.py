@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dancecat_core import tasks
-from dancecat_core.commands import runtime_for
+from dancecat_core.commands.context import runtime_for
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dancecat_core.commands import runtime_for
+from dancecat_core.commands.context import runtime_for
 from dancecat_core.db import session_scope
 from dancecat_core.errors import NotFound
 from dancecat_core.services import accounts

@@ -6,16 +6,17 @@ import argparse
 import sys
 from typing import Any
 
-from dancecat_core import commands
-from dancecat_core.commands import output
+from dancecat_core.commands import output, references
+from dancecat_core.commands.context import runtime_for
+from dancecat_core.commands.database import sessions_for
 from dancecat_core.console import one_line
 from dancecat_core.db import session_scope
 from dancecat_core.errors import Conflict
 from dancecat_core.models import Connection
-from dancecat_core.services import connections
+from dancecat_core.services import connections, probes
 from dancecat_core.services.connections import UNSET, ConnectionInput
 
-CONNECTION_HELP = f"the connection: {commands.REFERENCE_HELP}"
+CONNECTION_HELP = f"the connection: {references.REFERENCE_HELP}"
 LIST_COLUMNS = ("id", "name", "driver", "host", "port", "database", "user", "mode", "shared")
 
 
@@ -94,7 +95,7 @@ def _mode(connection: Connection) -> str:
 
 
 def add_command(args: argparse.Namespace) -> int:
-    runtime = commands.runtime_for(args)
+    runtime = runtime_for(args)
     data = ConnectionInput(
         name=args.name,
         driver=args.driver,
@@ -127,7 +128,7 @@ def _row(c: Connection) -> dict[str, Any]:
 
 
 def list_command(args: argparse.Namespace) -> int:
-    with session_scope(commands.sessions_for(args)) as session:
+    with session_scope(sessions_for(args)) as session:
         rows = [_row(c) for c in connections.list_visible(session, None)]
     output.emit(LIST_COLUMNS, rows, args.json)
     return 0
@@ -138,10 +139,10 @@ def _given(value: Any, current: Any) -> Any:
 
 
 def edit_command(args: argparse.Namespace) -> int:
-    runtime = commands.runtime_for(args)
+    runtime = runtime_for(args)
     password = _password(args)
     with session_scope(runtime.session_factory) as session:
-        connection = commands.connection(session, args.connection)
+        connection = references.connection(session, args.connection)
         data = ConnectionInput(
             name=_given(args.name, connection.name),
             driver=_given(args.driver, connection.driver),
@@ -160,8 +161,8 @@ def edit_command(args: argparse.Namespace) -> int:
 
 
 def remove_command(args: argparse.Namespace) -> int:
-    with session_scope(commands.sessions_for(args)) as session:
-        connection = commands.connection(session, args.connection)
+    with session_scope(sessions_for(args)) as session:
+        connection = references.connection(session, args.connection)
         using = connections.jobs_using(session, None, connection.id)
         if using and not args.force:
             names = ", ".join(f"{job.id} {job.name}" for job in using[:5])
@@ -176,10 +177,10 @@ def remove_command(args: argparse.Namespace) -> int:
 
 
 def test_command(args: argparse.Namespace) -> int:
-    runtime = commands.runtime_for(args)
+    runtime = runtime_for(args)
     with session_scope(runtime.session_factory) as session:
-        connection = commands.connection(session, args.connection)
-        ok, error, elapsed = connections.check(runtime, connection)
+        connection = references.connection(session, args.connection)
+        ok, error, elapsed = probes.check(runtime, connection)
     if ok:
         print(f"ok ({elapsed} ms)")
         return 0

@@ -7,8 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from dancecat_core import commands
 from dancecat_core.commands import progress
+from dancecat_core.commands.context import runtime_for
 from dancecat_core.db import session_scope
 from dancecat_core.errors import ValidationError
 from dancecat_core.services import trackers
@@ -22,7 +22,7 @@ def declare(parser: argparse.ArgumentParser) -> None:
 
 
 def export_command(args: argparse.Namespace) -> int:
-    runtime = commands.runtime_for(args)
+    runtime = runtime_for(args)
     with session_scope(runtime.session_factory) as session:
         tracker = trackers.get(session, None, args.run_id)
         download = trackers.export(runtime, tracker, args.format)

@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dancecat_core import commands, tasks
-from dancecat_core.commands import progress
+from dancecat_core import tasks
+from dancecat_core.commands import progress, references
+from dancecat_core.commands.context import runtime_for
 from dancecat_core.console import one_line
 from dancecat_core.db import session_scope
 from dancecat_core.models import TrackerStatus
@@ -20,9 +21,9 @@ from dancecat_core.services import jobs, trackers
 def run_command(args: argparse.Namespace) -> int:
     if args.background:
         return _run_in_background(args)
-    runtime = commands.runtime_for(args)
+    runtime = runtime_for(args)
     with session_scope(runtime.session_factory) as session:
-        job = commands.job(session, args.job)
+        job = references.job(session, args.job)
         tracker_id = jobs.queue_run(session, None, job.id).id
     counter = progress.CsvCounter()
     if progress.wanted():
@@ -46,10 +47,10 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _run_in_background(args: argparse.Namespace) -> int:
-    runtime = commands.runtime_for(args)
+    runtime = runtime_for(args)
     tasks.configure(runtime=runtime)
     with session_scope(runtime.session_factory) as session:
-        job = commands.job(session, args.job)
+        job = references.job(session, args.job)
         tracker_id = jobs.queue_run(session, None, job.id).id
     tasks.enqueue_run(tracker_id)
     print(f"run {tracker_id} queued")

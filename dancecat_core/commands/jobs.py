@@ -6,15 +6,15 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dancecat_core import commands
-from dancecat_core.commands import output
+from dancecat_core.commands import output, references
+from dancecat_core.commands.database import sessions_for
 from dancecat_core.db import session_scope
 from dancecat_core.errors import Conflict, ValidationError
 from dancecat_core.models import Job
-from dancecat_core.services import jobs, schedules
+from dancecat_core.services import jobs
 from dancecat_core.services.jobs import JobInput
 
-JOB_HELP = f"the job: {commands.REFERENCE_HELP}"
+JOB_HELP = f"the job: {references.REFERENCE_HELP}"
 LIST_COLUMNS = ("id", "name", "connection", "shared", "runs", "updated_at")
 
 
@@ -57,7 +57,7 @@ def _fields(parser: argparse.ArgumentParser, *, editing: bool) -> None:
     """A job's fields, for ``add`` (required ones required) and ``edit`` (all optional:
     a field not given keeps its value)."""
     parser.add_argument(
-        "--connection", required=not editing, help=f"the connection: {commands.REFERENCE_HELP}"
+        "--connection", required=not editing, help=f"the connection: {references.REFERENCE_HELP}"
     )
     source = parser.add_mutually_exclusive_group(required=not editing)
     source.add_argument("--sql")
@@ -96,8 +96,8 @@ def _sql(args: argparse.Namespace) -> str | None:
 
 def add_command(args: argparse.Namespace) -> int:
     sql = _sql(args)
-    with session_scope(commands.sessions_for(args)) as session:
-        connection = commands.connection(session, args.connection)
+    with session_scope(sessions_for(args)) as session:
+        connection = references.connection(session, args.connection)
         job = jobs.create(
             session,
             None,
@@ -127,7 +127,7 @@ def _row(job: Job) -> dict[str, Any]:
 
 
 def list_command(args: argparse.Namespace) -> int:
-    with session_scope(commands.sessions_for(args)) as session:
+    with session_scope(sessions_for(args)) as session:
         rows = [_row(job) for job in jobs.list_visible(session, None)]
     output.emit(LIST_COLUMNS, rows, args.json)
     return 0
@@ -135,10 +135,10 @@ def list_command(args: argparse.Namespace) -> int:
 
 def edit_command(args: argparse.Namespace) -> int:
     sql = _sql(args)
-    with session_scope(commands.sessions_for(args)) as session:
-        job = commands.job(session, args.job)
+    with session_scope(sessions_for(args)) as session:
+        job = references.job(session, args.job)
         connection_id = (
-            commands.connection(session, args.connection).id
+            references.connection(session, args.connection).id
             if args.connection is not None
             else job.connection_id
         )
@@ -171,12 +171,12 @@ def edit_command(args: argparse.Namespace) -> int:
 
 
 def remove_command(args: argparse.Namespace) -> int:
-    with session_scope(commands.sessions_for(args)) as session:
-        job = commands.job(session, args.job)
-        active = [s for s in schedules.list_for_job(session, None, job.id) if s.active]
+    with session_scope(sessions_for(args)) as session:
+        job = references.job(session, args.job)
+        active = jobs.active_schedule_count(session, job.id)
         if active and not args.force:
             raise Conflict(
-                f"job {job.id} {job.name} has {len(active)} active schedule(s) that would stop "
+                f"job {job.id} {job.name} has {active} active schedule(s) that would stop "
                 "for good: remove it with --force"
             )
         jobs.delete(session, None, job.id)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dancecat_core import commands
-from dancecat_core.commands import output
+from dancecat_core.commands import output, references
+from dancecat_core.commands.database import sessions_for
 from dancecat_core.db import session_scope
 from dancecat_core.models import Tracker, TrackerStatus
 from dancecat_core.services import trackers
@@ -17,7 +17,7 @@ STATUS_HELP = ", ".join(s.value.lower().replace(" ", "-") for s in TrackerStatus
 
 
 def declare(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("job", nargs="?", help=f"only this job's runs: {commands.REFERENCE_HELP}")
+    parser.add_argument("job", nargs="?", help=f"only this job's runs: {references.REFERENCE_HELP}")
     parser.add_argument("--status", type=_status, help=f"only runs in this status: {STATUS_HELP}")
     parser.add_argument(
         "--limit", type=_limit, default=20, help=f"at most N runs (default 20, at most {MAX_LIMIT})"
@@ -56,8 +56,8 @@ def _row(run: Tracker) -> dict[str, Any]:
 
 
 def runs_command(args: argparse.Namespace) -> int:
-    with session_scope(commands.sessions_for(args)) as session:
-        job_id = commands.job(session, args.job).id if args.job is not None else None
+    with session_scope(sessions_for(args)) as session:
+        job_id = references.job(session, args.job).id if args.job is not None else None
         found = trackers.list_visible(
             session,
             None,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from dancecat_core import commands, tasks
+from dancecat_core import tasks
+from dancecat_core.commands.context import runtime_for
 from dancecat_core.scheduler import check_due
 
 
@@ -20,7 +21,7 @@ def declare(parser: argparse.ArgumentParser) -> None:
 
 def update_command(args: argparse.Namespace) -> int:
     """Idempotent: a second run right after the first finds nothing outdated."""
-    runtime = commands.runtime_for(args)
+    runtime = runtime_for(args)
     tasks.configure(runtime=runtime)
     claims = check_due(
         runtime, enqueue=tasks.enqueue_run, only_missed=True, skip_missed=args.skip_missed

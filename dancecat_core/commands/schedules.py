@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dancecat_core import commands
 from dancecat_core import schedules as math
-from dancecat_core.commands import output
+from dancecat_core.commands import output, references
+from dancecat_core.commands.database import sessions_for, settings_for
 from dancecat_core.db import session_scope
 from dancecat_core.models import CatchUp, Schedule, ScheduleType
 from dancecat_core.services import schedules as service
@@ -18,7 +18,7 @@ def declare(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="schedule_command", metavar="ACTION", required=True)
 
     add = actions.add_parser("add", help="schedule a job")
-    add.add_argument("job", help=f"the job: {commands.REFERENCE_HELP}")
+    add.add_argument("job", help=f"the job: {references.REFERENCE_HELP}")
     add.add_argument("--type", required=True, choices=[t.value for t in ScheduleType])
     add.add_argument("--start", required=True, help="'YYYY-MM-DD HH:MM' in --timezone")
     add.add_argument("--cron", help="five-field cron expression (with --type cron)")
@@ -33,7 +33,7 @@ def declare(parser: argparse.ArgumentParser) -> None:
     add.set_defaults(handler=add_command)
 
     listing = actions.add_parser("list", help="list schedules and their next runs")
-    listing.add_argument("job", nargs="?", help=f"only this job's: {commands.REFERENCE_HELP}")
+    listing.add_argument("job", nargs="?", help=f"only this job's: {references.REFERENCE_HELP}")
     output.add_json_flag(listing)
     listing.set_defaults(handler=list_command)
 
@@ -74,9 +74,9 @@ def _row(schedule: Schedule) -> dict[str, Any]:
 
 
 def add_command(args: argparse.Namespace) -> int:
-    settings = commands.settings_for(args)
-    with session_scope(commands.sessions_for(args)) as session:
-        job = commands.job(session, args.job)
+    settings = settings_for(args)
+    with session_scope(sessions_for(args)) as session:
+        job = references.job(session, args.job)
         schedule = service.create(
             session,
             None,
@@ -97,9 +97,9 @@ def add_command(args: argparse.Namespace) -> int:
 
 
 def list_command(args: argparse.Namespace) -> int:
-    with session_scope(commands.sessions_for(args)) as session:
+    with session_scope(sessions_for(args)) as session:
         if args.job:
-            found = service.list_for_job(session, None, commands.job(session, args.job).id)
+            found = service.list_for_job(session, None, references.job(session, args.job).id)
         else:
             found = service.list_visible(session, None)
         rows = [_row(schedule) for schedule in found]
@@ -109,7 +109,7 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def remove_command(args: argparse.Namespace) -> int:
-    with session_scope(commands.sessions_for(args)) as session:
+    with session_scope(sessions_for(args)) as session:
         schedule = service.delete(session, None, args.id)
         print(f"schedule {schedule.id} removed")
     return 0

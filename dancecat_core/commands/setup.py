@@ -9,7 +9,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from dancecat_core import migrations
-from dancecat_core.commands import runtime_for
+from dancecat_core.commands.context import runtime_for
 from dancecat_core.crypto import SecretBox
 from dancecat_core.db import session_scope
 from dancecat_core.errors import ConfigError

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from dancecat_core.commands import runtime_for
+from dancecat_core.commands.context import runtime_for
 from dancecat_core.tasks import configure, huey
 
 

@@ -1,11 +1,12 @@
-"""Connections: create, change, delete, list and test, with the password kept encrypted."""
+"""Connections: create, change, delete and list, with the password kept encrypted (the
+Test button: ``probes``)."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from sqlalchemy import select
@@ -13,9 +14,10 @@ from sqlalchemy.orm import Session
 
 from dancecat_core.errors import ValidationError
 from dancecat_core.models import Connection, Job, User, utcnow
-from dancecat_core.runner import check_connection
-from dancecat_core.runtime import Runtime
 from dancecat_core.services import access, naming, validation
+
+if TYPE_CHECKING:  # only named in annotations: importing it would load every plugin module
+    from dancecat_core.runtime import Runtime
 
 UNSET: Any = object()
 
@@ -61,7 +63,8 @@ def _host(value: Any) -> str | None:
     return host
 
 
-def _checked(runtime: Runtime, data: ConnectionInput) -> dict[str, Any]:
+def checked(runtime: Runtime, data: ConnectionInput) -> dict[str, Any]:
+    """The input's values as the model's columns, each checked (the password apart)."""
     driver_name = validation.text(data.driver, "driver", max_length=50)
     if driver_name not in runtime.drivers:
         known = ", ".join(sorted(runtime.drivers))
@@ -105,7 +108,8 @@ def _refuse_own_files(runtime: Runtime, database: str) -> None:
         )
 
 
-def _set_password(runtime: Runtime, connection: Connection, password: Any) -> None:
+def set_password(runtime: Runtime, connection: Connection, password: Any) -> None:
+    """Encrypt and keep a new password; UNSET, None or empty keeps the old one."""
     if password is UNSET or password is None or password == "":
         return
     if not isinstance(password, str) or len(password) > 1024:
@@ -120,10 +124,10 @@ def _set_password(runtime: Runtime, connection: Connection, password: Any) -> No
 def create(
     runtime: Runtime, session: Session, actor: User | None, data: ConnectionInput
 ) -> Connection:
-    values = _checked(runtime, data)
+    values = checked(runtime, data)
     connection = Connection(owner_id=actor.id if actor else None, **values)
     naming.require_unique(session, Connection, connection.owner_id, values["name"])
-    _set_password(runtime, connection, data.password)
+    set_password(runtime, connection, data.password)
     session.add(connection)
     session.flush()
     return connection
@@ -139,13 +143,13 @@ def update(
     connection = access.require_changeable(
         actor, session.get(Connection, connection_id), "connection"
     )
-    values = _checked(runtime, data)
+    values = checked(runtime, data)
     naming.require_unique(
         session, Connection, connection.owner_id, values["name"], current=connection
     )
     for key, value in values.items():
         setattr(connection, key, value)
-    _set_password(runtime, connection, data.password)
+    set_password(runtime, connection, data.password)
     connection.updated_at = utcnow()
     session.flush()
     return connection
@@ -204,25 +208,3 @@ def list_visible(session: Session, actor: User | None) -> list[Connection]:
             .order_by(Connection.name, Connection.id)
         )
     )
-
-
-def check(runtime: Runtime, connection: Connection) -> tuple[bool, str | None, int]:
-    """Connect and ping: (ok, scrubbed error or None, elapsed ms)."""
-    return check_connection(runtime, runtime.connection_params(connection))
-
-
-def check_unsaved(
-    runtime: Runtime,
-    session: Session,
-    actor: User | None,
-    data: ConnectionInput,
-    connection_id: int | None = None,
-) -> tuple[bool, str | None, int]:
-    """Test a connection form's values without saving; an empty password keeps the old one."""
-    values = _checked(runtime, data)
-    probe = Connection(**values)
-    if connection_id is not None:
-        old = access.require_changeable(actor, session.get(Connection, connection_id), "connection")
-        probe.password_encrypted = old.password_encrypted
-    _set_password(runtime, probe, data.password)
-    return check(runtime, probe)

@@ -1,4 +1,4 @@
-"""Jobs: saved queries, their recipients, previews and manual runs."""
+"""Jobs: saved queries, their recipients and manual runs (previews: ``probes``)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from sqlalchemy.orm import Session, selectinload
 
 from dancecat_core.errors import Conflict, NotFound, ValidationError
 from dancecat_core.models import Connection, Job, JobRecipient, Schedule, Tracker, User, utcnow
-from dancecat_core.runner import Preview, preview_query
-from dancecat_core.runtime import Runtime
 from dancecat_core.services import access, naming, validation
 
 MAX_QUERY_CHARS = 1_000_000
@@ -30,7 +28,8 @@ class JobInput:
     shared: bool = False
 
 
-def _usable_connection(session: Session, actor: User | None, connection_id: Any) -> Connection:
+def usable_connection(session: Session, actor: User | None, connection_id: Any) -> Connection:
+    """The connection a job form names, if ``actor`` may use it (else a field error)."""
     number = validation.optional_int(connection_id, "connection_id", minimum=1, maximum=2**62)
     if number is None:
         raise ValidationError("connection_id is required", "connection_id")
@@ -54,7 +53,7 @@ def _checked(session: Session, actor: User | None, data: JobInput) -> dict[str, 
         "annotation": validation.text(
             data.annotation, "annotation", max_length=100_000, required=False
         ),
-        "connection": _usable_connection(session, actor, data.connection_id),
+        "connection": usable_connection(session, actor, data.connection_id),
         "query": validation.text(data.query, "query", max_length=MAX_QUERY_CHARS),
         "timeout_seconds": validation.optional_int(
             data.timeout_seconds, "timeout_seconds", minimum=1, maximum=MAX_TIMEOUT_SECONDS
@@ -104,6 +103,15 @@ def delete(session: Session, actor: User | None, job_id: int) -> Job:
     )
     session.flush()
     return job
+
+
+def active_schedule_count(session: Session, job_id: int) -> int:
+    """How many of the job's schedules would still fire."""
+    return session.scalar(
+        select(sa.func.count())
+        .select_from(Schedule)
+        .where(Schedule.job_id == job_id, Schedule.deleted_at.is_(None), Schedule.active.is_(True))
+    )
 
 
 def get(session: Session, actor: User | None, job_id: int) -> Job:
@@ -160,32 +168,3 @@ def queue_run(session: Session, actor: User | None, job_id: int) -> Tracker:
     job.run_count = (job.run_count or 0) + 1
     session.flush()
     return tracker
-
-
-def preview_saved(runtime: Runtime, session: Session, actor: User | None, job_id: int) -> Preview:
-    """Preview a saved job as it would run: anyone who may run the job may preview it,
-    through the job's own connection even if that connection is not shared with them."""
-    job = get(session, actor, job_id)
-    if job.connection.is_deleted:
-        raise Conflict("the job's connection was deleted; choose another connection first")
-    return preview_query(
-        runtime, runtime.connection_params(job.connection), job.query, timeout=job.timeout_seconds
-    )
-
-
-def preview(
-    runtime: Runtime,
-    session: Session,
-    actor: User | None,
-    *,
-    connection_id: Any,
-    query: str,
-    timeout_seconds: Any = None,
-) -> Preview:
-    """The form's Run button: first QUERY_TEST_LIMIT rows, scrubbed, nothing saved."""
-    connection = _usable_connection(session, actor, connection_id)
-    sql = validation.text(query, "query", max_length=MAX_QUERY_CHARS)
-    timeout = validation.optional_int(
-        timeout_seconds, "timeout_seconds", minimum=1, maximum=MAX_TIMEOUT_SECONDS
-    )
-    return preview_query(runtime, runtime.connection_params(connection), sql, timeout=timeout)
