@@ -27,12 +27,15 @@ def export_command(args: argparse.Namespace) -> int:
         tracker = trackers.get(session, None, args.run_id)
         download = trackers.export(runtime, tracker, args.format)
     counter = progress.CsvCounter()
-    count = counter.feed if progress.wanted() else None
+    # Not over the result itself when that goes to the same terminal.
+    shown = progress.wanted() and (args.output is not None or not progress.wanted(sys.stdout))
+    count = counter.feed if shown else None
     line = progress.ProgressLine(
         f"export {args.run_id}",
         counter,
         total_bytes=download.size,
         show_rows=args.format == "csv",
+        enabled=shown,
     )
     if args.output is None:
         out = sys.stdout.buffer

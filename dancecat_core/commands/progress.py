@@ -111,7 +111,7 @@ class ProgressLine:
     """``with ProgressLine("running", counter):`` redraws a status line on stderr.
 
     ``counter`` has ``bytes`` and ``rows`` (None: not known); ``total_bytes`` draws a bar.
-    On anything but a terminal it does nothing.
+    On anything but a terminal (or with ``enabled`` false) it does nothing.
     """
 
     def __init__(
@@ -122,13 +122,14 @@ class ProgressLine:
         total_bytes: int | None = None,
         show_rows: bool = True,
         stream: TextIO | None = None,
+        enabled: bool = True,
     ):
         self.label = label
         self.counter = counter
         self.total_bytes = total_bytes
         self.show_rows = show_rows
         self.stream = stream or sys.stderr
-        self.active = wanted(self.stream)
+        self.active = enabled and wanted(self.stream)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = time.monotonic()
