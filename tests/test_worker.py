@@ -147,7 +147,7 @@ def test_background_run_reaches_success(request, make_app, backend, consumer):
         check=True,
     )
     tracker_id = int(queued.stdout.split()[1])
-    assert queued.stdout.strip() == f"tracker {tracker_id} queued"
+    assert queued.stdout.strip() == f"run {tracker_id} queued"
     assert app.tracker(tracker_id).status == TrackerStatus.QUEUED
     if consumer == "dancecat":
         app.worker()
