@@ -2,7 +2,7 @@
 
 bench/run            # 1M rows (3 repeats) and 5M rows (1 repeat), scheduler, web
 bench/run --quick    # 200k rows, 1 repeat: a smoke run of the whole harness
-bench/run --only pipeline|scheduler|web   (repeatable)
+bench/run --only pipeline|scheduler|web|console   (repeatable)
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="bench/run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="200k rows, 1 repeat")
-    parser.add_argument("--only", action="append", choices=["pipeline", "scheduler", "web"])
+    parser.add_argument(
+        "--only", action="append", choices=["pipeline", "scheduler", "web", "console"]
+    )
     parser.add_argument(
         "--cases",
         help="pipeline cases, comma-separated (default: all of " + ",".join(pipeline.TARGETS) + ")",
@@ -95,7 +97,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    only = set(args.only or ["pipeline", "scheduler", "web"])
+    only = set(args.only or ["pipeline", "scheduler", "web", "console"])
     if args.quick:
         sizes, repeats = [200_000], 1
     elif args.sizes:
@@ -152,6 +154,15 @@ def main(argv: list[str] | None = None) -> int:
         from bench import web_case
 
         rows, more = web_case.run(log, quick=args.quick)
+        extra_rows += rows
+        notes += more
+
+    if "console" in only:
+        from bench import console_case
+
+        rows, more = console_case.run(
+            log, quick=args.quick, rows=min(sizes), repeats=min(repeats, 3)
+        )
         extra_rows += rows
         notes += more
 

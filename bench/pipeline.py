@@ -106,11 +106,11 @@ class App:
             "DANCECAT_WORKERS": "1",
         }
         os.environ.update(self.env)
-        from dancecat_core import db
+        from dancecat_core import migrations
         from dancecat_core.runtime import build_runtime
 
         self.runtime = build_runtime()
-        db.upgrade(self.runtime.engine)
+        migrations.upgrade(self.runtime.engine)
         self._jobs: dict[tuple[str, int], int] = {}
         if use_worker:
             from dancecat_core import tasks
@@ -254,7 +254,7 @@ class Plan:
     json_floor: bool = True
 
 
-def _pg_floor_csv(rows: int, out: Path) -> Sample:
+def pg_floor_csv(rows: int, out: Path) -> Sample:
     sql = f"\\copy ({data.select_sql(rows)}) TO '{out}' CSV HEADER"
     return measure.command([*config.psql_args(config.DATA_DB), "-c", sql])
 
@@ -292,7 +292,7 @@ def run_plan(app: App, plan: Plan, out_dir: Path, log: Callable[[str], None]) ->
         if "pg-csv" in cases or (pg_cases and repeat == 0):
             # The psql CSV is also what XLSX is checked against: made once even without pg-csv.
             target = cases.get("pg-csv") or CaseResult("pg-csv", n)
-            _step(target, "floor", lambda r=repeat: _pg_floor_csv(n, keep("floor-pg.csv", r)))
+            _step(target, "floor", lambda r=repeat: pg_floor_csv(n, keep("floor-pg.csv", r)))
         tracker = None
         try:
             if pg_job is not None:

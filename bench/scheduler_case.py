@@ -52,12 +52,12 @@ def _settings_env(home: str, database: str) -> dict[str, str]:
 
 
 def _build(env: dict[str, str]):
-    from dancecat_core import db
+    from dancecat_core import migrations
     from dancecat_core.runtime import build_runtime
     from dancecat_core.settings import load_settings
 
     runtime = build_runtime(load_settings(environ=env))
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     return runtime
 
 

@@ -65,11 +65,11 @@ def _prepare(home: Path, log: Callable[[str], None]) -> str:
     token_file = home / "bench-token"
     if token_file.exists() and _count("jobs") == JOBS and _count("trackers") == TRACKERS:
         # Kept between runs: bring its schema up to the newest migration (new indexes).
-        from dancecat_core import db
+        from dancecat_core import db, migrations
 
         engine = db.get_engine(config.pg_url(config.WEB_DB))
         try:
-            db.upgrade(engine)
+            migrations.upgrade(engine)
         finally:
             engine.dispose()
         log(f"  app database: cached ({JOBS:,} jobs, {TRACKERS:,} trackers), migrated")
@@ -79,14 +79,14 @@ def _prepare(home: Path, log: Callable[[str], None]) -> str:
     home.mkdir(parents=True)
     data._psql(f'DROP DATABASE IF EXISTS "{config.WEB_DB}" WITH (FORCE)', "postgres")
     data._psql(f'CREATE DATABASE "{config.WEB_DB}"', "postgres")
-    from dancecat_core import db
+    from dancecat_core import db, migrations
     from dancecat_core.db import session_scope
     from dancecat_core.runtime import build_runtime
     from dancecat_core.services import accounts
     from dancecat_core.settings import load_settings
 
     runtime = build_runtime(load_settings(environ=_env(home)))
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     with session_scope(runtime.session_factory) as session:
         accounts.allow_email(session, EMAIL, admin=True)
     with session_scope(runtime.session_factory) as session:

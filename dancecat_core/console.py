@@ -1,8 +1,16 @@
 """The ``dancecat`` command (also ``python -m dancecat_core.console``).
 
-Each command group lives in a module of ``dancecat_core.commands`` that exposes
-``register(subparsers)``; this module only builds the parser, loads the settings and turns
-errors into one line and a non-zero exit, never a traceback (``--debug`` shows it).
+``COMMANDS`` is the registry: each top-level command names the function that declares its
+arguments, ``"module:function"``. Only the module of the command being run is imported, on
+dispatch, so ``dancecat --help`` imports no SQLAlchemy, Pyramid, huey or database driver,
+and ``dancecat job list`` none of the web app, the queue, Alembic or the drivers. A
+declaring function takes the command's own ``ArgumentParser`` and sets ``handler`` (a
+function of the parsed arguments returning the exit status, or its ``"module:function"``
+to import only when that sub-command runs) on it or on its sub-parsers.
+
+Standard error carries one line per error and nothing else: no usage block, no traceback
+(``--debug`` shows it), no log records unless ``--verbose`` (the long-running ``worker``
+and ``serve`` always log).
 """
 
 from __future__ import annotations
@@ -10,54 +18,175 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, NoReturn
 
 from dancecat_core.errors import DancecatError
 
-COMMAND_MODULES = (
-    "dancecat_core.commands.setup",
-    "dancecat_core.commands.connections",
-    "dancecat_core.commands.jobs",
-    "dancecat_core.commands.accounts",
-    "dancecat_web.commands",
-    "dancecat_core.commands.schedules",
-    "dancecat_core.commands.worker",
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class Command(NamedTuple):
+    name: str
+    help: str
+    declare: str  # "module:function", imported only when this command runs
+    logs: bool = False  # a long-running service: log records go to stderr without --verbose
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "init", "create or upgrade the app database", "dancecat_core.commands.setup:declare_init"
+    ),
+    Command(
+        "rotate-key",
+        "re-encrypt every stored connection password under a new key",
+        "dancecat_core.commands.setup:declare_rotate_key",
+    ),
+    Command(
+        "add-allowed-user",
+        "let an email register (its first sign-in sets the password)",
+        "dancecat_core.commands.accounts:declare_allow",
+    ),
+    Command(
+        "user",
+        "list, disable, enable, reset or remove users",
+        "dancecat_core.commands.accounts:declare_user",
+    ),
+    Command("token", "API tokens", "dancecat_core.commands.accounts:declare_token"),
+    Command(
+        "connection", "databases that jobs query", "dancecat_core.commands.connections:declare"
+    ),
+    Command("job", "saved queries", "dancecat_core.commands.jobs:declare"),
+    Command(
+        "runs", "list runs (newest first), to find a run id", "dancecat_core.commands.runs:declare"
+    ),
+    Command("export", "write a run's result in a format", "dancecat_core.commands.export:declare"),
+    Command("schedule", "when jobs run by themselves", "dancecat_core.commands.schedules:declare"),
+    Command(
+        "schedule_update",
+        "advance schedules whose next run passed while nothing was running",
+        "dancecat_core.commands.schedule_update:declare",
+    ),
+    Command(
+        "worker",
+        "run queued jobs, schedules and emails",
+        "dancecat_core.commands.worker:declare",
+        logs=True,
+    ),
+    Command(
+        "serve",
+        "serve the web app and JSON API (waitress)",
+        "dancecat_web.commands:declare",
+        logs=True,
+    ),
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dancecat", description="Saved SQL queries as jobs, results as CSV, XLSX and JSON."
-    )
+class UsageError(Exception):
+    """The command line itself was refused (argparse's complaint, as one line)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are raised, to be printed as one line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _global_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", help="INI file ([app:main]); or set DANCECAT_CONFIG")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="also print log records on stderr"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks and debug log records"
+    )
+
+
+def _chosen(argv: Sequence[str]) -> Command | None:
+    """The command named on this command line, read as argparse will read it."""
+    pre = Parser(add_help=False)
+    _global_options(pre)
+    pre.add_argument("words", nargs=argparse.REMAINDER)
+    try:
+        known, _ = pre.parse_known_args(argv)
+    except UsageError:
+        return None  # the full parser reports it
+    name = known.words[0] if known.words else None
+    return next((command for command in COMMANDS if command.name == name), None)
+
+
+def build_parser(chosen: Command | None) -> Parser:
+    """The parser: every command listed, only ``chosen``'s arguments declared (imported)."""
+    parser = Parser(
+        prog="dancecat",
+        description="Saved SQL queries as jobs, results as CSV, XLSX and JSON. "
+        "JOB and CONNECTION arguments take a name, or id:N for the one with id N.",
+    )
+    _global_options(parser)
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=Parser
+    )
+    for command in COMMANDS:
+        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        if command is chosen:
+            module, _, function = command.declare.partition(":")
+            getattr(importlib.import_module(module), function)(sub)
     return parser
 
 
+def _handler(handler: str | Callable[[argparse.Namespace], int]):
+    """A command's handler; ``"module:function"`` is imported now, on dispatch."""
+    if isinstance(handler, str):
+        module, _, function = handler.partition(":")
+        return getattr(importlib.import_module(module), function)
+    return handler
+
+
+def one_line(text: str) -> str:
+    """A message as one line: a database's multi-line error joined with " | "."""
+    return " | ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def _configure_logging(verbose: bool, debug: bool) -> None:
+    logging.captureWarnings(True)  # library warnings are log records too
+    if verbose or debug:
+        logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format=LOG_FORMAT)
+    else:
+        # No handler would send WARNING and above to stderr through logging.lastResort.
+        logging.basicConfig(handlers=[logging.NullHandler()], level=logging.CRITICAL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    words = list(sys.argv[1:] if argv is None else argv)
+    chosen = _chosen(words)
+    debug = False
     try:
-        return int(args.handler(args) or 0)
-    except DancecatError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        args = build_parser(chosen).parse_args(words)
+        debug = args.debug
+        _configure_logging(args.verbose or bool(chosen and chosen.logs), debug)
+        return int(_handler(args.handler)(args) or 0)
+    except UsageError as exc:
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`dancecat runs | head -1`): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        if args.debug:
+        if debug:
             raise
+        if isinstance(exc, DancecatError):
+            print(f"error: {one_line(str(exc))}", file=sys.stderr)
+            return 2
         print(
-            f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for details)",
+            f"error: unexpected {type(exc).__name__}: {one_line(str(exc))} "
+            "(run with --debug for details)",
             file=sys.stderr,
         )
         return 1

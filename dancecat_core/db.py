@@ -1,4 +1,4 @@
-"""Engines and sessions for the app database, and the migrations that build it."""
+"""Engines and sessions for the app database (its migrations: ``dancecat_core.migrations``)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
-
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -88,18 +84,3 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
-
-
-def alembic_config(database_url: str) -> AlembicConfig:
-    config = AlembicConfig()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
-    return config
-
-
-def upgrade(engine: Engine) -> None:
-    """Create or upgrade the app database to the newest migration."""
-    config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")

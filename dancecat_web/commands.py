@@ -15,13 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 from dancecat_core import tasks
-from dancecat_core.commands import runtime_for
+from dancecat_core.commands.context import runtime_for
 
 log = logging.getLogger(__name__)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    serve = subparsers.add_parser("serve", help="serve the web app and JSON API (waitress)")
+def declare(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=6543, help="port to listen on")
     serve.add_argument("--threads", type=int, default=8, help="request threads")

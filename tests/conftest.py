@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from dancecat_core import db
+from dancecat_core import migrations
 from dancecat_core.runtime import Runtime, build_runtime
 from dancecat_core.settings import load_settings
 
@@ -197,6 +197,6 @@ def settings(tmp_path: Path):
 def runtime(settings) -> Iterator[Runtime]:
     """A runtime on a migrated SQLite app database with every built-in plugin."""
     rt = build_runtime(settings)
-    db.upgrade(rt.engine)
+    migrations.upgrade(rt.engine)
     yield rt
     rt.engine.dispose()

@@ -16,7 +16,7 @@ import pytest
 import webtest
 from test_web_helpers import PASSWORD, dancecat, make_app, make_user, sign_in
 
-from dancecat_core import db
+from dancecat_core import migrations
 from dancecat_core.console import main as console_main
 from dancecat_core.db import session_scope
 from dancecat_core.models import (
@@ -408,7 +408,7 @@ def test_lockout_ends_after_the_lockout_period(tmp_path):
         "DANCECAT_LOGIN_LOCKOUT_SECONDS": str(lockout),
     }
     runtime = build_runtime(load_settings(environ=environ))
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     try:
         make_user(runtime, "erin@example.com")
         app = make_app(runtime)
@@ -433,7 +433,7 @@ def test_unknown_emails_cost_the_same_time_as_real_ones(tmp_path):
     the original they differed twentyfold)."""
     environ = {"DANCECAT_HOME": str(tmp_path / "home"), "DANCECAT_LOGIN_MAX_FAILURES": "1000"}
     runtime = build_runtime(load_settings(environ=environ))
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     try:
         make_user(runtime, "real@example.com")
         with session_scope(runtime.session_factory) as session:
@@ -528,7 +528,7 @@ def test_concurrent_first_failures_for_one_email_both_count(tmp_path, pg_databas
     of failing with an error."""
     environ = {"DANCECAT_HOME": str(tmp_path / "home"), "DANCECAT_DATABASE_URL": pg_database["url"]}
     runtime = build_runtime(load_settings(environ=environ))
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     try:
         first = runtime.session_factory()
         with pytest.raises(accounts.SignInRefused):

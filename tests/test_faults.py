@@ -36,7 +36,7 @@ from test_web_helpers import free_port, make_app, make_user
 from test_worker import BIN, ROOT
 from test_worker import App as WorkerApp
 
-from dancecat_core import db, tasks
+from dancecat_core import db, migrations, tasks
 from dancecat_core.models import Job, Tracker, TrackerStatus
 from dancecat_core.runner import execute_tracker
 from dancecat_core.runtime import build_runtime
@@ -350,7 +350,7 @@ def test_queried_database_drops_the_run_fails_clearly_and_the_consumer_goes_on(
         "DANCECAT_HUEY_NAME": f"dc-test-{uuid.uuid4().hex[:10]}",
     }
     runtime = build_runtime(load_settings(environ=environ))
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     tasks.configure(runtime=runtime)
     # PostgreSQL's trust auth ignores a password, so one is stored (and must never show);
     # the shared MariaDB's root refuses any.
@@ -423,7 +423,7 @@ def small_disk(tmp_path) -> Iterator[Path]:
 def _store_runtime(tmp_path: Path, result_dir: Path):
     environ = {"DANCECAT_HOME": str(tmp_path / "home"), "DANCECAT_RESULT_DIR": str(result_dir)}
     runtime = build_runtime(load_settings(environ=environ))
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     return runtime
 
 
@@ -518,7 +518,7 @@ def test_result_file_size_limit_fails_the_run(tmp_path, sqlite_chinook, pg_datab
         "DANCECAT_DATABASE_URL": pg_database["url"],
     }
     runtime = build_runtime(load_settings(environ=environ))
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     tracker_id = None
     job_id = _sqlite_job(runtime, sqlite_chinook, BIG)
     with db.session_scope(runtime.session_factory) as session:
@@ -584,7 +584,7 @@ def test_interrupting_the_embedded_consumer_hands_back(tmp_path, sqlite_chinook)
         "DANCECAT_HUEY_NAME": f"dc-test-{uuid.uuid4().hex[:10]}",
     }
     runtime = build_runtime(load_settings(environ=environ))
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     tasks.configure(runtime=runtime)
     job_id = _sqlite_job(runtime, sqlite_chinook, cte(2_000_000_000))
     with db.session_scope(runtime.session_factory) as session:

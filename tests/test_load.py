@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from test_web_helpers import make_user, serve
 from test_worker import BIN, ROOT
 
-from dancecat_core import db, tasks
+from dancecat_core import db, migrations, tasks
 from dancecat_core.models import Connection, Job, Tracker, TrackerStatus
 from dancecat_core.runner import execute_tracker
 from dancecat_core.runtime import build_runtime
@@ -67,7 +67,7 @@ def test_50_clients_4_consumers_500_runs(tmp_path, sqlite_chinook, pg_database, 
     }
     settings = load_settings(environ={**os.environ, **env})
     runtime = build_runtime(settings)
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     tasks.configure(runtime=runtime)
     member = make_user(runtime, "load@example.com", admin=True)
     with db.session_scope(runtime.session_factory) as session:

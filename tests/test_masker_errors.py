@@ -23,7 +23,7 @@ import pytest
 from test_notify import Mailer, free_port
 from test_web_helpers import make_app, make_user, sign_in
 
-from dancecat_core import db, notify
+from dancecat_core import migrations, notify
 from dancecat_core.drivers import ConnectionParams
 from dancecat_core.error_text import PLACEHOLDER, clean_error
 from dancecat_core.errors import QueryError
@@ -197,7 +197,7 @@ def test_failed_run_error_is_clean_everywhere(kind, request, tmp_path, caplog):
         "DANCECAT_SMTP_PORT": str(mailer.port),
     }
     runtime = build_runtime(load_settings(environ=environ))
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     outputs: dict[str, str] = {}
     try:
         alice = make_user(runtime, "alice@example.com")

@@ -6,7 +6,7 @@ import pytest
 from alembic import command
 from sqlalchemy import inspect, text
 
-from dancecat_core import db
+from dancecat_core import db, migrations
 from dancecat_core.errors import IllegalTransition
 from dancecat_core.models import Tracker, TrackerStatus, check_transition
 from dancecat_core.services import connections
@@ -38,8 +38,8 @@ def app_database_url(request, tmp_path):
 def test_migrations_run_twice_on_every_backend(app_database_url):
     engine = db.get_engine(app_database_url)
     try:
-        db.upgrade(engine)
-        db.upgrade(engine)  # idempotent
+        migrations.upgrade(engine)
+        migrations.upgrade(engine)  # idempotent
         assert set(inspect(engine).get_table_names()) >= TABLES
         with engine.connect() as connection:
             assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
@@ -126,7 +126,7 @@ def test_migration_0003_moves_accounts_over_and_back(app_database_url):
     user, drops the per-user failure columns and gives the invited email its user row
     (without a password); downgrading restores the old columns."""
     engine = db.get_engine(app_database_url)
-    config = db.alembic_config(engine.url.render_as_string(hide_password=False))
+    config = migrations.alembic_config(engine.url.render_as_string(hide_password=False))
     try:
         with engine.begin() as connection:
             config.attributes["connection"] = connection
@@ -146,7 +146,7 @@ def test_migration_0003_moves_accounts_over_and_back(app_database_url):
                 ),
                 {"yes": True, "at": "2026-01-01 00:00:00"},
             )
-        db.upgrade(engine)
+        migrations.upgrade(engine)
         columns = {c["name"] for c in inspect(engine).get_columns("users")}
         assert {"session_generation", "disabled_at"} <= columns
         assert not {"failed_logins", "locked_until"} & columns

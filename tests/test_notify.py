@@ -17,7 +17,7 @@ import openpyxl
 import pytest
 from aiosmtpd.controller import Controller
 
-from dancecat_core import db, tasks
+from dancecat_core import db, migrations, tasks
 from dancecat_core.models import (
     Connection,
     Job,
@@ -89,7 +89,7 @@ def setup(tmp_path, sqlite_chinook) -> Iterator[Callable[..., tuple]]:
             **{f"DANCECAT_{k}": str(v) for k, v in env.items()},
         }
         runtime = build_runtime(load_settings(environ=environ))
-        db.upgrade(runtime.engine)
+        migrations.upgrade(runtime.engine)
         tasks.configure(runtime=runtime)
         if smtp_up:
             mailer.start()

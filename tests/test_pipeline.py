@@ -24,7 +24,7 @@ from sqlalchemy import text
 
 from dancecat_core.models import Connection, Tracker, TrackerStatus
 from dancecat_core.runner import execute_tracker
-from dancecat_core.services import connections, jobs, trackers
+from dancecat_core.services import connections, jobs, probes, trackers
 from dancecat_core.services.connections import ConnectionInput
 from dancecat_core.services.jobs import JobInput
 
@@ -148,7 +148,7 @@ def test_secrets_never_leave_through_any_output(runtime, sqlite_chinook):
         "SELECT id, login, password, password AS p2, notes FROM staff",
     )
     with runtime.session_factory() as session:
-        preview = jobs.preview(
+        preview = probes.preview(
             runtime,
             session,
             None,

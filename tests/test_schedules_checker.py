@@ -29,7 +29,7 @@ from dateutil import rrule
 from dateutil import tz as dtz
 from sqlalchemy import select
 
-from dancecat_core import db, tasks
+from dancecat_core import db, migrations, tasks
 from dancecat_core.models import Connection, Job, JobRecipient, Schedule, Tracker
 from dancecat_core.runtime import build_runtime
 from dancecat_core.scheduler import check_due
@@ -80,7 +80,7 @@ def app(fast_dir, sqlite_chinook):
     """A migrated SQLite app database, its runtime and a SqliteHuey queue, 30-min checks."""
     settings, _ = make_settings(fast_dir, FREQUENCY_INTERVAL_SECONDS=1800)
     runtime = build_runtime(settings)
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     tasks.configure(runtime=runtime)
     with db.session_scope(runtime.session_factory) as session:
         job_id = make_job(session, sqlite_chinook).id
@@ -318,7 +318,7 @@ def test_service_validation_names_fields(app):
 def test_schedule_update_command_is_idempotent(tmp_path, sqlite_chinook):
     settings, environ = make_settings(tmp_path, FREQUENCY_INTERVAL_SECONDS=60)
     runtime = build_runtime(settings)
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     now = dt.datetime.now(UTC)
     with db.session_scope(runtime.session_factory) as session:
         job_id = make_job(session, sqlite_chinook).id
@@ -346,7 +346,7 @@ def test_schedule_update_command_is_idempotent(tmp_path, sqlite_chinook):
         check=True,
         cwd=ROOT,
     )
-    assert ":07 UTC" in listing.stdout
+    assert ":07:00Z" in listing.stdout
     runtime.engine.dispose()
 
 
@@ -381,7 +381,7 @@ def test_racing_checkers_on_postgresql_claim_each_occurrence_once(
         FREQUENCY_INTERVAL_SECONDS=450,
     )
     runtime = build_runtime(settings)
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     now = dt.datetime.now(UTC).replace(second=0, microsecond=0) + dt.timedelta(seconds=30)
     with db.session_scope(runtime.session_factory) as session:
         job_id = make_job(session, sqlite_chinook).id

@@ -26,7 +26,7 @@ import pytest
 from test_notify import Mailer, free_port
 from test_web_helpers import PASSWORD, make_app, make_user, sign_in
 
-from dancecat_core import db, notify
+from dancecat_core import db, migrations, notify
 from dancecat_core.drivers import ConnectionParams
 from dancecat_core.errors import QueryError, ReadOnlyViolation
 from dancecat_core.models import ApiToken, Connection, Job, Tracker, TrackerStatus, User
@@ -300,7 +300,7 @@ def test_no_password_or_token_in_any_output_of_a_session(tmp_path, pg_chinook, c
         "DANCECAT_CONNECT_TIMEOUT": "3",
     }
     runtime = build_runtime(load_settings(environ=environ))
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     caplog.set_level(logging.DEBUG)
     outputs: list[tuple[str, str]] = []
     try:
@@ -555,7 +555,7 @@ def test_adversarial_scrub_table_leaks_nothing_anywhere(kind, request, tmp_path)
         "DANCECAT_SMTP_PORT": str(mailer.port),
     }
     runtime = build_runtime(load_settings(environ=environ))
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     try:
         alice = make_user(runtime, "alice@example.com")
         app = make_app(runtime)

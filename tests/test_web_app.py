@@ -43,14 +43,14 @@ def test_sign_in_sets_a_hardened_cookie_and_sign_out_clears_it(runtime):
 
 
 def test_secure_cookies_setting_marks_the_cookie_secure(tmp_path):
-    from dancecat_core import db
+    from dancecat_core import migrations
     from dancecat_core.runtime import build_runtime
     from dancecat_core.settings import load_settings
 
     runtime = build_runtime(
         load_settings(environ={"DANCECAT_HOME": str(tmp_path), "DANCECAT_SECURE_COOKIES": "true"})
     )
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     make_user(runtime, "dave@example.com")
     app = make_app(runtime)
     app.extra_environ = {"wsgi.url_scheme": "https", "HTTP_HOST": "localhost"}

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from dancecat_core import db, tasks
+from dancecat_core import db, migrations, tasks
 from dancecat_core.models import Connection, Job, Schedule, Tracker, TrackerStatus
 from dancecat_core.runtime import build_runtime
 from dancecat_core.services import jobs as job_service
@@ -45,7 +45,7 @@ class App:
         self.env.pop("DANCECAT_CONFIG", None)
         self.settings = load_settings(environ=self.env)
         self.runtime = build_runtime(self.settings)
-        db.upgrade(self.runtime.engine)
+        migrations.upgrade(self.runtime.engine)
         tasks.configure(runtime=self.runtime)
         self.chinook = chinook
         self.processes: list[subprocess.Popen] = []
@@ -147,7 +147,7 @@ def test_background_run_reaches_success(request, make_app, backend, consumer):
         check=True,
     )
     tracker_id = int(queued.stdout.split()[1])
-    assert queued.stdout.strip() == f"tracker {tracker_id} queued"
+    assert queued.stdout.strip() == f"run {tracker_id} queued"
     assert app.tracker(tracker_id).status == TrackerStatus.QUEUED
     if consumer == "dancecat":
         app.worker()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from dancecat_core.commands import runtime_for
+from dancecat_core.commands.context import runtime_for
 from dancecat_core.db import session_scope
 from dancecat_core.errors import ValidationError
 from dancecat_core.models import User
@@ -15,15 +15,13 @@ from dancecat_core.services import accounts
 USER_COLUMNS = ("email", "admin", "status", "last_sign_in", "created")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    allow = subparsers.add_parser(
-        "add-allowed-user", help="let an email register (its first sign-in sets the password)"
-    )
+def declare_allow(allow: argparse.ArgumentParser) -> None:
     allow.add_argument("email")
     allow.add_argument("--admin", action="store_true", help="make this user an admin")
     allow.set_defaults(handler=allow_command)
 
-    user = subparsers.add_parser("user", help="list, disable, enable or remove users")
+
+def declare_user(user: argparse.ArgumentParser) -> None:
     commands = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
     listing = commands.add_parser("list", help="every user, tab-separated with a header")
     listing.add_argument("--json", action="store_true", help="a JSON array instead")
@@ -51,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     remove.set_defaults(handler=user_remove_command)
 
-    token = subparsers.add_parser("token", help="API tokens")
+
+def declare_token(token: argparse.ArgumentParser) -> None:
     commands = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
     create = commands.add_parser("create", help="create an API token (shown once)")
     create.add_argument("email")

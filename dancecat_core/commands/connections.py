@@ -1,51 +1,101 @@
-"""``dancecat connection add | list | test``."""
+"""``dancecat connection add | list | edit | remove | test``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-from dancecat_core.commands import runtime_for
+from dancecat_core.commands import output, references
+from dancecat_core.commands.context import runtime_for
+from dancecat_core.commands.database import sessions_for
+from dancecat_core.console import one_line
 from dancecat_core.db import session_scope
-from dancecat_core.services import connections
-from dancecat_core.services.connections import ConnectionInput
+from dancecat_core.errors import Conflict
+from dancecat_core.models import Connection
+from dancecat_core.services import connections, probes
+from dancecat_core.services.connections import UNSET, ConnectionInput
+
+CONNECTION_HELP = f"the connection: {references.REFERENCE_HELP}"
+LIST_COLUMNS = ("id", "name", "driver", "host", "port", "database", "user", "mode", "shared")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    group = subparsers.add_parser("connection", help="databases that jobs query")
-    commands = group.add_subparsers(dest="connection_command", metavar="ACTION", required=True)
+def declare(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="connection_command", metavar="ACTION", required=True)
 
-    add = commands.add_parser("add", help="add a connection")
+    add = actions.add_parser("add", help="add a connection")
     add.add_argument("name")
-    add.add_argument("--driver", required=True, help="sqlite, postgresql, mysql, ...")
-    add.add_argument("--host")
-    add.add_argument("--port", type=int)
-    add.add_argument("--database", required=True, help="database name (file path for sqlite)")
-    add.add_argument("--user")
-    add.add_argument(
+    _fields(add, editing=False)
+    add.set_defaults(handler=add_command)
+
+    listing = actions.add_parser("list", help="list connections")
+    output.add_json_flag(listing)
+    listing.set_defaults(handler=list_command)
+
+    edit = actions.add_parser("edit", help="change the fields given; the others stay as they are")
+    edit.add_argument("connection", help=CONNECTION_HELP)
+    edit.add_argument("--name", help="a new name")
+    _fields(edit, editing=True)
+    edit.set_defaults(handler=edit_command)
+
+    remove = actions.add_parser("remove", help="delete a connection no job uses")
+    remove.add_argument("connection", help=CONNECTION_HELP)
+    remove.add_argument(
+        "--force",
+        action="store_true",
+        help="also when jobs use it (they show 'connection deleted' and cannot run)",
+    )
+    remove.set_defaults(handler=remove_command)
+
+    test = actions.add_parser("test", help="connect and run SELECT 1")
+    test.add_argument("connection", help=CONNECTION_HELP)
+    test.set_defaults(handler=test_command)
+
+
+def _fields(parser: argparse.ArgumentParser, *, editing: bool) -> None:
+    """A connection's fields, for ``add`` and ``edit`` (where a field not given keeps its
+    value, the password included)."""
+    parser.add_argument("--driver", required=not editing, help="sqlite, postgresql, mysql, ...")
+    parser.add_argument("--host")
+    parser.add_argument("--port")
+    parser.add_argument(
+        "--database", required=not editing, help="database name (file path for sqlite)"
+    )
+    parser.add_argument("--user")
+    parser.add_argument(
         "--password-stdin",
         action="store_true",
         help="read the password from standard input (never from the command line)",
     )
-    add.add_argument(
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
         "--read-write",
-        action="store_true",
-        help="allow queries that change data (connections are read-only by default)",
+        dest="read_only",
+        action="store_false",
+        default=None,
+        help="allow queries that change data"
+        + ("" if editing else " (connections are read-only by default)"),
     )
-    add.add_argument("--shared", action="store_true", help="let every user use it")
-    add.set_defaults(handler=add_command)
+    mode.add_argument(
+        "--read-only", dest="read_only", action="store_true", default=None, help="refuse them"
+    )
+    parser.add_argument(
+        "--shared",
+        action=argparse.BooleanOptionalAction,
+        help="let every user use it" + ("" if editing else " (default: not shared)"),
+    )
 
-    listing = commands.add_parser("list", help="list connections")
-    listing.set_defaults(handler=list_command)
 
-    test = commands.add_parser("test", help="connect and run SELECT 1")
-    test.add_argument("name")
-    test.set_defaults(handler=test_command)
+def _password(args: argparse.Namespace) -> Any:
+    return sys.stdin.readline().rstrip("\r\n") if args.password_stdin else UNSET
+
+
+def _mode(connection: Connection) -> str:
+    return "read-only" if connection.read_only else "read-write"
 
 
 def add_command(args: argparse.Namespace) -> int:
     runtime = runtime_for(args)
-    password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
     data = ConnectionInput(
         name=args.name,
         driver=args.driver,
@@ -53,39 +103,86 @@ def add_command(args: argparse.Namespace) -> int:
         port=args.port,
         database=args.database,
         user=args.user,
-        password=password,
-        read_only=not args.read_write,
-        shared=args.shared,
+        password=_password(args),
+        read_only=args.read_only is not False,
+        shared=bool(args.shared),
     )
     with session_scope(runtime.session_factory) as session:
         connection = connections.create(runtime, session, None, data)
-        print(
-            f"connection {connection.id} {connection.name} added "
-            f"({'read-only' if connection.read_only else 'read-write'})"
-        )
+        print(f"connection {connection.id} {connection.name} added ({_mode(connection)})")
     return 0
 
 
+def _row(c: Connection) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "name": c.name,
+        "driver": c.driver,
+        "host": c.host,
+        "port": c.port,
+        "database": c.database,
+        "user": c.user_name,
+        "mode": _mode(c),
+        "shared": bool(c.shared),
+    }
+
+
 def list_command(args: argparse.Namespace) -> int:
+    with session_scope(sessions_for(args)) as session:
+        rows = [_row(c) for c in connections.list_visible(session, None)]
+    output.emit(LIST_COLUMNS, rows, args.json)
+    return 0
+
+
+def _given(value: Any, current: Any) -> Any:
+    return current if value is None else value
+
+
+def edit_command(args: argparse.Namespace) -> int:
     runtime = runtime_for(args)
+    password = _password(args)
     with session_scope(runtime.session_factory) as session:
-        rows = connections.list_visible(session, None)
-        for c in rows:
-            where = f"{c.host}:{c.port}/" if c.host else ""
-            mode = "read-only" if c.read_only else "read-write"
-            print(f"{c.id}\t{c.name}\t{c.driver}\t{where}{c.database}\t{mode}")
-        if not rows:
-            print("no connections yet: add one with `dancecat connection add`")
+        connection = references.connection(session, args.connection)
+        data = ConnectionInput(
+            name=_given(args.name, connection.name),
+            driver=_given(args.driver, connection.driver),
+            host=_given(args.host, connection.host),
+            port=_given(args.port, connection.port),
+            database=_given(args.database, connection.database),
+            user=_given(args.user, connection.user_name),
+            password=password,
+            read_only=_given(args.read_only, connection.read_only),
+            shared=_given(args.shared, connection.shared),
+            options=dict(connection.options or {}),
+        )
+        connection = connections.update(runtime, session, None, connection.id, data)
+        print(f"connection {connection.id} {connection.name} changed ({_mode(connection)})")
+    return 0
+
+
+def remove_command(args: argparse.Namespace) -> int:
+    with session_scope(sessions_for(args)) as session:
+        connection = references.connection(session, args.connection)
+        using = connections.jobs_using(session, None, connection.id)
+        if using and not args.force:
+            names = ", ".join(f"{job.id} {job.name}" for job in using[:5])
+            more = f" and {len(using) - 5} more" if len(using) > 5 else ""
+            raise Conflict(
+                f"connection {connection.id} {connection.name} is used by {len(using)} job(s) "
+                f"({names}{more}): they could not run any more; remove it with --force"
+            )
+        connections.delete(session, None, connection.id)
+        print(f"connection {connection.id} {connection.name} removed")
     return 0
 
 
 def test_command(args: argparse.Namespace) -> int:
     runtime = runtime_for(args)
     with session_scope(runtime.session_factory) as session:
-        connection = connections.get_by_name(session, None, args.name)
-        ok, error, elapsed = connections.check(runtime, connection)
+        connection = references.connection(session, args.connection)
+        ok, error, elapsed = probes.check(runtime, connection)
     if ok:
         print(f"ok ({elapsed} ms)")
         return 0
-    print(f"failed after {elapsed} ms: {error}", file=sys.stderr)
+    print(f"error: failed after {elapsed} ms: {one_line(error or '')}", file=sys.stderr)
     return 1

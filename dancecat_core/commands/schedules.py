@@ -1,24 +1,24 @@
-"""``dancecat schedule add | list | remove`` and ``dancecat schedule_update``."""
+"""``dancecat schedule add | list | remove``."""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from dancecat_core import schedules as math
-from dancecat_core.commands import runtime_for
+from dancecat_core.commands import output, references
+from dancecat_core.commands.database import sessions_for, settings_for
 from dancecat_core.db import session_scope
-from dancecat_core.models import CatchUp, ScheduleType
-from dancecat_core.services import jobs
+from dancecat_core.models import CatchUp, Schedule, ScheduleType
 from dancecat_core.services import schedules as service
 from dancecat_core.services.schedules import ScheduleInput
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    group = subparsers.add_parser("schedule", help="when jobs run by themselves")
-    commands = group.add_subparsers(dest="schedule_command", metavar="ACTION", required=True)
+def declare(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="schedule_command", metavar="ACTION", required=True)
 
-    add = commands.add_parser("add", help="schedule a job")
-    add.add_argument("job", help="job name")
+    add = actions.add_parser("add", help="schedule a job")
+    add.add_argument("job", help=f"the job: {references.REFERENCE_HELP}")
     add.add_argument("--type", required=True, choices=[t.value for t in ScheduleType])
     add.add_argument("--start", required=True, help="'YYYY-MM-DD HH:MM' in --timezone")
     add.add_argument("--cron", help="five-field cron expression (with --type cron)")
@@ -32,43 +32,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add.set_defaults(handler=add_command)
 
-    listing = commands.add_parser("list", help="list schedules and their next runs")
-    listing.add_argument("job", nargs="?", help="only this job's schedules")
+    listing = actions.add_parser("list", help="list schedules and their next runs")
+    listing.add_argument("job", nargs="?", help=f"only this job's: {references.REFERENCE_HELP}")
+    output.add_json_flag(listing)
     listing.set_defaults(handler=list_command)
 
-    remove = commands.add_parser("remove", help="delete a schedule")
+    remove = actions.add_parser("remove", help="delete a schedule")
     remove.add_argument("id", type=int)
     remove.set_defaults(handler=remove_command)
 
-    outdated = subparsers.add_parser(
-        "schedule_update",
-        help="advance schedules whose next run passed while nothing was running",
-    )
-    outdated.add_argument(
-        "--skip-missed",
-        action="store_true",
-        help="skip missed occurrences even for schedules whose policy is to catch up once",
-    )
-    outdated.set_defaults(handler=update_command)
+
+LIST_COLUMNS = (
+    "id",
+    "job",
+    "type",
+    "cron",
+    "start",
+    "timezone",
+    "active",
+    "catch_up",
+    "next_run_local",
+    "next_run_at",
+)
 
 
-def _line(schedule) -> str:
-    kind = schedule.type + (f" '{schedule.cron}'" if schedule.cron else "")
-    state = "active" if schedule.active else "inactive"
+def _row(schedule: Schedule) -> dict[str, Any]:
     nxt = schedule.next_run_at
-    utc = nxt.strftime("%Y-%m-%d %H:%M UTC") if nxt else "-"
-    return (
-        f"{schedule.id}\t{schedule.job.name}\t{kind}\t"
-        f"from {schedule.start_local:%Y-%m-%d %H:%M} {schedule.timezone}\t{state}\t"
-        f"catch-up {schedule.catch_up}\tnext: {math.local_text(nxt, schedule.timezone)}"
-        f" ({utc})"
-    )
+    return {
+        "id": schedule.id,
+        "job": schedule.job.name,
+        "job_id": schedule.job_id,
+        "type": schedule.type,
+        "cron": schedule.cron,
+        "start": f"{schedule.start_local:%Y-%m-%d %H:%M}",
+        "timezone": schedule.timezone,
+        "active": bool(schedule.active),
+        "catch_up": schedule.catch_up,
+        "next_run_local": math.local_text(nxt, schedule.timezone) if nxt else None,
+        "next_run_at": output.timestamp(nxt),
+    }
 
 
 def add_command(args: argparse.Namespace) -> int:
-    runtime = runtime_for(args)
-    with session_scope(runtime.session_factory) as session:
-        job = jobs.get_by_name(session, None, args.job)
+    settings = settings_for(args)
+    with session_scope(sessions_for(args)) as session:
+        job = references.job(session, args.job)
         schedule = service.create(
             session,
             None,
@@ -81,44 +89,27 @@ def add_command(args: argparse.Namespace) -> int:
                 active=not args.inactive,
                 catch_up=args.catch_up,
             ),
-            default_timezone=runtime.settings.timezone,
+            default_timezone=settings.timezone,
         )
-        print(f"schedule {schedule.id} added")
-        print(_line(schedule))
+        row = _row(schedule)
+    print(f"schedule {schedule.id} added: next run {row['next_run_local'] or '-'}")
     return 0
 
 
 def list_command(args: argparse.Namespace) -> int:
-    runtime = runtime_for(args)
-    with session_scope(runtime.session_factory) as session:
+    with session_scope(sessions_for(args)) as session:
         if args.job:
-            rows = service.list_for_job(session, None, jobs.get_by_name(session, None, args.job).id)
+            found = service.list_for_job(session, None, references.job(session, args.job).id)
         else:
-            rows = service.list_visible(session, None)
-        for schedule in rows:
-            print(_line(schedule))
-        if not rows:
-            print("no schedules: add one with `dancecat schedule add`")
+            found = service.list_visible(session, None)
+        rows = [_row(schedule) for schedule in found]
+    columns = LIST_COLUMNS if not args.json else ("id", "job_id", *LIST_COLUMNS[1:])
+    output.emit(columns, rows, args.json)
     return 0
 
 
 def remove_command(args: argparse.Namespace) -> int:
-    runtime = runtime_for(args)
-    with session_scope(runtime.session_factory) as session:
+    with session_scope(sessions_for(args)) as session:
         schedule = service.delete(session, None, args.id)
         print(f"schedule {schedule.id} removed")
-    return 0
-
-
-def update_command(args: argparse.Namespace) -> int:
-    """Idempotent: a second run right after the first finds nothing outdated."""
-    from dancecat_core.scheduler import check_due
-    from dancecat_core.tasks import configure, enqueue_run
-
-    runtime = runtime_for(args)
-    configure(runtime=runtime)
-    claims = check_due(runtime, enqueue=enqueue_run, only_missed=True, skip_missed=args.skip_missed)
-    for claim in claims:
-        print(claim.describe())
-    print(f"{len(claims)} outdated schedule(s) updated" if claims else "no outdated schedules")
     return 0

@@ -8,8 +8,8 @@ import os
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
-from dancecat_core import db
-from dancecat_core.commands import runtime_for
+from dancecat_core import migrations
+from dancecat_core.commands.context import runtime_for
 from dancecat_core.crypto import SecretBox
 from dancecat_core.db import session_scope
 from dancecat_core.errors import ConfigError
@@ -17,18 +17,17 @@ from dancecat_core.models import Connection
 from dancecat_core.settings import encryption_key_file
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    init = subparsers.add_parser("init", help="create or upgrade the app database")
-    init.set_defaults(handler=init_command)
-    rotate = subparsers.add_parser(
-        "rotate-key", help="re-encrypt every stored connection password under a new key"
-    )
-    rotate.set_defaults(handler=rotate_key_command)
+def declare_init(parser: argparse.ArgumentParser) -> None:
+    parser.set_defaults(handler=init_command)
+
+
+def declare_rotate_key(parser: argparse.ArgumentParser) -> None:
+    parser.set_defaults(handler=rotate_key_command)
 
 
 def init_command(args: argparse.Namespace) -> int:
     runtime = runtime_for(args, check_schema=False)
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     print(f"app database ready: {runtime.engine.url.render_as_string(hide_password=True)}")
     return 0
 

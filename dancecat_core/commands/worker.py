@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 import logging
 
-from dancecat_core.commands import runtime_for
+from dancecat_core.commands.context import runtime_for
+from dancecat_core.tasks import configure, huey
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    worker = subparsers.add_parser("worker", help="run queued jobs, schedules and emails")
+def declare(worker: argparse.ArgumentParser) -> None:
     worker.add_argument("--workers", type=int, help="worker threads (default WORKERS)")
     worker.add_argument(
         "--processes",
@@ -28,8 +28,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def worker_command(args: argparse.Namespace) -> int:
-    from dancecat_core.tasks import configure, huey
-
     runtime = runtime_for(args)
     configure(runtime=runtime)
     level = logging.DEBUG if args.debug else logging.INFO

@@ -1,5 +1,5 @@
-"""Alembic environment: runs on the connection ``dancecat_core.db.upgrade`` hands over, or on
-the URL in the config (``alembic -x`` users)."""
+"""Alembic environment: runs on the connection ``dancecat_core.migrations.upgrade`` hands
+over, or on the URL in the config (``alembic -x`` users)."""
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool

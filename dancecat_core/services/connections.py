@@ -1,21 +1,23 @@
-"""Connections: create, change, delete, list and test, with the password kept encrypted."""
+"""Connections: create, change, delete and list, with the password kept encrypted (the
+Test button: ``probes``)."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dancecat_core.errors import ValidationError
-from dancecat_core.models import Connection, User, utcnow
-from dancecat_core.runner import check_connection
-from dancecat_core.runtime import Runtime
-from dancecat_core.services import access, validation
+from dancecat_core.models import Connection, Job, User, utcnow
+from dancecat_core.services import access, naming, validation
+
+if TYPE_CHECKING:  # only named in annotations: importing it would load every plugin module
+    from dancecat_core.runtime import Runtime
 
 UNSET: Any = object()
 
@@ -61,7 +63,8 @@ def _host(value: Any) -> str | None:
     return host
 
 
-def _checked(runtime: Runtime, data: ConnectionInput) -> dict[str, Any]:
+def checked(runtime: Runtime, data: ConnectionInput) -> dict[str, Any]:
+    """The input's values as the model's columns, each checked (the password apart)."""
     driver_name = validation.text(data.driver, "driver", max_length=50)
     if driver_name not in runtime.drivers:
         known = ", ".join(sorted(runtime.drivers))
@@ -119,7 +122,7 @@ def _password_given(password: Any) -> bool:
     return not (password is UNSET or password is None or password == "")
 
 
-def _stored_password_for(
+def stored_password_for(
     runtime: Runtime, connection: Connection, values: dict[str, Any], password: Any
 ) -> str | None:
     """The stored (encrypted) password to keep with ``values``: only for the same target.
@@ -136,7 +139,8 @@ def _stored_password_for(
     raise ValidationError(PASSWORD_AGAIN, "password")
 
 
-def _set_password(runtime: Runtime, connection: Connection, password: Any) -> None:
+def set_password(runtime: Runtime, connection: Connection, password: Any) -> None:
+    """Encrypt and keep a new password; UNSET, None or empty keeps the old one."""
     if not _password_given(password):
         return
     if not isinstance(password, str) or len(password) > 1024:
@@ -151,9 +155,10 @@ def _set_password(runtime: Runtime, connection: Connection, password: Any) -> No
 def create(
     runtime: Runtime, session: Session, actor: User | None, data: ConnectionInput
 ) -> Connection:
-    values = _checked(runtime, data)
+    values = checked(runtime, data)
     connection = Connection(owner_id=actor.id if actor else None, **values)
-    _set_password(runtime, connection, data.password)
+    naming.require_unique(session, Connection, connection.owner_id, values["name"])
+    set_password(runtime, connection, data.password)
     session.add(connection)
     session.flush()
     return connection
@@ -169,11 +174,14 @@ def update(
     connection = access.require_changeable(
         actor, session.get(Connection, connection_id), "connection"
     )
-    values = _checked(runtime, data)
-    connection.password_encrypted = _stored_password_for(runtime, connection, values, data.password)
+    values = checked(runtime, data)
+    naming.require_unique(
+        session, Connection, connection.owner_id, values["name"], current=connection
+    )
+    connection.password_encrypted = stored_password_for(runtime, connection, values, data.password)
     for key, value in values.items():
         setattr(connection, key, value)
-    _set_password(runtime, connection, data.password)
+    set_password(runtime, connection, data.password)
     connection.updated_at = utcnow()
     session.flush()
     return connection
@@ -194,7 +202,9 @@ def get(session: Session, actor: User | None, connection_id: int) -> Connection:
 
 
 def get_by_name(session: Session, actor: User | None, name: str) -> Connection:
-    connection = session.scalars(
+    """The connection ``actor`` may see with exactly this name; ``Conflict`` if several
+    have it (two owners' connections, or a database from before names were unique)."""
+    found = session.scalars(
         select(Connection)
         .where(
             Connection.name == name,
@@ -202,8 +212,24 @@ def get_by_name(session: Session, actor: User | None, name: str) -> Connection:
             access.visible_filter(actor, Connection),
         )
         .order_by(Connection.id)
-    ).first()
-    return access.require_visible(actor, connection, "connection")
+        .limit(10)
+    ).all()
+    return access.require_visible(actor, naming.only_one(found, name, "connection"), "connection")
+
+
+def jobs_using(session: Session, actor: User | None, connection_id: int) -> list[Job]:
+    """The live jobs ``actor`` may see that query this connection."""
+    return list(
+        session.scalars(
+            select(Job)
+            .where(
+                Job.connection_id == connection_id,
+                Job.deleted_at.is_(None),
+                access.visible_filter(actor, Job),
+            )
+            .order_by(Job.id)
+        )
+    )
 
 
 def list_visible(session: Session, actor: User | None) -> list[Connection]:
@@ -214,26 +240,3 @@ def list_visible(session: Session, actor: User | None) -> list[Connection]:
             .order_by(Connection.name, Connection.id)
         )
     )
-
-
-def check(runtime: Runtime, connection: Connection) -> tuple[bool, str | None, int]:
-    """Connect and ping: (ok, scrubbed error or None, elapsed ms)."""
-    return check_connection(runtime, runtime.connection_params(connection))
-
-
-def check_unsaved(
-    runtime: Runtime,
-    session: Session,
-    actor: User | None,
-    data: ConnectionInput,
-    connection_id: int | None = None,
-) -> tuple[bool, str | None, int]:
-    """Test a connection form's values without saving; an empty password keeps the old one,
-    but only while the target is the saved one (``TARGET_FIELDS``)."""
-    values = _checked(runtime, data)
-    probe = Connection(**values)
-    if connection_id is not None:
-        old = access.require_changeable(actor, session.get(Connection, connection_id), "connection")
-        probe.password_encrypted = _stored_password_for(runtime, old, values, data.password)
-    _set_password(runtime, probe, data.password)
-    return check(runtime, probe)

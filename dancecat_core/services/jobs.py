@@ -1,4 +1,4 @@
-"""Jobs: saved queries, their recipients, previews and manual runs."""
+"""Jobs: saved queries, their recipients and manual runs (previews: ``probes``)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from dancecat_core.errors import Conflict, NotFound, ValidationError
 from dancecat_core.models import Connection, Job, JobRecipient, Schedule, Tracker, User, utcnow
-from dancecat_core.runner import Preview, preview_query
-from dancecat_core.runtime import Runtime
-from dancecat_core.services import access, validation
+from dancecat_core.services import access, naming, validation
 
 MAX_QUERY_CHARS = 1_000_000
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
@@ -30,7 +28,8 @@ class JobInput:
     shared: bool = False
 
 
-def _usable_connection(session: Session, actor: User | None, connection_id: Any) -> Connection:
+def usable_connection(session: Session, actor: User | None, connection_id: Any) -> Connection:
+    """The connection a job form names, if ``actor`` may use it (else a field error)."""
     number = validation.optional_int(connection_id, "connection_id", minimum=1, maximum=2**62)
     if number is None:
         raise ValidationError("connection_id is required", "connection_id")
@@ -54,7 +53,7 @@ def _checked(session: Session, actor: User | None, data: JobInput) -> dict[str, 
         "annotation": validation.text(
             data.annotation, "annotation", max_length=100_000, required=False
         ),
-        "connection": _usable_connection(session, actor, data.connection_id),
+        "connection": usable_connection(session, actor, data.connection_id),
         "query": validation.text(data.query, "query", max_length=MAX_QUERY_CHARS),
         "timeout_seconds": validation.optional_int(
             data.timeout_seconds, "timeout_seconds", minimum=1, maximum=MAX_TIMEOUT_SECONDS
@@ -74,7 +73,9 @@ def _apply(job: Job, values: dict[str, Any]) -> None:
 
 def create(session: Session, actor: User | None, data: JobInput) -> Job:
     job = Job(owner_id=actor.id if actor else None)
-    _apply(job, _checked(session, actor, data))
+    values = _checked(session, actor, data)
+    naming.require_unique(session, Job, job.owner_id, values["name"])
+    _apply(job, values)
     session.add(job)
     session.flush()
     return job
@@ -82,7 +83,9 @@ def create(session: Session, actor: User | None, data: JobInput) -> Job:
 
 def update(session: Session, actor: User | None, job_id: int, data: JobInput) -> Job:
     job = access.require_changeable(actor, session.get(Job, job_id), "job")
-    _apply(job, _checked(session, actor, data))
+    values = _checked(session, actor, data)
+    naming.require_unique(session, Job, job.owner_id, values["name"], current=job)
+    _apply(job, values)
     job.updated_at = utcnow()
     session.flush()
     return job
@@ -102,17 +105,29 @@ def delete(session: Session, actor: User | None, job_id: int) -> Job:
     return job
 
 
+def active_schedule_count(session: Session, job_id: int) -> int:
+    """How many of the job's schedules would still fire."""
+    return session.scalar(
+        select(sa.func.count())
+        .select_from(Schedule)
+        .where(Schedule.job_id == job_id, Schedule.deleted_at.is_(None), Schedule.active.is_(True))
+    )
+
+
 def get(session: Session, actor: User | None, job_id: int) -> Job:
     return access.require_visible(actor, session.get(Job, job_id), "job")
 
 
 def get_by_name(session: Session, actor: User | None, name: str) -> Job:
-    job = session.scalars(
+    """The job ``actor`` may see with exactly this name; ``Conflict`` if several have it
+    (two owners' jobs, or a database from before names were unique)."""
+    found = session.scalars(
         select(Job)
         .where(Job.name == name, Job.deleted_at.is_(None), access.visible_filter(actor, Job))
         .order_by(Job.id)
-    ).first()
-    return access.require_visible(actor, job, "job")
+        .limit(10)
+    ).all()
+    return access.require_visible(actor, naming.only_one(found, name, "job"), "job")
 
 
 def list_visible(
@@ -153,32 +168,3 @@ def queue_run(session: Session, actor: User | None, job_id: int) -> Tracker:
     job.run_count = (job.run_count or 0) + 1
     session.flush()
     return tracker
-
-
-def preview_saved(runtime: Runtime, session: Session, actor: User | None, job_id: int) -> Preview:
-    """Preview a saved job as it would run: anyone who may run the job may preview it,
-    through the job's own connection even if that connection is not shared with them."""
-    job = get(session, actor, job_id)
-    if job.connection.is_deleted:
-        raise Conflict("the job's connection was deleted; choose another connection first")
-    return preview_query(
-        runtime, runtime.connection_params(job.connection), job.query, timeout=job.timeout_seconds
-    )
-
-
-def preview(
-    runtime: Runtime,
-    session: Session,
-    actor: User | None,
-    *,
-    connection_id: Any,
-    query: str,
-    timeout_seconds: Any = None,
-) -> Preview:
-    """The form's Run button: first QUERY_TEST_LIMIT rows, scrubbed, nothing saved."""
-    connection = _usable_connection(session, actor, connection_id)
-    sql = validation.text(query, "query", max_length=MAX_QUERY_CHARS)
-    timeout = validation.optional_int(
-        timeout_seconds, "timeout_seconds", minimum=1, maximum=MAX_TIMEOUT_SECONDS
-    )
-    return preview_query(runtime, runtime.connection_params(connection), sql, timeout=timeout)

@@ -9,7 +9,7 @@ from pyramid.response import Response
 from pyramid.view import view_config
 
 from dancecat_core.models import Connection
-from dancecat_core.services import connections
+from dancecat_core.services import connections, probes
 from dancecat_core.services.connections import UNSET, ConnectionInput
 from dancecat_web.api import bodies, created, no_content, object_id
 from dancecat_web.api.bodies import Field
@@ -123,7 +123,7 @@ def _check_json(result: tuple[bool, str | None, int]) -> dict[str, Any]:
 @view_config(route_name="api.connection.test", request_method="POST", renderer="json")
 def test_connection(request: Request) -> dict[str, Any]:
     connection = connections.get(request.dbsession, request.user, object_id(request))
-    return _check_json(connections.check(request.runtime, connection))
+    return _check_json(probes.check(request.runtime, connection))
 
 
 @view_config(route_name="api.connections.test_unsaved", request_method="POST", renderer="json")
@@ -131,5 +131,5 @@ def test_unsaved_connection(request: Request) -> dict[str, Any]:
     """The connection form's Test button: try the values without saving them."""
     values = bodies.parse(request, FIELDS, required=REQUIRED)
     return _check_json(
-        connections.check_unsaved(request.runtime, request.dbsession, request.user, _input(values))
+        probes.check_unsaved(request.runtime, request.dbsession, request.user, _input(values))
     )

@@ -11,7 +11,7 @@ from pyramid.view import view_config
 
 from dancecat_core.errors import ValidationError
 from dancecat_core.models import Job, TrackerStatus
-from dancecat_core.services import jobs, schedules, trackers
+from dancecat_core.services import jobs, probes, schedules, trackers
 from dancecat_core.services.jobs import JobInput
 from dancecat_web.api import MAX_ID, bodies, created, no_content, object_id
 from dancecat_web.api.bodies import Field
@@ -141,7 +141,7 @@ def delete_job(request: Request) -> Response:
 @view_config(route_name="api.job.preview", request_method="POST", renderer="json")
 def preview_job(request: Request) -> dict[str, Any]:
     """The saved job's first ``QUERY_TEST_LIMIT`` rows, scrubbed; nothing is stored."""
-    preview = jobs.preview_saved(
+    preview = probes.preview_saved(
         request.runtime, request.dbsession, request.user, object_id(request)
     )
     return preview_json(preview)
@@ -151,7 +151,7 @@ def preview_job(request: Request) -> dict[str, Any]:
 def preview_query(request: Request) -> dict[str, Any]:
     """The job form's Run button: preview a query before saving it as a job."""
     values = bodies.parse(request, PREVIEW_FIELDS, required=("connection_id", "query"))
-    preview = jobs.preview(
+    preview = probes.preview(
         request.runtime,
         request.dbsession,
         request.user,

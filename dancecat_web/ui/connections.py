@@ -14,7 +14,7 @@ from pyramid.view import view_config
 
 from dancecat_core.errors import ValidationError
 from dancecat_core.models import Connection
-from dancecat_core.services import connections, jobs
+from dancecat_core.services import connections, jobs, probes
 from dancecat_web.ui import forms
 from dancecat_web.ui.helpers import flash
 from dancecat_web.ui.requests import object_id, refuse
@@ -76,7 +76,7 @@ def edit_connection(request: Request) -> dict[str, Any]:
 
 def _check(request: Request, connection_id: int | None) -> dict[str, Any]:
     """Test Connection: connect with the form's values, save nothing."""
-    ok, error, elapsed_ms = connections.check_unsaved(
+    ok, error, elapsed_ms = probes.check_unsaved(
         request.runtime,
         request.dbsession,
         request.user,

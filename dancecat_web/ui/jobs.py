@@ -16,7 +16,7 @@ from pyramid.view import view_config
 from dancecat_core import schedules as schedule_math
 from dancecat_core.errors import Conflict, NotFound, QueryError, ValidationError
 from dancecat_core.models import Job, Tracker, TrackerStatus
-from dancecat_core.services import connections, jobs, schedules, trackers
+from dancecat_core.services import connections, jobs, probes, schedules, trackers
 from dancecat_web.queue import enqueue_after_commit
 from dancecat_web.ui.chart import run_chart
 from dancecat_web.ui.forms import FormErrors
@@ -182,7 +182,7 @@ def edit_job(request: Request) -> dict[str, Any]:
 def run_preview(request: Request, form: JobForm) -> dict[str, Any]:
     """The form's Run button: the first rows, scrubbed, or the reason there are none."""
     try:
-        preview = jobs.preview(
+        preview = probes.preview(
             request.runtime,
             request.dbsession,
             request.user,

@@ -1,0 +1,57 @@
+"""``dancecat job run``: now, with progress on a terminal, or ``--background`` on the queue.
+
+Its own module because it alone needs the runner and the queue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dancecat_core import tasks
+from dancecat_core.commands import progress, references
+from dancecat_core.commands.context import runtime_for
+from dancecat_core.console import one_line
+from dancecat_core.db import session_scope
+from dancecat_core.models import TrackerStatus
+from dancecat_core.runner import execute_tracker
+from dancecat_core.services import jobs, trackers
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if args.background:
+        return _run_in_background(args)
+    runtime = runtime_for(args)
+    with session_scope(runtime.session_factory) as session:
+        job = references.job(session, args.job)
+        tracker_id = jobs.queue_run(session, None, job.id).id
+    counter = progress.CsvCounter()
+    if progress.wanted():
+        store = runtime.store
+        runtime.stores[store.name] = progress.CountingStore(store, counter)
+    with progress.ProgressLine(f"run {tracker_id}", counter):
+        outcome = execute_tracker(runtime, tracker_id)
+    print(
+        f"run {tracker_id}: {outcome.status.value}"
+        + (f", {outcome.row_count} rows" if outcome.row_count is not None else "")
+    )
+    if outcome.status != TrackerStatus.SUCCESS:
+        message = one_line(outcome.error or "")
+        print(f"error: run {tracker_id} {outcome.status.value}: {message}", file=sys.stderr)
+        return 1
+    with session_scope(runtime.session_factory) as session:
+        note = trackers.stored_result(runtime, trackers.get(session, None, tracker_id)).meta
+        if note.scrub_note:
+            print(note.scrub_note)
+    return 0
+
+
+def _run_in_background(args: argparse.Namespace) -> int:
+    runtime = runtime_for(args)
+    tasks.configure(runtime=runtime)
+    with session_scope(runtime.session_factory) as session:
+        job = references.job(session, args.job)
+        tracker_id = jobs.queue_run(session, None, job.id).id
+    tasks.enqueue_run(tracker_id)
+    print(f"run {tracker_id} queued")
+    return 0

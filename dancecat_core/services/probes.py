@@ -1,0 +1,73 @@
+"""Touching a queried database without saving anything: the job form's Run button (a
+query's first rows, scrubbed) and the connection form's Test button (connect and ping).
+
+Apart from ``jobs`` and ``connections`` because only these need the runner, the drivers
+and the scrubbing: listing, adding or changing jobs and connections imports none of them
+(the console's start-up).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from dancecat_core.errors import Conflict
+from dancecat_core.models import Connection, User
+from dancecat_core.runner import Preview, check_connection, preview_query
+from dancecat_core.runtime import Runtime
+from dancecat_core.services import access, connections, jobs, validation
+
+
+def preview_saved(runtime: Runtime, session: Session, actor: User | None, job_id: int) -> Preview:
+    """Preview a saved job as it would run: anyone who may run the job may preview it,
+    through the job's own connection even if that connection is not shared with them."""
+    job = jobs.get(session, actor, job_id)
+    if job.connection.is_deleted:
+        raise Conflict("the job's connection was deleted; choose another connection first")
+    return preview_query(
+        runtime, runtime.connection_params(job.connection), job.query, timeout=job.timeout_seconds
+    )
+
+
+def preview(
+    runtime: Runtime,
+    session: Session,
+    actor: User | None,
+    *,
+    connection_id: Any,
+    query: str,
+    timeout_seconds: Any = None,
+) -> Preview:
+    """The form's Run button: first QUERY_TEST_LIMIT rows, scrubbed, nothing saved."""
+    connection = jobs.usable_connection(session, actor, connection_id)
+    sql = validation.text(query, "query", max_length=jobs.MAX_QUERY_CHARS)
+    timeout = validation.optional_int(
+        timeout_seconds, "timeout_seconds", minimum=1, maximum=jobs.MAX_TIMEOUT_SECONDS
+    )
+    return preview_query(runtime, runtime.connection_params(connection), sql, timeout=timeout)
+
+
+def check(runtime: Runtime, connection: Connection) -> tuple[bool, str | None, int]:
+    """Connect and ping: (ok, scrubbed error or None, elapsed ms)."""
+    return check_connection(runtime, runtime.connection_params(connection))
+
+
+def check_unsaved(
+    runtime: Runtime,
+    session: Session,
+    actor: User | None,
+    data: connections.ConnectionInput,
+    connection_id: int | None = None,
+) -> tuple[bool, str | None, int]:
+    """Test a connection form's values without saving; an empty password keeps the old one,
+    but only while the target is the saved one (``connections.TARGET_FIELDS``)."""
+    values = connections.checked(runtime, data)
+    probe = Connection(**values)
+    if connection_id is not None:
+        old = access.require_changeable(actor, session.get(Connection, connection_id), "connection")
+        probe.password_encrypted = connections.stored_password_for(
+            runtime, old, values, data.password
+        )
+    connections.set_password(runtime, probe, data.password)
+    return check(runtime, probe)
