@@ -40,6 +40,11 @@ class Column:
     # The table column the value comes from, when the database says ("users.password");
     # scrubbing looks at it too, so ``SELECT password AS p`` is still caught.
     source: str = ""
+    # Every table column ("users.password") the value is computed from, through derived
+    # tables, CTEs, views, expressions and whole-row references (``provenance``), and
+    # whether that could be followed all the way (not through a user-defined function).
+    derived_from: tuple[str, ...] = ()
+    traced: bool = True
 
     def to_dict(self) -> dict[str, str | None]:
         return {

@@ -10,7 +10,7 @@ row in the app database, not in the store.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO, ClassVar
 
 import attrs
@@ -71,6 +71,7 @@ class ResultMeta:
     row_count: int
     removed: tuple[dict[str, str], ...] = ()
     masked: dict[str, int] = attrs.field(factory=dict)
+    untraced: tuple[str, ...] = ()  # kept columns whose source could not be followed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +79,7 @@ class ResultMeta:
             "row_count": self.row_count,
             "removed": list(self.removed),
             "masked": dict(self.masked),
+            "untraced": list(self.untraced),
         }
 
     @classmethod
@@ -87,6 +89,7 @@ class ResultMeta:
             row_count=data["row_count"],
             removed=tuple(data.get("removed", ())),
             masked=dict(data.get("masked", {})),
+            untraced=tuple(data.get("untraced", ())),
         )
 
     @property
@@ -99,7 +102,18 @@ class ResultMeta:
         if self.masked:
             kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(self.masked.items()))
             parts.append(f"masked {kinds} value(s)")
-        return ("DanceCat " + " and ".join(parts) + ".") if parts else ""
+        note = ("DanceCat " + " and ".join(parts) + ".") if parts else ""
+        return " ".join(filter(None, [note, untraced_note(self.untraced)]))
+
+
+def untraced_note(columns: Sequence[str]) -> str:
+    """The sentence for kept columns whose source tables could not be followed."""
+    if not columns:
+        return ""
+    return (
+        f"DanceCat could not trace which table columns {', '.join(columns)} come from"
+        " (a user-defined function); their values were masked only by the credential shapes."
+    )
 
 
 @attrs.frozen

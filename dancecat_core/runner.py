@@ -42,7 +42,7 @@ from dancecat_core.models import (
     check_transition,
     utcnow,
 )
-from dancecat_core.resultstore import ResultMeta
+from dancecat_core.resultstore import ResultMeta, untraced_note
 from dancecat_core.runtime import Runtime
 from dancecat_core.scrubbing import ValueMasker, mask_value
 
@@ -560,6 +560,7 @@ def _stream_to_store(
         row_count=rows,
         removed=tuple(plan.describe()),
         masked=dict(masker.counts),
+        untraced=tuple(plan.untraced),
     )
     return meta, size
 
@@ -575,6 +576,11 @@ class Preview:
     masked: dict[str, int]
     elapsed_ms: int
     truncated: bool
+    untraced: list[str] = attrs.field(factory=list)
+
+    @property
+    def untraced_note(self) -> str:
+        return untraced_note(self.untraced)
 
 
 def preview_query(
@@ -620,6 +626,7 @@ def preview_query(
         masked=dict(masker.counts),
         elapsed_ms=int((time.monotonic() - clock) * 1000),
         truncated=truncated,
+        untraced=plan.untraced,
     )
 
 

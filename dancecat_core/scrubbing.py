@@ -156,6 +156,12 @@ class ScrubPlan:
     def kept_columns(self) -> list[Column]:
         return [self.columns[i] for i in self.keep]
 
+    @property
+    def untraced(self) -> list[str]:
+        """Kept columns whose provenance could not be followed (a user-defined function):
+        only the value masks stand between them and a secret, and the note says so."""
+        return [c.name for c in self.kept_columns if not c.traced]
+
     def describe(self) -> list[dict[str, str]]:
         """The removed columns as shown to users and kept in the result's metadata."""
         return [{"column": self.columns[i].name, "reason": reason} for i, reason in self.removed]

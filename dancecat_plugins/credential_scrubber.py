@@ -3,7 +3,10 @@
 Column names are matched case-insensitively, inside longer names too
 (``user_password_hash``), against ``SCRUB_COLUMN_PATTERNS``; separators are ignored, so
 ``api_key``, ``API-Key`` and ``apikey`` are one pattern. The column's source table column is
-checked as well, which catches ``SELECT password AS p``.
+checked as well, which catches ``SELECT password AS p``, and so is every table column the
+value is derived from (``Column.derived_from``: through views, derived tables, CTEs, UNION
+branches, expressions and whole-row references), which catches ``upper(password)``,
+``row_to_json(u)`` and ``SELECT x FROM (SELECT password AS x FROM users) d``.
 
 Values are masked by shape whatever their column is called. Each shape names literal
 "triggers" it must contain, so data without any of them costs only a few fast byte scans.
@@ -31,14 +34,20 @@ def dancecat_scrub_columns(columns: Sequence[Column], settings: Settings) -> lis
     patterns = [(p, _squash(p)) for p in settings.scrub_column_patterns]
     removals = []
     for index, column in enumerate(columns):
-        for label, squashed in (
-            (column.name, _squash(column.name)),
-            (column.source, _squash(column.source)),
-        ):
+        labels = [
+            ("name", column.name),
+            (f"source column {column.source}", column.source),
+            *((f"value is derived from {origin}", origin) for origin in column.derived_from),
+        ]
+        for where, label in labels:
+            squashed = _squash(label)
             hit = next((p for p, sq in patterns if sq and sq in squashed), None)
             if hit:
-                where = "name" if label == column.name else f"source column {label}"
-                removals.append(ColumnRemoval(index, f"its {where} matches {hit!r}"))
+                if where == "name" or where.startswith("source"):
+                    reason = f"its {where} matches {hit!r}"
+                else:
+                    reason = f"its {where}, which matches {hit!r}"
+                removals.append(ColumnRemoval(index, reason))
                 break
     return removals
 

@@ -27,6 +27,8 @@ from dancecat_core.columns import Column, ColumnType
 from dancecat_core.drivers import ConnectionParams, Driver, DriverSession, QueryCursor
 from dancecat_core.errors import ConnectionFailed, QueryError, QueryTimeout, ReadOnlyViolation
 from dancecat_core.hookspecs import hookimpl
+from dancecat_core.provenance import trace
+from dancecat_plugins.postgresql_provenance import PostgresCatalog, composite_fields
 
 # Types DanceCat reads back as something other than text, by type OID (pg_type.oid).
 TYPES_BY_OID: dict[int, ColumnType] = {
@@ -260,14 +262,18 @@ class PostgresSession(DriverSession):
                 cursor.execute("ROLLBACK TO SAVEPOINT dancecat_describe")
                 statement = self.connection.cursor()
                 statement.execute(sql)
-                return PostgresCursor(self, sql, self._columns(statement), limit, statement)
-            return PostgresCursor(self, sql, self._columns(cursor), limit)
+                return PostgresCursor(self, sql, self._columns(statement, sql), limit, statement)
+            return PostgresCursor(self, sql, self._columns(cursor, sql), limit)
 
-    def _columns(self, cursor: psycopg2.extensions.cursor) -> tuple[list[Column], list[int]]:
-        """Each result column (name, type, source table column) and its type OID.
+    def _columns(
+        self, cursor: psycopg2.extensions.cursor, sql: str
+    ) -> tuple[list[Column], list[int]]:
+        """Each result column (name, type, source, provenance) and its type OID.
 
         One catalog query, however many columns: psycopg2 gives the type and source as
-        OIDs and attribute numbers, PostgreSQL turns them into names.
+        OIDs and attribute numbers, PostgreSQL turns them into names. A value of a table's
+        row type (or an array of them) derives from every field of it; the rest of each
+        column's provenance is the tracer's (``dancecat_core.provenance``).
         """
         description = cursor.description or ()
         if not description:
@@ -289,14 +295,20 @@ class PostgresSession(DriverSession):
                 ),
             )
             facts = lookup.fetchall()
+        fields = composite_fields(self.connection, [d.type_code for d in description])
+        origins = trace(PostgresCatalog(self.connection), sql).align(len(description))
         columns = [
             Column(
                 name=d.name,
                 type=TYPES_BY_OID.get(d.type_code, ColumnType.TEXT),
                 db_type=type_name,
                 source=f"{table}.{column}" if table and column else "",
+                derived_from=tuple(sorted(origin.columns.union(carried))),
+                traced=origin.traced,
             )
-            for d, (type_name, table, column) in zip(description, facts, strict=True)
+            for d, (type_name, table, column), carried, origin in zip(
+                description, facts, fields, origins, strict=True
+            )
         ]
         return columns, [d.type_code for d in description]
 

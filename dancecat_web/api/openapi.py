@@ -352,6 +352,12 @@ SCHEMAS: dict[str, Any] = {
                 "description": "How many values of each credential shape were masked",
                 "additionalProperties": INTEGER,
             },
+            "untraced": {
+                "type": "array",
+                "description": "Kept columns whose source table columns could not be traced",
+                "items": STRING,
+            },
+            "note": {"type": "string", "description": "What the untraced columns mean, or ''"},
             "truncated": {"type": "boolean", "description": "More rows than QUERY_TEST_LIMIT"},
             "elapsed_ms": INTEGER,
         },

@@ -114,6 +114,8 @@ def preview_json(preview: Preview) -> dict[str, Any]:
         "rows": [[jsonable(value) for value in row] for row in preview.rows],
         "scrubbed": preview.removed,
         "masked": preview.masked,
+        "untraced": preview.untraced,
+        "note": preview.untraced_note,
         "truncated": preview.truncated,
         "elapsed_ms": preview.elapsed_ms,
     }
