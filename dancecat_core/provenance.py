@@ -16,11 +16,14 @@ traced down to the base table columns its value is computed from:
   column of ``u``;
 * a set operation's column derives from the same position in every branch.
 
-The result is *conservative*: when something cannot be followed (text the parser does not
-read, a ``*`` over a source whose columns are unknown, an unknown name), the column derives
-from every column of every relation the query mentions (its *reach*), so a credential
-anywhere in reach removes it. Only a user-defined function hides what it reads: its value
-is marked untraced, kept, and left to the value masks, and the result's note says so.
+The result is *conservative*: when something cannot be followed (a ``*`` over a source whose
+columns are unknown, a name only the database resolves, text the parser does not read),
+the column derives from every column of every relation the query mentions (its *reach*),
+so a credential anywhere in reach removes it. What the tracer cannot see into is marked
+untraced (``Origin.traced``): a user-defined function (its body reads what it likes), a
+relation the catalog does not list (a temporary table), text the parser cannot read. Such
+a column is kept when nothing in reach is a credential, its values are left to the value
+masks, and the result's note names it.
 
 Deciding what counts as a credential is the scrubbers' business (``dancecat_scrub_columns``):
 this module only reports ``Column.derived_from`` and ``Column.traced``.
@@ -101,6 +104,7 @@ class Function:
 
     user_defined: bool
     returns: Relation | None = None
+    body: str = ""  # its source text, when the catalog shows it
 
 
 class Catalog(Protocol):
@@ -180,6 +184,7 @@ class Tracer:
         self._relations: dict[tuple[str, str], Relation | None] = {}
         self._views: dict[str, list[tuple[str, Origin]]] = {}
         self._functions: dict[tuple[str, str], Function | None] = {}
+        self._bodies: dict[str, Origin] = {}
         self._reach = NOTHING
         self._depth = 0
 
@@ -196,7 +201,11 @@ class Tracer:
             return Traced(None, self._text_reach(sql))
         tree = statements[0]
         self._reach = self._reach_of(tree)
-        unknown = Origin(self._reach.columns, traced=False)
+        # Where the shape cannot be followed, a value still comes only from what the query
+        # reaches, unless a user-defined function hides what it reads.
+        unknown = _union(
+            [self._reach, *(self._body_reach(call.name) for call in tree.find_all(exp.Anonymous))]
+        )
         if not isinstance(tree, exp.Query):
             return Traced(None, unknown)
         try:
@@ -224,27 +233,40 @@ class Tracer:
         return _union([origin for _, origin in self._view_columns(relation)])
 
     def _text_reach(self, text: str) -> Origin:
-        """For text the parser cannot read: every relation any identifier in it names."""
+        """For text the parser cannot read, or a function's body: every column of every
+        relation any identifier in it names, and what the functions it names reach."""
         names: dict[str, None] = {}
         for match in _WORD.finditer(text):
-            word = next(g for g in match.groups() if g)
-            names.setdefault(word)
+            names.setdefault(next(g for g in match.groups() if g))
             if len(names) >= MAX_FALLBACK_NAMES:
                 break
         result = Origin(traced=False)
-        for word in names:
-            relation = self._relation(None, word)
-            if relation is not None:
-                result = result | Origin(
-                    frozenset(f"{relation.name}.{c}" for c in relation.columns)
-                )
-                if relation.definition is not None and self._depth < MAX_VIEW_DEPTH:
-                    self._depth += 1
-                    try:
+        if self._depth >= MAX_VIEW_DEPTH:
+            return result
+        self._depth += 1
+        try:
+            for word in names:
+                relation = self._relation(None, word)
+                if relation is not None:
+                    result = result | Origin(
+                        frozenset(f"{relation.name}.{c}" for c in relation.columns)
+                    )
+                    if relation.definition is not None:
                         result = result | self._text_reach(relation.definition)
-                    finally:
-                        self._depth -= 1
+                result = result | self._body_reach(word)
+        finally:
+            self._depth -= 1
         return Origin(result.columns, traced=False)
+
+    def _body_reach(self, name: str) -> Origin:
+        """What a user-defined function's body reaches (untraced), or nothing if built in."""
+        function = self._function(None, name)
+        if function is None or not function.user_defined:
+            return NOTHING
+        if name not in self._bodies:
+            self._bodies[name] = Origin(traced=False)  # a function that calls itself
+            self._bodies[name] = self._text_reach(function.body)
+        return self._bodies[name]
 
     # --- catalog, cached ------------------------------------------------------------------
 
@@ -442,15 +464,11 @@ class Tracer:
         self, call: exp.Expression, alias: str, names: list[str], scope: _Scope
     ) -> _Source:
         """A table function: its columns derive from its arguments (and its row type)."""
-        arguments = self._expression(call, scope)
+        arguments = self._expression(call, scope)  # the body's reach included
         returns = None
         if isinstance(call, exp.Anonymous):
             function = self._function(None, call.name)
-            if function is not None:
-                arguments = Origin(
-                    arguments.columns, traced=arguments.traced and not function.user_defined
-                )
-                returns = function.returns
+            returns = function.returns if function is not None else None
         alias = alias or _fold(call.name if isinstance(call, exp.Anonymous) else "")
         if returns is not None:
             columns = [
@@ -468,15 +486,13 @@ class Tracer:
         """Every column referenced anywhere in ``node``, resolved in ``scope``."""
         result = NOTHING
         for part in node.walk(prune=lambda n: isinstance(n, exp.Query)):
-            if isinstance(part, exp.Query) and part is not node:
+            if isinstance(part, exp.Query):
                 inner = _Scope(parent=scope)
                 result = result | _union([o for _, o in self._query(part, inner)])
             elif isinstance(part, exp.Column):
                 result = result | self._column(part, scope)
             elif isinstance(part, exp.Anonymous):
-                function = self._function(None, part.name)
-                if function is not None and function.user_defined:
-                    result = result | Origin(traced=False)
+                result = result | self._body_reach(part.name)
         return result
 
     def _column(self, column: exp.Column, scope: _Scope) -> Origin:
@@ -502,7 +518,8 @@ class Tracer:
                     if name in (source.alias, source.table):
                         return source.whole()  # PostgreSQL's whole-row reference
             current = current.parent
-        return Origin(self._reach.columns, traced=False)
+        # A name only the database can resolve: it reads nothing outside the query's reach.
+        return self._reach
 
 
 def trace(catalog: Catalog, sql: str) -> Traced:

@@ -112,7 +112,8 @@ def untraced_note(columns: Sequence[str]) -> str:
         return ""
     return (
         f"DanceCat could not trace which table columns {', '.join(columns)} come from"
-        " (a user-defined function); their values were masked only by the credential shapes."
+        " (a user-defined function, a table the catalog does not list, or text it could not"
+        " parse); their values were masked only by the credential shapes."
     )
 
 

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO
 
+import attrs
 import pymysql
 import pymysql.converters
 import pymysql.cursors
@@ -26,6 +27,8 @@ from dancecat_core.columns import Column, ColumnType
 from dancecat_core.drivers import ConnectionParams, Driver, DriverSession, QueryCursor
 from dancecat_core.errors import ConnectionFailed, QueryError, QueryTimeout, ReadOnlyViolation
 from dancecat_core.hookspecs import hookimpl
+from dancecat_core.provenance import Traced, trace
+from dancecat_plugins.mysql_provenance import MysqlCatalog
 
 BINARY_CHARSET = 63  # charsetnr of binary strings: BLOB, BINARY, VARBINARY, BIT
 # Server error codes.
@@ -583,14 +586,28 @@ class _RowCopier:
 
 
 class MysqlCursor(QueryCursor):
-    def __init__(self, session: MysqlSession, cursor: pymysql.cursors.SSCursor, limit: int | None):
+    def __init__(
+        self,
+        session: MysqlSession,
+        cursor: pymysql.cursors.SSCursor,
+        limit: int | None,
+        traced: Traced,
+    ):
         self._session = session
         self._cursor = cursor
         self._left = limit
         # The field packets arrived with execute(); PyMySQL keeps org_table/org_name (the
         # column a value comes from) only on the result's fields, not in .description.
         fields = cursor._result.fields if cursor.description else []
-        self.columns = [describe(field) for field in fields]
+        origins = traced.align(len(fields))
+        self.columns = [
+            attrs.evolve(
+                describe(field),
+                derived_from=tuple(sorted(origin.columns)),
+                traced=origin.traced,
+            )
+            for field, origin in zip(fields, origins, strict=True)
+        ]
 
     def batches(self, size: int = 5000) -> Iterator[Sequence[Sequence[Any]]]:
         if not self.columns:
@@ -723,6 +740,8 @@ class MysqlSession(DriverSession):
         if self.read_only and (reason := refusal(sql)):
             raise ReadOnlyViolation(f"this connection is read-only: {reason}")
         with self.errors():
+            # The catalog is read first: once the query runs, the connection is busy with it.
+            traced = trace(MysqlCatalog(self.connection), sql)
             with self.connection.cursor() as setup:
                 self._set_limits(setup, timeout, limit)
                 setup.execute(
@@ -732,7 +751,7 @@ class MysqlSession(DriverSession):
             # rows are read off the socket as batches() asks for them.
             cursor = self.connection.cursor(pymysql.cursors.SSCursor)
             cursor.execute(sql)  # no arguments: PyMySQL leaves the text alone (no % escapes)
-        return MysqlCursor(self, cursor, limit)
+        return MysqlCursor(self, cursor, limit, traced)
 
     def cancel(self) -> None:
         self._cancelled.set()

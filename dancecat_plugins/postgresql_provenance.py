@@ -3,7 +3,7 @@
 Relations are resolved as the server would (``to_regclass`` under the session's
 search_path); a view's or materialised view's definition is ``pg_get_viewdef``'s text. A
 function counts as user-defined when it lives outside ``pg_catalog`` and
-``information_schema`` and belongs to no extension.
+``information_schema`` and belongs to no extension; its body is ``prosrc`` (every overload's).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ _FUNCTION = """
                    AND NOT EXISTS (SELECT 1 FROM pg_depend AS d
                                    WHERE d.classid = 'pg_proc'::regclass
                                      AND d.objid = p.oid AND d.deptype = 'e')),
-           min(t.typrelid) FILTER (WHERE t.typrelid <> 0)
+           min(t.typrelid) FILTER (WHERE t.typrelid <> 0),
+           string_agg(p.prosrc, E'\n')
     FROM pg_proc AS p
     JOIN pg_namespace AS n ON n.oid = p.pronamespace
     JOIN pg_type AS t ON t.oid = p.prorettype
@@ -82,13 +83,13 @@ class PostgresCatalog:
         row = self._one(_FUNCTION, (name.lower(), schema, schema))
         if not row or row[0] is None:
             return None
-        user_defined, returns_oid = row
+        user_defined, returns_oid, body = row
         returns = None
         if returns_oid:
             found = self._one(_RELATION, (returns_oid,))
             if found:
                 returns = Relation(found[0], tuple(found[3]))
-        return Function(bool(user_defined), returns)
+        return Function(bool(user_defined), returns, body or "")
 
 
 def composite_fields(

@@ -20,6 +20,8 @@ from dancecat_core.columns import Column
 from dancecat_core.drivers import ConnectionParams, Driver, DriverSession, QueryCursor
 from dancecat_core.errors import ConnectionFailed, QueryError, QueryTimeout, ReadOnlyViolation
 from dancecat_core.hookspecs import hookimpl
+from dancecat_core.provenance import Traced, trace
+from dancecat_plugins.sqlite_provenance import SqliteCatalog
 
 # How many SQLite VM instructions run between two looks at the deadline: often enough to
 # stop within milliseconds, rarely enough to cost nothing measurable.
@@ -29,11 +31,18 @@ _PROGRESS_STEPS = 10_000
 class SqliteCursor(QueryCursor):
     """A running statement; SQLite computes each row when it is fetched, so nothing piles up."""
 
-    def __init__(self, session: SqliteSession, cursor: sqlite3.Cursor, limit: int | None):
+    def __init__(
+        self, session: SqliteSession, cursor: sqlite3.Cursor, limit: int | None, traced: Traced
+    ):
         self._session = session
         self._cursor = cursor
         self._left = limit
-        self.columns = [Column(name=d[0]) for d in cursor.description or ()]
+        names = [d[0] for d in cursor.description or ()]
+        # SQLite names no source column: all provenance is the tracer's.
+        self.columns = [
+            Column(name=name, derived_from=tuple(sorted(origin.columns)), traced=origin.traced)
+            for name, origin in zip(names, traced.align(len(names)), strict=True)
+        ]
 
     def batches(self, size: int = 5000) -> Iterator[Sequence[Sequence[Any]]]:
         if not self.columns:
@@ -103,10 +112,11 @@ class SqliteSession(DriverSession):
         self._deadline = time.monotonic() + timeout
         self._connection.set_progress_handler(self._progress, _PROGRESS_STEPS)
         with self.translate_errors():
+            traced = trace(SqliteCatalog(self._connection), sql)
             # execute() runs the statement up to its first row; the sqlite3 module refuses
             # text holding more than one statement.
             cursor = self._connection.execute(sql)
-        return SqliteCursor(self, cursor, limit)
+        return SqliteCursor(self, cursor, limit, traced)
 
     def query_done(self) -> None:
         self._connection.set_progress_handler(None, 0)
