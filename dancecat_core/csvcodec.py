@@ -26,6 +26,8 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, BinaryIO
 
+import attrs
+
 from dancecat_core.columns import Column, ColumnType
 
 TextRow = list[str | None]
@@ -197,7 +199,7 @@ class RowFormatter:
 
     def resolved_columns(self) -> list[Column]:
         return [
-            Column(c.name, seen or ColumnType.TEXT, c.db_type, c.source)
+            attrs.evolve(c, type=seen or ColumnType.TEXT)
             for c, seen in zip(self.columns, self._seen, strict=True)
         ]
 

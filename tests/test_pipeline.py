@@ -161,7 +161,8 @@ def test_secrets_never_leave_through_any_output(runtime, sqlite_chinook):
     tracker = run(runtime, job_id)
     assert tracker.status == TrackerStatus.SUCCESS, tracker.error
     meta = tracker.result_meta
-    assert [r["column"] for r in meta["removed"]] == ["password"]
+    # SQLite names no source column; the tracer finds p2's (dancecat_core.provenance).
+    assert [r["column"] for r in meta["removed"]] == ["password", "p2"]
     assert meta["masked"] == {"bcrypt hash": 1}
     for fmt in ("csv", "json", "xlsx"):
         body = download(runtime, tracker, fmt)
@@ -171,8 +172,6 @@ def test_secrets_never_leave_through_any_output(runtime, sqlite_chinook):
         else:
             body = body.decode()
         assert hashed not in body and "$2b$12$" not in body, fmt
-    # SQLite does not report source columns, so the alias p2 is caught only by value shape:
-    # documented in docs/SCRUBBING.md. PostgreSQL and MariaDB report the source column.
 
 
 @pytest.mark.parametrize("kind", ["postgresql", "mysql"])
