@@ -23,6 +23,7 @@ from conftest import _mariadb, _psql, unique_name
 from test_web_helpers import make_app, make_user
 
 from dancecat_core import db
+from dancecat_core.drivers import ConnectionParams
 from dancecat_core.models import TrackerStatus
 from dancecat_core.runner import execute_tracker
 from dancecat_core.runtime import build_runtime
@@ -265,3 +266,97 @@ def test_untraceable_column_is_masked_and_the_note_says_so(world, kind, sql):
             assert "[masked]" in text, label
     assert UNTRACED in found["preview"]
     assert UNTRACED in found["xlsx"]  # the notes sheet
+
+
+# Everyday reports on a database without credentials keep every column, with no note.
+CHINOOK = {
+    "postgresql": [
+        "SELECT * FROM album",
+        "SELECT a.name, count(*) AS albums FROM artist a JOIN album al"
+        " ON al.artist_id = a.artist_id GROUP BY a.name ORDER BY albums DESC LIMIT 5",
+        "WITH top AS (SELECT customer_id, sum(total) AS spent FROM invoice GROUP BY customer_id)"
+        " SELECT c.first_name || ' ' || c.last_name AS customer, t.spent"
+        " FROM top t JOIN customer c USING (customer_id)",
+        "SELECT name FROM artist UNION ALL SELECT title FROM album",
+        "SELECT t.name, rank() OVER (PARTITION BY t.genre_id ORDER BY t.milliseconds DESC)"
+        " FROM track t",
+        "SELECT e.*, m.last_name AS manager FROM employee e"
+        " LEFT JOIN employee m ON m.employee_id = e.reports_to",
+        "SELECT to_char(invoice_date, 'YYYY-MM') AS month, round(sum(total), 2)"
+        " FROM invoice GROUP BY 1",
+        "SELECT g.name, (SELECT count(*) FROM track t WHERE t.genre_id = g.genre_id) AS tracks"
+        " FROM genre g",
+        "SELECT * FROM (SELECT billing_country, count(*) AS n FROM invoice GROUP BY 1) s"
+        " WHERE n > 10",
+        "SELECT row_to_json(a) AS j, a FROM artist a LIMIT 3",
+        "SELECT n FROM generate_series(1, 3) AS g(n)",
+        "SELECT coalesce(company, 'none') AS company FROM customer",
+    ],
+    "mysql": [
+        "SELECT * FROM Album",
+        "SELECT a.Name, COUNT(*) AS albums FROM Artist a JOIN Album al"
+        " ON al.ArtistId = a.ArtistId GROUP BY a.Name ORDER BY albums DESC LIMIT 5",
+        "WITH top AS (SELECT CustomerId, SUM(Total) AS spent FROM Invoice GROUP BY CustomerId)"
+        " SELECT CONCAT(c.FirstName, ' ', c.LastName) AS customer, t.spent"
+        " FROM top t JOIN Customer c USING (CustomerId)",
+        "SELECT Name FROM Artist UNION ALL SELECT Title FROM Album",
+        "SELECT t.Name, RANK() OVER (PARTITION BY t.GenreId ORDER BY t.Milliseconds DESC) AS r"
+        " FROM Track t",
+        "SELECT e.*, m.LastName AS manager FROM Employee e"
+        " LEFT JOIN Employee m ON m.EmployeeId = e.ReportsTo",
+        "SELECT DATE_FORMAT(InvoiceDate, '%Y-%m') AS month, ROUND(SUM(Total), 2) AS total"
+        " FROM Invoice GROUP BY 1",
+        "SELECT g.Name, (SELECT COUNT(*) FROM Track t WHERE t.GenreId = g.GenreId) AS tracks"
+        " FROM Genre g",
+        "SELECT * FROM (SELECT BillingCountry, COUNT(*) AS n FROM Invoice GROUP BY 1) s"
+        " WHERE n > 10",
+        "SELECT JSON_OBJECT('name', Name) AS j FROM Artist LIMIT 3",
+        "SELECT IFNULL(Company, 'none') AS company FROM Customer",
+    ],
+    "sqlite": [
+        "SELECT * FROM Album",
+        "SELECT a.Name, count(*) AS albums FROM Artist a JOIN Album al"
+        " ON al.ArtistId = a.ArtistId GROUP BY a.Name ORDER BY albums DESC LIMIT 5",
+        "WITH top AS (SELECT CustomerId, sum(Total) AS spent FROM Invoice GROUP BY CustomerId)"
+        " SELECT c.FirstName || ' ' || c.LastName AS customer, t.spent"
+        " FROM top t JOIN Customer c USING (CustomerId)",
+        "SELECT Name FROM Artist UNION ALL SELECT Title FROM Album",
+        "SELECT t.Name, rank() OVER (PARTITION BY t.GenreId ORDER BY t.Milliseconds DESC) AS r"
+        " FROM Track t",
+        "SELECT e.*, m.LastName AS manager FROM Employee e"
+        " LEFT JOIN Employee m ON m.EmployeeId = e.ReportsTo",
+        "SELECT strftime('%Y-%m', InvoiceDate) AS month, round(sum(Total), 2) AS total"
+        " FROM Invoice GROUP BY 1",
+        "SELECT g.Name, (SELECT count(*) FROM Track t WHERE t.GenreId = g.GenreId) AS tracks"
+        " FROM Genre g",
+        "SELECT * FROM (SELECT BillingCountry, count(*) AS n FROM Invoice GROUP BY 1) s"
+        " WHERE n > 10",
+        "SELECT value FROM json_each('[1, 2]')",
+        "SELECT ifnull(Company, 'none') AS company FROM Customer",
+    ],
+}
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mysql", "sqlite"])
+def test_chinook_reports_keep_every_column_and_need_no_note(kind, request, runtime):
+    if kind == "sqlite":
+        facts = {"database": str(request.getfixturevalue("sqlite_chinook"))}
+    else:
+        facts = request.getfixturevalue("pg_chinook" if kind == "postgresql" else "mysql_chinook")
+    params = ConnectionParams(
+        driver=kind, database=facts["database"], host=facts.get("host"),
+        port=facts.get("port"), user=facts.get("user"), password=None, read_only=True,
+    )  # fmt: skip
+    driver = runtime.driver(kind)
+    for sql in CHINOOK[kind]:
+        with driver.connect(params, timeout=10) as session:
+            cursor = session.open_query(sql, timeout=30, limit=5)
+            try:
+                plan = runtime.scrub_plan(cursor.columns)
+                assert cursor.columns, sql
+                assert plan.removed == (), (sql, plan.describe())
+                assert plan.untraced == [], (sql, plan.untraced)
+                if sql == CHINOOK[kind][0]:  # SELECT * FROM album: traced, not guessed
+                    assert all(len(c.derived_from) == 1 for c in cursor.columns), cursor.columns
+            finally:
+                cursor.close()
