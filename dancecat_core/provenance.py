@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 MAX_VIEW_DEPTH = 16
 # Identifiers looked up in the catalog when the text cannot be parsed at all.
 MAX_FALLBACK_NAMES = 200
+_CALLED = re.compile(r"([A-Za-z_][A-Za-z0-9_$]*)\s*\(")
 _WORD = re.compile(r'"((?:[^"]|"")+)"|`((?:[^`]|``)+)`|\[([^\]]+)\]|([A-Za-z_][A-Za-z0-9_$]*)')
 
 
@@ -203,11 +204,21 @@ class Tracer:
         self._reach = self._reach_of(tree)
         # Where the shape cannot be followed, a value still comes only from what the query
         # reaches, unless a user-defined function hides what it reads.
-        unknown = _union(
-            [self._reach, *(self._body_reach(call.name) for call in tree.find_all(exp.Anonymous))]
+        anonymous = {_fold(call.name) for call in tree.find_all(exp.Anonymous)}
+        unknown = _union([self._reach, *(self._body_reach(name) for name in anonymous)])
+        # The parser gives a function it knows (upper, format, ...) its own node and forgets
+        # how it was spelled; a user-defined function of such a name (schema-qualified, or
+        # where the database resolves it first) would hide in it. Any such name in the
+        # text makes every column derive from what it reaches.
+        shadows = _union(
+            [
+                self._body_reach(name)
+                for name in dict.fromkeys(_fold(m) for m in _CALLED.findall(sql))
+                if name not in anonymous
+            ]
         )
-        if not isinstance(tree, exp.Query):
-            return Traced(None, unknown)
+        if not isinstance(tree, exp.Query) or not shadows.traced:
+            return Traced(None, unknown | shadows)
         try:
             outputs = self._query(tree, _Scope())
         except (_Unfollowable, RecursionError) as exc:

@@ -48,6 +48,8 @@ CREATE FUNCTION get_users() RETURNS SETOF users LANGUAGE sql AS 'SELECT * FROM u
 CREATE FUNCTION pw(i int) RETURNS text LANGUAGE sql
     AS 'SELECT user_password FROM users WHERE id = i';
 CREATE FUNCTION pw_outer(i int) RETURNS text LANGUAGE sql AS 'SELECT pw(i)';
+CREATE FUNCTION public.upper(i int) RETURNS text LANGUAGE sql
+    AS 'SELECT user_password FROM users WHERE id = i';
 CREATE FUNCTION memo_note() RETURNS text LANGUAGE sql AS 'SELECT note FROM memo LIMIT 1';
 CREATE FUNCTION hidden() RETURNS text LANGUAGE plpgsql AS $$
 DECLARE r text;
@@ -132,6 +134,8 @@ PG_ONLY = [
     "SELECT x FROM unnest(ARRAY(SELECT user_password FROM users)) AS x",
     "SELECT pw(1) AS x",
     "SELECT pw_outer(1) AS x",
+    "SELECT public.upper(1) AS x",
+    "SELECT name, public.upper(id) AS x FROM users",
     "SELECT X FROM (SELECT PASSWORD AS X FROM USERS) D",
 ]
 
@@ -142,7 +146,11 @@ PG_GUARDS = [
     "SELECT l.p FROM users u, LATERAL (SELECT u.user_password AS p) l",
     "WITH c AS MATERIALIZED (SELECT user_password AS x FROM users) SELECT x FROM c",
     'SELECT "x" FROM (SELECT "user_password" AS "x" FROM "users") AS "d"',
+    "TABLE users",
 ]
+
+# Caught by the column's own name before the tracer too (MariaDB 10.11 has no TABLE).
+MY_GUARDS = ["SELECT * FROM users", "SELECT u.* FROM users u"]
 
 MY_ONLY = [
     "SELECT CONCAT(user_password) AS x FROM users",
@@ -168,7 +176,7 @@ SQLITE_ONLY = [
 
 ATTACKS = [
     *(("postgresql", sql) for sql in [*COMMON, *PG_ONLY, *PG_GUARDS]),
-    *(("mysql", sql) for sql in [*COMMON, *MY_ONLY]),
+    *(("mysql", sql) for sql in [*COMMON, *MY_ONLY, *MY_GUARDS]),
     *(("sqlite", sql) for sql in [*COMMON, *SQLITE_ONLY]),
 ]
 
