@@ -135,6 +135,10 @@ PG_ONLY = [
     "SELECT pw(1) AS x",
     "SELECT pw_outer(1) AS x",
     "SELECT public.upper(1) AS x",
+    # Text the parser does not read: everything in reach counts.
+    "SELECT xmlserialize(content user_password::xml AS text) AS x FROM users",
+    # A * the trace cannot line up (USING merges a column): everything in reach counts.
+    "SELECT * FROM users JOIN memo USING (id)",
     "SELECT name, public.upper(id) AS x FROM users",
     "SELECT X FROM (SELECT PASSWORD AS X FROM USERS) D",
 ]
@@ -183,6 +187,7 @@ ATTACKS = [
 # The shaped secret behind something the tracer cannot see into: kept, masked, noted.
 UNTRACEABLE = [
     ("postgresql", "SELECT hidden() AS x"),
+    ("postgresql", "SELECT xmlserialize(content note::xml AS text) AS x FROM memo"),
     ("mysql", "SELECT memo_note() AS x"),
     ("postgresql", "SELECT memo_note() AS x"),
 ]
