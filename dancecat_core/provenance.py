@@ -14,7 +14,10 @@ traced down to the base table columns its value is computed from:
   ``users.password``;
 * a whole-row reference (``u``, ``u.*`` inside a function, ``(u).field``) derives from every
   column of ``u``;
-* a set operation's column derives from the same position in every branch.
+* a set operation's column derives from the same position in every branch;
+* a value read back from session state (a MySQL user variable, PostgreSQL's
+  ``current_setting``) derives from everything the query reaches, since another
+  expression of the same query may have stored a credential there.
 
 The result is *conservative*: when something cannot be followed (a ``*`` over a source whose
 columns are unknown, a name only the database resolves, text the parser does not read),
@@ -47,6 +50,9 @@ log = logging.getLogger(__name__)
 MAX_VIEW_DEPTH = 16
 # Identifiers looked up in the catalog when the text cannot be parsed at all.
 MAX_FALLBACK_NAMES = 200
+# Functions that read back session state another expression of the same query may have
+# written (PostgreSQL ``set_config('x', password, false)``, then ``current_setting('x')``).
+SESSION_STATE_READERS = frozenset({"current_setting"})
 _CALLED = re.compile(r"([A-Za-z_][A-Za-z0-9_$]*)\s*\(")
 _WORD = re.compile(r'"((?:[^"]|"")+)"|`((?:[^`]|``)+)`|\[([^\]]+)\]|([A-Za-z_][A-Za-z0-9_$]*)')
 
@@ -186,6 +192,7 @@ class Tracer:
         self._views: dict[str, list[tuple[str, Origin]]] = {}
         self._functions: dict[tuple[str, str], Function | None] = {}
         self._bodies: dict[str, Origin] = {}
+        self._everything = NOTHING  # what a value read back from session state may hold
         self._reach = NOTHING
         self._depth = 0
 
@@ -219,6 +226,7 @@ class Tracer:
         )
         if not isinstance(tree, exp.Query) or not shadows.traced:
             return Traced(None, unknown | shadows)
+        self._everything = unknown
         try:
             outputs = self._query(tree, _Scope())
         except (_Unfollowable, RecursionError) as exc:
@@ -504,6 +512,12 @@ class Tracer:
                 result = result | self._column(part, scope)
             elif isinstance(part, exp.Anonymous):
                 result = result | self._body_reach(part.name)
+                if _fold(part.name) in SESSION_STATE_READERS:
+                    result = result | self._everything
+            elif isinstance(part, exp.Parameter):
+                # A MySQL user variable: any other expression of the query (``@v :=
+                # password``) may have set it, in this row or an earlier one.
+                result = result | self._everything
         return result
 
     def _column(self, column: exp.Column, scope: _Scope) -> Origin:

@@ -88,7 +88,8 @@ COMMON = [
     "WITH RECURSIVE r (n, x) AS (SELECT 1, user_password FROM users WHERE id = 1"
     " UNION ALL SELECT n + 1, x FROM r WHERE n < 2) SELECT x FROM r",
     "WITH RECURSIVE r (n, x) AS (SELECT 1, CAST('start' AS CHAR(100)) UNION ALL SELECT n + 1,"
-    " (SELECT user_password FROM users WHERE id = 1) FROM r WHERE n < 2) SELECT x FROM r",
+    " CAST((SELECT user_password FROM users WHERE id = 1) AS CHAR(100)) FROM r WHERE n < 2)"
+    " SELECT x FROM r",
     "SELECT 'innocent' AS x UNION ALL SELECT user_password FROM users",
     "SELECT name AS x FROM users UNION SELECT user_password FROM users",
     "SELECT x FROM (SELECT 'a' AS x UNION ALL SELECT user_password FROM users) u",
@@ -135,12 +136,15 @@ PG_ONLY = [
     "SELECT pw(1) AS x",
     "SELECT pw_outer(1) AS x",
     "SELECT public.upper(1) AS x",
+    "SELECT set_config('my.v', user_password, false) AS a, current_setting('my.v') AS b FROM users",
+    "SELECT current_setting('my.v', true) AS x FROM users"
+    " WHERE set_config('my.v', user_password, false) IS NOT NULL",
     # Text the parser does not read: everything in reach counts.
     "SELECT xmlserialize(content user_password::xml AS text) AS x FROM users",
     # A * the trace cannot line up (USING merges a column): everything in reach counts.
     "SELECT * FROM users JOIN memo USING (id)",
     "SELECT name, public.upper(id) AS x FROM users",
-    "SELECT X FROM (SELECT PASSWORD AS X FROM USERS) D",
+    "SELECT X FROM (SELECT USER_PASSWORD AS X FROM USERS) D",
 ]
 
 # PostgreSQL itself names the source column through these (and through COMMON's derived
@@ -167,6 +171,8 @@ MY_ONLY = [
     "SELECT pw(1) AS x",
     "SELECT `x` FROM (SELECT `user_password` AS `x` FROM `users`) AS `d`",
     "SELECT x FROM (SELECT user_password AS x FROM users) d LIMIT 1",
+    "SELECT @v := user_password AS a, @v AS x FROM users",
+    "SELECT CONCAT(@v := user_password, '') AS a, CONCAT(@v) AS x FROM users",
 ]
 
 SQLITE_ONLY = [
