@@ -141,20 +141,21 @@ PG_ONLY = [
     " WHERE set_config('my.v', user_password, false) IS NOT NULL",
     # Text the parser does not read: everything in reach counts.
     "SELECT xmlserialize(content user_password::xml AS text) AS x FROM users",
-    # A * the trace cannot line up (USING merges a column): everything in reach counts.
-    "SELECT * FROM users JOIN memo USING (id)",
     "SELECT name, public.upper(id) AS x FROM users",
-    "SELECT X FROM (SELECT USER_PASSWORD AS X FROM USERS) D",
 ]
 
 # PostgreSQL itself names the source column through these (and through COMMON's derived
-# tables and CTEs), so they passed before the tracer too: guards, not new attacks.
+# tables and CTEs), or the column keeps its own name, so they passed before the tracer too:
+# guards, not new attacks.
 PG_GUARDS = [
     "SELECT (u).user_password AS x FROM users u",
     "SELECT l.p FROM users u, LATERAL (SELECT u.user_password AS p) l",
     "WITH c AS MATERIALIZED (SELECT user_password AS x FROM users) SELECT x FROM c",
     'SELECT "x" FROM (SELECT "user_password" AS "x" FROM "users") AS "d"',
     "TABLE users",
+    "SELECT X FROM (SELECT USER_PASSWORD AS X FROM USERS) D",
+    # A * the trace cannot line up (USING merges a column): everything in reach counts.
+    "SELECT * FROM users JOIN memo USING (id)",
 ]
 
 # Caught by the column's own name before the tracer too (MariaDB 10.11 has no TABLE).
