@@ -172,6 +172,12 @@ class _Unfollowable(Exception):
     """The query's shape cannot be lined up with its result (an unexpandable ``*``)."""
 
 
+# What parsing or walking text the tracer does not understand may raise. Database errors
+# from the catalog are not among them: they end the query like its own errors would.
+_FAILURES = (SqlglotError, _Unfollowable, RecursionError, ValueError, TypeError, KeyError,
+             AttributeError, IndexError)  # fmt: skip
+
+
 def _fold(name: str) -> str:
     return name.lower()
 
@@ -189,7 +195,7 @@ class Tracer:
     def __init__(self, catalog: Catalog):
         self._catalog = catalog
         self._relations: dict[tuple[str, str], Relation | None] = {}
-        self._views: dict[str, list[tuple[str, Origin]]] = {}
+        self._views: dict[tuple[str, str], list[tuple[str, Origin]]] = {}
         self._functions: dict[tuple[str, str], Function | None] = {}
         self._bodies: dict[str, Origin] = {}
         self._everything = NOTHING  # what a value read back from session state may hold
@@ -202,12 +208,20 @@ class Tracer:
         """Every output column's ``Origin``; the catalog is asked only here."""
         try:
             statements = [s for s in sqlglot.parse(sql, read=self._catalog.dialect) if s]
-        except (SqlglotError, RecursionError, ValueError) as exc:
-            log.info("provenance: the query could not be parsed (%s)", type(exc).__name__)
+        except _FAILURES as exc:
+            log.info("provenance: the query could not be parsed (%r)", exc)
             return Traced(None, self._text_reach(sql))
         if len(statements) != 1:
             return Traced(None, self._text_reach(sql))
-        tree = statements[0]
+        try:
+            return self._trace(sql, statements[0])
+        except _FAILURES as exc:
+            # The parser read the text as something the tracer cannot walk: be as careful
+            # as with text it cannot read at all.
+            log.info("provenance: the query could not be walked (%r)", exc)
+            return Traced(None, self._text_reach(sql))
+
+    def _trace(self, sql: str, tree: exp.Expression) -> Traced:
         self._reach = self._reach_of(tree)
         # Where the shape cannot be followed, a value still comes only from what the query
         # reaches, unless a user-defined function hides what it reads.
@@ -229,7 +243,7 @@ class Tracer:
         self._everything = unknown
         try:
             outputs = self._query(tree, _Scope())
-        except (_Unfollowable, RecursionError) as exc:
+        except _Unfollowable as exc:
             log.info("provenance: the query could not be followed (%s)", exc)
             return Traced(None, unknown)
         return Traced([origin for _, origin in outputs], unknown)
@@ -303,33 +317,33 @@ class Tracer:
 
     def _view_columns(self, relation: Relation) -> list[tuple[str, Origin]]:
         """A view's columns, each traced through its definition (conservatively if not)."""
-        key = relation.name
+        key = (relation.name, relation.definition or "")
         if key in self._views:
             return self._views[key]
-        # Until traced (and if the view refers to itself), a column derives from the text.
-        self._views[key] = [
-            (_fold(c), self._text_reach(relation.definition or "")) for c in relation.columns
-        ]
-        if self._depth >= MAX_VIEW_DEPTH:
-            return self._views[key]
-        self._depth += 1
-        try:
-            tree = sqlglot.parse_one(relation.definition or "", read=self._catalog.dialect)
-            if isinstance(tree, exp.Create):
-                tree = tree.expression
-            if not isinstance(tree, exp.Query):
-                raise _Unfollowable(f"view {relation.name} is not a query")
-            outputs = self._query(tree, _Scope())
-            if len(outputs) == len(relation.columns):
-                self._views[key] = [
-                    (_fold(name), origin)
-                    for name, (_, origin) in zip(relation.columns, outputs, strict=True)
-                ]
-        except (SqlglotError, _Unfollowable, RecursionError, ValueError) as exc:
-            log.info("provenance: view %s could not be followed (%s)", relation.name, exc)
-        finally:
-            self._depth -= 1
-        return self._views[key]
+        # While it is traced (a view that reaches itself), its columns derive from nothing.
+        self._views[key] = [(_fold(c), Origin(traced=False)) for c in relation.columns]
+        outputs: list[tuple[str, Origin]] = []
+        if self._depth < MAX_VIEW_DEPTH:
+            self._depth += 1
+            try:
+                tree = sqlglot.parse_one(relation.definition or "", read=self._catalog.dialect)
+                if isinstance(tree, exp.Create):
+                    tree = tree.expression
+                if isinstance(tree, exp.Query):
+                    outputs = self._query(tree, _Scope())
+            except _FAILURES as exc:
+                log.info("provenance: view %s could not be followed (%r)", relation.name, exc)
+            finally:
+                self._depth -= 1
+        if len(outputs) == len(relation.columns):
+            pairs = zip(relation.columns, outputs, strict=True)
+            columns = [(_fold(c), origin) for c, (_, origin) in pairs]
+        else:
+            # Not followed: every column derives from everything its text names.
+            everything = self._text_reach(relation.definition or "")
+            columns = [(_fold(c), everything) for c in relation.columns]
+        self._views[key] = columns
+        return columns
 
     # --- queries -------------------------------------------------------------------------
 
