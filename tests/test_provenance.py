@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import openpyxl
 import pytest
 from conftest import _mariadb, _psql, unique_name
-from test_web_helpers import make_app, make_user
+from test_web_helpers import make_app, make_user, sign_in
 
 from dancecat_core import db
 from dancecat_core.drivers import ConnectionParams
@@ -237,7 +237,9 @@ def world(databases, tmp_path_factory):
         connections[kind] = app.post_json("/api/v1/connections", body, headers=alice.auth).json[
             "connection"
         ]["id"]
-    yield runtime, app, alice, connections
+    browser = make_app(runtime)
+    csrf = sign_in(browser, "alice@example.com")
+    yield runtime, app, alice, connections, (browser, csrf)
     runtime.engine.dispose()
 
 
@@ -249,9 +251,11 @@ def _xlsx_text(body: bytes) -> str:
 
 
 def outputs(world, kind: str, sql: str) -> dict[str, str]:
-    """Every way a result leaves: the API preview, and a real run's CSV, JSON and XLSX."""
-    runtime, app, alice, connections = world
+    """Every way a result leaves: the API and page previews, a real run's CSV, JSON, XLSX."""
+    runtime, app, alice, connections, (browser, csrf) = world
+    form = {"csrf_token": csrf, "connection_id": str(connections[kind]), "query": sql}
     found = {
+        "page preview": browser.post("/jobs/preview", form).text,
         "preview": app.post_json(
             "/api/v1/preview", {"connection_id": connections[kind], "query": sql},
             headers=alice.auth,
@@ -285,6 +289,7 @@ def test_untraceable_column_is_masked_and_the_note_says_so(world, kind, sql):
         if label != "json":  # JSON is the rows alone
             assert "[masked]" in text, label
     assert UNTRACED in found["preview"]
+    assert UNTRACED in found["page preview"]
     assert UNTRACED in found["xlsx"]  # the notes sheet
 
 
