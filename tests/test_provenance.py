@@ -51,6 +51,8 @@ CREATE FUNCTION pw_outer(i int) RETURNS text LANGUAGE sql AS 'SELECT pw(i)';
 CREATE FUNCTION public.upper(i int) RETURNS text LANGUAGE sql
     AS 'SELECT user_password FROM users WHERE id = i';
 CREATE FUNCTION memo_note() RETURNS text LANGUAGE sql AS 'SELECT note FROM memo LIMIT 1';
+CREATE FUNCTION one_user() RETURNS SETOF users LANGUAGE plpgsql AS $$
+BEGIN RETURN QUERY EXECUTE 'SELECT * FROM us' || 'ers'; END $$;
 CREATE FUNCTION hidden() RETURNS text LANGUAGE plpgsql AS $$
 DECLARE r text;
 BEGIN EXECUTE 'SELECT note FROM ' || 'me' || 'mo LIMIT 1' INTO r; RETURN r; END $$;
@@ -136,6 +138,9 @@ PG_ONLY = [
     "SELECT pw(1) AS x",
     "SELECT pw_outer(1) AS x",
     "SELECT public.upper(1) AS x",
+    # Its body hides the table; its type, users, does not (the catalog's composite fields).
+    "SELECT one_user() AS x",
+    "SELECT ARRAY(SELECT one_user()) AS x",
     "SELECT set_config('my.v', user_password, false) AS a, current_setting('my.v') AS b FROM users",
     "SELECT current_setting('my.v', true) AS x FROM users"
     " WHERE set_config('my.v', user_password, false) IS NOT NULL",
