@@ -122,8 +122,8 @@ class Catalog(Protocol):
     def relation(self, schema: str | None, name: str) -> Relation | None:
         """The table or view ``schema.name`` resolves to now, or None if there is none."""
 
-    def function(self, schema: str | None, name: str) -> Function | None:
-        """What is known of function ``name``; None for a built-in one."""
+    def function(self, name: str) -> Function | None:
+        """What is known of function ``name`` (in any schema); None for a built-in one."""
 
 
 @attrs.define
@@ -196,7 +196,7 @@ class Tracer:
         self._catalog = catalog
         self._relations: dict[tuple[str, str], Relation | None] = {}
         self._views: dict[tuple[str, str], list[tuple[str, Origin]]] = {}
-        self._functions: dict[tuple[str, str], Function | None] = {}
+        self._functions: dict[str, Function | None] = {}
         self._bodies: dict[str, Origin] = {}
         self._everything = NOTHING  # what a value read back from session state may hold
         self._reach = NOTHING
@@ -293,7 +293,7 @@ class Tracer:
 
     def _body_reach(self, name: str) -> Origin:
         """What a user-defined function's body reaches (untraced), or nothing if built in."""
-        function = self._function(None, name)
+        function = self._function(name)
         if function is None or not function.user_defined:
             return NOTHING
         if name not in self._bodies:
@@ -309,11 +309,10 @@ class Tracer:
             self._relations[key] = self._catalog.relation(schema, name)
         return self._relations[key]
 
-    def _function(self, schema: str | None, name: str) -> Function | None:
-        key = (schema or "", name)
-        if key not in self._functions:
-            self._functions[key] = self._catalog.function(schema, name)
-        return self._functions[key]
+    def _function(self, name: str) -> Function | None:
+        if name not in self._functions:
+            self._functions[name] = self._catalog.function(name)
+        return self._functions[name]
 
     def _view_columns(self, relation: Relation) -> list[tuple[str, Origin]]:
         """A view's columns, each traced through its definition (conservatively if not)."""
@@ -500,7 +499,7 @@ class Tracer:
         arguments = self._expression(call, scope)  # the body's reach included
         returns = None
         if isinstance(call, exp.Anonymous):
-            function = self._function(None, call.name)
+            function = self._function(call.name)
             returns = function.returns if function is not None else None
         alias = alias or _fold(call.name if isinstance(call, exp.Anonymous) else "")
         if returns is not None:

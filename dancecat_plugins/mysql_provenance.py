@@ -28,7 +28,6 @@ _FUNCTION = """
     SELECT COALESCE(GROUP_CONCAT(ROUTINE_DEFINITION SEPARATOR '\n'), '')
     FROM information_schema.ROUTINES
     WHERE ROUTINE_TYPE = 'FUNCTION' AND ROUTINE_NAME = %s
-      AND (%s IS NULL OR ROUTINE_SCHEMA = %s)
     HAVING COUNT(*) > 0
 """
 
@@ -51,8 +50,8 @@ class MysqlCatalog:
         columns = tuple(row[1] for row in rows)
         return Relation(table, columns, (definition or "") if is_view else None)
 
-    def function(self, schema: str | None, name: str) -> Function | None:
+    def function(self, name: str) -> Function | None:
         with self._connection.cursor() as cursor:
-            cursor.execute(_FUNCTION, (name, schema, schema))
+            cursor.execute(_FUNCTION, (name,))
             row = cursor.fetchone()
         return Function(user_defined=True, body=row[0]) if row else None

@@ -34,7 +34,7 @@ _FUNCTION = """
     FROM pg_proc AS p
     JOIN pg_namespace AS n ON n.oid = p.pronamespace
     JOIN pg_type AS t ON t.oid = p.prorettype
-    WHERE p.proname = %s AND (%s::text IS NULL OR n.nspname = %s)
+    WHERE p.proname IN (%s, lower(%s))  -- as written (quoted), or folded
 """
 
 # The fields of each composite type (a table's row type), and of the element of an array of
@@ -79,8 +79,8 @@ class PostgresCatalog:
                     return Relation(relname, tuple(columns), definition if is_view else None)
         return None
 
-    def function(self, schema: str | None, name: str) -> Function | None:
-        row = self._one(_FUNCTION, (name.lower(), schema, schema))
+    def function(self, name: str) -> Function | None:
+        row = self._one(_FUNCTION, (name, name))
         if not row or row[0] is None:
             return None
         user_defined, returns_oid, body = row

@@ -49,5 +49,5 @@ class SqliteCatalog:
             return Relation(table, columns, definition if kind == "view" else None)
         return None
 
-    def function(self, schema: str | None, name: str) -> Function | None:
+    def function(self, name: str) -> Function | None:
         return None

@@ -47,6 +47,8 @@ CREATE MATERIALIZED VIEW frozen AS SELECT id, user_password AS x FROM users;
 CREATE FUNCTION get_users() RETURNS SETOF users LANGUAGE sql AS 'SELECT * FROM users';
 CREATE FUNCTION pw(i int) RETURNS text LANGUAGE sql
     AS 'SELECT user_password FROM users WHERE id = i';
+CREATE FUNCTION "Pw"(i int) RETURNS text LANGUAGE sql
+    AS 'SELECT user_password FROM users WHERE id = i';
 CREATE FUNCTION pw_outer(i int) RETURNS text LANGUAGE sql AS 'SELECT pw(i)';
 CREATE FUNCTION public.upper(i int) RETURNS text LANGUAGE sql
     AS 'SELECT user_password FROM users WHERE id = i';
@@ -137,6 +139,7 @@ PG_ONLY = [
     "SELECT x FROM unnest(ARRAY(SELECT user_password FROM users)) AS x",
     "SELECT pw(1) AS x",
     "SELECT pw_outer(1) AS x",
+    'SELECT "Pw"(1) AS x',
     "SELECT public.upper(1) AS x",
     # Its body hides the table; its type, users, does not (the catalog's composite fields).
     "SELECT one_user() AS x",
