@@ -35,19 +35,18 @@ def dancecat_scrub_columns(columns: Sequence[Column], settings: Settings) -> lis
     removals = []
     for index, column in enumerate(columns):
         labels = [
-            ("name", column.name),
-            (f"source column {column.source}", column.source),
-            *((f"value is derived from {origin}", origin) for origin in column.derived_from),
+            ("its name matches", column.name),
+            (f"its source column {column.source} matches", column.source),
+            *(
+                (f"its value is derived from {origin}, which matches", origin)
+                for origin in column.derived_from
+            ),
         ]
-        for where, label in labels:
+        for why, label in labels:
             squashed = _squash(label)
             hit = next((p for p, sq in patterns if sq and sq in squashed), None)
             if hit:
-                if where == "name" or where.startswith("source"):
-                    reason = f"its {where} matches {hit!r}"
-                else:
-                    reason = f"its {where}, which matches {hit!r}"
-                removals.append(ColumnRemoval(index, reason))
+                removals.append(ColumnRemoval(index, f"{why} {hit!r}"))
                 break
     return removals
 
