@@ -22,7 +22,7 @@ import pytest
 from conftest import _mariadb, _psql, unique_name
 from test_web_helpers import make_app, make_user, sign_in
 
-from dancecat_core import db
+from dancecat_core import migrations
 from dancecat_core.drivers import ConnectionParams
 from dancecat_core.models import TrackerStatus
 from dancecat_core.runner import execute_tracker
@@ -236,7 +236,7 @@ def world(databases, tmp_path_factory):
     """A DanceCat with one user and a connection to each database."""
     home = tmp_path_factory.mktemp("home")
     runtime = build_runtime(load_settings(environ={"DANCECAT_HOME": str(home)}))
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     alice = make_user(runtime, "alice@example.com")
     app = make_app(runtime)
     connections = {}
