@@ -113,8 +113,10 @@ def _refuse_own_files(runtime: Runtime, database: str) -> None:
 # the password must be typed again instead.
 TARGET_FIELDS = ("driver", "host", "port", "database", "user_name", "options")
 PASSWORD_AGAIN = (
-    "password: type the password again to change the driver, host, port, database, user "
-    "or options (the stored one is only sent where it was saved for)"
+    # Worded without "password:" in front: error texts pass the value masker, which would
+    # take the words after it for a password.
+    "to change the driver, host, port, database, user or options, type the password again "
+    "(the stored one is only sent where it was saved for)"
 )
 
 
