@@ -2,91 +2,58 @@
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from pathlib import Path
 from typing import Any
 
-import attrs
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dancecat_core.errors import ValidationError
+from dancecat_core.inputs.connection import ConnectionInput
+from dancecat_core.inputs.fields import UNSET, Problems, relabel
 from dancecat_core.models import Connection, User, utcnow
 from dancecat_core.runner import check_connection
 from dancecat_core.runtime import Runtime
-from dancecat_core.services import access, validation
-
-UNSET: Any = object()
+from dancecat_core.services import access
 
 
-@attrs.frozen
-class ConnectionInput:
-    """A connection as submitted. ``password`` UNSET (or empty on update) keeps the old one."""
-
-    name: str
-    driver: str
-    database: str
-    host: str | None = None
-    port: int | str | None = None
-    user: str | None = None
-    password: str | None = UNSET
-    read_only: bool = True
-    shared: bool = False
-    options: dict[str, Any] = attrs.field(factory=dict)
-
-
-_HOST_NAME = re.compile(r"[A-Za-z0-9_.-]{1,253}")
-HOST_RULE = "host must be a host name, an IP address or a socket directory (/...)"
-
-
-def _host(value: Any) -> str | None:
-    """A host name, an IP address or a Unix socket directory; anything else is refused here
-    rather than failing deep inside a driver's resolver (an over-long DNS label raises
-    ``UnicodeError`` from ``getaddrinfo``, which no driver expects)."""
-    host = validation.text(value, "host", max_length=255, required=False) or None
-    if host is None or host.startswith("/"):
-        return host
-    try:
-        ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
-        return host
-    except ValueError:
-        pass
-    try:
-        ascii_name = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        raise ValidationError(HOST_RULE, "host") from None
-    if not _HOST_NAME.fullmatch(ascii_name):
-        raise ValidationError(HOST_RULE, "host")
-    return host
+def stored(connection: Connection) -> dict[str, Any]:
+    """The connection's present values by input field (never the password)."""
+    return {
+        "name": connection.name,
+        "driver": connection.driver,
+        "host": connection.host,
+        "port": connection.port,
+        "database": connection.database,
+        "user": connection.user_name,
+        "read_only": bool(connection.read_only),
+        "shared": bool(connection.shared),
+        "options": connection.options,
+    }
 
 
 def _checked(runtime: Runtime, data: ConnectionInput) -> dict[str, Any]:
-    driver_name = validation.text(data.driver, "driver", max_length=50)
-    if driver_name not in runtime.drivers:
-        known = ", ".join(sorted(runtime.drivers))
-        raise ValidationError(f"driver must be one of {known}", "driver")
-    driver = runtime.drivers[driver_name]
-    host = _host(data.host)
-    if driver.needs_host and not host:
-        raise ValidationError(f"host is required for {driver.label}", "host")
-    if not isinstance(data.options, dict):
-        raise ValidationError("options must be an object", "options")
-    database = validation.text(data.database, "database", max_length=1024)
-    if not driver.needs_host:
-        _refuse_own_files(runtime, database)
-    return {
-        "name": validation.text(data.name, "name", max_length=100),
-        "driver": driver_name,
-        "database": database,
-        "host": host,
-        "port": validation.optional_int(data.port, "port", minimum=1, maximum=65535)
-        or driver.default_port,
-        "user_name": validation.text(data.user, "user", max_length=255, required=False) or None,
-        "read_only": validation.boolean(data.read_only, "read_only"),
-        "shared": validation.boolean(data.shared, "shared"),
-        "options": data.options,
-    }
+    """Every field checked at once; the refusals are raised together."""
+    problems = Problems()
+    values = data.cleaned(runtime, problems)
+    driver = runtime.drivers.get(values.get("driver") or "")
+    if (
+        driver is not None
+        and driver.needs_host
+        and not values.get("host")
+        and not problems.has("host")
+    ):
+        problems.add(ValidationError(f"Host is required for {driver.label}", "host"))
+    if driver is not None and not driver.needs_host and values.get("database"):
+        try:
+            _refuse_own_files(runtime, values["database"])
+        except ValidationError as error:
+            problems.add(relabel(error, ConnectionInput.field("database")))
+    problems.raise_any()
+    assert driver is not None  # driver is a required choice of the registered ones
+    values["port"] = values["port"] or driver.default_port
+    values["user_name"] = values.pop("user") or None
+    return values
 
 
 def _refuse_own_files(runtime: Runtime, database: str) -> None:
@@ -110,8 +77,9 @@ def _refuse_own_files(runtime: Runtime, database: str) -> None:
 # the password must be typed again instead.
 TARGET_FIELDS = ("driver", "host", "port", "database", "user_name", "options")
 PASSWORD_AGAIN = (
-    "password: type the password again to change the driver, host, port, database, user "
-    "or options (the stored one is only sent where it was saved for)"
+    f"{ConnectionInput.field('password').label}: type the password again to change the "
+    "driver, host, port, database, user or options (the stored one is only sent where it "
+    "was saved for)"
 )
 
 
@@ -137,14 +105,9 @@ def _stored_password_for(
 
 
 def _set_password(runtime: Runtime, connection: Connection, password: Any) -> None:
+    """An unset, ``None`` or empty password keeps the stored one."""
     if not _password_given(password):
         return
-    if not isinstance(password, str) or len(password) > 1024:
-        raise ValidationError("password must be text of at most 1024 characters", "password")
-    try:
-        password.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError("password must be valid Unicode text", "password") from None
     connection.password_encrypted = runtime.secret_box.encrypt(password)
 
 
@@ -152,8 +115,9 @@ def create(
     runtime: Runtime, session: Session, actor: User | None, data: ConnectionInput
 ) -> Connection:
     values = _checked(runtime, data)
+    password = values.pop("password")
     connection = Connection(owner_id=actor.id if actor else None, **values)
-    _set_password(runtime, connection, data.password)
+    _set_password(runtime, connection, password)
     session.add(connection)
     session.flush()
     return connection
@@ -169,11 +133,12 @@ def update(
     connection = access.require_changeable(
         actor, session.get(Connection, connection_id), "connection"
     )
-    values = _checked(runtime, data)
-    connection.password_encrypted = _stored_password_for(runtime, connection, values, data.password)
+    values = _checked(runtime, data.merged(stored(connection)))
+    password = values.pop("password")
+    connection.password_encrypted = _stored_password_for(runtime, connection, values, password)
     for key, value in values.items():
         setattr(connection, key, value)
-    _set_password(runtime, connection, data.password)
+    _set_password(runtime, connection, password)
     connection.updated_at = utcnow()
     session.flush()
     return connection
@@ -231,9 +196,10 @@ def check_unsaved(
     """Test a connection form's values without saving; an empty password keeps the old one,
     but only while the target is the saved one (``TARGET_FIELDS``)."""
     values = _checked(runtime, data)
+    password = values.pop("password")
     probe = Connection(**values)
     if connection_id is not None:
         old = access.require_changeable(actor, session.get(Connection, connection_id), "connection")
-        probe.password_encrypted = _stored_password_for(runtime, old, values, data.password)
-    _set_password(runtime, probe, data.password)
+        probe.password_encrypted = _stored_password_for(runtime, old, values, password)
+    _set_password(runtime, probe, password)
     return check(runtime, probe)
