@@ -88,7 +88,10 @@ class ConnectionInput(Input):
         write_only=True,
         widget="password",
         strip=False,
-        help="Never shown again; empty keeps the saved one.",
+        help=(
+            "Never shown again. Leave empty to keep the saved password; changing the "
+            "driver, host, port, database, user or options needs it again."
+        ),
     )
     read_only: Any = spec(
         "Read-only",

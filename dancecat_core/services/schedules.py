@@ -86,6 +86,14 @@ def _checked(data: ScheduleInput, default_timezone: str, now: dt.datetime) -> di
     }
 
 
+def check(
+    data: ScheduleInput, *, default_timezone: str = "UTC", now: dt.datetime | None = None
+) -> None:
+    """Refuse ``data`` as ``create`` would, saving nothing (a form whose job is refused
+    still shows what is wrong with its schedules)."""
+    _checked(data, default_timezone, now or utcnow())
+
+
 def _job(session: Session, actor: User | None, job_id: int) -> Job:
     return access.require_changeable(actor, session.get(Job, job_id), "job")
 

@@ -69,7 +69,14 @@
     var start = $("[data-role=start]", block).value;
     var cronField = $("[data-role=cron-field]", block);
     cronField.hidden = type !== "cron";
-    if (!start) { box.textContent = ""; return; }
+    if (!start) {
+      box.textContent = "";
+      var why = document.createElement("p");
+      why.className = "sub";
+      why.textContent = box.getAttribute("data-empty") || "";
+      box.appendChild(why);
+      return;
+    }
     var params = new URLSearchParams({
       type: type,
       start: start,
