@@ -25,6 +25,9 @@ from dancecat_core.models import Job, Schedule, ScheduleType
 from dancecat_core.services import jobs, schedules
 from dancecat_web.ui.forms import FormErrors, form_values, posted, text
 
+# Posted by the form's schedules section: a post without it (and without any schedule
+# block) leaves the job's schedules alone.
+SCHEDULES_SHOWN = "schedules-shown"
 SCHEDULE_KEY = re.compile(r"^schedule-(\d+)-type$")
 SCHEDULE_FIELD = re.compile(r"schedules\[(\d+)\](?:\.(\w+))?")
 
@@ -53,6 +56,7 @@ class JobForm:
     values: dict[str, Any]
     schedules: list[dict[str, Any]]
     given: set[str] = attrs.field(factory=set)
+    schedules_given: bool = True
 
     @property
     def recipients(self) -> list[str]:
@@ -84,7 +88,7 @@ class JobForm:
             block = {"id": text(post, f"{prefix}id"), **posted(ScheduleInput, post, prefix)}
             block["given"] = set(block) - {"id"}
             blocks.append({**form_values(ScheduleInput), **block})
-        return cls(values, blocks, set(given))
+        return cls(values, blocks, set(given), SCHEDULES_SHOWN in post or bool(blocks))
 
     def apply_button(self, action: str, timezone: str) -> bool:
         """Do what an add/remove button asks; False when ``action`` is not one of them."""
@@ -177,7 +181,8 @@ def save(request: Request, form: JobForm, job_id: int | None) -> Job:
     if job is None and job_id is not None:
         job = jobs.get(request.dbsession, request.user, job_id)
     if job is not None:
-        _save_schedules(request, job, form, errors)
+        if form.schedules_given:
+            _save_schedules(request, job, form, errors)
     else:
         _check_schedules(request, form, errors)
     if errors:
