@@ -100,11 +100,14 @@
       var list = document.createElement("ol");
       answer.runs.forEach(function (run) {
         var item = document.createElement("li");
-        item.textContent = run.local + " ";
-        var utc = document.createElement("span");
-        utc.className = "sub";
-        utc.textContent = "(" + run.utc + ")";
-        item.appendChild(utc);
+        item.textContent = run.local;
+        if (run.utc !== run.local) {
+          var utc = document.createElement("span");
+          utc.className = "sub";
+          utc.textContent = "(" + run.utc + ")";
+          item.appendChild(document.createTextNode(" "));
+          item.appendChild(utc);
+        }
         list.appendChild(item);
       });
       box.appendChild(title);
