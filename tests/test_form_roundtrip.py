@@ -109,9 +109,7 @@ def test_connection_survives_its_edit_form_unchanged(app, alice, runtime, connec
         assert runtime.secret_box.decrypt(stored.password_encrypted) == " pass with spaces "
 
 
-def test_job_and_schedules_survive_the_edit_form_and_claimed_runs_stay(
-    app, alice, runtime, job
-):
+def test_job_and_schedules_survive_the_edit_form_and_claimed_runs_stay(app, alice, runtime, job):
     url = f"/api/v1/jobs/{job['id']}"
     before = app.get(url, headers=alice.auth).json["job"]
     daily = before["schedules"][1]["id"]
@@ -246,9 +244,7 @@ def test_a_refused_connection_form_shows_every_error_at_once(app, csrf):
 
 def test_the_api_answers_every_refused_field_too(app, alice):
     body = {"name": " ", "driver": "nosuch", "database": "d", "port": 0}
-    error = app.post_json("/api/v1/connections", body, headers=alice.auth, status=422).json[
-        "error"
-    ]
+    error = app.post_json("/api/v1/connections", body, headers=alice.auth, status=422).json["error"]
     assert error["field"] == "name"
     assert {item["field"] for item in error["errors"]} == {"name", "driver", "port"}
     assert "Driver must be one of" in error["message"]
