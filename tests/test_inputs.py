@@ -69,12 +69,14 @@ def test_choices_accept_other_cases_and_refuse_lookalikes():
             kind.clean(raw)
 
 
-def test_recipients_drop_blank_rows_and_duplicates():
+def test_recipients_drop_duplicates_and_refuse_blanks():
     recipients = JobInput.field("recipients")
-    assert recipients.clean(["A@Example.com", " ", "a@example.com", "b@example.com"]) == [
+    assert recipients.clean(["A@Example.com", "a@example.com", "b@example.com"]) == [
         "a@example.com",
         "b@example.com",
     ]
+    with pytest.raises(ValidationError, match="Send result to is required"):
+        recipients.clean(["a@example.com", " "])
     with pytest.raises(ValidationError, match="must be a list"):
         recipients.clean("a@example.com")
 
