@@ -248,3 +248,19 @@ def test_the_api_answers_every_refused_field_too(app, alice):
     assert error["field"] == "name"
     assert {item["field"] for item in error["errors"]} == {"name", "driver", "port"}
     assert "Driver must be one of" in error["message"]
+
+
+def test_options_holding_lone_surrogates_are_refused_before_they_are_stored(
+    app, alice, sqlite_chinook
+):
+    """JSON can escape a lone surrogate (``"\\ud800"``); stored, it broke every later
+    use of the connection (a preview answered 500)."""
+    body = {
+        "name": "c",
+        "driver": "sqlite",
+        "database": str(sqlite_chinook),
+        "options": {"fine": {"\udb21\udcf1": ["\ud800"]}},
+    }
+    error = app.post_json("/api/v1/connections", body, headers=alice.auth, status=422).json
+    assert error["error"]["field"] == "options"
+    assert app.get("/api/v1/connections", headers=alice.auth).json["connections"] == []

@@ -46,6 +46,15 @@ def test_options_must_be_an_object_in_any_spelling(raw):
     assert caught.value.field == "options"
 
 
+def test_options_with_lone_surrogates_are_refused_anywhere_inside():
+    options = ConnectionInput.field("options")
+    for raw in ({"\udb21": 1}, {"a": ["\ud800"]}, {"a": {"b": "x\udfff"}}, '{"a": "\\ud800"}'):
+        with pytest.raises(ValidationError) as caught:
+            options.clean(raw)
+        assert str(caught.value) == "Options (JSON) must be valid Unicode text"
+    assert options.clean({"a": {"b": ["ü", 2**70, None]}}) == {"a": {"b": ["ü", 2**70, None]}}
+
+
 def test_text_refusals_cover_nul_surrogates_and_length():
     name = JobInput.field("name")
     for raw, message in [

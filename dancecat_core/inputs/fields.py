@@ -168,6 +168,11 @@ class InputField:
                 raise ValidationError(f"{self.label} must be a JSON object", self.name) from None
         if not isinstance(raw, dict):
             raise ValidationError(f"{self.label} must be a JSON object", self.name)
+        try:
+            json.dumps(raw, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            # Lone surrogates survive JSON escaping, then break whoever reads them back.
+            raise ValidationError(f"{self.label} must be valid Unicode text", self.name) from None
         return raw
 
 
