@@ -264,3 +264,19 @@ def test_options_holding_lone_surrogates_are_refused_before_they_are_stored(
     error = app.post_json("/api/v1/connections", body, headers=alice.auth, status=422).json
     assert error["error"]["field"] == "options"
     assert app.get("/api/v1/connections", headers=alice.auth).json["connections"] == []
+
+
+def test_a_mysql_password_beyond_latin_1_fails_the_preview_clearly(app, alice):
+    """PyMySQL cannot send such a password: one line saying so, not a 500."""
+    body = {
+        "name": "m",
+        "driver": "mysql",
+        "host": "127.0.0.1",
+        "database": "d",
+        "password": "p\U000d84f1ss",
+    }
+    connection = app.post_json("/api/v1/connections", body, headers=alice.auth).json
+    preview = {"connection_id": connection["connection"]["id"], "query": "SELECT 1"}
+    error = app.post_json("/api/v1/preview", preview, headers=alice.auth, status=422).json
+    assert error["error"]["code"] == "connection_failed"
+    assert "Latin-1" in error["error"]["message"] and "\U000d84f1" not in error["error"]["message"]
