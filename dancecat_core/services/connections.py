@@ -77,9 +77,8 @@ def _refuse_own_files(runtime: Runtime, database: str) -> None:
 # the password must be typed again instead.
 TARGET_FIELDS = ("driver", "host", "port", "database", "user_name", "options")
 PASSWORD_AGAIN = (
-    f"{ConnectionInput.field('password').label}: type the password again to change the "
-    "driver, host, port, database, user or options (the stored one is only sent where it "
-    "was saved for)"
+    "password: type the password again to change the driver, host, port, database, user "
+    "or options (the stored one is only sent where it was saved for)"
 )
 
 

@@ -51,6 +51,11 @@ def text(post: MultiDict, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def checkbox(post: MultiDict, name: str) -> bool:
+    """A plain checkbox (one not drawn from a declaration): ticked or not."""
+    return post.get(name) in ("on", "1", "true", "yes")
+
+
 def posted(input_class: type[Input], post: MultiDict, prefix: str = "") -> dict[str, Any]:
     """The fields of ``input_class`` present in ``post`` (input names ``prefix + name``),
     as typed. A checkbox is present through the hidden input drawn before it; a list
