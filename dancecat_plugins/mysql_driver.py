@@ -807,6 +807,11 @@ class MysqlDriver(Driver):
         }
         try:
             connection = pymysql.connect(**options)
+        except UnicodeEncodeError:
+            # PyMySQL sends the password as Latin-1 and refuses anything else.
+            raise ConnectionFailed(
+                "the MySQL client can only send a password of Latin-1 characters"
+            ) from None
         except pymysql.MySQLError as exc:
             message = str(exc.args[1] if len(exc.args) > 1 else exc)
             for secret in params.secrets:

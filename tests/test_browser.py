@@ -91,6 +91,24 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+def _sticky_bar_covers_nothing(page) -> None:
+    """At 900 px, each field of the job form that Tab reaches stops above the sticky
+    Save/Run bar, not under it."""
+    size = page.viewport_size
+    page.set_viewport_size({"width": 900, "height": 900})
+    bar = page.locator(".sticky-actions")
+    for selector in ("#shared", "input[name=recipients][type=email] >> nth=-1", "#name"):
+        field = page.locator(selector)
+        field.focus()
+        box, top = field.bounding_box(), bar.bounding_box()["y"]
+        assert box["y"] + box["height"] <= top + 0.5, f"the bar covers {selector}"
+    page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+    # At the very end the bar sits after the last field.
+    last = page.locator("[data-add=schedule]").bounding_box()
+    assert last["y"] + last["height"] <= bar.bounding_box()["y"] + 0.5
+    page.set_viewport_size(size)
+
+
 def test_the_seed_story_in_a_real_browser(chromium, server, pg_chinook):
     context = chromium.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     page = context.new_page()
@@ -141,13 +159,17 @@ def test_the_seed_story_in_a_real_browser(chromium, server, pg_chinook):
     page.keyboard.press("Control+A")
     page.keyboard.insert_text(QUERY)
     assert page.locator(".CodeMirror-linenumber").count() >= 4
-    page.get_by_label("Query timeout (seconds)").fill("120")
+    page.get_by_label("Timeout (seconds)").fill("120")
     page.get_by_role("button", name="Run preview").click()
     page.locator("#preview").wait_for()
     assert page.locator("#preview table").count() == 1, page.inner_text("#preview-slot")
     preview_text = page.locator("#preview").inner_text()
     assert "nothing was saved" in preview_text
     assert page.locator("#preview tbody tr").count() == 100  # QUERY_TEST_LIMIT
+    # Column names exactly as the query named them (no CSS upper-casing).
+    headers = page.locator("#preview thead th")
+    assert headers.all_inner_texts() == HEADER
+    assert headers.first.evaluate("th => getComputedStyle(th).textTransform") == "none"
 
     # A daily schedule (next runs appear as it is filled in) and a recipient.
     page.get_by_role("button", name="New schedule").click()
@@ -158,7 +180,8 @@ def test_the_seed_story_in_a_real_browser(chromium, server, pg_chinook):
     block.locator("[data-role=next] li").first.wait_for()
     assert "2030-01-07 09:30 CET" in block.locator("[data-role=next]").inner_text()
     page.get_by_role("button", name="Add recipient").click()
-    page.locator("input[name=recipients]").last.fill("reports@example.com")
+    page.locator("input[name=recipients][type=email]").last.fill("reports@example.com")
+    _sticky_bar_covers_nothing(page)
     shot(page, "job-form")
     page.get_by_role("button", name="Save", exact=True).click()
     page.wait_for_url("**/jobs/*")
@@ -218,6 +241,12 @@ def test_the_seed_story_in_a_real_browser(chromium, server, pg_chinook):
     page.get_by_label("Token name").fill("sales dashboard")
     page.get_by_role("button", name="Create token").click()
     assert len(page.locator("#new-token").input_value()) > 20
+    name_box = page.locator("#name").bounding_box()
+    button_box = page.get_by_role("button", name="Create token").bounding_box()
+    middle = abs(
+        (name_box["y"] + name_box["height"] / 2) - (button_box["y"] + button_box["height"] / 2)
+    )
+    assert middle <= 2, f"'Create token' is {middle:.0f}px off its input's row"
     shot(page, "tokens")
 
     # Phone width: the jobs list still works (stacked rows, no sideways scrolling).

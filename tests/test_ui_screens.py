@@ -197,7 +197,7 @@ def test_connection_empty_name_is_refused_and_nothing_saved(app, csrf, runtime, 
         {"csrf_token": csrf, "name": "", "driver": "sqlite", "database": str(sqlite_chinook)},
         status=422,
     )
-    assert "name is required" in response.text
+    assert "Name is required" in response.text
     assert response.html.select_one("#name")["aria-invalid"] == "true"
     assert count(runtime, Connection) == 0
 
@@ -287,9 +287,9 @@ def test_job_saved_with_schedule_and_recipient(app, csrf, runtime, connection_id
 
 
 BAD_FIELDS = [
-    ({"name": ""}, "name is required"),
+    ({"name": ""}, "Name is required"),
     ({"connection_id": "999"}, "no such connection"),
-    ({"timeout_seconds": "soon"}, "timeout_seconds must be a whole number"),
+    ({"timeout_seconds": "soon"}, "Timeout (seconds) must be a whole number"),
     ({"recipients": "not-an-email"}, "is not a valid email address"),
     (
         {

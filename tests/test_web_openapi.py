@@ -7,7 +7,9 @@ import re
 from pyramid.interfaces import IRoutesMapper
 from test_web_helpers import make_app
 
-from dancecat_web.api.openapi import SCHEMAS
+from dancecat_core.inputs.job import JobInput
+from dancecat_core.inputs.schedule import ScheduleInput
+from dancecat_core.models import CatchUp, ScheduleType
 
 
 def _routes(app) -> dict[str, set[str]]:
@@ -47,4 +49,28 @@ def test_every_reference_resolves_and_drivers_are_the_registered_ones(runtime):
         assert name in document["components"]["schemas"], name
     drivers = document["components"]["schemas"]["ConnectionInput"]["properties"]["driver"]
     assert drivers["enum"] == sorted(runtime.drivers)
-    assert "enum" not in SCHEMAS["ConnectionInput"]["properties"]["driver"]  # not mutated
+
+
+def test_request_bodies_state_the_declared_limits_and_choices(runtime):
+    """The request schemas come from the input declarations: a limit changed there is
+    changed here, and no field of a declaration is missing from its body."""
+    schemas = make_app(runtime).get("/api/v1/openapi.json").json["components"]["schemas"]
+    job = schemas["JobInput"]["properties"]
+    for field in JobInput.fields():
+        assert field.name in job, field.name
+        assert job[field.name]["description"].startswith(field.label)
+    timeout = JobInput.field("timeout_seconds")
+    assert (job["timeout_seconds"]["minimum"], job["timeout_seconds"]["maximum"]) == (
+        timeout.minimum,
+        timeout.maximum,
+    )
+    assert job["query"]["maxLength"] == JobInput.field("query").max_length
+    assert set(schemas["JobInput"]["required"]) == {"name", "connection_id", "query"}
+    assert "required" not in schemas["JobPatch"]
+    schedule = schemas["ScheduleInput"]["properties"]
+    assert schedule["type"]["enum"] == [kind.value for kind in ScheduleType]
+    assert schedule["catch_up"]["enum"] == [choice.value for choice in CatchUp]
+    assert set(schedule) == {"id", *(field.name for field in ScheduleInput.fields())}
+    connection = schemas["ConnectionInput"]["properties"]
+    assert connection["password"]["writeOnly"] is True
+    assert connection["options"]["type"] == "object"

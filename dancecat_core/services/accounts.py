@@ -25,6 +25,7 @@ from dancecat_core.crypto import (
     verify_password,
 )
 from dancecat_core.errors import NotFound, ValidationError
+from dancecat_core.inputs.token import TokenInput
 from dancecat_core.models import (
     AllowedEmail,
     ApiToken,
@@ -190,7 +191,7 @@ def create_token(session: Session, user: User, name: str = "") -> tuple[ApiToken
     clear = new_token()
     token = ApiToken(
         user_id=user.id,
-        name=validation.text(name or "token", "name", max_length=100),
+        name=TokenInput(name=name).cleaned()["name"],
         token_hash=hash_token(clear),
         prefix=clear[:10],
     )

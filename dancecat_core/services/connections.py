@@ -3,93 +3,59 @@ Test button: ``probes``)."""
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dancecat_core.errors import ValidationError
-from dancecat_core.models import Connection, Job, User, utcnow
-from dancecat_core.services import access, naming, validation
+from dancecat_core.inputs.connection import ConnectionInput
+from dancecat_core.inputs.fields import UNSET, Problems, relabel
+from dancecat_core.models import Connection, User, utcnow
+from dancecat_core.services import access, naming
 
 if TYPE_CHECKING:  # only named in annotations: importing it would load every plugin module
     from dancecat_core.runtime import Runtime
 
-UNSET: Any = object()
 
-
-@attrs.frozen
-class ConnectionInput:
-    """A connection as submitted. ``password`` UNSET (or empty on update) keeps the old one."""
-
-    name: str
-    driver: str
-    database: str
-    host: str | None = None
-    port: int | str | None = None
-    user: str | None = None
-    password: str | None = UNSET
-    read_only: bool = True
-    shared: bool = False
-    options: dict[str, Any] = attrs.field(factory=dict)
-
-
-_HOST_NAME = re.compile(r"[A-Za-z0-9_.-]{1,253}")
-HOST_RULE = "host must be a host name, an IP address or a socket directory (/...)"
-
-
-def _host(value: Any) -> str | None:
-    """A host name, an IP address or a Unix socket directory; anything else is refused here
-    rather than failing deep inside a driver's resolver (an over-long DNS label raises
-    ``UnicodeError`` from ``getaddrinfo``, which no driver expects)."""
-    host = validation.text(value, "host", max_length=255, required=False) or None
-    if host is None or host.startswith("/"):
-        return host
-    try:
-        ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
-        return host
-    except ValueError:
-        pass
-    try:
-        ascii_name = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        raise ValidationError(HOST_RULE, "host") from None
-    if not _HOST_NAME.fullmatch(ascii_name):
-        raise ValidationError(HOST_RULE, "host")
-    return host
+def stored(connection: Connection) -> dict[str, Any]:
+    """The connection's present values by input field (never the password)."""
+    return {
+        "name": connection.name,
+        "driver": connection.driver,
+        "host": connection.host,
+        "port": connection.port,
+        "database": connection.database,
+        "user": connection.user_name,
+        "read_only": bool(connection.read_only),
+        "shared": bool(connection.shared),
+        "options": connection.options,
+    }
 
 
 def checked(runtime: Runtime, data: ConnectionInput) -> dict[str, Any]:
-    """The input's values as the model's columns, each checked (the password apart)."""
-    driver_name = validation.text(data.driver, "driver", max_length=50)
-    if driver_name not in runtime.drivers:
-        known = ", ".join(sorted(runtime.drivers))
-        raise ValidationError(f"driver must be one of {known}", "driver")
-    driver = runtime.drivers[driver_name]
-    host = _host(data.host)
-    if driver.needs_host and not host:
-        raise ValidationError(f"host is required for {driver.label}", "host")
-    if not isinstance(data.options, dict):
-        raise ValidationError("options must be an object", "options")
-    database = validation.text(data.database, "database", max_length=1024)
-    if not driver.needs_host:
-        _refuse_own_files(runtime, database)
-    return {
-        "name": validation.text(data.name, "name", max_length=100),
-        "driver": driver_name,
-        "database": database,
-        "host": host,
-        "port": validation.optional_int(data.port, "port", minimum=1, maximum=65535)
-        or driver.default_port,
-        "user_name": validation.text(data.user, "user", max_length=255, required=False) or None,
-        "read_only": validation.boolean(data.read_only, "read_only"),
-        "shared": validation.boolean(data.shared, "shared"),
-        "options": data.options,
-    }
+    """Every field checked at once; the refusals are raised together."""
+    problems = Problems()
+    values = data.cleaned(runtime, problems)
+    driver = runtime.drivers.get(values.get("driver") or "")
+    if (
+        driver is not None
+        and driver.needs_host
+        and not values.get("host")
+        and not problems.has("host")
+    ):
+        problems.add(ValidationError(f"Host is required for {driver.label}", "host"))
+    if driver is not None and not driver.needs_host and values.get("database"):
+        try:
+            _refuse_own_files(runtime, values["database"])
+        except ValidationError as error:
+            problems.add(relabel(error, ConnectionInput.field("database")))
+    problems.raise_any()
+    assert driver is not None  # driver is a required choice of the registered ones
+    values["port"] = values["port"] or driver.default_port
+    values["user_name"] = values.pop("user") or None
+    return values
 
 
 def _refuse_own_files(runtime: Runtime, database: str) -> None:
@@ -142,15 +108,9 @@ def stored_password_for(
 
 
 def set_password(runtime: Runtime, connection: Connection, password: Any) -> None:
-    """Encrypt and keep a new password; UNSET, None or empty keeps the old one."""
+    """An unset, ``None`` or empty password keeps the stored one."""
     if not _password_given(password):
         return
-    if not isinstance(password, str) or len(password) > 1024:
-        raise ValidationError("password must be text of at most 1024 characters", "password")
-    try:
-        password.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError("password must be valid Unicode text", "password") from None
     connection.password_encrypted = runtime.secret_box.encrypt(password)
 
 
@@ -158,9 +118,10 @@ def create(
     runtime: Runtime, session: Session, actor: User | None, data: ConnectionInput
 ) -> Connection:
     values = checked(runtime, data)
+    password = values.pop("password")
     connection = Connection(owner_id=actor.id if actor else None, **values)
     naming.require_unique(session, Connection, connection.owner_id, values["name"])
-    set_password(runtime, connection, data.password)
+    set_password(runtime, connection, password)
     session.add(connection)
     session.flush()
     return connection
@@ -176,14 +137,15 @@ def update(
     connection = access.require_changeable(
         actor, session.get(Connection, connection_id), "connection"
     )
-    values = checked(runtime, data)
+    values = checked(runtime, data.merged(stored(connection)))
+    password = values.pop("password")
     naming.require_unique(
         session, Connection, connection.owner_id, values["name"], current=connection
     )
-    connection.password_encrypted = stored_password_for(runtime, connection, values, data.password)
+    connection.password_encrypted = stored_password_for(runtime, connection, values, password)
     for key, value in values.items():
         setattr(connection, key, value)
-    set_password(runtime, connection, data.password)
+    set_password(runtime, connection, password)
     connection.updated_at = utcnow()
     session.flush()
     return connection
@@ -204,9 +166,7 @@ def get(session: Session, actor: User | None, connection_id: int) -> Connection:
 
 
 def get_by_name(session: Session, actor: User | None, name: str) -> Connection:
-    """The connection ``actor`` may see with exactly this name; ``Conflict`` if several
-    have it (two owners' connections, or a database from before names were unique)."""
-    found = session.scalars(
+    connection = session.scalars(
         select(Connection)
         .where(
             Connection.name == name,
@@ -214,24 +174,8 @@ def get_by_name(session: Session, actor: User | None, name: str) -> Connection:
             access.visible_filter(actor, Connection),
         )
         .order_by(Connection.id)
-        .limit(10)
-    ).all()
-    return access.require_visible(actor, naming.only_one(found, name, "connection"), "connection")
-
-
-def jobs_using(session: Session, actor: User | None, connection_id: int) -> list[Job]:
-    """The live jobs ``actor`` may see that query this connection."""
-    return list(
-        session.scalars(
-            select(Job)
-            .where(
-                Job.connection_id == connection_id,
-                Job.deleted_at.is_(None),
-                access.visible_filter(actor, Job),
-            )
-            .order_by(Job.id)
-        )
-    )
+    ).first()
+    return access.require_visible(actor, connection, "connection")
 
 
 def list_visible(session: Session, actor: User | None) -> list[Connection]:
@@ -242,3 +186,4 @@ def list_visible(session: Session, actor: User | None) -> list[Connection]:
             .order_by(Connection.name, Connection.id)
         )
     )
+

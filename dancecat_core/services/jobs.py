@@ -4,63 +4,53 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
 import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from dancecat_core.errors import Conflict, NotFound, ValidationError
+from dancecat_core.inputs.fields import Problems
+from dancecat_core.inputs.job import MAX_QUERY_CHARS as MAX_QUERY_CHARS
+from dancecat_core.inputs.job import JobInput
 from dancecat_core.models import Connection, Job, JobRecipient, Schedule, Tracker, User, utcnow
-from dancecat_core.services import access, naming, validation
+from dancecat_core.services import access, naming
 
-MAX_QUERY_CHARS = 1_000_000
-MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
-
-
-@attrs.frozen
-class JobInput:
-    name: str
-    connection_id: int | str | None
-    query: str
-    annotation: str = ""
-    timeout_seconds: int | str | None = None
-    recipients: tuple[str, ...] | list[str] = ()
-    shared: bool = False
+CONNECTION = JobInput.field("connection_id")
 
 
-def usable_connection(session: Session, actor: User | None, connection_id: Any) -> Connection:
-    """The connection a job form names, if ``actor`` may use it (else a field error)."""
-    number = validation.optional_int(connection_id, "connection_id", minimum=1, maximum=2**62)
-    if number is None:
-        raise ValidationError("connection_id is required", "connection_id")
+def usable_connection(session: Session, actor: User | None, number: int) -> Connection:
     connection = session.get(Connection, number)
     try:
         return access.require_visible(actor, connection, "connection")
     except NotFound:
-        raise ValidationError("connection_id: no such connection", "connection_id") from None
+        raise ValidationError(f"{CONNECTION.label}: no such connection", CONNECTION.name) from None
+
+
+def stored(job: Job) -> dict[str, Any]:
+    """The job's present values by input field, for an edit to start from."""
+    return {
+        "name": job.name,
+        "annotation": job.annotation or "",
+        "connection_id": job.connection_id,
+        "query": job.query,
+        "timeout_seconds": job.timeout_seconds,
+        "recipients": [recipient.email for recipient in job.recipients],
+        "shared": bool(job.shared),
+    }
 
 
 def _checked(session: Session, actor: User | None, data: JobInput) -> dict[str, Any]:
-    if not isinstance(data.recipients, list | tuple):
-        raise ValidationError("recipients must be a list of email addresses", "recipients")
-    recipients = []
-    for address in data.recipients:
-        checked = validation.email(address, "recipients")
-        if checked not in recipients:
-            recipients.append(checked)
-    return {
-        "name": validation.text(data.name, "name", max_length=200),
-        "annotation": validation.text(
-            data.annotation, "annotation", max_length=100_000, required=False
-        ),
-        "connection": usable_connection(session, actor, data.connection_id),
-        "query": validation.text(data.query, "query", max_length=MAX_QUERY_CHARS),
-        "timeout_seconds": validation.optional_int(
-            data.timeout_seconds, "timeout_seconds", minimum=1, maximum=MAX_TIMEOUT_SECONDS
-        ),
-        "shared": validation.boolean(data.shared, "shared"),
-        "recipients": recipients,
-    }
+    """Every field checked at once; the refusals are raised together."""
+    problems = Problems()
+    values = data.cleaned(problems=problems)
+    number = values.pop("connection_id", None)
+    if number is not None:
+        try:
+            values["connection"] = usable_connection(session, actor, number)
+        except ValidationError as error:
+            problems.add(error)
+    problems.raise_any()
+    return values
 
 
 def _apply(job: Job, values: dict[str, Any]) -> None:
@@ -82,8 +72,9 @@ def create(session: Session, actor: User | None, data: JobInput) -> Job:
 
 
 def update(session: Session, actor: User | None, job_id: int, data: JobInput) -> Job:
+    """Change the fields ``data`` gives; the ones it leaves unset keep their values."""
     job = access.require_changeable(actor, session.get(Job, job_id), "job")
-    values = _checked(session, actor, data)
+    values = _checked(session, actor, data.merged(stored(job)))
     naming.require_unique(session, Job, job.owner_id, values["name"], current=job)
     _apply(job, values)
     job.updated_at = utcnow()

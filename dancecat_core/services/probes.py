@@ -12,11 +12,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from dancecat_core.errors import Conflict
+from dancecat_core.errors import Conflict, ValidationError
+from dancecat_core.inputs.connection import ConnectionInput
+from dancecat_core.inputs.fields import Problems
+from dancecat_core.inputs.job import PREVIEW_FIELDS, JobInput
 from dancecat_core.models import Connection, User
 from dancecat_core.runner import Preview, check_connection, preview_query
 from dancecat_core.runtime import Runtime
-from dancecat_core.services import access, connections, jobs, validation
+from dancecat_core.services import access, connections, jobs
 
 
 def preview_saved(runtime: Runtime, session: Session, actor: User | None, job_id: int) -> Preview:
@@ -40,12 +43,23 @@ def preview(
     timeout_seconds: Any = None,
 ) -> Preview:
     """The form's Run button: first QUERY_TEST_LIMIT rows, scrubbed, nothing saved."""
-    connection = jobs.usable_connection(session, actor, connection_id)
-    sql = validation.text(query, "query", max_length=jobs.MAX_QUERY_CHARS)
-    timeout = validation.optional_int(
-        timeout_seconds, "timeout_seconds", minimum=1, maximum=jobs.MAX_TIMEOUT_SECONDS
+    data = JobInput(connection_id=connection_id, query=query, timeout_seconds=timeout_seconds)
+    problems = Problems()
+    values = data.cleaned(problems=problems, only=PREVIEW_FIELDS)
+    connection = None
+    if values.get("connection_id") is not None:
+        try:
+            connection = jobs.usable_connection(session, actor, values["connection_id"])
+        except ValidationError as error:
+            problems.add(error)
+    problems.raise_any()
+    assert connection is not None  # connection_id is required, so a problem was raised
+    return preview_query(
+        runtime,
+        runtime.connection_params(connection),
+        values["query"],
+        timeout=values["timeout_seconds"],
     )
-    return preview_query(runtime, runtime.connection_params(connection), sql, timeout=timeout)
 
 
 def check(runtime: Runtime, connection: Connection) -> tuple[bool, str | None, int]:
@@ -57,17 +71,16 @@ def check_unsaved(
     runtime: Runtime,
     session: Session,
     actor: User | None,
-    data: connections.ConnectionInput,
+    data: ConnectionInput,
     connection_id: int | None = None,
 ) -> tuple[bool, str | None, int]:
     """Test a connection form's values without saving; an empty password keeps the old one,
     but only while the target is the saved one (``connections.TARGET_FIELDS``)."""
     values = connections.checked(runtime, data)
+    password = values.pop("password")
     probe = Connection(**values)
     if connection_id is not None:
         old = access.require_changeable(actor, session.get(Connection, connection_id), "connection")
-        probe.password_encrypted = connections.stored_password_for(
-            runtime, old, values, data.password
-        )
-    connections.set_password(runtime, probe, data.password)
+        probe.password_encrypted = connections.stored_password_for(runtime, old, values, password)
+    connections.set_password(runtime, probe, password)
     return check(runtime, probe)

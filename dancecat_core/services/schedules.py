@@ -12,15 +12,15 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-import attrs
 import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dancecat_core import schedules as math
 from dancecat_core.errors import NotFound, ValidationError
+from dancecat_core.inputs.fields import Problems, relabel
+from dancecat_core.inputs.schedule import ScheduleInput
 from dancecat_core.models import (
-    CatchUp,
     Job,
     Schedule,
     ScheduleType,
@@ -29,54 +29,69 @@ from dancecat_core.models import (
     User,
     utcnow,
 )
-from dancecat_core.services import access, validation
+from dancecat_core.services import access
+
+CRON = ScheduleInput.field("cron")
+START = ScheduleInput.field("start")
 
 
-@attrs.frozen
-class ScheduleInput:
-    """What a form, the API or the console gives. ``start`` is 'YYYY-MM-DD HH:MM' in
-    ``timezone`` (default: the server's, ``TIMEZONE``)."""
+def stored(schedule: Schedule) -> dict[str, Any]:
+    """The schedule's present values by input field, for an edit to start from."""
+    return {
+        "type": schedule.type,
+        "start": schedule.start_local,
+        "timezone": schedule.timezone,
+        "cron": schedule.cron,
+        "active": bool(schedule.active),
+        "catch_up": schedule.catch_up,
+    }
 
-    type: str
-    start: str | dt.datetime
-    timezone: str | None = None
-    cron: str | None = None
-    active: bool | str = True
-    catch_up: str = CatchUp.ONCE.value
+
+def _fields(data: ScheduleInput, default_timezone: str, problems: Problems) -> dict[str, Any]:
+    """Each field checked on its own and with the others (cron only with type cron)."""
+    values = data.cleaned(problems=problems)
+    values["timezone"] = values.get("timezone") or default_timezone
+    kind, cron = values.get("type"), values.get("cron")
+    if kind == ScheduleType.CRON and not problems.has("cron"):
+        try:
+            values["cron"] = math.check_cron(cron, "cron")
+        except ValidationError as error:
+            problems.add(relabel(error, CRON))
+    elif cron and kind is not None:
+        problems.add(ValidationError(f"{CRON.label} is only used with type cron", "cron"))
+    return values
 
 
 def _checked(data: ScheduleInput, default_timezone: str, now: dt.datetime) -> dict[str, Any]:
-    kind = str(data.type or "").strip().lower()
-    if kind not in {t.value for t in ScheduleType}:
-        choices = ", ".join(t.value for t in ScheduleType)
-        raise ValidationError(f"type must be one of {choices}", "type")
-    start = math.parse_start(data.start, "start")
-    timezone = (data.timezone or "").strip() or default_timezone
-    math.zone(timezone, "timezone")
-    cron = None
-    if kind == ScheduleType.CRON:
-        cron = math.check_cron(data.cron, "cron")
-    elif data.cron and str(data.cron).strip():
-        raise ValidationError("cron is only used with type cron", "cron")
-    catch_up = str(data.catch_up or CatchUp.ONCE.value).strip().lower()
-    if catch_up not in {c.value for c in CatchUp}:
-        raise ValidationError("catch_up must be once or skip", "catch_up")
-    active = validation.boolean(data.active, "active")
-    next_run = math.next_after(kind, start, timezone, now - dt.timedelta(microseconds=1), cron)
+    problems = Problems()
+    values = _fields(data, default_timezone, problems)
+    problems.raise_any()
+    kind, start, timezone = values["type"], values["start"], values["timezone"]
+    next_run = math.next_after(
+        kind, start, timezone, now - dt.timedelta(microseconds=1), values["cron"]
+    )
     if kind == ScheduleType.ONCE and next_run is None:
         when = math.local_text(math.to_utc(start, math.zone(timezone)), timezone)
         raise ValidationError(
-            f"start: {when} is in the past; a once schedule must be later", "start"
+            f"{START.label}: {when} is in the past; a once schedule must be later", "start"
         )
     return {
         "type": kind,
         "start_local": start,
         "timezone": timezone,
-        "cron": cron,
-        "catch_up": catch_up,
-        "active": active,
-        "next_run_at": next_run if active else None,
+        "cron": values["cron"],
+        "catch_up": values["catch_up"],
+        "active": values["active"],
+        "next_run_at": next_run if values["active"] else None,
     }
+
+
+def check(
+    data: ScheduleInput, *, default_timezone: str = "UTC", now: dt.datetime | None = None
+) -> None:
+    """Refuse ``data`` as ``create`` would, saving nothing (a form whose job is refused
+    still shows what is wrong with its schedules)."""
+    _checked(data, default_timezone, now or utcnow())
 
 
 def _job(session: Session, actor: User | None, job_id: int) -> Job:
@@ -134,21 +149,12 @@ def _changeable(session: Session, actor: User | None, schedule_id: int) -> Sched
 
 
 def _unchanged(schedule: Schedule, data: ScheduleInput, default_timezone: str) -> bool:
-    """True when ``data`` says what ``schedule`` already is."""
-    try:
-        start = math.parse_start(data.start, "start")
-        active = validation.boolean(data.active, "active")
-    except ValidationError:
+    """True when ``data`` (merged with the stored values) says what ``schedule`` is."""
+    problems = Problems()
+    values = _fields(data, default_timezone, problems)
+    if problems.found:
         return False
-    cron = " ".join(str(data.cron or "").split()) or None
-    return (
-        schedule.type == str(data.type or "").strip().lower()
-        and schedule.start_local == start
-        and schedule.timezone == ((data.timezone or "").strip() or default_timezone)
-        and (" ".join((schedule.cron or "").split()) or None) == cron
-        and schedule.catch_up == str(data.catch_up or CatchUp.ONCE.value).strip().lower()
-        and bool(schedule.active) == active
-    )
+    return stored(schedule) == {**values, "cron": values["cron"] or None}
 
 
 def replace_for_job(
@@ -167,10 +173,14 @@ def replace_for_job(
     """
     existing = {s.id: s for s in list_for_job(session, actor, job_id)}
     kept: set[int] = set()
+    problems = Problems()
     for index, (schedule_id, data) in enumerate(items):
         name = f"schedules[{index}]"
         if schedule_id is not None and (schedule_id not in existing or schedule_id in kept):
-            raise ValidationError(f"{name}.id: this job has no schedule {schedule_id}", name)
+            problems.add(
+                ValidationError(f"{name}.id: this job has no schedule {schedule_id}", f"{name}.id")
+            )
+            continue
         try:
             if schedule_id is None:
                 create(session, actor, job_id, data, default_timezone=default_timezone)
@@ -178,8 +188,10 @@ def replace_for_job(
                 kept.add(schedule_id)
                 update(session, actor, schedule_id, data, default_timezone=default_timezone)
         except ValidationError as exc:
-            field = f"{name}.{exc.field}" if exc.field else name
-            raise ValidationError(f"{name}: {exc}", field) from None
+            for problem in getattr(exc, "problems", [exc]):
+                field = f"{name}.{problem.field}" if problem.field else name
+                problems.add(ValidationError(f"{name}: {problem}", field))
+    problems.raise_any()
     for schedule_id in existing.keys() - kept:
         delete(session, actor, schedule_id)
 
@@ -195,6 +207,7 @@ def update(
 ) -> Schedule:
     now = now or utcnow()
     schedule = _changeable(session, actor, schedule_id)
+    data = data.merged(stored(schedule))  # a field not given keeps its value
     if _unchanged(schedule, data, default_timezone):
         return schedule  # saving a form again must not disturb runs already claimed
     values = _checked(data, default_timezone, now)

@@ -15,6 +15,7 @@ import attrs
 from pyramid.request import Request
 
 from dancecat_core.errors import ValidationError
+from dancecat_core.inputs.fields import Input, Kind
 from dancecat_web.errors import MalformedBody
 
 MAX_DEPTH = 32
@@ -38,6 +39,23 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,),
     "array": (list,),
 }
+
+
+def input_fields(input_class: type[Input], only: tuple[str, ...] | None = None) -> dict[str, Field]:
+    """The JSON shape of an input class's fields (or of those named in ``only``)."""
+    return {
+        field.name: Field(
+            field.json_type,
+            nullable=field.nullable,
+            items="string" if field.kind is Kind.EMAILS else None,
+        )
+        for field in input_class.fields()
+        if only is None or field.name in only
+    }
+
+
+def required_fields(input_class: type[Input]) -> tuple[str, ...]:
+    return tuple(field.name for field in input_class.fields() if field.required)
 
 
 def _refuse_constant(name: str) -> Any:

@@ -8,56 +8,14 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
+from dancecat_core.inputs.connection import ConnectionInput
 from dancecat_core.models import Connection
 from dancecat_core.services import connections, probes
-from dancecat_core.services.connections import UNSET, ConnectionInput
 from dancecat_web.api import bodies, created, no_content, object_id
-from dancecat_web.api.bodies import Field
 from dancecat_web.api.present import connection_json
 
-FIELDS = {
-    "name": Field("string"),
-    "driver": Field("string"),
-    "host": Field("string", nullable=True),
-    "port": Field("integer", nullable=True),
-    "database": Field("string"),
-    "user": Field("string", nullable=True),
-    "password": Field("string", nullable=True),
-    "read_only": Field("boolean"),
-    "shared": Field("boolean"),
-    "options": Field("object"),
-}
-REQUIRED = ("name", "driver", "database")
-
-
-def _input(values: dict[str, Any]) -> ConnectionInput:
-    return ConnectionInput(
-        name=values["name"],
-        driver=values["driver"],
-        database=values["database"],
-        host=values.get("host"),
-        port=values.get("port"),
-        user=values.get("user"),
-        password=values.get("password", UNSET),
-        read_only=values.get("read_only", True),
-        shared=values.get("shared", False),
-        options=values.get("options") or {},
-    )
-
-
-def _current(connection: Connection) -> dict[str, Any]:
-    """The connection's present values in body form, for PATCH to start from."""
-    return {
-        "name": connection.name,
-        "driver": connection.driver,
-        "host": connection.host,
-        "port": connection.port,
-        "database": connection.database,
-        "user": connection.user_name,
-        "read_only": connection.read_only,
-        "shared": connection.shared,
-        "options": connection.options,
-    }
+FIELDS = bodies.input_fields(ConnectionInput)
+REQUIRED = bodies.required_fields(ConnectionInput)
 
 
 def _one(request: Request, connection: Connection) -> dict[str, Any]:
@@ -74,7 +32,7 @@ def list_connections(request: Request) -> dict[str, Any]:
 def create_connection(request: Request) -> dict[str, Any]:
     values = bodies.parse(request, FIELDS, required=REQUIRED)
     connection = connections.create(
-        request.runtime, request.dbsession, request.user, _input(values)
+        request.runtime, request.dbsession, request.user, ConnectionInput.from_values(values)
     )
     created(request, request.route_url("api.connection", id=connection.id))
     return _one(request, connection)
@@ -89,8 +47,10 @@ def get_connection(request: Request) -> dict[str, Any]:
 @view_config(route_name="api.connection", request_method="PUT", renderer="json")
 def replace_connection(request: Request) -> dict[str, Any]:
     values = bodies.parse(request, FIELDS, required=REQUIRED)
+    # PUT replaces every field: those left out take their defaults (the password is kept).
+    data = ConnectionInput.from_values(values, fill_defaults=True)
     connection = connections.update(
-        request.runtime, request.dbsession, request.user, object_id(request), _input(values)
+        request.runtime, request.dbsession, request.user, object_id(request), data
     )
     return _one(request, connection)
 
@@ -98,13 +58,13 @@ def replace_connection(request: Request) -> dict[str, Any]:
 @view_config(route_name="api.connection", request_method="PATCH", renderer="json")
 def patch_connection(request: Request) -> dict[str, Any]:
     changes = bodies.parse(request, FIELDS)
-    current = connections.get(request.dbsession, request.user, object_id(request))
+    # The fields left out keep their values (the service merges them).
     connection = connections.update(
         request.runtime,
         request.dbsession,
         request.user,
-        current.id,
-        _input({**_current(current), **changes}),
+        object_id(request),
+        ConnectionInput.from_values(changes),
     )
     return _one(request, connection)
 
@@ -131,5 +91,7 @@ def test_unsaved_connection(request: Request) -> dict[str, Any]:
     """The connection form's Test button: try the values without saving them."""
     values = bodies.parse(request, FIELDS, required=REQUIRED)
     return _check_json(
-        probes.check_unsaved(request.runtime, request.dbsession, request.user, _input(values))
+        probes.check_unsaved(
+            request.runtime, request.dbsession, request.user, ConnectionInput.from_values(values)
+        )
     )

@@ -10,9 +10,9 @@ from pyramid.response import Response
 from pyramid.view import view_config
 
 from dancecat_core.errors import ValidationError
+from dancecat_core.inputs.job import PREVIEW_FIELDS, JobInput
 from dancecat_core.models import Job, TrackerStatus
 from dancecat_core.services import jobs, probes, schedules, trackers
-from dancecat_core.services.jobs import JobInput
 from dancecat_web.api import MAX_ID, bodies, created, no_content, object_id
 from dancecat_web.api.bodies import Field
 from dancecat_web.api.present import job_json, preview_json, tracker_json
@@ -28,56 +28,20 @@ from dancecat_web.queue import enqueue_after_commit
 log = logging.getLogger(__name__)
 
 FIELDS = {
-    "name": Field("string"),
-    "annotation": Field("string", nullable=True),
-    "connection_id": Field("integer"),
-    "query": Field("string"),
-    "timeout_seconds": Field("integer", nullable=True),
-    "recipients": Field("array", items="string"),
+    **bodies.input_fields(JobInput),
     "schedules": Field("array", items=SCHEDULE_FIELDS, item_required=SCHEDULE_REQUIRED),
-    "shared": Field("boolean"),
 }
-REQUIRED = ("name", "connection_id", "query")
-PREVIEW_FIELDS = {
-    "connection_id": Field("integer"),
-    "query": Field("string"),
-    "timeout_seconds": Field("integer", nullable=True),
-}
+REQUIRED = bodies.required_fields(JobInput)
+PREVIEW_BODY = bodies.input_fields(JobInput, only=PREVIEW_FIELDS)
 RUNS_MAX_LIMIT = 500
-
-
-def _input(values: dict[str, Any]) -> JobInput:
-    return JobInput(
-        name=values["name"],
-        connection_id=values["connection_id"],
-        query=values["query"],
-        annotation=values.get("annotation") or "",
-        timeout_seconds=values.get("timeout_seconds"),
-        recipients=values.get("recipients") or [],
-        shared=values.get("shared", False),
-    )
-
-
-def _current(job: Job) -> dict[str, Any]:
-    """The job's present values in body form, for PATCH to start from."""
-    return {
-        "name": job.name,
-        "annotation": job.annotation,
-        "connection_id": job.connection_id,
-        "query": job.query,
-        "timeout_seconds": job.timeout_seconds,
-        "recipients": [recipient.email for recipient in job.recipients],
-        "shared": job.shared,
-    }
 
 
 def _one(request: Request, job: Job) -> dict[str, Any]:
     return {"job": job_json(job, schedules_json(request, job))}
 
 
-def _save(request: Request, job_id: int | None, values: dict[str, Any]) -> Job:
+def _save(request: Request, job_id: int | None, data: JobInput, values: dict[str, Any]) -> Job:
     """Create or change the job, then its schedules when the body lists them."""
-    data = _input(values)
     if job_id is None:
         job = jobs.create(request.dbsession, request.user, data)
     else:
@@ -106,7 +70,7 @@ def list_jobs(request: Request) -> dict[str, Any]:
 @view_config(route_name="api.jobs", request_method="POST", renderer="json")
 def create_job(request: Request) -> dict[str, Any]:
     values = bodies.parse(request, FIELDS, required=REQUIRED)
-    job = _save(request, None, values)
+    job = _save(request, None, JobInput.from_values(values), values)
     created(request, request.route_url("api.job", id=job.id))
     return _one(request, job)
 
@@ -121,15 +85,15 @@ def replace_job(request: Request) -> dict[str, Any]:
     values = bodies.parse(request, FIELDS, required=REQUIRED)
     # PUT replaces everything: a body without schedules means "no schedules".
     values.setdefault("schedules", [])
-    return _one(request, _save(request, object_id(request), values))
+    data = JobInput.from_values(values, fill_defaults=True)
+    return _one(request, _save(request, object_id(request), data, values))
 
 
 @view_config(route_name="api.job", request_method="PATCH", renderer="json")
 def patch_job(request: Request) -> dict[str, Any]:
     changes = bodies.parse(request, FIELDS)
-    current = jobs.get(request.dbsession, request.user, object_id(request))
-    values = {**_current(current), **changes}
-    return _one(request, _save(request, current.id, values))
+    # The fields left out keep their values (the service merges them).
+    return _one(request, _save(request, object_id(request), JobInput.from_values(changes), changes))
 
 
 @view_config(route_name="api.job", request_method="DELETE")
@@ -150,7 +114,7 @@ def preview_job(request: Request) -> dict[str, Any]:
 @view_config(route_name="api.preview", request_method="POST", renderer="json")
 def preview_query(request: Request) -> dict[str, Any]:
     """The job form's Run button: preview a query before saving it as a job."""
-    values = bodies.parse(request, PREVIEW_FIELDS, required=("connection_id", "query"))
+    values = bodies.parse(request, PREVIEW_BODY, required=("connection_id", "query"))
     preview = probes.preview(
         request.runtime,
         request.dbsession,

@@ -1,8 +1,10 @@
-"""``GET /api/v1/openapi.json``: the API described by hand, in OpenAPI 3.0.
+"""``GET /api/v1/openapi.json``: the API described in OpenAPI 3.0.
 
-Written by hand rather than generated so it says what we promise, not what the code
-happens to do; ``tests/test_web_openapi.py`` checks every route is described, and the
-schemathesis run checks the answers match it.
+Paths and answers are written by hand so they say what we promise; request bodies are
+derived from the input declarations (``dancecat_core.inputs``), the same ones the
+services check and the forms draw, so a limit or a choice is stated once.
+``tests/test_web_openapi.py`` checks every route is described, and the schemathesis run
+checks the answers match it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from pyramid.request import Request
 from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
+from dancecat_core.inputs.connection import ConnectionInput
+from dancecat_core.inputs.fields import Input, InputField, Kind
+from dancecat_core.inputs.job import PREVIEW_FIELDS, JobInput
+from dancecat_core.inputs.schedule import ScheduleInput
 from dancecat_core.models import TrackerStatus
 
 JSON = "application/json"
@@ -27,19 +33,6 @@ def ref(name: str) -> dict[str, str]:
 
 def nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "nullable": True}
-
-
-def text(max_length: int, description: str | None = None) -> dict[str, Any]:
-    """A required text field: at least one non-space character (the services strip)."""
-    schema: dict[str, Any] = {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": max_length,
-        "pattern": r"\S",
-    }
-    if description:
-        schema["description"] = description
-    return schema
 
 
 STRING = {"type": "string"}
@@ -91,69 +84,72 @@ FORMAT = {
     "schema": {"type": "string", "enum": ["json", "csv", "xlsx"]},
 }
 
-CONNECTION_FIELDS: dict[str, Any] = {
-    "name": text(100, "Shown in lists"),
-    "driver": {"type": "string", "description": "A registered driver (see the enum)"},
-    "host": nullable(
-        {"type": "string", "maxLength": 255, "description": "Required by network drivers"}
-    ),
-    "port": nullable({"type": "integer", "minimum": 1, "maximum": 65535}),
-    "database": text(1024, "Database name (a file path for SQLite)"),
-    "user": nullable({"type": "string", "maxLength": 255}),
-    "password": nullable(
-        {
-            "type": "string",
-            "maxLength": 1024,
-            "writeOnly": True,
-            "description": "Never returned; omit (or send empty) to keep the stored one",
-        }
-    ),
-    "read_only": {"type": "boolean", "default": True},
-    "shared": {"type": "boolean", "default": False, "description": "Usable by every user"},
-    "options": {"type": "object", "description": "Driver-specific options"},
-}
 
-SCHEDULE_FIELDS: dict[str, Any] = {
-    "id": nullable({"type": "integer", "description": "An existing schedule to keep"}),
-    "type": {
-        "type": "string",
-        "enum": ["once", "hourly", "daily", "weekly", "monthly", "cron"],
-    },
-    "start": {
-        "type": "string",
-        "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2})?$",
-        "description": "Wall-clock start, `YYYY-MM-DD HH:MM`, in `timezone`",
-    },
-    "timezone": nullable(
-        {"type": "string", "maxLength": 64, "description": "IANA zone; default TIMEZONE"}
-    ),
-    "cron": nullable(
-        {"type": "string", "maxLength": 200, "description": "Five-field cron, type cron only"}
-    ),
-    "active": {"type": "boolean", "default": True},
-    "catch_up": {"type": "string", "enum": ["once", "skip"], "default": "once"},
-}
+def field_schema(field: InputField, runtime: Any) -> dict[str, Any]:
+    """One input field's JSON schema, from its declaration (limits, choices, help)."""
+    schema: dict[str, Any] = {"type": field.json_type}
+    if field.kind is Kind.EMAILS:
+        schema["items"] = {"type": "string", "format": "email", "maxLength": field.max_length}
+    elif field.json_type == "string":
+        if field.max_length is not None:
+            schema["maxLength"] = field.max_length
+        if field.required and field.kind is not Kind.CHOICE:
+            schema.update(minLength=1, pattern=field.pattern or r"\S")
+        elif field.pattern:
+            schema["pattern"] = field.pattern
+    if field.kind is Kind.CHOICE:
+        schema["enum"] = [value for value, _ in field.options(runtime)]
+    if field.minimum is not None:
+        schema["minimum"] = field.minimum
+    if field.maximum is not None:
+        schema["maximum"] = field.maximum
+    if field.default not in (None, (), {}):
+        schema["default"] = field.default
+    if field.write_only:
+        schema["writeOnly"] = True
+    description = " ".join(part for part in (field.label + ".", field.help) if part)
+    schema["description"] = description
+    return nullable(schema) if field.nullable else schema
 
-JOB_FIELDS: dict[str, Any] = {
-    "name": text(200),
-    "annotation": nullable({"type": "string", "maxLength": 100_000}),
-    "connection_id": {"type": "integer", "minimum": 1, "description": "A usable connection"},
-    "query": text(1_000_000, "The SQL statement"),
-    "timeout_seconds": nullable(
-        {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": 7 * 24 * 3600,
-            "description": "Default DB_TIMEOUT",
-        }
-    ),
-    "recipients": {
-        "type": "array",
-        "items": {"type": "string", "format": "email", "maxLength": 254},
-    },
-    "schedules": {"type": "array", "items": ref("ScheduleInput")},
-    "shared": {"type": "boolean", "default": False},
-}
+
+def input_schema(
+    input_class: type[Input],
+    runtime: Any,
+    *,
+    required: bool = True,
+    only: tuple[str, ...] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The request schema of an input class: every field, ``required`` ones required
+    (``required=False``: a patch, where every field may be left out)."""
+    fields = [f for f in input_class.fields() if only is None or f.name in only]
+    schema: dict[str, Any] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            **(extra or {}),
+            **{field.name: field_schema(field, runtime) for field in fields},
+        },
+    }
+    names = [field.name for field in fields if field.required]
+    if required and names:
+        schema["required"] = names
+    return schema
+
+
+def input_schemas(runtime: Any) -> dict[str, Any]:
+    """The request bodies, derived from the input declarations for this runtime."""
+    schedule_id = nullable({"type": "integer", "description": "An existing schedule to keep"})
+    schedules = {"schedules": {"type": "array", "items": ref("ScheduleInput")}}
+    return {
+        "ConnectionInput": input_schema(ConnectionInput, runtime),
+        "ConnectionPatch": input_schema(ConnectionInput, runtime, required=False),
+        "ScheduleInput": input_schema(ScheduleInput, runtime, extra={"id": schedule_id}),
+        "JobInput": input_schema(JobInput, runtime, extra=schedules),
+        "JobPatch": input_schema(JobInput, runtime, required=False, extra=schedules),
+        "PreviewInput": input_schema(JobInput, runtime, only=PREVIEW_FIELDS),
+    }
+
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -167,6 +163,15 @@ SCHEMAS: dict[str, Any] = {
                     "code": STRING,
                     "message": STRING,
                     "field": {"type": "string", "description": "The offending input"},
+                    "errors": {
+                        "type": "array",
+                        "description": "Every refused field, when there are several",
+                        "items": {
+                            "type": "object",
+                            "required": ["field", "message"],
+                            "properties": {"field": STRING, "message": STRING},
+                        },
+                    },
                     "status": {"type": "string", "description": "A run's status (409)"},
                 },
             }
@@ -181,17 +186,6 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["user"],
         "properties": {"user": ref("User"), "csrf_token": STRING},
-    },
-    "ConnectionInput": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["name", "driver", "database"],
-        "properties": CONNECTION_FIELDS,
-    },
-    "ConnectionPatch": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": CONNECTION_FIELDS,
     },
     "Connection": {
         "type": "object",
@@ -243,12 +237,6 @@ SCHEMAS: dict[str, Any] = {
         "required": ["ok", "error", "elapsed_ms"],
         "properties": {"ok": BOOLEAN, "error": nullable(STRING), "elapsed_ms": INTEGER},
     },
-    "ScheduleInput": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["type", "start"],
-        "properties": SCHEDULE_FIELDS,
-    },
     "Schedule": {
         "type": "object",
         "required": [
@@ -274,13 +262,6 @@ SCHEMAS: dict[str, Any] = {
             "last_run_at": nullable(TIMESTAMP),
         },
     },
-    "JobInput": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["name", "connection_id", "query"],
-        "properties": JOB_FIELDS,
-    },
-    "JobPatch": {"type": "object", "additionalProperties": False, "properties": JOB_FIELDS},
     "Job": {
         "type": "object",
         "required": [
@@ -321,16 +302,6 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["jobs"],
         "properties": {"jobs": {"type": "array", "items": ref("Job")}},
-    },
-    "PreviewInput": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["connection_id", "query"],
-        "properties": {
-            "connection_id": JOB_FIELDS["connection_id"],
-            "query": JOB_FIELDS["query"],
-            "timeout_seconds": JOB_FIELDS["timeout_seconds"],
-        },
     },
     "Preview": {
         "type": "object",
@@ -652,11 +623,10 @@ def _with_links(response: dict[str, Any], links: dict[str, Any]) -> dict[str, An
     return {**response, "links": links}
 
 
-def document(server_url: str, drivers: list[str]) -> dict[str, Any]:
-    """The document for this server: its URL and its registered drivers."""
-    schemas = copy.deepcopy(SCHEMAS)
-    for name in ("ConnectionInput", "ConnectionPatch"):
-        schemas[name]["properties"]["driver"]["enum"] = drivers
+def document(server_url: str, runtime: Any) -> dict[str, Any]:
+    """The document for this server: its URL, and request bodies whose choices are the
+    runtime's registered plugins (drivers)."""
+    schemas = {**copy.deepcopy(SCHEMAS), **input_schemas(runtime)}
     paths = _paths()
     paths["/connections"]["post"]["responses"]["201"] = _with_links(
         paths["/connections"]["post"]["responses"]["201"],
@@ -725,4 +695,4 @@ def document(server_url: str, drivers: list[str]) -> dict[str, Any]:
 )
 def openapi(request: Request) -> dict[str, Any]:
     request.response.headers["Cache-Control"] = "public, max-age=300"
-    return document(request.application_url + "/api/v1", sorted(request.runtime.drivers))
+    return document(request.application_url + "/api/v1", request.runtime)

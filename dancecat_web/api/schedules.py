@@ -12,22 +12,14 @@ from typing import Any
 
 from pyramid.request import Request
 
+from dancecat_core.inputs.schedule import ScheduleInput
 from dancecat_core.models import Job, Schedule
 from dancecat_core.services import schedules
-from dancecat_core.services.schedules import ScheduleInput
-from dancecat_web.api.bodies import Field
+from dancecat_web.api.bodies import Field, input_fields, required_fields
 from dancecat_web.api.present import timestamp
 
-SCHEDULE_FIELDS = {
-    "id": Field("integer", nullable=True),
-    "type": Field("string"),
-    "start": Field("string"),
-    "timezone": Field("string", nullable=True),
-    "cron": Field("string", nullable=True),
-    "active": Field("boolean"),
-    "catch_up": Field("string"),
-}
-SCHEDULE_REQUIRED = ("type", "start")
+SCHEDULE_FIELDS = {"id": Field("integer", nullable=True), **input_fields(ScheduleInput)}
+SCHEDULE_REQUIRED = required_fields(ScheduleInput)
 START_FORMAT = "%Y-%m-%d %H:%M"
 
 
@@ -52,23 +44,12 @@ def schedules_json(request: Request, job: Job) -> list[dict[str, Any]]:
     ]
 
 
-def _input(item: dict[str, Any]) -> ScheduleInput:
-    return ScheduleInput(
-        type=item["type"],
-        start=item["start"],
-        timezone=item.get("timezone"),
-        cron=item.get("cron"),
-        active=item.get("active", True),
-        catch_up=item.get("catch_up") or "once",
-    )
-
-
 def replace_schedules(request: Request, job: Job, items: list[dict[str, Any]]) -> None:
     """Make the job's schedules be ``items`` (see the module docstring)."""
     schedules.replace_for_job(
         request.dbsession,
         request.user,
         job.id,
-        [(item.get("id"), _input(item)) for item in items],
+        [(item.get("id"), ScheduleInput.from_values(item)) for item in items],
         default_timezone=request.dancecat_settings.timezone,
     )

@@ -69,7 +69,14 @@
     var start = $("[data-role=start]", block).value;
     var cronField = $("[data-role=cron-field]", block);
     cronField.hidden = type !== "cron";
-    if (!start) { box.textContent = ""; return; }
+    if (!start) {
+      box.textContent = "";
+      var why = document.createElement("p");
+      why.className = "sub";
+      why.textContent = box.getAttribute("data-empty") || "";
+      box.appendChild(why);
+      return;
+    }
     var params = new URLSearchParams({
       type: type,
       start: start,
@@ -93,11 +100,14 @@
       var list = document.createElement("ol");
       answer.runs.forEach(function (run) {
         var item = document.createElement("li");
-        item.textContent = run.local + " ";
-        var utc = document.createElement("span");
-        utc.className = "sub";
-        utc.textContent = "(" + run.utc + ")";
-        item.appendChild(utc);
+        item.textContent = run.local;
+        if (run.utc !== run.local) {
+          var utc = document.createElement("span");
+          utc.className = "sub";
+          utc.textContent = "(" + run.utc + ")";
+          item.appendChild(document.createTextNode(" "));
+          item.appendChild(utc);
+        }
         list.appendChild(item);
       });
       box.appendChild(title);

@@ -13,15 +13,12 @@ from pyramid.request import Request
 from pyramid.view import view_config
 
 from dancecat_core.errors import ValidationError
+from dancecat_core.inputs.connection import ConnectionInput
 from dancecat_core.models import Connection
 from dancecat_core.services import connections, jobs, probes
 from dancecat_web.ui import forms
 from dancecat_web.ui.helpers import flash
 from dancecat_web.ui.requests import object_id, refuse
-
-
-def _drivers(request: Request) -> list[tuple[str, str]]:
-    return sorted((name, driver.label) for name, driver in request.runtime.drivers.items())
 
 
 def _form_page(
@@ -33,24 +30,24 @@ def _form_page(
 ) -> dict[str, Any]:
     return {
         "connection": connection,
+        "fields": ConnectionInput.fields(),
         "values": values,
         "errors": errors or forms.FormErrors(),
-        "drivers": _drivers(request),
         "check": check,
     }
 
 
-def _stored_values(connection: Connection) -> dict[str, Any]:
+def _typed(request: Request, connection: Connection | None) -> dict[str, Any]:
+    """What the form shows again: the posted values over the stored (or default) ones."""
+    stored = connections.stored(connection) if connection is not None else None
     return {
-        "name": connection.name,
-        "driver": connection.driver,
-        "host": connection.host or "",
-        "port": connection.port or "",
-        "database": connection.database,
-        "user": connection.user_name or "",
-        "read_only": bool(connection.read_only),
-        "shared": bool(connection.shared),
+        **forms.form_values(ConnectionInput, stored),
+        **forms.posted(ConnectionInput, request.POST),
     }
+
+
+def _posted_input(request: Request) -> ConnectionInput:
+    return ConnectionInput.from_values(forms.posted(ConnectionInput, request.POST))
 
 
 @view_config(route_name="ui.connections", request_method="GET", renderer="connections.jinja2")
@@ -62,8 +59,7 @@ def list_connections(request: Request) -> dict[str, Any]:
     route_name="ui.connection.new", request_method="GET", renderer="connection_form.jinja2"
 )
 def new_connection(request: Request) -> dict[str, Any]:
-    values = {"driver": "postgresql", "read_only": True, "shared": False}
-    return _form_page(request, None, values)
+    return _form_page(request, None, forms.form_values(ConnectionInput))
 
 
 @view_config(
@@ -71,7 +67,8 @@ def new_connection(request: Request) -> dict[str, Any]:
 )
 def edit_connection(request: Request) -> dict[str, Any]:
     connection = connections.get(request.dbsession, request.user, object_id(request))
-    return _form_page(request, connection, _stored_values(connection))
+    values = forms.form_values(ConnectionInput, connections.stored(connection))
+    return _form_page(request, connection, values)
 
 
 def _check(request: Request, connection_id: int | None) -> dict[str, Any]:
@@ -80,7 +77,7 @@ def _check(request: Request, connection_id: int | None) -> dict[str, Any]:
         request.runtime,
         request.dbsession,
         request.user,
-        forms.connection_input(request.POST),
+        _posted_input(request),
         connection_id,
     )
     return {"ok": ok, "error": error, "elapsed_ms": elapsed_ms}
@@ -99,12 +96,12 @@ def save_connection(request: Request) -> Any:
         if connection_id is not None
         else None
     )
-    values = forms.connection_values(request.POST)
+    values = _typed(request, connection)
     errors = forms.FormErrors()
     try:
         if request.POST.get("action") == "test":
             return _form_page(request, connection, values, check=_check(request, connection_id))
-        data = forms.connection_input(request.POST)
+        data = _posted_input(request)
         if connection_id is None:
             saved = connections.create(request.runtime, request.dbsession, request.user, data)
         else:
@@ -112,7 +109,7 @@ def save_connection(request: Request) -> Any:
                 request.runtime, request.dbsession, request.user, connection_id, data
             )
     except ValidationError as error:
-        errors.add(error, {"user_name": "user"})
+        errors.add(error)
         refuse(request)
         return _form_page(request, connection, values, errors)
     flash(request, f"Connection “{saved.name}” saved.")

@@ -73,6 +73,14 @@ class Helpers:
         """Whether to offer Edit / Delete (the services check again on submit)."""
         return access.can_change(self.request.user, obj)
 
+    def mail_unavailable(self) -> list[str]:
+        """Why results cannot be sent: each registered notifier that is not configured."""
+        return [
+            getattr(notifier, "unconfigured_reason", f"the {name} notifier is not configured")
+            for name, notifier in sorted(self.request.runtime.notifiers.items())
+            if not getattr(notifier, "configured", True)
+        ]
+
     def number(self, value: int | None) -> str:
         return "—" if value is None else f"{value:,}"
 

@@ -2,9 +2,11 @@
 
 The form is a plain HTML form that works without script: "New schedule", "remove" and the
 recipient buttons are submit buttons that re-render the form with a block added or
-removed; the page's script does the same in place. Saving calls the jobs service, then
-the schedules service for each block; the first refusal dooms the transaction so nothing
-of a refused form is stored.
+removed; the page's script does the same in place. The job's inputs and each schedule
+block's are drawn from ``JobInput`` and ``ScheduleInput`` (``ui.forms``), so the form
+carries every field the API does. Saving calls the jobs service, then the schedules
+service for the blocks; every refusal of both is shown at once, and the transaction is
+doomed so nothing of a refused form is stored.
 """
 
 from __future__ import annotations
@@ -17,96 +19,81 @@ from pyramid.request import Request
 from webob.multidict import MultiDict
 
 from dancecat_core.errors import ValidationError
-from dancecat_core.models import Job, Schedule
+from dancecat_core.inputs.job import JobInput
+from dancecat_core.inputs.schedule import ScheduleInput
+from dancecat_core.models import Job, Schedule, ScheduleType
 from dancecat_core.services import jobs, schedules
-from dancecat_core.services.jobs import JobInput
-from dancecat_core.services.schedules import ScheduleInput
-from dancecat_web.ui.forms import FormErrors, checkbox, text
+from dancecat_web.ui.forms import FormErrors, form_values, posted, text
 
+# Posted by the form's schedules section: a post without it (and without any schedule
+# block) leaves the job's schedules alone.
+SCHEDULES_SHOWN = "schedules-shown"
 SCHEDULE_KEY = re.compile(r"^schedule-(\d+)-type$")
-START_INPUT_FORMAT = "%Y-%m-%dT%H:%M"
-JOB_FIELD_ALIASES = {"connection": "connection_id"}
+SCHEDULE_FIELD = re.compile(r"schedules\[(\d+)\](?:\.(\w+))?")
 
 
-def _blank_schedule(timezone: str) -> dict[str, Any]:
+def schedule_prefix(index: int | str) -> str:
+    """The id and name prefix of one schedule block's inputs."""
+    return f"schedule-{index}-"
+
+
+def blank_schedule(timezone: str) -> dict[str, Any]:
+    """A new block: the declared defaults, daily, in the server's time zone."""
     return {
         "id": "",
-        "type": "daily",
-        "start": "",
+        **form_values(ScheduleInput),
+        "type": ScheduleType.DAILY.value,
         "timezone": timezone,
-        "cron": "",
-        "active": True,
     }
 
 
 @attrs.define
 class JobForm:
-    """Everything the form shows: the job's fields, its schedule blocks, its recipients."""
+    """Everything the form shows: the job's fields (recipients among them) and its
+    schedule blocks. ``given`` names the fields the post carried (all, for a form this
+    app drew); the others keep their stored values when saved."""
 
     values: dict[str, Any]
     schedules: list[dict[str, Any]]
-    recipients: list[str]
+    given: set[str] = attrs.field(factory=set)
+    schedules_given: bool = True
+
+    @property
+    def recipients(self) -> list[str]:
+        return self.values["recipients"]
 
     @classmethod
     def blank(cls, connection_id: int | None) -> JobForm:
-        values = {
-            "name": "",
-            "annotation": "",
-            "connection_id": connection_id or "",
-            "query": "",
-            "timeout_seconds": "",
-        }
-        return cls(values, [], [])
+        values = form_values(JobInput)
+        values["connection_id"] = connection_id or ""
+        return cls(values, [])
 
     @classmethod
     def from_job(cls, job: Job, job_schedules: list[Schedule]) -> JobForm:
-        values = {
-            "name": job.name,
-            "annotation": job.annotation or "",
-            "connection_id": job.connection_id,
-            "query": job.query,
-            "timeout_seconds": job.timeout_seconds or "",
-        }
         blocks = [
-            {
-                "id": schedule.id,
-                "type": schedule.type,
-                "start": schedule.start_local.strftime(START_INPUT_FORMAT),
-                "timezone": schedule.timezone,
-                "cron": schedule.cron or "",
-                "active": bool(schedule.active),
-            }
+            {"id": schedule.id, **form_values(ScheduleInput, schedules.stored(schedule))}
             for schedule in job_schedules
         ]
-        return cls(values, blocks, [recipient.email for recipient in job.recipients])
+        return cls(form_values(JobInput, jobs.stored(job)), blocks)
 
     @classmethod
-    def from_post(cls, post: MultiDict) -> JobForm:
-        values = {
-            name: text(post, name)
-            for name in ("name", "annotation", "connection_id", "query", "timeout_seconds")
-        }
+    def from_post(cls, post: MultiDict, base: dict[str, Any] | None = None) -> JobForm:
+        """The form as posted, over ``base`` (the stored or default values)."""
+        given = posted(JobInput, post)
+        values = {**(base or form_values(JobInput)), **given}
         indexes = sorted(int(match.group(1)) for key in post if (match := SCHEDULE_KEY.match(key)))
-        blocks = [
-            {
-                "id": text(post, f"schedule-{i}-id"),
-                "type": text(post, f"schedule-{i}-type"),
-                "start": text(post, f"schedule-{i}-start"),
-                "timezone": text(post, f"schedule-{i}-timezone"),
-                "cron": text(post, f"schedule-{i}-cron"),
-                "active": checkbox(post, f"schedule-{i}-active"),
-            }
-            for i in indexes
-        ]
-        recipients = [
-            value.strip() for value in post.getall("recipients") if isinstance(value, str)
-        ]
-        return cls(values, blocks, [address for address in recipients if address])
+        blocks = []
+        for index in indexes:
+            prefix = schedule_prefix(index)
+            block = {"id": text(post, f"{prefix}id"), **posted(ScheduleInput, post, prefix)}
+            block["given"] = set(block) - {"id"}
+            blocks.append({**form_values(ScheduleInput), **block})
+        return cls(values, blocks, set(given), SCHEDULES_SHOWN in post or bool(blocks))
 
     def apply_button(self, action: str, timezone: str) -> bool:
         """Do what an add/remove button asks; False when ``action`` is not one of them."""
         if action == "add-schedule":
-            self.schedules.append(_blank_schedule(timezone))
+            self.schedules.append(blank_schedule(timezone))
         elif action == "add-recipient":
             self.recipients.append("")
         elif match := re.fullmatch(r"remove-(schedule|recipient)-(\d+)", action):
@@ -119,14 +106,7 @@ class JobForm:
         return True
 
     def job_input(self) -> JobInput:
-        return JobInput(
-            name=self.values["name"],
-            connection_id=self.values["connection_id"] or None,
-            query=self.values["query"],
-            annotation=self.values["annotation"],
-            timeout_seconds=self.values["timeout_seconds"] or None,
-            recipients=list(self.recipients),
-        )
+        return JobInput.from_values({name: self.values[name] for name in self.given})
 
 
 class FormRefused(Exception):
@@ -138,13 +118,19 @@ class FormRefused(Exception):
 
 
 def _schedule_input(block: dict[str, Any]) -> ScheduleInput:
-    return ScheduleInput(
-        type=block["type"],
-        start=block["start"],
-        timezone=block["timezone"] or None,
-        cron=block["cron"] if block["type"] == "cron" else None,
-        active=block["active"],
-    )
+    """A block's posted fields; the cron field only counts for a cron block (it is
+    hidden, not cleared, when the type changes)."""
+    given = {name: block[name] for name in block.get("given", ())}
+    if str(given.get("type", "")).strip().lower() != ScheduleType.CRON and "cron" in given:
+        given["cron"] = None
+    return ScheduleInput.from_values(given)
+
+
+def _schedule_input_id(field: str) -> str:
+    match = SCHEDULE_FIELD.fullmatch(field)
+    if match is None:
+        return field
+    return f"{schedule_prefix(match.group(1))}{match.group(2) or 'type'}"
 
 
 def _save_schedules(request: Request, job: Job, form: JobForm, errors: FormErrors) -> None:
@@ -162,24 +148,44 @@ def _save_schedules(request: Request, job: Job, form: JobForm, errors: FormError
             default_timezone=request.dancecat_settings.timezone or "UTC",
         )
     except ValidationError as error:
-        match = re.fullmatch(r"schedules\[(\d+)\](?:\.(\w+))?", error.field or "")
-        index, field = (match.group(1), match.group(2) or "type") if match else ("0", "type")
-        message = str(error).split(": ", 1)[-1]
-        errors.fields[f"schedule-{index}-{field}"] = message
+        for problem in getattr(error, "problems", [error]):
+            # "schedules[0]: Start on: ..." is shown on the block's field as "Start on: ..."
+            message = str(problem).split(": ", 1)[-1]
+            errors.add(ValidationError(message, problem.field), _schedule_input_id)
+
+
+def _check_schedules(request: Request, form: JobForm, errors: FormErrors) -> None:
+    """The blocks of a job that could not be created: refusals only, nothing saved."""
+    for index, block in enumerate(form.schedules):
+        try:
+            schedules.check(
+                _schedule_input(block),
+                default_timezone=request.dancecat_settings.timezone or "UTC",
+            )
+        except ValidationError as error:
+            for problem in getattr(error, "problems", [error]):
+                errors.add(problem, lambda field, i=index: f"{schedule_prefix(i)}{field}")
 
 
 def save(request: Request, form: JobForm, job_id: int | None) -> Job:
-    """Create or update the job and its schedules; ``FormRefused`` if any part is refused."""
+    """Create or update the job and its schedules; ``FormRefused`` with every refusal."""
     errors = FormErrors()
+    job = None
     try:
         if job_id is None:
             job = jobs.create(request.dbsession, request.user, form.job_input())
         else:
             job = jobs.update(request.dbsession, request.user, job_id, form.job_input())
     except ValidationError as error:
-        errors.add(error, JOB_FIELD_ALIASES)
-        raise FormRefused(errors) from None
-    _save_schedules(request, job, form, errors)
+        errors.add(error)
+    if job is None and job_id is not None:
+        job = jobs.get(request.dbsession, request.user, job_id)
+    if job is not None:
+        if form.schedules_given:
+            _save_schedules(request, job, form, errors)
+    else:
+        _check_schedules(request, form, errors)
     if errors:
         raise FormRefused(errors)
+    assert job is not None
     return job

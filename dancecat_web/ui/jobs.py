@@ -15,13 +15,15 @@ from pyramid.view import view_config
 
 from dancecat_core import schedules as schedule_math
 from dancecat_core.errors import Conflict, NotFound, QueryError, ValidationError
-from dancecat_core.models import Job, Tracker, TrackerStatus
+from dancecat_core.inputs.job import JobInput
+from dancecat_core.inputs.schedule import ScheduleInput
+from dancecat_core.models import Job, ScheduleType, Tracker, TrackerStatus
 from dancecat_core.services import connections, jobs, probes, schedules, trackers
 from dancecat_web.queue import enqueue_after_commit
 from dancecat_web.ui.chart import run_chart
-from dancecat_web.ui.forms import FormErrors
+from dancecat_web.ui.forms import FormErrors, form_values
 from dancecat_web.ui.helpers import flash
-from dancecat_web.ui.job_form import FormRefused, JobForm, save
+from dancecat_web.ui.job_form import FormRefused, JobForm, blank_schedule, save
 from dancecat_web.ui.requests import object_id, refuse, wants_json
 from dancecat_web.ui.schedule_times import next_runs
 
@@ -112,6 +114,11 @@ def _schedule_rows(job: Job, job_schedules: list) -> list[dict[str, Any]]:
                 "schedule": schedule,
                 "local": schedule_math.local_text(schedule.next_run_at, schedule.timezone),
                 "utc": schedule_math.local_text(schedule.next_run_at, "UTC"),
+                "last": schedule_math.local_text(schedule.last_run_at, schedule.timezone),
+                # A once schedule that fired has nothing left to do.
+                "done": schedule.type == ScheduleType.ONCE
+                and schedule.next_run_at is None
+                and schedule.last_run_at is not None,
             }
         )
     return rows
@@ -146,22 +153,25 @@ def _form_page(
         blocks.append(
             {
                 **block,
-                "next": next_runs(block["type"], block["start"], block["timezone"], block["cron"])
-                if block["start"]
-                else None,
+                "next": next_runs(block["type"], block["start"], block["timezone"], block["cron"]),
             }
         )
+    default_timezone = request.dancecat_settings.timezone or "UTC"
     return {
         "job": job,
         "form": form,
+        "job_fields": JobInput.fields(),
+        "schedule_fields": ScheduleInput.fields(),
         "blocks": blocks,
-        "connections": visible,
+        "blank_block": blank_schedule(default_timezone),
+        "connection_choices": [
+            (c.id, c.name + (" (connection deleted)" if c.is_deleted else "")) for c in visible
+        ],
         "errors": errors or FormErrors(),
         "no_errors": FormErrors(),
         "preview": preview,
         "timezones": sorted(zoneinfo.available_timezones()),
-        "default_timezone": request.dancecat_settings.timezone or "UTC",
-        "schedule_types": ["once", "hourly", "daily", "weekly", "monthly", "cron"],
+        "default_timezone": default_timezone,
     }
 
 
@@ -201,7 +211,8 @@ def save_job(request: Request) -> Any:
     session, user = request.dbsession, request.user
     job_id = object_id(request) if "id" in request.matchdict else None
     job = jobs.get(session, user, job_id) if job_id is not None else None
-    form = JobForm.from_post(request.POST)
+    base = form_values(JobInput, jobs.stored(job)) if job is not None else None
+    form = JobForm.from_post(request.POST, base)
     action = request.POST.get("action", "save")
     timezone = request.dancecat_settings.timezone or "UTC"
     if form.apply_button(action, timezone):

@@ -12,9 +12,12 @@ import attrs
 
 from dancecat_core import schedules as math
 from dancecat_core.errors import ValidationError
+from dancecat_core.inputs.fields import relabel
+from dancecat_core.inputs.schedule import ScheduleInput
 from dancecat_core.models import utcnow
 
 HOW_MANY = 3
+START = ScheduleInput.field("start")
 
 
 @attrs.frozen
@@ -38,7 +41,9 @@ def next_runs(
     count: int = HOW_MANY,
     now: dt.datetime | None = None,
 ) -> NextRuns:
-    """Up to ``count`` occurrences after ``now``, or why the values cannot be scheduled."""
+    """Up to ``count`` occurrences after ``now``, or why none are shown (by label)."""
+    if not str(start or "").strip():
+        return NextRuns([], f"No next runs shown: fill in {START.label}.")
     try:
         start_local = math.parse_start(start)
         math.zone(timezone)
@@ -52,8 +57,13 @@ def next_runs(
                 break
             runs.append(RunTime(math.local_text(found, timezone), math.local_text(found, "UTC")))
             instant = found
-    except (ValidationError, ValueError) as error:
-        return NextRuns([], str(error))
+    except ValidationError as error:
+        names = {field.name: field for field in ScheduleInput.fields()}
+        if error.field in names:
+            error = relabel(error, names[error.field])
+        return NextRuns([], f"No next runs shown: {error}")
+    except ValueError as error:
+        return NextRuns([], f"No next runs shown: {error}")
     if not runs:
-        return NextRuns([], "this schedule has no run in the future")
+        return NextRuns([], "No next runs shown: this schedule has no run in the future.")
     return NextRuns(runs)

@@ -9,6 +9,7 @@ from pyramid.request import Request
 from pyramid.view import view_config
 
 from dancecat_core.errors import ValidationError
+from dancecat_core.inputs.token import TokenInput
 from dancecat_core.services import accounts
 from dancecat_web.ui.forms import FormErrors, text
 from dancecat_web.ui.helpers import flash
@@ -21,6 +22,7 @@ def _page(request: Request, **extra: Any) -> dict[str, Any]:
         "created": None,
         "clear": None,
         "errors": FormErrors(),
+        "fields": TokenInput.fields(),
         "name": "",
     }
     page.update(extra)

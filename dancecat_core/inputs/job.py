@@ -1,0 +1,78 @@
+"""A job as submitted: its query, the connection it runs on, who gets the result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from dancecat_core.inputs.fields import Input, Kind, spec
+
+MAX_QUERY_CHARS = 1_000_000
+MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
+MAX_ID = 2**62
+
+
+@attrs.frozen
+class JobInput(Input):
+    """A job. ``recipients`` is the recipient list (each an email address)."""
+
+    name: Any = spec("Name", Kind.TEXT, required=True, max_length=200, flag="name")
+    annotation: Any = spec(
+        "Annotation",
+        Kind.TEXT,
+        nullable=True,
+        default="",
+        max_length=100_000,
+        widget="textarea",
+        flag="--annotation",
+        help="Markdown; shown on the job's page.",
+    )
+    connection_id: Any = spec(
+        "Connection",
+        Kind.INTEGER,
+        required=True,
+        minimum=1,
+        maximum=MAX_ID,
+        widget="connection",
+        help="One of the connections you may use.",
+    )
+    query: Any = spec(
+        "Query",
+        Kind.TEXT,
+        required=True,
+        max_length=MAX_QUERY_CHARS,
+        widget="code",
+        flag="--sql",
+        help="Tab leaves the editor; Ctrl-Enter runs a preview.",
+    )
+    timeout_seconds: Any = spec(
+        "Timeout (seconds)",
+        Kind.INTEGER,
+        nullable=True,
+        minimum=1,
+        maximum=MAX_TIMEOUT_SECONDS,
+        flag="--timeout",
+        help="Empty: the server's default (DB_TIMEOUT).",
+    )
+    recipients: Any = spec(
+        "Send result to",
+        Kind.EMAILS,
+        default=(),
+        max_length=254,
+        widget="emails",
+        flag="--recipient",
+        placeholder="report_to@example.com",
+        help="Each address gets the result after every run.",
+    )
+    shared: Any = spec(
+        "Shared",
+        Kind.BOOLEAN,
+        default=False,
+        widget="checkbox",
+        flag="--shared",
+        help="Everyone on this DanceCat may see and run it.",
+    )
+
+
+PREVIEW_FIELDS = ("connection_id", "query", "timeout_seconds")
