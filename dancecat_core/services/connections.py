@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dancecat_core.drivers import Driver
 from dancecat_core.errors import ValidationError
 from dancecat_core.models import Connection, Job, User, utcnow
 from dancecat_core.services import access, naming, validation
@@ -63,7 +63,7 @@ def _host(value: Any) -> str | None:
     return host
 
 
-def checked(runtime: Runtime, data: ConnectionInput) -> dict[str, Any]:
+def checked(runtime: Runtime, actor: User | None, data: ConnectionInput) -> dict[str, Any]:
     """The input's values as the model's columns, each checked (the password apart)."""
     driver_name = validation.text(data.driver, "driver", max_length=50)
     if driver_name not in runtime.drivers:
@@ -76,8 +76,8 @@ def checked(runtime: Runtime, data: ConnectionInput) -> dict[str, Any]:
     if not isinstance(data.options, dict):
         raise ValidationError("options must be an object", "options")
     database = validation.text(data.database, "database", max_length=1024)
-    if not driver.needs_host:
-        _refuse_own_files(runtime, database)
+    read_only = validation.boolean(data.read_only, "read_only")
+    _check_local_file(runtime, actor, driver, database, read_only)
     return {
         "name": validation.text(data.name, "name", max_length=100),
         "driver": driver_name,
@@ -86,26 +86,25 @@ def checked(runtime: Runtime, data: ConnectionInput) -> dict[str, Any]:
         "port": validation.optional_int(data.port, "port", minimum=1, maximum=65535)
         or driver.default_port,
         "user_name": validation.text(data.user, "user", max_length=255, required=False) or None,
-        "read_only": validation.boolean(data.read_only, "read_only"),
+        "read_only": read_only,
         "shared": validation.boolean(data.shared, "shared"),
         "options": data.options,
     }
 
 
-def _refuse_own_files(runtime: Runtime, database: str) -> None:
-    """File-based databases may not point into DANCECAT_HOME: the app database, results and
-    secrets there must never be queried through DanceCat itself."""
-    path = database.removeprefix("file:").split("?", 1)[0]
-    try:
-        resolved = Path(path).expanduser().resolve()
-    except (OSError, RuntimeError, ValueError):
-        raise ValidationError("database: not a usable file path", "database") from None
-    home = runtime.settings.home.resolve()
-    if resolved == home or home in resolved.parents:
+def _check_local_file(
+    runtime: Runtime, actor: User | None, driver: Driver, database: str, read_only: bool
+) -> None:
+    """A file on this machine: only what the driver may open (``SQLITE_ALLOWED_DIRS``, never
+    DanceCat's own files), and written to only through a connection an admin saved."""
+    if driver.needs_host:
+        return
+    if not read_only and actor is not None and not actor.is_admin:
         raise ValidationError(
-            "database: files under DANCECAT_HOME (DanceCat's own data) cannot be queried",
-            "database",
+            f"read_only: only an admin may save a read-write {driver.label} connection",
+            "read_only",
         )
+    driver.check_database(database, read_only=read_only, files=runtime.file_rules())
 
 
 # Where a connection's password goes. Changing any of these with the password left empty
@@ -155,7 +154,7 @@ def set_password(runtime: Runtime, connection: Connection, password: Any) -> Non
 def create(
     runtime: Runtime, session: Session, actor: User | None, data: ConnectionInput
 ) -> Connection:
-    values = checked(runtime, data)
+    values = checked(runtime, actor, data)
     connection = Connection(owner_id=actor.id if actor else None, **values)
     naming.require_unique(session, Connection, connection.owner_id, values["name"])
     set_password(runtime, connection, data.password)
@@ -174,7 +173,7 @@ def update(
     connection = access.require_changeable(
         actor, session.get(Connection, connection_id), "connection"
     )
-    values = checked(runtime, data)
+    values = checked(runtime, actor, data)
     naming.require_unique(
         session, Connection, connection.owner_id, values["name"], current=connection
     )
