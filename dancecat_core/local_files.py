@@ -69,7 +69,10 @@ class LocalFileRules:
         time, following symbolic links (``/proc/self/fd/N`` included), and removing the
         previous name for ``..`` even when that name does not exist.
         """
-        real = _real(path)
+        try:
+            real = _real(path)
+        except OSError as exc:  # a link removed while it was being read
+            raise ValidationError(f"database {path}: {exc.strerror}", "database") from None
         if any(_inside(real, folder) for folder in self.protected_dirs):
             raise ValidationError(OWN_FILES, "database")
         if not any(_inside(real, folder) for folder in self.allowed_dirs):
