@@ -62,8 +62,11 @@ class LocalFileRules:
             protected_files=tuple(files),
         )
 
-    def check(self, path: str) -> tuple[Path, os.stat_result]:
+    def check(self, path: str, *, exists: bool = True) -> tuple[Path, os.stat_result | None]:
         """The real file behind the absolute ``path`` and its status, or ``ValidationError``.
+
+        With ``exists=False`` (a connection being saved) a missing file is accepted, with
+        status None; it is checked in full when it is opened.
 
         ``os.path.realpath`` walks the path the way SQLite's unix VFS does: one name at a
         time, following symbolic links (``/proc/self/fd/N`` included), and removing the
@@ -84,6 +87,8 @@ class LocalFileRules:
         try:
             info = os.stat(real, follow_symlinks=False)
         except FileNotFoundError:
+            if not exists:
+                return real, None
             raise ValidationError(f"database {real}: no such file", "database") from None
         except OSError as exc:
             raise ValidationError(f"database {real}: {exc.strerror}", "database") from None

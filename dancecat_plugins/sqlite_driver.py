@@ -93,15 +93,16 @@ def _parse_uri(uri: str) -> tuple[str, list[tuple[str, str]]]:
 
 
 def sqlite_file(
-    database: str, *, read_only: bool, files: LocalFileRules
-) -> tuple[Path, os.stat_result]:
+    database: str, *, read_only: bool, files: LocalFileRules, exists: bool = True
+) -> tuple[Path, os.stat_result | None]:
     """The file SQLite would open for ``database``, and its status, if DanceCat may open it.
 
     The one place that decides, used when a connection is saved and again on every
     connect. A plain path may not hold ``?``, ``#`` or ``%`` (write a ``file:`` URI to
     name such a file), must be absolute (SQLite would resolve a relative one against
     whichever process opens it), and ends, after ``..`` and symbolic links, in a file of
-    ``SQLITE_ALLOWED_DIRS`` that is none of DanceCat's own (``LocalFileRules.check``).
+    ``SQLITE_ALLOWED_DIRS`` that is none of DanceCat's own (``LocalFileRules.check``;
+    ``exists=False`` when saving, where the file may come later).
     A URI's options could widen access (``vfs``, ``immutable``, ``nolock``, ``mode=rwc``)
     and are refused, except the ``mode`` that matches the connection.
     """
@@ -122,7 +123,7 @@ def sqlite_file(
         raise ValidationError(
             "database must be an absolute path (/...) or a file:/// URI", "database"
         )
-    return files.check(path)
+    return files.check(path, exists=exists)
 
 
 class SqliteCursor(QueryCursor):
@@ -240,7 +241,7 @@ class SqliteSession(DriverSession):
         return QueryError(str(exc))
 
 
-def _same_file(connection: sqlite3.Connection, path: Path, before: os.stat_result) -> None:
+def _same_file(connection: sqlite3.Connection, path: Path, before: os.stat_result | None) -> None:
     """Refuse a file swapped between the check and SQLite's open.
 
     SQLite walks the path again, following links, when it opens it. If a folder on the way
@@ -254,9 +255,10 @@ def _same_file(connection: sqlite3.Connection, path: Path, before: os.stat_resul
         raise ConnectionFailed(
             f"the file changed while it was being opened: {exc.strerror}"
         ) from None
-    if opened.get("main") != str(path) or (after.st_dev, after.st_ino) != (
-        before.st_dev,
-        before.st_ino,
+    if (
+        before is None
+        or opened.get("main") != str(path)
+        or (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino)
     ):
         raise ConnectionFailed("the file changed while it was being opened")
 
@@ -269,7 +271,7 @@ class SqliteDriver(Driver):
     needs_host = False
 
     def check_database(self, database: str, *, read_only: bool, files: LocalFileRules) -> None:
-        sqlite_file(database, read_only=read_only, files=files)
+        sqlite_file(database, read_only=read_only, files=files, exists=False)
 
     def connect(self, params: ConnectionParams, *, timeout: float) -> DriverSession:
         if params.files is None:

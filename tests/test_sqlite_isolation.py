@@ -409,3 +409,13 @@ def test_a_directory_swapped_for_a_link_while_connecting_never_opens_the_app_dat
         stop.set()
         swapper.join()
     assert opened and refused
+
+
+def test_a_file_not_there_yet_may_be_saved_but_never_inside_own_folders(place):
+    root, runtime, _ = place
+    later = save(runtime, None, f"{root}/allowed/later.sqlite").id
+    for database in [f"{root}/home/later.sqlite", f"{root}/results/later.sqlite"]:
+        with pytest.raises(ValidationError, match="DanceCat's own files"):
+            save(runtime, None, database)
+    status, error = run(runtime, later)
+    assert status == TrackerStatus.FAILED and "no such file" in error

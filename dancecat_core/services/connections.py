@@ -76,9 +76,7 @@ def checked(runtime: Runtime, actor: User | None, data: ConnectionInput) -> dict
     if not isinstance(data.options, dict):
         raise ValidationError("options must be an object", "options")
     database = validation.text(data.database, "database", max_length=1024)
-    read_only = validation.boolean(data.read_only, "read_only")
-    _check_local_file(runtime, actor, driver, database, read_only)
-    return {
+    values = {
         "name": validation.text(data.name, "name", max_length=100),
         "driver": driver_name,
         "database": database,
@@ -86,10 +84,12 @@ def checked(runtime: Runtime, actor: User | None, data: ConnectionInput) -> dict
         "port": validation.optional_int(data.port, "port", minimum=1, maximum=65535)
         or driver.default_port,
         "user_name": validation.text(data.user, "user", max_length=255, required=False) or None,
-        "read_only": read_only,
+        "read_only": validation.boolean(data.read_only, "read_only"),
         "shared": validation.boolean(data.shared, "shared"),
         "options": data.options,
     }
+    _check_local_file(runtime, actor, driver, database, values["read_only"])
+    return values
 
 
 def _check_local_file(
