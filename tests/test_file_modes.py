@@ -23,6 +23,11 @@ from pathlib import Path
 import psycopg2
 import pymysql
 import pytest
+from cryptography.fernet import Fernet
+
+from dancecat_core import tasks
+from dancecat_core.runtime import build_runtime
+from dancecat_core.settings import load_settings
 
 CHINOOK = Path(__file__).resolve().parent.parent / "examples" / "chinook.sqlite"
 
@@ -130,3 +135,26 @@ def test_colocated_servers_cannot_read_them(installed: Path, pg_server, mysql_se
             assert "Permission denied" in pg_read(path, pg_server), path
             assert mariadb_read(path, mysql_server) is None, path
     home.chmod(0o700)
+
+
+def test_files_left_open_by_an_older_version_are_tightened(tmp_path: Path):
+    """A home made before these modes: its files become 0600 once DanceCat starts."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "secret_key").write_text("an old secret key of enough length\n")
+    (home / "encryption_keys").write_text(Fernet.generate_key().decode() + "\n")
+    for name in ("dancecat.sqlite", "huey.sqlite"):
+        sqlite3.connect(home / name).close()
+    for path in home.iterdir():
+        path.chmod(0o644)
+    runtime = build_runtime(load_settings(environ={"DANCECAT_HOME": str(home)}))
+    tasks.configure(runtime=runtime)
+    try:
+        tasks.huey.storage  # noqa: B018 - opens the queue file
+        assert {p.name: mode(p) for p in home.iterdir()} == {
+            name: 0o600
+            for name in ("secret_key", "encryption_keys", "dancecat.sqlite", "huey.sqlite")
+        }
+    finally:
+        tasks.configure()
+        runtime.engine.dispose()
