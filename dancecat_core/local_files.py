@@ -36,6 +36,27 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def _refuse_if_others_can_change(folder: Path) -> None:
+    """Refuse a folder another user could rename or replace with a link.
+
+    SQLite walks the path again when it opens the file; whoever can change a folder on the
+    way can point that walk elsewhere after it was checked. As OpenSSH's StrictModes does,
+    every folder must belong to root or to DanceCat's user and be writable by no one else
+    (a sticky folder such as /tmp is fine: others cannot rename what is not theirs).
+    """
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return  # a missing folder: the file is missing too, and is refused when opened
+    shared = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not info.st_mode & stat.S_ISVTX
+    if info.st_uid not in (0, os.geteuid()) or shared:
+        raise ValidationError(
+            f"database: other users can change the folder {folder}; SQLite files must be in "
+            "folders only DanceCat's user or root can change",
+            "database",
+        )
+
+
 @attrs.frozen
 class LocalFileRules:
     """The folders a connection may open files in, and DanceCat's own ones it may not."""
@@ -84,6 +105,8 @@ class LocalFileRules:
                 f"database {real} is outside SQLITE_ALLOWED_DIRS (allowed: {allowed})",
                 "database",
             )
+        for folder in real.parents:
+            _refuse_if_others_can_change(folder)
         try:
             info = os.stat(real, follow_symlinks=False)
         except FileNotFoundError:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
-import threading
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,7 @@ from dancecat_core.services.connections import ConnectionInput
 from dancecat_core.settings import load_settings
 from dancecat_plugins.sqlite_driver import SqliteDriver, sqlite_file
 
+NOBODY = 65534
 CONSOLE = (sys.executable, "-m", "dancecat_core.console")
 CHINOOK = Path(__file__).resolve().parent.parent / "examples" / "chinook.sqlite"
 
@@ -370,45 +373,83 @@ def test_read_write_sqlite_connections_are_for_admins(place):
         ]
 
 
-def test_a_directory_swapped_for_a_link_while_connecting_never_opens_the_app_database(place):
-    """A second thread keeps replacing an allowed folder with a link to DANCECAT_HOME and
-    back; every connect either reads the allowed file or fails, never the app database."""
-    root, runtime, _ = place
-    a, home = root / "allowed", root / "home"
-    good = a / "swap"
-    good.mkdir()
-    with sqlite3.connect(good / "dancecat.sqlite") as legit:
+def swap_as_nobody(good: Path, spare: Path, target: Path) -> int:
+    """Fork a process that, as user nobody, keeps swapping ``good`` for a link to
+    ``target`` and back until it is killed; returns its pid."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            while True:
+                os.rename(good, spare)
+                os.symlink(target, good)
+                os.unlink(good)
+                os.rename(spare, good)
+        finally:
+            os._exit(1)
+    return pid
+
+
+@pytest.fixture
+def open_tree() -> Iterator[Path]:
+    """A 0755 folder under /tmp, so another user can reach folders inside it."""
+    base = Path(tempfile.mkdtemp(prefix="dancecat-swap-", dir="/tmp"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base)
+
+
+def test_a_folder_another_user_can_change_is_refused_so_no_swap_can_race(open_tree):
+    """Another user keeps replacing a folder on the path with a link to DANCECAT_HOME and
+    back (a race against SQLite walking the path again). Such a folder is refused when the
+    connection is saved and on every connect while the swapping runs: never opened."""
+    if os.geteuid() != 0:
+        pytest.skip("acting as another user needs root")
+    home, shared = open_tree / "home", open_tree / "shared"
+    env = {"DANCECAT_HOME": str(home), "DANCECAT_SQLITE_ALLOWED_DIRS": str(open_tree)}
+    runtime = build_runtime(load_settings(environ=env))
+    db.upgrade(runtime.engine)
+    (shared / "swap").mkdir(parents=True)
+    with sqlite3.connect(shared / "swap" / "dancecat.sqlite") as legit:
         legit.execute("CREATE TABLE legit (x)")
-    connection = save(runtime, None, f"{good}/dancecat.sqlite")
-    params = runtime.connection_params(connection)
-    stop = threading.Event()
-
-    def swap() -> None:
-        while not stop.is_set():
-            os.rename(good, a / "spare")
-            os.symlink(home, good)
-            os.unlink(good)
-            os.rename(a / "spare", good)
-
-    swapper = threading.Thread(target=swap)
-    swapper.start()
-    opened = refused = 0
+    os.chown(shared, NOBODY, NOBODY)
+    os.chown(shared / "swap", NOBODY, NOBODY)
+    database = f"{shared}/swap/dancecat.sqlite"
+    with pytest.raises(ValidationError, match=f"other users can change the folder {shared}"):
+        save(runtime, None, database)
+    with session_scope(runtime.session_factory) as session:
+        stored = Connection(name="old", driver="sqlite", database=database)
+        session.add(stored)
+        session.flush()
+    params = runtime.connection_params(stored)
+    swapper = swap_as_nobody(shared / "swap", shared / "spare", home)
     try:
-        for _ in range(1500):
-            try:
-                session = SqliteDriver().connect(params, timeout=5)
-            except ConnectionFailed:
-                refused += 1
-                continue
-            with session:
-                cursor = session.open_query("SELECT name FROM sqlite_master", timeout=5)
-                names = [row[0] for batch in cursor.batches() for row in batch]
-            assert names == ["legit"]
-            opened += 1
+        reasons = []
+        for _ in range(500):
+            with pytest.raises(ConnectionFailed) as refused:
+                SqliteDriver().connect(params, timeout=5)
+            reasons.append(str(refused.value))
+        assert any("other users can change" in reason for reason in reasons)
+        assert os.waitpid(swapper, os.WNOHANG) == (0, 0)  # still swapping throughout
     finally:
-        stop.set()
-        swapper.join()
-    assert opened and refused
+        os.kill(swapper, signal.SIGKILL)
+        os.waitpid(swapper, 0)
+    runtime.engine.dispose()
+
+
+def test_group_writable_folders_are_refused_and_sticky_ones_allowed(place):
+    root, runtime, _ = place
+    for folder, folder_mode, allowed in (("group", 0o775, False), ("sticky", 0o1777, True)):
+        (root / "allowed" / folder).mkdir()
+        shutil.copyfile(CHINOOK, root / "allowed" / folder / "c.sqlite")
+        (root / "allowed" / folder).chmod(folder_mode)
+        database = f"{root}/allowed/{folder}/c.sqlite"
+        if allowed:
+            save(runtime, None, database)
+        else:
+            with pytest.raises(ValidationError, match="other users can change"):
+                save(runtime, None, database)
 
 
 def test_a_file_not_there_yet_may_be_saved_but_never_inside_own_folders(place):
