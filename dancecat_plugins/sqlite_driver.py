@@ -241,28 +241,6 @@ class SqliteSession(DriverSession):
         return QueryError(str(exc))
 
 
-def _same_file(connection: sqlite3.Connection, path: Path, before: os.stat_result | None) -> None:
-    """Refuse a file swapped between the check and SQLite's open.
-
-    SQLite walks the path again, following links, when it opens it. If a folder on the way
-    became a symbolic link in between, the name SQLite reports is not ``path``; if the file
-    itself was replaced, its inode changed.
-    """
-    opened = {name: file for _, name, file in connection.execute("PRAGMA database_list")}
-    try:
-        after = os.stat(path, follow_symlinks=False)
-    except OSError as exc:
-        raise ConnectionFailed(
-            f"the file changed while it was being opened: {exc.strerror}"
-        ) from None
-    if (
-        before is None
-        or opened.get("main") != str(path)
-        or (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino)
-    ):
-        raise ConnectionFailed("the file changed while it was being opened")
-
-
 class SqliteDriver(Driver):
     """A SQLite database file on the worker's disk."""
 
@@ -277,14 +255,13 @@ class SqliteDriver(Driver):
         if params.files is None:
             raise ConnectionFailed("SQLite opens files only under rules from SQLITE_ALLOWED_DIRS")
         try:
-            path, before = sqlite_file(
-                params.database, read_only=params.read_only, files=params.files
-            )
+            path, _ = sqlite_file(params.database, read_only=params.read_only, files=params.files)
         except ValidationError as exc:
             raise ConnectionFailed(f"cannot open {params.database}: {exc}") from None
         # mode=ro is enforced by the operating system's open(): no SQL can undo it. mode=rw
         # (not rwc) so a vanished file fails instead of becoming an empty database. The
-        # path is real (no link, no "..") and quoted whole, so SQLite reads it verbatim.
+        # path is real (no link, no "..") and quoted whole, so SQLite reads it verbatim;
+        # no other user can change its folders, so SQLite's own walk finds the same file.
         mode = "ro" if params.read_only else "rw"
         uri = f"file:{urllib.parse.quote(str(path), safe='/')}?mode={mode}"
         try:
@@ -298,10 +275,9 @@ class SqliteDriver(Driver):
         try:
             # Reading the schema proves the file is a SQLite database at all.
             connection.execute("SELECT count(*) FROM sqlite_master").fetchall()
-            _same_file(connection, path, before)
             if params.read_only:
                 connection.execute("PRAGMA query_only = ON")
-        except (sqlite3.Error, ConnectionFailed) as exc:
+        except sqlite3.Error as exc:
             connection.close()
             raise ConnectionFailed(f"cannot open {params.database}: {exc}") from None
         return SqliteSession(connection, params.read_only)
