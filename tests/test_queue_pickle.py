@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from dancecat_core import db, tasks
+from dancecat_core import migrations, tasks
 from dancecat_core.db import session_scope
 from dancecat_core.models import Connection, Job, Tracker, TrackerStatus
 from dancecat_core.runtime import build_runtime
@@ -49,7 +49,7 @@ def queue_app(tmp_path, sqlite_chinook, request):
     if getattr(request, "param", "sqlite") == "redis":
         env["DANCECAT_REDIS_URL"] = request.getfixturevalue("redis_url")
     runtime = build_runtime(load_settings(environ=env))
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     tasks.configure(runtime=runtime)
     with session_scope(runtime.session_factory) as session:
         connection = Connection(name="c", driver="sqlite", database=str(sqlite_chinook))

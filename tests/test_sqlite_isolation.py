@@ -16,13 +16,14 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from test_web_helpers import make_app, make_user, sign_in
 
-from dancecat_core import db
+from dancecat_core import migrations
 from dancecat_core.db import session_scope
 from dancecat_core.errors import ConnectionFailed, ValidationError
 from dancecat_core.local_files import OWN_FILES
@@ -52,7 +53,7 @@ def place(tmp_path: Path):
         "DANCECAT_SQLITE_ALLOWED_DIRS": str(tmp_path),
     }
     runtime = build_runtime(load_settings(environ=env))
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     (tmp_path / "queue").mkdir()
     with sqlite3.connect(tmp_path / "queue" / "huey.sqlite") as queue:
         queue.execute("CREATE TABLE task (id INTEGER PRIMARY KEY, data BLOB)")
@@ -120,7 +121,12 @@ def save(runtime, actor, database: str, *, read_only: bool = True) -> Connection
             runtime,
             session,
             actor,
-            ConnectionInput(name="c", driver="sqlite", database=database, read_only=read_only),
+            ConnectionInput(
+                name=f"c{uuid.uuid4().hex[:8]}",
+                driver="sqlite",
+                database=database,
+                read_only=read_only,
+            ),
         )
 
 
@@ -157,7 +163,7 @@ def test_own_files_are_refused_as_own_files_not_by_luck(place):
 def test_the_bundled_examples_are_the_default_and_the_rest_is_outside(tmp_path):
     settings = load_settings(environ={"DANCECAT_HOME": str(tmp_path / "home")})
     runtime = build_runtime(settings)
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     save(runtime, None, str(CHINOOK))
     copy = tmp_path / "chinook.sqlite"
     shutil.copyfile(CHINOOK, copy)
@@ -409,7 +415,7 @@ def test_a_folder_another_user_can_change_is_refused_so_no_swap_can_race(open_tr
     home, shared = open_tree / "home", open_tree / "shared"
     env = {"DANCECAT_HOME": str(home), "DANCECAT_SQLITE_ALLOWED_DIRS": str(open_tree)}
     runtime = build_runtime(load_settings(environ=env))
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     (shared / "swap").mkdir(parents=True)
     with sqlite3.connect(shared / "swap" / "dancecat.sqlite") as legit:
         legit.execute("CREATE TABLE legit (x)")
