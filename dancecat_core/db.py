@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
+
+from dancecat_core.private_files import make_private_file
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -22,12 +24,20 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def sqlite_app_file(database_url: str) -> Path | None:
+    """The file of a SQLite app database URL, or None (another backend, or in memory)."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database).absolute()
+
+
 def get_engine(database_url: str, **kwargs) -> Engine:
     """An engine for the app database with settings fit for each backend."""
     if database_url.startswith("sqlite"):
-        path = database_url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_app_file(database_url)
+        if path is not None:
+            make_private_file(path)  # 0600 before SQLite creates it (and its -wal) 0644
         engine = create_engine(database_url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, ClassVar
 import attrs
 
 from dancecat_core.columns import Column
+from dancecat_core.local_files import LocalFileRules
 
 
 @attrs.frozen(repr=False)
@@ -31,6 +32,8 @@ class ConnectionParams:
     password: str | None = attrs.field(default=None, repr=False)
     read_only: bool = True
     options: dict[str, Any] = attrs.field(factory=dict)
+    # Which local files a file-based driver may open; None: none at all.
+    files: LocalFileRules | None = attrs.field(default=None, repr=False)
 
     def __repr__(self) -> str:
         return f"ConnectionParams({self.driver}://{self.host or ''}/{self.database})"
@@ -95,6 +98,15 @@ class Driver(abc.ABC):
     label: ClassVar[str]
     default_port: ClassVar[int | None] = None
     needs_host: ClassVar[bool] = True
+
+    def check_database(  # noqa: B027 - optional: drivers of servers have no file to check
+        self, database: str, *, read_only: bool, files: LocalFileRules
+    ) -> None:
+        """Refuse, with ``ValidationError``, a ``database`` this driver would never open.
+
+        Called when a connection is saved or tested; ``connect`` must check again, because
+        what a name points at can change after it was saved.
+        """
 
     @abc.abstractmethod
     def connect(self, params: ConnectionParams, *, timeout: float) -> DriverSession:

@@ -21,6 +21,7 @@ from dancecat_core.crypto import SecretBox
 from dancecat_core.drivers import ConnectionParams, Driver
 from dancecat_core.errors import ConfigError, NotFound, PluginError
 from dancecat_core.exporters import Exporter
+from dancecat_core.local_files import LocalFileRules
 from dancecat_core.models import Connection
 from dancecat_core.notifiers import Notifier
 from dancecat_core.plugins import collect, get_plugin_manager
@@ -78,7 +79,12 @@ class Runtime:
             ),
             read_only=connection.read_only,
             options=connection.options,
+            files=self.file_rules(),
         )
+
+    def file_rules(self) -> LocalFileRules:
+        """Which local files file-based drivers may open (``SQLITE_ALLOWED_DIRS``)."""
+        return LocalFileRules.from_settings(self.settings)
 
     def scrub_plan(self, columns: Sequence[Column]) -> ScrubPlan:
         removals: list[ColumnRemoval] = []

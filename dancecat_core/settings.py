@@ -21,8 +21,13 @@ import attrs
 from cryptography.fernet import Fernet
 
 from dancecat_core.errors import ConfigError
+from dancecat_core.private_files import make_private_dir, tighten_file
 
 ENV_PREFIX = "DANCECAT_"
+
+# The example databases shipped beside the packages: the one folder SQLite connections may
+# open when SQLITE_ALLOWED_DIRS is not set.
+BUNDLED_EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def _int(raw: str) -> int:
@@ -174,6 +179,7 @@ SPEC: dict[str, tuple[Callable[[str], Any], Any]] = {
     "PASSWORD_MIN_LENGTH": (_positive_int, 10),
     "NOTIFY_RETRIES": (_non_negative_int, 8),
     "NOTIFY_RETRY_DELAY": (_positive_int, 30),
+    "SQLITE_ALLOWED_DIRS": (_list, None),
 }
 
 
@@ -218,6 +224,7 @@ class Settings:
     password_min_length: int
     notify_retries: int
     notify_retry_delay: int
+    sqlite_allowed_dirs: tuple[Path, ...]
     config_file: Path | None = None
 
     @property
@@ -254,8 +261,9 @@ def read_ini(path: str | os.PathLike[str]) -> dict[str, str]:
 def _ensure_secret_file(path: Path, make: Callable[[], str]) -> str:
     """Read a generated secret, creating it once with mode 0600."""
     if path.exists():
+        tighten_file(path)
         return path.read_text(encoding="utf-8").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         value = make()
@@ -306,7 +314,7 @@ def load_settings(
 
     home = Path(values["HOME"]).expanduser().absolute()
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        make_private_dir(home)
     except OSError as exc:
         raise ConfigError(f"setting HOME: cannot create {home}: {exc.strerror}") from None
 
@@ -364,5 +372,10 @@ def load_settings(
         password_min_length=values["PASSWORD_MIN_LENGTH"],
         notify_retries=values["NOTIFY_RETRIES"],
         notify_retry_delay=values["NOTIFY_RETRY_DELAY"],
+        sqlite_allowed_dirs=(
+            (BUNDLED_EXAMPLES,)
+            if values["SQLITE_ALLOWED_DIRS"] is None
+            else tuple(Path(d).expanduser().absolute() for d in values["SQLITE_ALLOWED_DIRS"])
+        ),
         config_file=Path(config_file) if config_file else None,
     )

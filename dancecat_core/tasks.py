@@ -29,6 +29,8 @@ from huey import Huey, crontab
 from huey.consumer import Consumer, Scheduler
 from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
 
+from dancecat_core.private_files import make_private_file
+from dancecat_core.queue_serializer import JsonSerializer
 from dancecat_core.runtime import Runtime, build_runtime
 from dancecat_core.settings import Settings, load_settings
 
@@ -83,11 +85,12 @@ def get_runtime() -> Runtime:
 
 
 class DancecatHuey(Huey):
-    """A huey whose storage (and name) come from the settings, lazily."""
+    """A huey whose storage (and name) come from the settings, lazily; its messages are
+    JSON of plain values, never pickles (``dancecat_core.queue_serializer``)."""
 
     def __init__(self) -> None:
         self._storage: Any = None
-        super().__init__(name="dancecat", results=False, utc=True)
+        super().__init__(name="dancecat", results=False, utc=True, serializer=JsonSerializer())
 
     def create_storage(self) -> Any:
         return None  # built on first use, see ``storage``
@@ -111,7 +114,7 @@ class DancecatHuey(Huey):
             return MemoryStorage(self.name)
         if settings.redis_url:
             return RedisStorage(self.name, url=settings.redis_url)
-        settings.huey_file.parent.mkdir(parents=True, exist_ok=True)
+        make_private_file(settings.huey_file)
         return SqliteStorage(self.name, filename=str(settings.huey_file))
 
     def reset_storage(self) -> None:

@@ -2,7 +2,8 @@
 
 A blob is written to a temporary file in the same directory and renamed into place on
 commit; ``os.replace`` is atomic on POSIX, so readers see the whole blob or none of it,
-even if the disk fills up or the process dies halfway.
+even if the disk fills up or the process dies halfway. Results are private like every
+DanceCat file: ``mkstemp`` creates them 0600, in a folder created 0700.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import BinaryIO
 
 from dancecat_core.errors import StoreError
 from dancecat_core.hookspecs import hookimpl
+from dancecat_core.private_files import make_private_dir
 from dancecat_core.resultstore import BlobWriter, ResultStore
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
@@ -66,7 +68,7 @@ class FileResultStore(ResultStore):
     def create(self, key: str) -> BlobWriter:
         path = self._path(key)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.directory)
             return _FileWriter(self.directory, path)
         except OSError as exc:
             raise StoreError(f"cannot create the result file: {exc.strerror}") from None

@@ -1,31 +1,131 @@
 """SQLite driver: the smallest complete example of a DanceCat driver.
 
-``ConnectionParams.database`` is the path of the database file. SQLite declares no column
-types in a result (a column may hold an integer in one row and text in the next), so every
-column's ``type`` is ``None`` and the pipeline infers it from the values. There is no native
-CSV path: rows leave through ``batches()`` and the pipeline formats them.
+``ConnectionParams.database`` is the absolute path of the database file, or a ``file:``
+URI naming one. ``sqlite_file`` decides which file that is exactly as SQLite would, and the
+driver hands SQLite only a URI it builds itself from the checked path, never the text a
+user typed.
+
+SQLite declares no column types in a result (a column may hold an integer in one row and
+text in the next), so every column's ``type`` is ``None`` and the pipeline infers it from
+the values. There is no native CSV path: rows leave through ``batches()`` and the pipeline
+formats them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from dancecat_core.columns import Column
 from dancecat_core.drivers import ConnectionParams, Driver, DriverSession, QueryCursor
-from dancecat_core.errors import ConnectionFailed, QueryError, QueryTimeout, ReadOnlyViolation
+from dancecat_core.errors import (
+    ConnectionFailed,
+    QueryError,
+    QueryTimeout,
+    ReadOnlyViolation,
+    ValidationError,
+)
 from dancecat_core.hookspecs import hookimpl
+from dancecat_core.local_files import LocalFileRules
 from dancecat_core.provenance import Traced, trace
 from dancecat_plugins.sqlite_provenance import SqliteCatalog
 
 # How many SQLite VM instructions run between two looks at the deadline: often enough to
 # stop within milliseconds, rarely enough to cost nothing measurable.
 _PROGRESS_STEPS = 10_000
+_HEX = frozenset("0123456789abcdefABCDEF")
+URI_RULE = "the only file: URI option allowed is mode=ro (mode=rw on a read-write connection)"
+
+
+def _parse_uri(uri: str) -> tuple[str, list[tuple[str, str]]]:
+    """The path and options of a ``file:`` URI, decoded as ``sqlite3ParseUri`` does.
+
+    ``file://`` must be followed by an empty authority or ``localhost``; ``%HH`` is decoded
+    anywhere (so ``%3F`` is a ``?`` inside the name, not the query); a raw ``?`` starts the
+    options, ``&`` separates them, and a raw ``#`` ends everything. ``%00`` (which SQLite
+    reads as "ignore the rest of this part") is refused rather than imitated.
+    """
+    rest = uri[len("file:") :]
+    if rest.startswith("//"):
+        end = rest.find("/", 2)
+        authority = rest[2:] if end < 0 else rest[2:end]
+        if authority not in ("", "localhost"):
+            raise ValidationError(
+                "database: a file: URI may only name this machine (file:///path)", "database"
+            )
+        rest = "" if end < 0 else rest[end:]
+    path = bytearray()
+    options: list[tuple[bytearray, bytearray]] = []
+    state = 0  # 0: the path, 1: an option's name, 2: its value
+    i = 0
+    while i < len(rest) and rest[i] != "#":
+        char, i = rest[i], i + 1
+        target = path if state == 0 else options[-1][state - 1]
+        if char == "%" and rest[i : i + 1] in _HEX and rest[i + 1 : i + 2] in _HEX:
+            octet, i = int(rest[i : i + 2], 16), i + 2
+            if octet == 0:
+                raise ValidationError("database: %00 is not allowed in a file: URI", "database")
+            target.append(octet)
+        elif (state == 0 and char == "?") or (state == 2 and char == "&"):
+            options.append((bytearray(), bytearray()))
+            state = 1
+        elif state == 1 and char in "&=":
+            if not target:  # an option without a name: SQLite skips it up to the next "&"
+                while i < len(rest) and rest[i] != "#" and rest[i - 1] != "&":
+                    i += 1
+            elif char == "&":  # a name without a value
+                options.append((bytearray(), bytearray()))
+            else:
+                state = 2
+        else:
+            target += char.encode("utf-8")
+    try:
+        return path.decode("utf-8"), [
+            (name.decode("utf-8"), value.decode("utf-8")) for name, value in options if name
+        ]
+    except UnicodeDecodeError:
+        raise ValidationError("database: the file: URI is not valid UTF-8", "database") from None
+
+
+def sqlite_file(
+    database: str, *, read_only: bool, files: LocalFileRules, exists: bool = True
+) -> tuple[Path, os.stat_result | None]:
+    """The file SQLite would open for ``database``, and its status, if DanceCat may open it.
+
+    The one place that decides, used when a connection is saved and again on every
+    connect. A plain path may not hold ``?``, ``#`` or ``%`` (write a ``file:`` URI to
+    name such a file), must be absolute (SQLite would resolve a relative one against
+    whichever process opens it), and ends, after ``..`` and symbolic links, in a file of
+    ``SQLITE_ALLOWED_DIRS`` that is none of DanceCat's own (``LocalFileRules.check``;
+    ``exists=False`` when saving, where the file may come later).
+    A URI's options could widen access (``vfs``, ``immutable``, ``nolock``, ``mode=rwc``)
+    and are refused, except the ``mode`` that matches the connection.
+    """
+    if database.startswith("file:"):
+        path, options = _parse_uri(database)
+        wanted = "ro" if read_only else "rw"
+        for name, value in options:
+            if name != "mode" or value != wanted:
+                raise ValidationError(f"database: {name}={value} refused; {URI_RULE}", "database")
+    elif any(char in database for char in "?#%"):
+        raise ValidationError(
+            "database: a plain path may not contain ?, # or % (percent-encode them in a file: URI)",
+            "database",
+        )
+    else:
+        path = database
+    if not path.startswith("/"):
+        raise ValidationError(
+            "database must be an absolute path (/...) or a file:/// URI", "database"
+        )
+    return files.check(path, exists=exists)
 
 
 class SqliteCursor(QueryCursor):
@@ -71,20 +171,24 @@ class SqliteSession(DriverSession):
         self._timeout = 0.0
         self._cancelled = threading.Event()
         self._refused = ""  # what the authorizer refused last, for the error message
-        if read_only:
-            connection.set_authorizer(self._authorize)
+        connection.set_authorizer(self._authorize)
 
     def _authorize(self, action: int, arg1: str | None, *_: object) -> int:
-        """Refuse what a read-only *file* still allows.
+        """Refuse what the opened file alone does not stop.
 
-        ``mode=ro`` and ``query_only`` stop every change to this database, but ATTACH (and
-        ``VACUUM INTO``, which attaches) would create a new file, and ``query_only`` could
-        be switched off by the query itself.
+        ATTACH (and ``VACUUM INTO``, which attaches) would open or create another file,
+        past the checks ``sqlite_file`` made on this one, on any connection. On a read-only
+        one, ``mode=ro`` and ``query_only`` stop every change, but ``query_only`` could be
+        switched off by the query itself.
         """
         if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
             self._refused = "ATTACH and VACUUM INTO are not allowed"
             return sqlite3.SQLITE_DENY
-        if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() == "query_only":
+        if (
+            self._read_only
+            and action == sqlite3.SQLITE_PRAGMA
+            and (arg1 or "").lower() == "query_only"
+        ):
             self._refused = "PRAGMA query_only cannot be changed"
             return sqlite3.SQLITE_DENY
         return sqlite3.SQLITE_OK
@@ -142,6 +246,8 @@ class SqliteSession(DriverSession):
         if self._read_only and name in ("SQLITE_READONLY", "SQLITE_AUTH"):
             reason = self._refused if name == "SQLITE_AUTH" and self._refused else str(exc)
             return ReadOnlyViolation(f"this connection is read-only: {reason}")
+        if name == "SQLITE_AUTH" and self._refused:
+            return QueryError(self._refused)
         return QueryError(str(exc))
 
 
@@ -152,11 +258,22 @@ class SqliteDriver(Driver):
     label = "SQLite"
     needs_host = False
 
+    def check_database(self, database: str, *, read_only: bool, files: LocalFileRules) -> None:
+        sqlite_file(database, read_only=read_only, files=files, exists=False)
+
     def connect(self, params: ConnectionParams, *, timeout: float) -> DriverSession:
+        if params.files is None:
+            raise ConnectionFailed("SQLite opens files only under rules from SQLITE_ALLOWED_DIRS")
+        try:
+            path, _ = sqlite_file(params.database, read_only=params.read_only, files=params.files)
+        except ValidationError as exc:
+            raise ConnectionFailed(f"cannot open {params.database}: {exc}") from None
         # mode=ro is enforced by the operating system's open(): no SQL can undo it. mode=rw
-        # (not rwc) so a mistyped path fails instead of creating an empty database.
+        # (not rwc) so a vanished file fails instead of becoming an empty database. The
+        # path is real (no link, no "..") and quoted whole, so SQLite reads it verbatim;
+        # no other user can change its folders, so SQLite's own walk finds the same file.
         mode = "ro" if params.read_only else "rw"
-        uri = f"file:{urllib.parse.quote(params.database)}?mode={mode}"
+        uri = f"file:{urllib.parse.quote(str(path), safe='/')}?mode={mode}"
         try:
             # timeout: how long to wait for another writer's lock. check_same_thread=False
             # lets cancel() run from the watchdog thread; DanceCat never shares a session.

@@ -189,8 +189,14 @@ def sqlite_chinook(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path):
-    """Embedded-default settings under a private DANCECAT_HOME."""
-    return load_settings(environ={"DANCECAT_HOME": str(tmp_path / "home")})
+    """Embedded-default settings under a private DANCECAT_HOME; SQLite connections may
+    open files in the test's own folder (the home inside it stays refused)."""
+    return load_settings(
+        environ={
+            "DANCECAT_HOME": str(tmp_path / "home"),
+            "DANCECAT_SQLITE_ALLOWED_DIRS": str(tmp_path),
+        }
+    )
 
 
 @pytest.fixture

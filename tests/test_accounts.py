@@ -189,7 +189,11 @@ def test_remove_refuses_an_owner_unless_their_things_are_transferred(world, runt
     cli, alice, bob, app = world["console"], world["alice"], world["bob"], world["app"]
     gone = app.post_json(
         "/api/v1/connections",
-        {"name": "old-db", "driver": "sqlite", "database": "old.sqlite"},
+        {
+            "name": "old-db",
+            "driver": "sqlite",
+            "database": str(runtime.settings.home.parent / "old.sqlite"),
+        },
         headers=alice.auth,
     ).json["connection"]["id"]
     app.delete(f"/api/v1/connections/{gone}", headers=alice.auth, status=204)

@@ -30,6 +30,7 @@ from dancecat_core.columns import Column, ColumnType
 from dancecat_core.csvcodec import RowFormatter, header_line, read_typed_rows
 from dancecat_core.drivers import ConnectionParams, DriverSession, QueryCursor
 from dancecat_core.errors import ConnectionFailed, QueryError, QueryTimeout, ReadOnlyViolation
+from dancecat_core.local_files import LocalFileRules
 from dancecat_plugins import mysql_driver, postgresql_driver, sqlite_driver
 from dancecat_plugins.mysql_driver import MysqlDriver
 from dancecat_plugins.postgresql_driver import PostgresDriver
@@ -59,7 +60,11 @@ def my_params(server: dict, **changes: Any) -> ConnectionParams:
 
 
 def sqlite_params(path: Path, **changes: Any) -> ConnectionParams:
-    return ConnectionParams(driver="sqlite", **({"database": str(path)} | changes))
+    """Params for a SQLite file, allowed to open files in the file's own folder."""
+    files = LocalFileRules(
+        allowed_dirs=(path.parent.resolve(),), protected_dirs=(), protected_files=()
+    )
+    return ConnectionParams(driver="sqlite", **({"database": str(path), "files": files} | changes))
 
 
 def pg_execute(server: dict, *statements: str) -> None:
@@ -870,7 +875,7 @@ def test_mysql_wrong_password_and_unknown_database(mysql_database: dict) -> None
 
 
 def test_sqlite_missing_file_or_not_a_database(tmp_path: Path) -> None:
-    with pytest.raises(ConnectionFailed, match="unable to open"):
+    with pytest.raises(ConnectionFailed, match="no such file"):
         SqliteDriver().connect(sqlite_params(tmp_path / "missing.sqlite"), timeout=2)
     assert not (tmp_path / "missing.sqlite").exists()
     junk = tmp_path / "junk.sqlite"

@@ -347,6 +347,7 @@ def test_queried_database_drops_the_run_fails_clearly_and_the_consumer_goes_on(
     facts = request.getfixturevalue("pg_database" if kind == "postgresql" else "mysql_database")
     environ = {
         "DANCECAT_HOME": str(tmp_path / "home"),
+        "DANCECAT_SQLITE_ALLOWED_DIRS": str(tmp_path),
         "DANCECAT_HUEY_NAME": f"dc-test-{uuid.uuid4().hex[:10]}",
     }
     runtime = build_runtime(load_settings(environ=environ))
@@ -421,7 +422,11 @@ def small_disk(tmp_path) -> Iterator[Path]:
 
 
 def _store_runtime(tmp_path: Path, result_dir: Path):
-    environ = {"DANCECAT_HOME": str(tmp_path / "home"), "DANCECAT_RESULT_DIR": str(result_dir)}
+    environ = {
+        "DANCECAT_HOME": str(tmp_path / "home"),
+        "DANCECAT_RESULT_DIR": str(result_dir),
+        "DANCECAT_SQLITE_ALLOWED_DIRS": str(tmp_path),
+    }
     runtime = build_runtime(load_settings(environ=environ))
     migrations.upgrade(runtime.engine)
     return runtime
@@ -515,6 +520,7 @@ def test_result_file_size_limit_fails_the_run(tmp_path, sqlite_chinook, pg_datab
     environ = {
         "DANCECAT_HOME": str(tmp_path / "home"),
         "DANCECAT_RESULT_DIR": str(result_dir),
+        "DANCECAT_SQLITE_ALLOWED_DIRS": str(tmp_path),
         "DANCECAT_DATABASE_URL": pg_database["url"],
     }
     runtime = build_runtime(load_settings(environ=environ))
@@ -581,6 +587,7 @@ def test_interrupting_the_embedded_consumer_hands_back(tmp_path, sqlite_chinook)
     """``dancecat serve``'s embedded consumer stops the same way (stop(graceful=True))."""
     environ = {
         "DANCECAT_HOME": str(tmp_path / "home"),
+        "DANCECAT_SQLITE_ALLOWED_DIRS": str(tmp_path),
         "DANCECAT_HUEY_NAME": f"dc-test-{uuid.uuid4().hex[:10]}",
     }
     runtime = build_runtime(load_settings(environ=environ))

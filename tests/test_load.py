@@ -60,6 +60,7 @@ def test_50_clients_4_consumers_500_runs(tmp_path, sqlite_chinook, pg_database, 
     home = tmp_path / "home"
     env = {
         "DANCECAT_HOME": str(home),
+        "DANCECAT_SQLITE_ALLOWED_DIRS": str(tmp_path),
         "DANCECAT_DATABASE_URL": pg_database["url"],
         "DANCECAT_REDIS_URL": redis_url,
         "DANCECAT_HUEY_NAME": f"dc-load-{uuid.uuid4().hex[:10]}",

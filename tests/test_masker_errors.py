@@ -163,7 +163,7 @@ def test_sqlite_json_path_error_hides_the_value(runtime, tmp_path):
     conn.execute("INSERT INTO users VALUES (1, ?)", (PLAIN,))
     conn.commit()
     conn.close()
-    params = ConnectionParams(driver="sqlite", database=str(path))
+    params = ConnectionParams(driver="sqlite", database=str(path), files=runtime.file_rules())
     with pytest.raises(QueryError) as failed:
         preview_query(runtime, params, "SELECT json_extract('{}', password) FROM users")
     assert PLAIN not in str(failed.value) and PLACEHOLDER in str(failed.value)

@@ -79,6 +79,7 @@ def setup(tmp_path, sqlite_chinook) -> Iterator[Callable[..., tuple]]:
         mailer = Mailer(free_port())
         environ = {
             "DANCECAT_HOME": str(tmp_path / "home"),
+            "DANCECAT_SQLITE_ALLOWED_DIRS": str(tmp_path),
             "DANCECAT_HUEY_NAME": f"dc-test-{uuid.uuid4().hex[:10]}",
             "DANCECAT_SMTP_HOST": "127.0.0.1",
             "DANCECAT_SMTP_PORT": str(mailer.port),

@@ -270,7 +270,11 @@ def test_deleted_connection_fails_queued_runs_but_keeps_old_results(runtime, sql
 def test_a_million_rows_stream_in_bounded_memory(tmp_path):
     """Peak RSS of a real `dancecat job run` at 1,000,000 rows vs 10 rows: growth < 100 MB."""
     home = tmp_path / "home"
-    env = {**os.environ, "DANCECAT_HOME": str(home)}
+    env = {
+        **os.environ,
+        "DANCECAT_HOME": str(home),
+        "DANCECAT_SQLITE_ALLOWED_DIRS": str(tmp_path),
+    }
 
     def dancecat(*args: str) -> str:
         done = subprocess.run(

@@ -46,6 +46,7 @@ PYTHON = sys.executable
 def make_settings(tmp_path: Path, **env: str):
     environ = {
         "DANCECAT_HOME": str(tmp_path / "home"),
+        "DANCECAT_SQLITE_ALLOWED_DIRS": str(tmp_path),
         "DANCECAT_HUEY_NAME": f"dc-test-{uuid.uuid4().hex[:10]}",
         **{f"DANCECAT_{k}": str(v) for k, v in env.items()},
     }

@@ -294,6 +294,7 @@ def test_no_password_or_token_in_any_output_of_a_session(tmp_path, pg_chinook, c
     smtp_password = f"Smtp-Secret-{uuid.uuid4().hex[:10]}"
     environ = {
         "DANCECAT_HOME": str(tmp_path / "home"),
+        "DANCECAT_SQLITE_ALLOWED_DIRS": str(tmp_path),
         "DANCECAT_SMTP_HOST": "127.0.0.1",
         "DANCECAT_SMTP_PORT": str(mailer.port),
         "DANCECAT_SMTP_PASSWORD": smtp_password,
@@ -551,6 +552,7 @@ def test_adversarial_scrub_table_leaks_nothing_anywhere(kind, request, tmp_path)
     mailer.start()
     environ = {
         "DANCECAT_HOME": str(tmp_path / "home"),
+        "DANCECAT_SQLITE_ALLOWED_DIRS": str(tmp_path),
         "DANCECAT_SMTP_HOST": "127.0.0.1",
         "DANCECAT_SMTP_PORT": str(mailer.port),
     }

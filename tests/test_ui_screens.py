@@ -44,6 +44,7 @@ def connection_id(app, csrf, sqlite_chinook) -> int:
             "csrf_token": csrf,
             "name": "chinook",
             "driver": "sqlite",
+            "read_only": "on",
             "database": str(sqlite_chinook),
         },
         status=303,
@@ -205,7 +206,13 @@ def test_connection_empty_name_is_refused_and_nothing_saved(app, csrf, runtime, 
 def test_test_connection_without_saving(app, csrf, runtime, sqlite_chinook, tmp_path):
     ok = app.post(
         "/connections/test",
-        {"csrf_token": csrf, "name": "c", "driver": "sqlite", "database": str(sqlite_chinook)},
+        {
+            "csrf_token": csrf,
+            "name": "c",
+            "driver": "sqlite",
+            "read_only": "on",
+            "database": str(sqlite_chinook),
+        },
     ).json
     assert ok["ok"] is True and ok["error"] is None
     bad = app.post(
@@ -229,6 +236,7 @@ def test_test_connection_without_saving(app, csrf, runtime, sqlite_chinook, tmp_
             "csrf_token": csrf,
             "name": "c",
             "driver": "sqlite",
+            "read_only": "on",
             "database": str(sqlite_chinook),
             "action": "test",
         },

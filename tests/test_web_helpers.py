@@ -76,11 +76,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _home_env(home: Path) -> dict[str, str]:
+    """``home`` as DANCECAT_HOME; SQLite files may be opened in the folder holding it."""
+    return {"DANCECAT_HOME": str(home), "DANCECAT_SQLITE_ALLOWED_DIRS": str(home.parent)}
+
+
 def dancecat(home: Path, *args: str, env: dict[str, str] | None = None) -> str:
     """Run the ``dancecat`` console against ``home``; return its stdout."""
     done = subprocess.run(
         [sys.executable, "-m", "dancecat_core.console", *args],
-        env={**os.environ, "DANCECAT_HOME": str(home), **(env or {})},
+        env={**os.environ, **_home_env(home), **(env or {})},
         capture_output=True,
         text=True,
         check=False,
@@ -106,7 +111,7 @@ def serve(home: Path, env: dict[str, str] | None = None) -> Iterator[LiveServer]
     log = open(home / "serve.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "-m", "dancecat_core.console", "serve", "--port", str(port)],
-        env={**os.environ, "DANCECAT_HOME": str(home), **(env or {})},
+        env={**os.environ, **_home_env(home), **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
     )

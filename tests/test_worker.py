@@ -38,6 +38,7 @@ class App:
         self.env = {
             **os.environ,
             "DANCECAT_HOME": str(tmp_path / "home"),
+            "DANCECAT_SQLITE_ALLOWED_DIRS": str(chinook.parent),
             "DANCECAT_HUEY_NAME": f"dc-test-{uuid.uuid4().hex[:10]}",
             "DANCECAT_FREQUENCY_INTERVAL_SECONDS": "2",
             **{f"DANCECAT_{k}": str(v) for k, v in env.items()},

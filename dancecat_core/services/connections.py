@@ -3,7 +3,6 @@ Test button: ``probes``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -15,7 +14,8 @@ from dancecat_core.inputs.fields import UNSET, Problems, relabel
 from dancecat_core.models import Connection, User, utcnow
 from dancecat_core.services import access, naming
 
-if TYPE_CHECKING:  # only named in annotations: importing it would load every plugin module
+if TYPE_CHECKING:  # only named in annotations: importing them would load every plugin module
+    from dancecat_core.drivers import Driver
     from dancecat_core.runtime import Runtime
 
 
@@ -34,7 +34,7 @@ def stored(connection: Connection) -> dict[str, Any]:
     }
 
 
-def checked(runtime: Runtime, data: ConnectionInput) -> dict[str, Any]:
+def checked(runtime: Runtime, actor: User | None, data: ConnectionInput) -> dict[str, Any]:
     """Every field checked at once; the refusals are raised together."""
     problems = Problems()
     values = data.cleaned(runtime, problems)
@@ -46,11 +46,11 @@ def checked(runtime: Runtime, data: ConnectionInput) -> dict[str, Any]:
         and not problems.has("host")
     ):
         problems.add(ValidationError(f"Host is required for {driver.label}", "host"))
-    if driver is not None and not driver.needs_host and values.get("database"):
+    if driver is not None and values.get("database") and not problems.has("read_only"):
         try:
-            _refuse_own_files(runtime, values["database"])
+            _check_local_file(runtime, actor, driver, values["database"], values["read_only"])
         except ValidationError as error:
-            problems.add(relabel(error, ConnectionInput.field("database")))
+            problems.add(relabel(error, ConnectionInput.field(error.field or "database")))
     problems.raise_any()
     assert driver is not None  # driver is a required choice of the registered ones
     values["port"] = values["port"] or driver.default_port
@@ -58,20 +58,19 @@ def checked(runtime: Runtime, data: ConnectionInput) -> dict[str, Any]:
     return values
 
 
-def _refuse_own_files(runtime: Runtime, database: str) -> None:
-    """File-based databases may not point into DANCECAT_HOME: the app database, results and
-    secrets there must never be queried through DanceCat itself."""
-    path = database.removeprefix("file:").split("?", 1)[0]
-    try:
-        resolved = Path(path).expanduser().resolve()
-    except (OSError, RuntimeError, ValueError):
-        raise ValidationError("database: not a usable file path", "database") from None
-    home = runtime.settings.home.resolve()
-    if resolved == home or home in resolved.parents:
+def _check_local_file(
+    runtime: Runtime, actor: User | None, driver: Driver, database: str, read_only: bool
+) -> None:
+    """A file on this machine: only what the driver may open (``SQLITE_ALLOWED_DIRS``, never
+    DanceCat's own files), and written to only through a connection an admin saved."""
+    if driver.needs_host:
+        return
+    if not read_only and actor is not None and not actor.is_admin:
         raise ValidationError(
-            "database: files under DANCECAT_HOME (DanceCat's own data) cannot be queried",
-            "database",
+            f"read_only: only an admin may save a read-write {driver.label} connection",
+            "read_only",
         )
+    driver.check_database(database, read_only=read_only, files=runtime.file_rules())
 
 
 # Where a connection's password goes. Changing any of these with the password left empty
@@ -117,7 +116,7 @@ def set_password(runtime: Runtime, connection: Connection, password: Any) -> Non
 def create(
     runtime: Runtime, session: Session, actor: User | None, data: ConnectionInput
 ) -> Connection:
-    values = checked(runtime, data)
+    values = checked(runtime, actor, data)
     password = values.pop("password")
     connection = Connection(owner_id=actor.id if actor else None, **values)
     naming.require_unique(session, Connection, connection.owner_id, values["name"])
@@ -137,7 +136,7 @@ def update(
     connection = access.require_changeable(
         actor, session.get(Connection, connection_id), "connection"
     )
-    values = checked(runtime, data.merged(stored(connection)))
+    values = checked(runtime, actor, data.merged(stored(connection)))
     password = values.pop("password")
     naming.require_unique(
         session, Connection, connection.owner_id, values["name"], current=connection

@@ -76,7 +76,7 @@ def check_unsaved(
 ) -> tuple[bool, str | None, int]:
     """Test a connection form's values without saving; an empty password keeps the old one,
     but only while the target is the saved one (``connections.TARGET_FIELDS``)."""
-    values = connections.checked(runtime, data)
+    values = connections.checked(runtime, actor, data)
     password = values.pop("password")
     probe = Connection(**values)
     if connection_id is not None:
