@@ -52,8 +52,10 @@ ACTION_WORDS = {
 }
 # Comments, blanks and semicolons: text with nothing else holds no statement. Only used to
 # word the answer; SQLite itself runs nothing for such text.
-_BLANK = re.compile(r"(?:\s|;|--[^\n]*|/\*.*?(?:\*/|\Z))*", re.DOTALL)
-_FIRST_WORD = re.compile(r"(?:\s|--[^\n]*|/\*.*?\*/)*(\w*)", re.DOTALL)
+# A comment's body never holds "*/", so no match can run past the comment's end.
+_COMMENT = r"--[^\n]*|/\*(?:[^*]|\*(?!/))*(?:\*/|\Z)"
+_BLANK = re.compile(rf"(?:\s|;|{_COMMENT})*")
+_FIRST_WORD = re.compile(rf"(?:\s|{_COMMENT})*(\w*)")
 ONE_STATEMENT = "You can only execute one statement at a time."  # the sqlite3 module's words
 
 
