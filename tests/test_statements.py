@@ -374,7 +374,7 @@ def backslash_attack(target: str) -> str:
     """One query where backslashes are plain characters, four statements where they escape."""
     return (
         "SELECT 'a\\' || ' ) AS q0; COMMIT; BEGIN READ WRITE; DELETE FROM victim; "
-        f"COPY (SELECT 1) TO PROGRAM ''touch {target}''; SELECT * FROM (SELECT 1 -- ' AS v"
+        f"COPY (SELECT 1) TO PROGRAM $$touch {target}$$; SELECT * FROM (SELECT 1 -- ' AS v"
     )
 
 
@@ -391,7 +391,7 @@ def test_postgres_database_without_standard_strings_cannot_split_a_query(api, ru
     body = {"connection_id": connection_id, "query": backslash_attack(target)}
     preview = app.post_json("/api/v1/preview", body, headers=user.auth).json
     assert preview["rows"] == [["a\\ ) AS q0; COMMIT; BEGIN READ WRITE; DELETE FROM victim; "
-        f"COPY (SELECT 1) TO PROGRAM 'touch {target}'; SELECT * FROM (SELECT 1 -- "]]  # fmt: skip
+        f"COPY (SELECT 1) TO PROGRAM $$touch {target}$$; SELECT * FROM (SELECT 1 -- "]]  # fmt: skip
     outcome = api_run(app, user, runtime, queued, connection_id, backslash_attack(target))
     assert outcome.status == TrackerStatus.SUCCESS, outcome.error
     pg_untouched(pg_victim, target)
@@ -399,22 +399,26 @@ def test_postgres_database_without_standard_strings_cannot_split_a_query(api, ru
 
 def test_postgres_a_folded_function_cannot_change_lexing_between_statements(pg_victim):
     """A function the planner runs while describing turns backslash escapes on for the session;
-    the COPY and cursor statements that follow still read the text as the parser did."""
+    the COPY or cursor statement that follows still reads the text as the parser did."""
     pg_execute(
         pg_victim,
         "CREATE FUNCTION escapes_on() RETURNS text IMMUTABLE LANGUAGE plpgsql AS $$ BEGIN "
         "PERFORM set_config('standard_conforming_strings', 'off', false); RETURN 'x'; END $$",
     )
     target = marker_file()
-    sql = backslash_attack(target).replace("SELECT 'a", "SELECT escapes_on() AS f, 'a", 1)
+    rows_attack = backslash_attack(target).replace("SELECT 'a", "SELECT escapes_on() AS f, 'a")
+    copy_attack = (  # closes COPY's own wrapper, then runs what it likes
+        "SELECT escapes_on() AS f, 'a\\' || ' ) AS q0(c0, c1)) TO STDOUT; COMMIT; BEGIN READ WRITE; "
+        f"DELETE FROM victim; COPY (SELECT 1) TO PROGRAM $$touch {target}$$; "
+        "COPY (SELECT * FROM (SELECT 1, 2 -- ' AS v"
+    )
     with PostgresDriver().connect(pg_params(pg_victim), timeout=TIMEOUT) as session:
-        for _ in range(2):
-            cursor = session.open_query(sql, timeout=TIMEOUT)
-            try:
-                assert cursor.copy_csv([0, 1], CountingSink()) == 1
-            finally:
-                cursor.close()
-            assert len(run(session, sql)) == 1
+        cursor = session.open_query(copy_attack, timeout=TIMEOUT)
+        try:
+            assert cursor.copy_csv([0, 1], CountingSink()) == 1
+        finally:
+            cursor.close()
+        assert len(run(session, rows_attack)) == 1
     pg_untouched(pg_victim, target)
 
 
