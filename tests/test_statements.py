@@ -408,8 +408,8 @@ def test_postgres_a_folded_function_cannot_change_lexing_between_statements(pg_v
     target = marker_file()
     rows_attack = backslash_attack(target).replace("SELECT 'a", "SELECT escapes_on() AS f, 'a")
     copy_attack = (  # closes COPY's own wrapper, then runs what it likes
-        "SELECT escapes_on() AS f, 'a\\' || ' ) AS q0(c0, c1)) TO STDOUT; COMMIT; BEGIN READ WRITE; "
-        f"DELETE FROM victim; COPY (SELECT 1) TO PROGRAM $$touch {target}$$; "
+        "SELECT escapes_on() AS f, 'a\\' || ' ) AS q0(c0, c1)) TO STDOUT; COMMIT; "
+        f"BEGIN READ WRITE; DELETE FROM victim; COPY (SELECT 1) TO PROGRAM $$touch {target}$$; "
         "COPY (SELECT * FROM (SELECT 1, 2 -- ' AS v"
     )
     with PostgresDriver().connect(pg_params(pg_victim), timeout=TIMEOUT) as session:
