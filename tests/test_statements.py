@@ -212,10 +212,15 @@ def test_empty_text_through_the_api(api, pg_victim):
 
 
 class Relay:
-    """A TCP relay to a real server that records every byte the client sends."""
+    """A TCP relay to a real server that records every byte the client sends.
 
-    def __init__(self, port: int):
+    With ``freeze_on``, a connection whose client sends those bytes forwards nothing more to
+    the server, sockets open: to the client, a server that stopped answering mid-query.
+    """
+
+    def __init__(self, port: int, freeze_on: bytes | None = None):
         self.port_to = port
+        self.freeze_on = freeze_on
         self.sent = bytearray()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -236,6 +241,8 @@ class Relay:
             while data := source.recv(65536):
                 if record:
                     self.sent += data
+                    if self.freeze_on and self.freeze_on in data:
+                        threading.Event().wait()  # the server never gets it, never answers
                 sink.sendall(data)
         except OSError:
             pass
@@ -251,8 +258,8 @@ class Relay:
 def relay_to() -> Iterator:
     relays: list[Relay] = []
 
-    def make(port: int) -> Relay:
-        relays.append(Relay(port))
+    def make(port: int, freeze_on: bytes | None = None) -> Relay:
+        relays.append(Relay(port, freeze_on))
         return relays[-1]
 
     yield make

@@ -37,6 +37,12 @@ MARGIN = 2.5  # for a machine of two busy cores
 # A greeting cut short: MySQL's handshake packet announces 74 bytes and sends 6; PostgreSQL
 # answers the SSL request with "N" (no SSL) and then never asks for a password.
 PARTIAL = {"mysql": b"\x4a\x00\x00\x00\x0a5", "postgresql": b"N"}
+# test_statements.Relay in a child process: prints its port, relays until killed.
+RELAY_PROCESS = (
+    "import sys, threading; from test_statements import Relay; "
+    "relay = Relay(int(sys.argv[1]), freeze_on=sys.argv[2].encode()); "
+    "print(relay.port, flush=True); threading.Event().wait()"
+)
 
 
 class Silent:
@@ -208,3 +214,47 @@ def _silent_test(url: str, token: str, port: int, driver: str) -> tuple[float, d
         timeout=60,
     )
     return time.monotonic() - clock, answer.json()
+
+
+def test_a_mysql_server_silent_mid_query_cannot_keep_a_run_running(quick_runtime, mysql_database):
+    """The run's query never reaches the server and nothing ever comes back: Failed, in time.
+
+    The socket's read timeout during a query is the query's timeout + 5 s.
+    """
+    server, driver = mysql_database, "mysql"
+    # In a process of its own, as a remote server is.
+    relay = subprocess.Popen(
+        [sys.executable, "-c", RELAY_PROCESS, str(server["port"]), "frozen-here"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parent,
+    )
+    try:
+        port = int(relay.stdout.readline())
+        outcome, elapsed = _run_through(quick_runtime, port, server, driver)
+    finally:
+        relay.kill()
+        relay.wait()
+    assert outcome.status == TrackerStatus.FAILED, outcome
+    assert elapsed < 2 + 5 + MARGIN, (elapsed, outcome.error)
+    assert "\n" not in outcome.error
+
+
+def _run_through(runtime, port: int, server: dict, driver: str):
+    """Run a job with a 2 s timeout on ``server`` through the relay on ``port``."""
+    app = make_app(runtime, [])
+    user = make_user(runtime, "alice@example.com")
+    body = {**connection_body(driver, port), "user": server["user"]}
+    body["database"] = server["database"]
+    connection = app.post_json("/api/v1/connections", body, headers=user.auth).json
+    job = {
+        "name": "frozen",
+        "connection_id": connection["connection"]["id"],
+        "query": "SELECT 'frozen-here' AS word",
+        "timeout_seconds": 2,
+    }
+    job_id = app.post_json("/api/v1/jobs", job, headers=user.auth).json["job"]["id"]
+    tracker = app.post(f"/api/v1/jobs/{job_id}/runs", headers=user.auth).json["tracker"]
+    clock = time.monotonic()
+    outcome = execute_tracker(runtime, tracker["id"])
+    return outcome, time.monotonic() - clock
