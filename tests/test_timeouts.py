@@ -171,7 +171,7 @@ def test_console_connection_test_answers_within_the_connect_timeout(tmp_path, si
     )
     assert done.returncode == 1
     # The console reports how long the check took, from connect to giving up.
-    reported = re.fullmatch(r"failed after (\d+) ms: (.+)\n", done.stderr)
+    reported = re.fullmatch(r"error: failed after (\d+) ms: (.+)\n", done.stderr)
     assert reported, done.stderr
     assert int(reported.group(1)) < (CONNECT_TIMEOUT + MARGIN) * 1000, done.stderr
     assert str(listener.port) in reported.group(2)
