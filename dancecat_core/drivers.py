@@ -74,7 +74,12 @@ class DriverSession(abc.ABC):
 
     @abc.abstractmethod
     def open_query(self, sql: str, *, timeout: float, limit: int | None = None) -> QueryCursor:
-        """Start ``sql`` with a server-side timeout; ``limit`` caps rows for previews."""
+        """Start ``sql`` with a server-side timeout; ``limit`` caps rows for previews.
+
+        The one door every preview, run and test goes through: before sending anything,
+        a driver applies ``dancecat_core.statements`` (one statement per job; only a query
+        on a read-only connection), proven by its database's own parser or protocol.
+        """
 
     @abc.abstractmethod
     def cancel(self) -> None:

@@ -28,12 +28,17 @@ from dancecat_core.drivers import ConnectionParams, Driver, DriverSession, Query
 from dancecat_core.errors import ConnectionFailed, QueryError, QueryTimeout, ReadOnlyViolation
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.provenance import Traced, trace
+from dancecat_core.statements import single
 from dancecat_plugins.mysql_provenance import MysqlCatalog
+from dancecat_plugins.mysql_statements import SqlMode, parse
 
 BINARY_CHARSET = 63  # charsetnr of binary strings: BLOB, BINARY, VARBINARY, BIT
 # Server error codes.
 TIMED_OUT = {ER.STATEMENT_TIMEOUT, ER.QUERY_TIMEOUT}  # MariaDB 1969, MySQL 3024
 READ_ONLY_REFUSED = 1792  # ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
+# Seconds a query's socket may stay silent past the query's own timeout before DanceCat
+# gives up on the server (the server's own timeout should have answered long before).
+READ_GRACE = 5
 
 TYPES: dict[int, ColumnType] = {
     FIELD_TYPE.TINY: ColumnType.INTEGER,  # TINYINT(1) too: MySQL has no real boolean
@@ -89,44 +94,6 @@ def _time_or_text(text: str) -> dt.time | str:
 
 
 CONVERSIONS = {**pymysql.converters.conversions, FIELD_TYPE.TIME: _time_or_text}
-
-# What a read-only connection sends: queries only. The read-only transaction stops every
-# data change; this also stops the statements it does not (SET GLOBAL, KILL, FLUSH, ...).
-# Text starting with a word that begins no statement goes to the server, for its own
-# syntax error. Plain comments may come first; an executable one (/*! ... */) may not.
-_FIRST_WORD = re.compile(
-    r"(?:\s|\(|--[^\n]*|\#[^\n]*|/\*(?![!M]).*?\*/)*(/\*|\w*)", re.IGNORECASE | re.DOTALL
-)
-QUERY_COMMANDS = {"SELECT", "WITH", "VALUES", "TABLE", "SHOW", "DESC", "DESCRIBE", "EXPLAIN"}
-_OTHER_WORDS = """ALTER ANALYZE BACKUP BEGIN BINLOG CACHE CALL CHANGE CHECK CHECKSUM COMMIT CREATE
-    DEALLOCATE DELETE DO DROP EXECUTE FLUSH GET GRANT HANDLER INSERT INSTALL KILL LOAD LOCK
-    OPTIMIZE PREPARE PURGE RELEASE RENAME REPAIR REPLACE RESET RESIGNAL REVOKE ROLLBACK
-    SAVEPOINT SET SHUTDOWN SIGNAL START STOP TRUNCATE UNINSTALL UNLOCK UPDATE USE XA /*"""
-OTHER_COMMANDS = set(_OTHER_WORDS.split())
-# SELECT ... INTO OUTFILE writes a file on the server, and no transaction mode prevents it.
-# Both words anywhere (even in a string) is refused: rare in a report, impossible to hide.
-_INTO = re.compile(r"\bINTO\b", re.IGNORECASE)
-_FILE = re.compile(r"\b(?:OUTFILE|DUMPFILE)\b", re.IGNORECASE)
-
-
-def clean_sql(sql: str) -> str:
-    """The query without trailing whitespace and semicolons."""
-    sql = sql.rstrip()
-    while sql.endswith(";"):
-        sql = sql[:-1].rstrip()
-    return sql
-
-
-def refusal(sql: str) -> str | None:
-    """Why a read-only connection will not send ``sql``, or None when it may."""
-    match = _FIRST_WORD.match(sql)
-    command = match.group(1).upper() if match else ""
-    if command in OTHER_COMMANDS:
-        shown = "an executable comment" if command == "/*" else command
-        return f"only queries ({', '.join(sorted(QUERY_COMMANDS))}) may run, not {shown}"
-    if _INTO.search(sql) and _FILE.search(sql):
-        return "SELECT ... INTO OUTFILE/DUMPFILE would write a file on the server"
-    return None
 
 
 def describe(field: Any) -> Column:
@@ -667,9 +634,16 @@ _COPY_INTERNALS = frozenset({"_rfile", "_next_seq_id", "_result"})
 
 
 class MysqlSession(DriverSession):
-    def __init__(self, connection: pymysql.Connection, read_only: bool, options: dict[str, Any]):
+    def __init__(
+        self,
+        connection: pymysql.Connection,
+        read_only: bool,
+        options: dict[str, Any],
+        mode: SqlMode,
+    ):
         self.connection = connection
         self.read_only = read_only
+        self._mode = mode  # how the server reads quotes and backslashes in this session
         self._options = options  # to open the second connection cancel() needs
         self._thread_id = connection.thread_id()
         self._timeout = 0.0
@@ -734,23 +708,24 @@ class MysqlSession(DriverSession):
         cursor.execute(f"SET max_execution_time = {millis}, sql_select_limit = {rows}")
 
     def open_query(self, sql: str, *, timeout: float, limit: int | None = None) -> QueryCursor:
-        sql = clean_sql(sql)
+        statement = single(parse(sql, self._mode), read_only=self.read_only)
         self._timeout = timeout
         self._failed = False
-        if self.read_only and (reason := refusal(sql)):
-            raise ReadOnlyViolation(f"this connection is read-only: {reason}")
         with self.errors():
             # The catalog is read first: once the query runs, the connection is busy with it.
-            traced = trace(MysqlCatalog(self.connection), sql)
+            traced = trace(MysqlCatalog(self.connection), statement.text)
             with self.connection.cursor() as setup:
                 self._set_limits(setup, timeout, limit)
                 setup.execute(
                     "START TRANSACTION READ ONLY" if self.read_only else "START TRANSACTION"
                 )
+            # The server's own timeout answers first; this one covers a server gone silent.
+            self.connection._read_timeout = timeout + READ_GRACE
             # Unbuffered: execute() returns once the column descriptions have arrived;
-            # rows are read off the socket as batches() asks for them.
+            # rows are read off the socket as batches() asks for them. Without
+            # CLIENT.MULTI_STATEMENTS the server refuses a second statement in the text.
             cursor = self.connection.cursor(pymysql.cursors.SSCursor)
-            cursor.execute(sql)  # no arguments: PyMySQL leaves the text alone (no % escapes)
+            cursor.execute(statement.text)  # no arguments: PyMySQL leaves the text alone
         return MysqlCursor(self, cursor, limit, traced)
 
     def cancel(self) -> None:
@@ -798,7 +773,11 @@ class MysqlDriver(Driver):
             "password": params.password or "",
             "database": params.database,
             "charset": "utf8mb4",
+            # connect_timeout covers the TCP connect only; the greeting and every later read
+            # wait at most read_timeout (a port that accepts and never speaks, Redis's say).
             "connect_timeout": max(1, timeout),
+            "read_timeout": max(1, timeout),
+            "write_timeout": max(1, timeout),
             "conv": CONVERSIONS,
             # client_flag without CLIENT.MULTI_STATEMENTS: "SELECT 1; DROP ..." is refused
             # by the server as a syntax error.
@@ -814,6 +793,11 @@ class MysqlDriver(Driver):
             ) from None
         except pymysql.MySQLError as exc:
             message = str(exc.args[1] if len(exc.args) > 1 else exc)
+            if exc.args[0] == CR.CR_SERVER_LOST:  # no greeting: "Lost ... during query"
+                message = (
+                    f"{options['host']}:{options['port']} sent no MySQL greeting within "
+                    f"{options['read_timeout']:g} s"
+                )
             for secret in params.secrets:
                 message = message.replace(secret, "***")
             raise ConnectionFailed(" ".join(message.split())) from None
@@ -824,10 +808,12 @@ class MysqlDriver(Driver):
                     # For the session, not just the next transaction: a statement that
                     # commits implicitly (DDL) starts another transaction, read-only too.
                     cursor.execute("SET SESSION TRANSACTION READ ONLY")
+                cursor.execute("SELECT @@SESSION.sql_mode")
+                (sql_mode,) = cursor.fetchone()
         except pymysql.MySQLError as exc:
             connection.close()
             raise ConnectionFailed(str(exc.args[-1])) from None
-        return MysqlSession(connection, params.read_only, options)
+        return MysqlSession(connection, params.read_only, options, SqlMode.parse(sql_mode))
 
 
 @hookimpl

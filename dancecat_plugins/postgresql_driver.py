@@ -1,19 +1,19 @@
 """PostgreSQL driver: rows stream through a server-side cursor, or COPY writes the CSV.
 
-Every query is wrapped before it is sent: ``SELECT * FROM (<sql>) AS q LIMIT 0`` to learn
-the columns, then ``DECLARE ... CURSOR FOR SELECT * FROM (<sql>) AS q`` for Python rows or
-``COPY (SELECT ... FROM (<sql>) AS q(...)) TO STDOUT`` for CSV. The wrapping is also a
-safety property: text holding two statements (``SELECT 1; COMMIT; DROP ...``) is a syntax
-error inside parentheses, so a query can never leave the ``BEGIN READ ONLY`` transaction it
-runs in. The session is pinned to the settings that make COPY's text the canonical form
-(``csvcodec``): UTC, ISO dates, shortest exact floats, hex bytea.
+The user's text reaches the server only as the one statement PostgreSQL's own parser found
+in it (``postgresql_statements``): two statements, or on a read-only connection anything but
+a query, are refused before a byte is sent. A query is then wrapped: ``SELECT * FROM (<sql>)
+AS q LIMIT 0`` to learn the columns, then ``DECLARE ... CURSOR FOR SELECT * FROM (<sql>) AS
+q`` for Python rows or ``COPY (SELECT ... FROM (<sql>) AS q(...)) TO STDOUT`` for CSV, each
+inside the ``BEGIN READ ONLY`` transaction psycopg2 opens on read-only connections. The
+session is pinned to the settings that make COPY's text the canonical form (``csvcodec``):
+UTC, ISO dates, shortest exact floats, hex bytea.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -28,7 +28,9 @@ from dancecat_core.drivers import ConnectionParams, Driver, DriverSession, Query
 from dancecat_core.errors import ConnectionFailed, QueryError, QueryTimeout, ReadOnlyViolation
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.provenance import trace
+from dancecat_core.statements import single
 from dancecat_plugins.postgresql_provenance import PostgresCatalog, composite_fields
+from dancecat_plugins.postgresql_statements import parse
 
 # Types DanceCat reads back as something other than text, by type OID (pg_type.oid).
 TYPES_BY_OID: dict[int, ColumnType] = {
@@ -59,14 +61,19 @@ SESSION_SETTINGS = {
     "bytea_output": "hex",
 }
 
-# Only used to word the error when a read-only connection is sent something that is not a
-# query. Safety never depends on it: such text cannot run inside the wrapper at all.
-_WRITE_COMMAND = re.compile(
-    r"(?:\s|--[^\n]*|/\*.*?\*/)*(INSERT|UPDATE|DELETE|MERGE|DROP|CREATE|ALTER|TRUNCATE|GRANT"
-    r"|REVOKE|COPY|VACUUM|REINDEX|CLUSTER|COMMENT|LOCK|REFRESH|CALL|DO|SET|RESET|BEGIN"
-    r"|START|COMMIT|ROLLBACK|DISCARD|IMPORT|SECURITY)\b",
-    re.IGNORECASE | re.DOTALL,
+# Set before every statement, after any user code could have changed them: the server then
+# reads the statement's strings exactly as the parser that checked it did.
+LEXING_SETTINGS = {"standard_conforming_strings": "on", "backslash_quote": "safe_encoding"}
+ARM_STATEMENT = "SELECT set_config('statement_timeout', %s, true)" + "".join(
+    f", set_config('{name}', '{value}', true)" for name, value in LEXING_SETTINGS.items()
 )
+# TCP keepalives: a server host that vanishes mid-query is noticed within about a minute.
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 
 def _as_text(value: str | None, cursor: Any) -> str | None:
@@ -81,14 +88,6 @@ def _as_bytes(value: str | None, cursor: Any) -> bytes | None:
 
 
 _BYTES = psycopg2.extensions.new_type(psycopg2.BINARY.values, "DANCECAT_BYTEA", _as_bytes)
-
-
-def clean_sql(sql: str) -> str:
-    """The query without trailing whitespace and semicolons, ready to be parenthesised."""
-    sql = sql.rstrip()
-    while sql.endswith(";"):
-        sql = sql[:-1].rstrip()
-    return sql
 
 
 def one_line(message: str, secrets: Sequence[str] = ()) -> str:
@@ -201,12 +200,16 @@ class PostgresSession(DriverSession):
             raise self._error(exc) from None
 
     def arm_timeout(self) -> None:
-        """Give the next statement what is left of the query's time, enforced by the server."""
+        """Give the next statement what is left of the query's time, enforced by the server.
+
+        The lexing settings are pinned in the same round trip: the statement before may have
+        run user code that changed them (``set_config`` in a function the planner folds).
+        """
         left = self._deadline - time.monotonic()
         if left <= 0:
             raise QueryTimeout(f"query exceeded its {self._timeout:g} s timeout")
         with self.connection.cursor() as cursor:
-            cursor.execute("SET LOCAL statement_timeout = %s", (max(1, int(left * 1000)),))
+            cursor.execute(ARM_STATEMENT, (str(max(1, int(left * 1000))),))
 
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:
@@ -227,42 +230,26 @@ class PostgresSession(DriverSession):
             if self._cancelled.is_set():
                 return QueryError("the query was cancelled")
             return QueryTimeout(f"query exceeded its {self._timeout:g} s timeout")
-        if self.read_only:
-            refused = None
-            if isinstance(exc, psycopg2.errors.ReadOnlySqlTransaction):
-                refused = message
-            elif "SELECT ... INTO" in message:
-                refused = "SELECT ... INTO would create a table"
-            elif "data-modifying" in message:
-                refused = "a WITH clause may not change data"
-            elif isinstance(exc, psycopg2.errors.SyntaxError) and self._sql_refused:
-                refused = f"{self._sql_refused.upper()} is not allowed, only queries"
-            if refused:
-                return ReadOnlyViolation(f"this connection is read-only: {refused}")
+        if self.read_only and isinstance(exc, psycopg2.errors.ReadOnlySqlTransaction):
+            # A query whose function writes: the server's read-only transaction stopped it.
+            return ReadOnlyViolation(f"this connection is read-only: {message}")
         return QueryError(message)
 
     def open_query(self, sql: str, *, timeout: float, limit: int | None = None) -> QueryCursor:
-        sql = clean_sql(sql)
+        statement = single(parse(sql), read_only=self.read_only)
+        sql = statement.text
         self._timeout = timeout
         self._deadline = time.monotonic() + timeout
-        match = _WRITE_COMMAND.match(sql)
-        self._sql_refused = match.group(1) if match else ""
         with self.errors(), self.connection.cursor() as cursor:
             # psycopg2 has begun the transaction: BEGIN READ ONLY on read-only connections.
             self.arm_timeout()
-            if not self.read_only:
-                cursor.execute("SAVEPOINT dancecat_describe")
-            try:
-                # LIMIT 0 plans the query without running it: the columns, for free.
-                cursor.execute(f"SELECT * FROM (\n{sql}\n) AS q LIMIT 0")
-            except psycopg2.errors.SyntaxError:
-                if self.read_only:
-                    raise
-                # Not a query (INSERT, CREATE, ...): a read-write connection runs it as is.
-                cursor.execute("ROLLBACK TO SAVEPOINT dancecat_describe")
-                statement = self.connection.cursor()
-                statement.execute(sql)
-                return PostgresCursor(self, sql, self._columns(statement, sql), limit, statement)
+            if not statement.wrappable:
+                # Not a query (INSERT, CREATE, ...), on a read-write connection: run as is.
+                run = self.connection.cursor()
+                run.execute(sql)
+                return PostgresCursor(self, sql, self._columns(run, sql), limit, run)
+            # LIMIT 0 plans the query without running it: the columns, for free.
+            cursor.execute(f"SELECT * FROM (\n{sql}\n) AS q LIMIT 0")
             return PostgresCursor(self, sql, self._columns(cursor, sql), limit)
 
     def _columns(
@@ -337,7 +324,10 @@ class PostgresDriver(Driver):
                 user=params.user,
                 password=params.password,
                 dbname=params.database,
-                connect_timeout=max(2, math.ceil(timeout)),  # libpq's minimum is 2 s
+                # The whole connection, handshake and authentication included; libpq's
+                # minimum is 2 s.
+                connect_timeout=max(2, math.ceil(timeout)),
+                **KEEPALIVES,
                 application_name="dancecat",
                 client_encoding="UTF8",
             )

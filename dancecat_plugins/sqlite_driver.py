@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
+import string
 import threading
 import time
 import urllib.parse
@@ -35,6 +37,7 @@ from dancecat_core.errors import (
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.local_files import LocalFileRules
 from dancecat_core.provenance import Traced, trace
+from dancecat_core.statements import checked_text, empty, not_a_query, several
 from dancecat_plugins.sqlite_provenance import SqliteCatalog
 
 # How many SQLite VM instructions run between two looks at the deadline: often enough to
@@ -128,6 +131,37 @@ def sqlite_file(
     return files.check(path, exists=exists)
 
 
+# What compiling a plain query asks the authorizer for; anything else is not a query.
+QUERY_ACTIONS = {
+    sqlite3.SQLITE_SELECT,
+    sqlite3.SQLITE_READ,
+    sqlite3.SQLITE_FUNCTION,
+    sqlite3.SQLITE_RECURSIVE,
+}
+# Pragmas a query may read as table-valued functions (``SELECT * FROM pragma_table_info('t')``).
+READABLE_PRAGMAS = {
+    "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
+    "foreign_key_list", "database_list", "collation_list", "function_list", "module_list",
+    "pragma_list", "compile_options",
+}  # fmt: skip
+SCHEMA_TABLES = {"sqlite_master", "sqlite_temp_master"}
+# The statement a denied action belongs to, when the text's first word does not say it
+# (``WITH x AS (...) DELETE ...``).
+ACTION_WORDS = {
+    sqlite3.SQLITE_INSERT: "INSERT",
+    sqlite3.SQLITE_UPDATE: "UPDATE",
+    sqlite3.SQLITE_DELETE: "DELETE",
+}
+# Comments, blanks and semicolons: text with nothing else holds no statement. Only used to
+# word the answer; SQLite itself runs nothing for such text.
+# A comment's body never holds "*/", so no match can run past the comment's end.
+_COMMENT = r"--[^\n]*|/\*(?:[^*]|\*(?!/))*(?:\*/|\Z)"
+_BLANK = re.compile(rf"(?:\s|;|{_COMMENT})*")
+_FIRST_WORD = re.compile(rf"(?:\s|{_COMMENT})*(\w*)")
+ONE_STATEMENT = "You can only execute one statement at a time."
+ATTACH_REFUSED = "ATTACH and VACUUM INTO are not allowed"  # the sqlite3 module's words
+
+
 class SqliteCursor(QueryCursor):
     """A running statement; SQLite computes each row when it is fetched, so nothing piles up."""
 
@@ -171,27 +205,44 @@ class SqliteSession(DriverSession):
         self._timeout = 0.0
         self._cancelled = threading.Event()
         self._refused = ""  # what the authorizer refused last, for the error message
+        self._first_action: int | None = None  # the compiling statement's first request
+        self._queries: set[str] = set()  # texts SQLite compiled as queries in this session
         connection.set_authorizer(self._authorize)
 
     def _authorize(self, action: int, arg1: str | None, *_: object) -> int:
-        """Refuse what the opened file alone does not stop.
+        """Refuse what the opened file alone does not stop; on a read-only connection, allow
+        what a query needs and nothing else.
 
         ATTACH (and ``VACUUM INTO``, which attaches) would open or create another file,
-        past the checks ``sqlite_file`` made on this one, on any connection. On a read-only
-        one, ``mode=ro`` and ``query_only`` stop every change, but ``query_only`` could be
-        switched off by the query itself.
+        past the checks ``sqlite_file`` made on this one, on any connection.
+
+        On a read-only one, SQLite's compiler asks for every statement kind, table read and
+        function; a SELECT statement's first request is SQLITE_SELECT (``sqlite3Select``
+        asks before anything else, and every other statement asks for its own kind first).
+        Within a SELECT, two more are what plain queries need: the schema entry SQLite
+        compiles (never runs) when a table-valued function (``json_each``) is first used on
+        the connection, and the table-valued pragmas listed, which SQLite only offers for
+        pragmas without side effects. Besides ``mode=ro`` and ``query_only``, this stops
+        ``PRAGMA query_only``.
         """
         if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
-            self._refused = "ATTACH and VACUUM INTO are not allowed"
+            self._refused = ATTACH_REFUSED
             return sqlite3.SQLITE_DENY
-        if (
-            self._read_only
-            and action == sqlite3.SQLITE_PRAGMA
-            and (arg1 or "").lower() == "query_only"
+        if not self._read_only:
+            return sqlite3.SQLITE_OK
+        if self._first_action is None:
+            self._first_action = action
+        in_select = self._first_action == sqlite3.SQLITE_SELECT
+        if action in QUERY_ACTIONS or (
+            in_select
+            and (
+                (action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in READABLE_PRAGMAS)
+                or (action == sqlite3.SQLITE_UPDATE and arg1 in SCHEMA_TABLES)
+            )
         ):
-            self._refused = "PRAGMA query_only cannot be changed"
-            return sqlite3.SQLITE_DENY
-        return sqlite3.SQLITE_OK
+            return sqlite3.SQLITE_OK
+        self._refused = self._refused or ACTION_WORDS.get(action, "")
+        return sqlite3.SQLITE_DENY
 
     def _progress(self) -> int:
         """Called every few thousand VM steps; a non-zero answer aborts the statement."""
@@ -212,15 +263,47 @@ class SqliteSession(DriverSession):
             self._connection.execute("SELECT 1").fetchall()
 
     def open_query(self, sql: str, *, timeout: float, limit: int | None = None) -> QueryCursor:
+        sql = checked_text(sql).strip(string.whitespace + ";")
+        if _BLANK.fullmatch(sql):
+            raise empty()
         self._timeout = timeout
         self._deadline = time.monotonic() + timeout
         self._connection.set_progress_handler(self._progress, _PROGRESS_STEPS)
         with self.translate_errors():
+            if self._read_only:
+                self._require_query(sql)
             traced = trace(SqliteCatalog(self._connection), sql)
             # execute() runs the statement up to its first row; the sqlite3 module refuses
-            # text holding more than one statement.
+            # text holding more than one statement before running any of it.
             cursor = self._connection.execute(sql)
         return SqliteCursor(self, cursor, limit, traced)
+
+    def _require_query(self, sql: str) -> None:
+        """Compile ``sql`` without running it (EXPLAIN) and refuse it unless it is a query.
+
+        The authorizer refuses every action a query does not need while SQLite compiles.
+        VACUUM and REINDEX ask it for nothing at all, so a query must also have asked for
+        SQLITE_SELECT first.
+        """
+        if sql not in self._queries:  # the sqlite3 module reuses a compiled text unasked
+            self._first_action = None
+            self._refused = ""
+            try:
+                self._connection.execute(f"EXPLAIN {sql}").close()
+            except sqlite3.DatabaseError as exc:
+                if getattr(exc, "sqlite_errorname", "") != "SQLITE_AUTH":
+                    raise
+                raise not_a_query(self._command(sql)) from None
+            if self._first_action != sqlite3.SQLITE_SELECT:
+                raise not_a_query(self._command(sql))
+            self._queries.add(sql)
+        self._first_action = sqlite3.SQLITE_SELECT  # what runs next, compiled or reused
+
+    def _command(self, sql: str) -> str:
+        """What a refused statement is, in words: its first, or what its WITH leads to."""
+        match = _FIRST_WORD.match(sql)
+        word = match.group(1).upper() if match and match.group(1) else "this statement"
+        return f"WITH ... {self._refused}" if word == "WITH" and self._refused else word
 
     def query_done(self) -> None:
         self._connection.set_progress_handler(None, 0)
@@ -243,8 +326,10 @@ class SqliteSession(DriverSession):
             if self._cancelled.is_set():
                 return QueryError("the query was cancelled")
             return QueryTimeout(f"query exceeded its {self._timeout:g} s timeout")
+        if isinstance(exc, sqlite3.ProgrammingError) and str(exc) == ONE_STATEMENT:
+            return several()
         if self._read_only and name in ("SQLITE_READONLY", "SQLITE_AUTH"):
-            reason = self._refused if name == "SQLITE_AUTH" and self._refused else str(exc)
+            reason = ATTACH_REFUSED if self._refused == ATTACH_REFUSED else exc
             return ReadOnlyViolation(f"this connection is read-only: {reason}")
         if name == "SQLITE_AUTH" and self._refused:
             return QueryError(self._refused)

@@ -326,8 +326,13 @@ def test_bad_sql_is_a_query_error_with_the_database_message(
     session = request.getfixturevalue(session_name)
     with pytest.raises(QueryError) as caught:
         session.open_query("SELEC 1", timeout=10)
-    assert not isinstance(caught.value, ReadOnlyViolation)
-    assert "syntax" in str(caught.value)
+    if session_name == "my":
+        # MariaDB's read-only rule is the lexer's: text not starting with a query word is
+        # refused before the server could call it a syntax error, and named.
+        assert str(caught.value).endswith("may run, not SELEC")
+    else:
+        assert not isinstance(caught.value, ReadOnlyViolation)
+        assert "syntax" in str(caught.value)
     with pytest.raises(QueryError, match=r"no_such_table|no such table"):
         run(session, "SELECT * FROM no_such_table")
     session.ping()  # an error leaves the session usable
@@ -707,8 +712,8 @@ def test_postgres_read_only_refuses_writes(pg_database: dict) -> None:
                     cursor.copy_csv([0], CountingSink())
                 finally:
                     cursor.close()
-        # Two statements in one text cannot run: the wrapper makes it a syntax error.
-        with pytest.raises(QueryError, match="syntax error"):
+        # Two statements in one text never reach the server.
+        with pytest.raises(QueryError, match=r"^one statement per job"):
             run(session, "SELECT 1; COMMIT; SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE")
         with pytest.raises(QueryError):
             run(session, "COMMIT; DELETE FROM kept")
@@ -753,7 +758,7 @@ def test_mysql_read_only_refuses_writes(mysql_database: dict, tmp_path: Path) ->
         for sql in writes:
             with pytest.raises(ReadOnlyViolation, match=r"^this connection is read-only: "):
                 run(session, sql)
-        with pytest.raises(QueryError, match="syntax"):  # multi-statements are off
+        with pytest.raises(QueryError, match=r"^one statement per job"):
             run(session, "SELECT 1; DELETE FROM kept")
         assert run(session, "SELECT @@session.tx_read_only") == [[1]]
     assert my_scalar(mysql_database, "SELECT count(*) FROM kept") == 2
