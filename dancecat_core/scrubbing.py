@@ -13,6 +13,8 @@ Three layers, all fed by plugins (``dancecat_scrub_columns``, ``dancecat_value_p
 
 from __future__ import annotations
 
+import bisect
+import functools
 import io
 import re
 import re._parser as sre_parse  # the stdlib's regex parser: how far a pattern can look
@@ -89,6 +91,13 @@ def pattern_reach(name: str, pattern: re.Pattern[bytes]) -> Reach:
     return Reach(behind=behind, ahead=ahead)
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_name(name: re.Pattern[bytes], reversed_name: bytes) -> bool:
+    """Whether a name read backwards is one ``name`` accepts. Rows repeat their field
+    names, so the verdict is cached (bounded: a table of random keys cannot grow it)."""
+    return name.fullmatch(reversed_name[::-1]) is not None
+
+
 @attrs.frozen
 class NameBefore:
     """The name a value is written under (``password`` in ``password=...``), checked when
@@ -98,10 +107,16 @@ class NameBefore:
     ``match`` at the value's start) and captures the name, reversed, as group 1; the name
     must fully match ``name``. A value pattern can then start at its ``=`` or ``:``, which
     the regex engine finds fast, instead of trying a name at every byte of the text.
+
+    ``words`` are lower-case literals one of which every accepted name holds, in any
+    letter case (``pass``, ``token``); a value with none of them in the ``lookback`` bytes
+    before it cannot be under a credential's name, so the masker skips the text between
+    them without a Python call per field.
     """
 
     backwards: re.Pattern[bytes]
     name: re.Pattern[bytes]
+    words: tuple[bytes, ...]
     lookback: int = attrs.field(init=False)
 
     @lookback.default
@@ -110,7 +125,15 @@ class NameBefore:
 
     def matches(self, text: bytes, at: int) -> bool:
         found = self.backwards.match(text[max(0, at - self.lookback) : at][::-1])
-        return found is not None and self.name.fullmatch(found.group(1)[::-1]) is not None
+        return found is not None and _is_name(self.name, found.group(1))
+
+    def next_possible(self, word_starts: list[int], at: int) -> int | None:
+        """The first offset from ``at`` on where a value may follow a credential's name
+        (``word_starts``: where ``words`` are, in order), or None if there is none."""
+        index = bisect.bisect_left(word_starts, at - self.lookback)
+        if index == len(word_starts):
+            return None
+        return max(at, word_starts[index] + 1)
 
 
 @attrs.frozen
@@ -216,6 +239,25 @@ class _Triggers:
         self._text = text
         self._bytes: dict[bytes, bool] = {}
         self._words: dict[bytes, bool] = {}
+        self._lower: bytes | None = None
+        self._starts: dict[tuple[bytes, ...], list[int]] = {}
+
+    def starts(self, words: tuple[bytes, ...]) -> list[int]:
+        """Where any of ``words`` starts in the text, in any letter case, in order (one
+        search per feed for all the patterns that share them)."""
+        found = self._starts.get(words)
+        if found is None:
+            if self._lower is None:
+                self._lower = self._text.lower()
+            found = []
+            for word in words:
+                at = self._lower.find(word)
+                while at >= 0:
+                    found.append(at)
+                    at = self._lower.find(word, at + 1)
+            found.sort()
+            self._starts[words] = found
+        return found
 
     def any_of(self, triggers: list[tuple[bytes, tuple[bytes, ...]]]) -> bool:
         return any(self._possible(needed) and self._has(trigger) for trigger, needed in triggers)
@@ -285,12 +327,21 @@ class _Stream:
                 named = pattern.named
                 search = pattern.pattern.search
                 at = resume - base
+                words = found.starts(named.words) if named is not None else []
                 while (match := search(held, at)) and match.start() + base < cut:
-                    # A match whose name is not a credential's gives way at its first
-                    # byte: the next ``=`` may be inside what it spanned.
-                    if named is not None and not named.matches(held, match.start()):
-                        at = match.start() + 1
-                        continue
+                    if named is not None:
+                        # A match with no credential word before it is passed over, and
+                        # so is the text up to the next word, without reading its name;
+                        # one whose name is not a credential's gives way at its first
+                        # byte: the next ``=`` may be inside what it spanned.
+                        begin = match.start()
+                        possible = named.next_possible(words, begin)
+                        if possible is None:
+                            at = cut - base
+                            break
+                        if possible > begin or not named.matches(held, begin):
+                            at = max(possible, begin + 1)
+                            continue
                     at = max(match.end(), match.start() + 1)
                     start, stop = match.start(part) + base, match.end(part) + base
                     if start < stop:

@@ -68,11 +68,17 @@ _CREDENTIAL_WORDS = (
 _NAME_START = rb"(?:[A-Za-z0-9_.\- ]{0,40}?(?:[_.\- ]|(?<=[a-z0-9])(?=[A-Z])))?"
 _NAME_END = rb"(?:(?:[_.\- ]|(?<=[a-z0-9])(?=[A-Z]))[A-Za-z0-9]{1,24}){0,2}"
 _CREDENTIAL_NAME = re.compile(_NAME_START + rb"(?i:" + _CREDENTIAL_WORDS + rb")" + _NAME_END)
+# One of these is in every credential word (the masker finds them before trying names).
+_CREDENTIAL_CORES = (b"pass", b"pwd", b"secret", b"token", b"credential", b"auth", b"key")
 # Names read backwards from the value: ``password=``, ``Pwd = ``, ``password: ``; and a
 # JSON key, quoted as JSON, CSV (doubled) or JSON inside JSON (``\"``) quote it.
-_ASSIGNED_NAME = NameBefore(re.compile(rb"[ \t]{0,8}([A-Za-z0-9_.\-]{1,64})"), _CREDENTIAL_NAME)
+_ASSIGNED_NAME = NameBefore(
+    re.compile(rb"[ \t]{0,8}([A-Za-z0-9_.\-]{1,64})"), _CREDENTIAL_NAME, _CREDENTIAL_CORES
+)
 _JSON_NAME = NameBefore(
-    re.compile(rb'[ \t]?(?:"\\{1,3}|""?)([A-Za-z0-9_.\- ]{1,64})"'), _CREDENTIAL_NAME
+    re.compile(rb'[ \t]?(?:"\\{1,3}|""?)([A-Za-z0-9_.\- ]{1,64})"'),
+    _CREDENTIAL_NAME,
+    _CREDENTIAL_CORES,
 )
 _JSON_KEY_END = (b'":', b'" :')
 # How a value follows its name: ``=`` or ``: `` (a colon and a blank), right after a
