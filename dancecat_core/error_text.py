@@ -149,3 +149,13 @@ def clean_error(
     if patterns:
         text = ValueMasker(_NullSink(), patterns).mask_text(text)
     return text
+
+
+def shown_error(text: str | None, patterns: Sequence[ValuePattern]) -> str | None:
+    """A stored error text as the API, the pages and the console show it.
+
+    Texts are cleaned before they are stored, but rows written before a pattern existed
+    were not, so what leaves is masked again (error texts are short; cleaned text passes
+    unchanged).
+    """
+    return None if text is None else clean_error(text, patterns=patterns)

@@ -132,7 +132,7 @@ def run_job(request: Request) -> dict[str, Any]:
     enqueue_after_commit(request, tracker.id)
     request.response.status_int = 202
     request.response.headers["Location"] = request.route_url("api.tracker", id=tracker.id)
-    return {"tracker": tracker_json(tracker)}
+    return {"tracker": tracker_json(tracker, request.runtime.value_patterns)}
 
 
 @view_config(route_name="api.job.runs", request_method="GET", renderer="json")
@@ -154,6 +154,6 @@ def list_runs(request: Request) -> dict[str, Any]:
     )
     more = len(found) == limit and found
     return {
-        "runs": [tracker_json(tracker) for tracker in found],
+        "runs": [tracker_json(tracker, request.runtime.value_patterns) for tracker in found],
         "next_before": found[-1].id if more else None,
     }

@@ -8,10 +8,13 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
+from collections.abc import Sequence
 from typing import Any
 
+from dancecat_core.error_text import shown_error
 from dancecat_core.models import Connection, Job, Tracker, User
 from dancecat_core.runner import Preview
+from dancecat_core.scrubbing import ValuePattern
 
 
 def timestamp(value: dt.datetime | None) -> str | None:
@@ -61,7 +64,8 @@ def job_json(job: Job, schedules: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def tracker_json(tracker: Tracker) -> dict[str, Any]:
+def tracker_json(tracker: Tracker, patterns: Sequence[ValuePattern]) -> dict[str, Any]:
+    """A run; its errors masked with ``patterns`` (``shown_error``)."""
     return {
         "id": tracker.id,
         "job_id": tracker.job_id,
@@ -72,7 +76,7 @@ def tracker_json(tracker: Tracker) -> dict[str, Any]:
         "finished_at": timestamp(tracker.finished_at),
         "duration_ms": tracker.duration_ms,
         "row_count": tracker.row_count,
-        "error": tracker.error,
+        "error": shown_error(tracker.error, patterns),
         "result_expires_at": timestamp(tracker.result_expires_at),
         "notifications": [
             {
@@ -81,7 +85,7 @@ def tracker_json(tracker: Tracker) -> dict[str, Any]:
                 "recipient": notification.recipient,
                 "status": notification.status,
                 "attempts": notification.attempts or 0,
-                "last_error": notification.last_error,
+                "last_error": shown_error(notification.last_error, patterns),
                 "sent_at": timestamp(notification.sent_at),
             }
             for notification in tracker.notifications

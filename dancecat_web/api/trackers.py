@@ -16,9 +16,8 @@ from dancecat_web.results import download_response
 
 @view_config(route_name="api.tracker", request_method="GET", renderer="json")
 def get_tracker(request: Request) -> dict[str, Any]:
-    return {
-        "tracker": tracker_json(trackers.get(request.dbsession, request.user, object_id(request)))
-    }
+    tracker = trackers.get(request.dbsession, request.user, object_id(request))
+    return {"tracker": tracker_json(tracker, request.runtime.value_patterns)}
 
 
 @view_config(route_name="api.tracker.result", request_method="GET")

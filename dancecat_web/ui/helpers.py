@@ -15,6 +15,7 @@ from pyramid.config import Configurator
 from pyramid.events import BeforeRender
 from pyramid.request import Request
 
+from dancecat_core.error_text import shown_error
 from dancecat_core.models import TrackerStatus
 from dancecat_core.services import access
 
@@ -80,6 +81,10 @@ class Helpers:
             for name, notifier in sorted(self.request.runtime.notifiers.items())
             if not getattr(notifier, "configured", True)
         ]
+
+    def error(self, text: str | None) -> str:
+        """A stored error text masked as it is shown (``shown_error``); '' for none."""
+        return shown_error(text, self.request.runtime.value_patterns) or ""
 
     def number(self, value: int | None) -> str:
         return "—" if value is None else f"{value:,}"
