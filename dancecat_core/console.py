@@ -10,7 +10,8 @@ to import only when that sub-command runs) on it or on its sub-parsers.
 
 Standard error carries one line per error and nothing else: no usage block, no traceback
 (``--debug`` shows it), no log records unless ``--verbose`` (the long-running ``worker``
-and ``serve`` always log).
+and ``serve`` always log). That line is masked like every stored error (``shown_error``):
+a setting's, an argument's or a driver's message may quote a URL with its password.
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, NoReturn
 
+from dancecat_core.error_text import shown_error
 from dancecat_core.errors import DancecatError
+from dancecat_core.plugins import get_plugin_manager, value_patterns
+from dancecat_core.scrubbing import ValuePattern
+from dancecat_core.settings import Settings, load_settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -159,17 +164,37 @@ def _configure_logging(verbose: bool, debug: bool) -> None:
         logging.basicConfig(handlers=[logging.NullHandler()], level=logging.CRITICAL)
 
 
+def _error_patterns(config: str | None) -> list[ValuePattern]:
+    """The installed plugins' value patterns for the configured settings, or for none when
+    the settings are what failed; none at all if the plugins cannot load."""
+    settings: Settings | None
+    try:
+        settings = load_settings(config)
+    except DancecatError:
+        settings = None
+    try:
+        return value_patterns(get_plugin_manager(), settings)
+    except (DancecatError, ImportError):
+        return []
+
+
+def _error_line(text: str, config: str | None) -> str:
+    """``error: text`` on one line, masked (it is only built when a command failed)."""
+    return f"error: {shown_error(one_line(text), _error_patterns(config))}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     chosen = _chosen(words)
     debug = False
+    config = None  # the -c file, once the arguments are parsed
     try:
         args = build_parser(chosen).parse_args(words)
-        debug = args.debug
+        debug, config = args.debug, args.config
         _configure_logging(args.verbose or bool(chosen and chosen.logs), debug)
         return int(_handler(args.handler)(args) or 0)
     except UsageError as exc:
-        print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        print(_error_line(str(exc), config), file=sys.stderr)
         return 2
     except BrokenPipeError:
         # The reader went away (`dancecat runs | head -1`): not an error of ours.
@@ -182,13 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         if isinstance(exc, DancecatError):
-            print(f"error: {one_line(str(exc))}", file=sys.stderr)
+            print(_error_line(str(exc), config), file=sys.stderr)
             return 2
-        print(
-            f"error: unexpected {type(exc).__name__}: {one_line(str(exc))} "
-            "(run with --debug for details)",
-            file=sys.stderr,
-        )
+        text = f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)"
+        print(_error_line(text, config), file=sys.stderr)
         return 1
 
 

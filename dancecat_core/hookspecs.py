@@ -67,8 +67,10 @@ def dancecat_scrub_columns(
 
 
 @hookspec
-def dancecat_value_patterns(settings: Settings) -> list[ValuePattern] | None:
+def dancecat_value_patterns(settings: Settings | None) -> list[ValuePattern] | None:
     """Return credential shapes to mask in every value of every result.
 
+    :param settings: DanceCat's settings; ``None`` when they failed to load and the
+        console masks that error's text (a bad setting's message quotes its value).
     :return: ``ValuePattern``s; every plugin's patterns are applied.
     """

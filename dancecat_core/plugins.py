@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from dancecat_core import hookspecs
 from dancecat_core.errors import PluginError
+
+if TYPE_CHECKING:
+    from dancecat_core.scrubbing import ValuePattern
+    from dancecat_core.settings import Settings
 
 
 def get_plugin_manager(*, load_entry_points: bool = True, blocked: Iterable[str] = ()):
@@ -40,3 +44,11 @@ def collect(results: Iterable[list[Any] | None], attribute: str, what: str) -> d
                 )
             merged[name] = item
     return merged
+
+
+def value_patterns(pm: pluggy.PluginManager, settings: Settings | None) -> list[ValuePattern]:
+    """Every plugin's value patterns (``dancecat_value_patterns``), in plugin order."""
+    patterns: list[ValuePattern] = []
+    for answer in pm.hook.dancecat_value_patterns(settings=settings):
+        patterns.extend(answer or ())
+    return patterns

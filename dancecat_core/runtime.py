@@ -24,7 +24,7 @@ from dancecat_core.exporters import Exporter
 from dancecat_core.local_files import LocalFileRules
 from dancecat_core.models import Connection
 from dancecat_core.notifiers import Notifier
-from dancecat_core.plugins import collect, get_plugin_manager
+from dancecat_core.plugins import collect, get_plugin_manager, value_patterns
 from dancecat_core.resultstore import ResultStore
 from dancecat_core.scrubbing import ColumnRemoval, ScrubPlan, ValuePattern
 from dancecat_core.settings import Settings, load_settings, read_encryption_keys
@@ -119,9 +119,7 @@ def build_runtime(
         raise ConfigError(f"setting RESULT_STORE: {settings.result_store!r} is not one of {known}")
     engine = engine or db.get_engine(settings.database_url)
     factory = db.get_session_factory(engine)
-    patterns: list[ValuePattern] = []
-    for answer in hook.dancecat_value_patterns(settings=settings):
-        patterns.extend(answer or ())
+    patterns = value_patterns(pm, settings)
     try:
         return Runtime(
             settings=settings,

@@ -294,5 +294,5 @@ VALUE_PATTERNS = (
 
 
 @hookimpl
-def dancecat_value_patterns(settings: Settings) -> list[ValuePattern]:
+def dancecat_value_patterns(settings: Settings | None) -> list[ValuePattern]:
     return list(VALUE_PATTERNS)
