@@ -21,7 +21,7 @@ import psycopg2
 import pymysql
 import pytest
 from test_notify import Mailer, free_port
-from test_web_helpers import make_app, make_user, sign_in
+from test_web_helpers import dancecat, make_app, make_user, sign_in
 
 from dancecat_core import migrations, notify
 from dancecat_core.drivers import ConnectionParams
@@ -256,3 +256,26 @@ def test_failed_run_error_is_clean_everywhere(kind, request, tmp_path, caplog):
         assert PLAIN not in text, f"the secret leaked through the {label}: {text[-400:]}"
     assert PLACEHOLDER in outputs["tracker"] and PLACEHOLDER in outputs["console"]
     assert "[value]" in outputs["email"] and outputs["tracker"] in outputs["email"]
+
+
+CONSOLE_SECRET = "Zq9ConsolePw"
+# Mistakes that put a URL with its password into the console's error line: a URL pasted
+# into a setting (the settings fail to load), a URL given where a connection's name goes.
+CONSOLE_MISTAKES = [
+    ({"DANCECAT_SMTP_PORT": f"smtps://mailer:{CONSOLE_SECRET}@mail.example.com:465"}, ()),
+    ({}, ("connection", "test", f"postgresql://app:{CONSOLE_SECRET}@db.internal/app")),
+]
+
+
+@pytest.mark.parametrize(("env", "words"), CONSOLE_MISTAKES)
+def test_the_console_error_line_masks_credentials(tmp_path, env, words):
+    dancecat(tmp_path, "init")
+    done = subprocess.run(
+        [sys.executable, "-m", "dancecat_core.console", *(words or ("connection", "list"))],
+        env={**os.environ, "DANCECAT_HOME": str(tmp_path), **env},
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert CONSOLE_SECRET not in done.stderr + done.stdout
+    assert "[masked]" in done.stderr, done.stderr
