@@ -142,3 +142,24 @@ def test_a_pattern_that_can_match_unboundedly_far_is_refused():
         ValuePattern("look", re.compile(rb"x(?=[a-z]*y)"), (b"x",))
     bounded = ValuePattern("ok", re.compile(rb"(?<=://)[a-z]{1,9}(?=@)"), (b"://",))
     assert (bounded.reach.behind, bounded.reach.ahead) == (4, 11)
+
+
+# The masker reads a name only when a credential word stands within the name's reach before
+# the value; these put the word as far from the value as a name allows, in either case,
+# after rows of fields with no word (skipped), cut at every byte near the value.
+FAR_NAMES = [
+    b"PASSWORD_" + b"a" * 24 + b"_" + b"b" * 24 + b" " * 8 + b"=Zq9far1",
+    b'""Secret ' + b"c" * 24 + b" " + b"d" * 24 + b'"": ""Zq9far2""',
+    b'\\"x' + b"y" * 39 + b'Token\\": 12345',
+]
+
+
+@pytest.mark.parametrize("name_and_value", FAR_NAMES)
+def test_a_credential_word_at_the_far_end_of_a_name_is_found(name_and_value):
+    rows = b'{"event": "login", "user": "u1", "at": 5, "ok": true}\n' * 40
+    text = rows + name_and_value + b"\n" + rows
+    whole = one_shot(text)
+    assert whole.count(MASK.encode()) == 1, whole[len(rows) : len(rows) + 160]
+    value_at = len(rows) + len(name_and_value) - 4
+    for cut in range(value_at - 80, value_at + 8):
+        assert streamed([text[:cut], text[cut:]], block=64) == whole
