@@ -423,8 +423,17 @@ def test_connection_edit_keeps_password_options_and_every_other_field(console, r
         (("--read-only",), {"read_only": True}),
         (("--no-shared",), {"shared": False}),
     ]
+    # A changed target (host, port, database, user) needs the password typed again: the
+    # stored one is only ever sent where it was saved for.
+    target = {"host", "port", "database", "user_name"}
+    console.refused(
+        "connection", "edit", f"id:{number}", "--host", "10.0.0.8", says="type the password again"
+    )
+    assert state() == before
     for flags, changed in edits:
-        console.ok("connection", "edit", f"id:{number}", *flags)
+        if target & set(changed):
+            flags = (*flags, "--password-stdin")
+        console.ok("connection", "edit", f"id:{number}", *flags, stdin="s3cret\n")
         after = state()
         assert {k: after[k] for k in changed} == changed, flags
         assert {k: after[k] for k in before if k not in changed} == {

@@ -170,7 +170,7 @@ def test_the_bundled_examples_are_the_default_and_the_rest_is_outside(tmp_path):
     with pytest.raises(ValidationError) as refused:
         save(runtime, None, str(copy))
     assert str(refused.value) == (
-        f"database {copy} is outside SQLITE_ALLOWED_DIRS (allowed: {CHINOOK.parent})"
+        f"Database {copy} is outside SQLITE_ALLOWED_DIRS (allowed: {CHINOOK.parent})"
     )
     nothing = build_runtime(
         load_settings(
