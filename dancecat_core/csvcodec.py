@@ -97,8 +97,9 @@ def datetime_string(text: str) -> str:
 def time_string(text: str) -> str:
     """A time the database gave as text (MySQL's durations past 24 h) without trailing
     zeros in its fraction."""
-    head, dot, digits = text.partition(".")
+    _, dot, digits = text.partition(".")
     return _fraction(text) if dot and digits.isdigit() else text
+
 
 def _bytes_text(value: bytes | bytearray | memoryview) -> str:
     return "\\x" + bytes(value).hex()
@@ -314,7 +315,6 @@ def _parse_bool(text: str) -> bool:
         return BOOLEAN_TEXTS[text]
     except KeyError:
         raise ValueError(f"not a boolean: {text!r}") from None
-
 
 
 def _parse_bytes(text: str) -> bytes | str:
