@@ -75,10 +75,13 @@ def _time_text(value: dt.time) -> str:
     return _fraction(naive) + value.isoformat()[len(naive) :]
 
 
+UTC_OFFSET = "+00:00"  # how a timestamp with a zone ends: every one is stored in UTC
+
+
 def _datetime_text(value: dt.datetime) -> str:
     """ISO 8601 with ``T``; an aware value in UTC with ``+00:00`` (RFC 3339)."""
     if value.tzinfo is not None:
-        return _fraction(value.astimezone(dt.UTC).replace(tzinfo=None).isoformat()) + "+00:00"
+        return _fraction(value.astimezone(dt.UTC).replace(tzinfo=None).isoformat()) + UTC_OFFSET
     return _fraction(value.isoformat())
 
 
@@ -118,7 +121,11 @@ def _text(value: Any) -> str:
 
 
 def _bool_text(value: Any) -> str:
-    return "true" if value else "false"
+    """``true``/``false``; a value that is neither (a MySQL ``TINYINT(1)`` holding 2) keeps
+    its own text rather than becoming ``true``."""
+    if value in (0, 1):  # True == 1 and False == 0
+        return "true" if value else "false"
+    return _text(value)
 
 
 _FORMATTERS: dict[ColumnType, Callable[[Any], str]] = {
