@@ -55,7 +55,9 @@ def _float_text(value: float) -> str:
         return "NaN"
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
-    return repr(value)
+    text = repr(value)
+    # A whole float as PostgreSQL and MySQL write it: "3", not Python's "3.0".
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _decimal_text(value: decimal.Decimal) -> str:
