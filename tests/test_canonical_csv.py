@@ -17,12 +17,14 @@ from pathlib import Path
 import openpyxl
 import pytest
 from test_drivers import my_execute, my_params, pg_execute, pg_params, sqlite_params
-from test_pipeline import add_job, connection_input, download, run
+from test_pipeline import connection_input, download, run
 
 from dancecat_core.columns import ColumnType
 from dancecat_core.csvcodec import RowFormatter
 from dancecat_core.drivers import ConnectionParams, Driver
 from dancecat_core.models import TrackerStatus
+from dancecat_core.services import connections, jobs
+from dancecat_core.services.jobs import JobInput
 from dancecat_plugins.mysql_driver import MysqlDriver
 from dancecat_plugins.postgresql_driver import PostgresDriver
 from dancecat_plugins.sqlite_driver import SqliteDriver
@@ -110,9 +112,20 @@ def sqlite_sample(tmp_path: Path) -> Path:
     return path
 
 
+def add_job(runtime, kind: str, facts, sql: str) -> int:
+    """A saved job on a new connection to ``kind``, both named after the database."""
+    with runtime.session_factory() as session:
+        connection = connections.create(runtime, session, None, connection_input(kind, facts))
+        job = jobs.create(
+            session, None, JobInput(name=kind, connection_id=connection.id, query=sql)
+        )
+        session.commit()
+        return job.id
+
+
 def stored_csv(runtime, kind: str, facts, sql: str) -> bytes:
     """Run ``sql`` as a saved job through the runner; the stored CSV, as downloaded."""
-    tracker = run(runtime, add_job(runtime, connection_input(kind, facts), sql))
+    tracker = run(runtime, add_job(runtime, kind, facts, sql))
     assert tracker.status == TrackerStatus.SUCCESS, tracker.error
     return download(runtime, tracker, "csv")
 
@@ -135,9 +148,7 @@ def test_timestamps_with_zone_same_on_postgresql_and_mariadb(runtime, pg_sample,
 
 
 def test_exports_of_the_canonical_csv_are_typed(runtime, pg_sample):
-    tracker = run(
-        runtime, add_job(runtime, connection_input("postgresql", pg_sample), SELECT_ZONED)
-    )
+    tracker = run(runtime, add_job(runtime, "postgresql", pg_sample, SELECT_ZONED))
     document = json.loads(download(runtime, tracker, "json"))
     assert document["rows"][0][4:] == [
         True,
