@@ -6,8 +6,10 @@ them without re-encoding. The dialect is fixed so the text can be read back exac
 
 - UTF-8, comma-separated, ``"`` quoting with ``""`` escapes, LF line ends, one header line;
 - NULL is an *unquoted* empty field, the empty string is ``""``;
-- values in the text forms listed in ``format_value`` (booleans ``t``/``f``, bytes ``\\x``
-  hex, timestamps ``YYYY-MM-DD HH:MM:SS[.ffffff][+HH]``), typed by the result's metadata.
+- values in one text form per type, whatever the database (docs/RESULTS.md has the table):
+  booleans ``true``/``false``, timestamps ISO 8601 ``YYYY-MM-DDTHH:MM:SS[.f]`` with
+  ``+00:00`` when zoned, fractions without trailing zeros, bytes ``\\x`` hex; typed by
+  the result's metadata.
 
 Python 3.11's ``csv`` module cannot tell ``""`` from an unquoted empty field, so
 ``read_text_rows`` re-reads only the records that contain an empty field.
@@ -53,18 +55,55 @@ def _float_text(value: float) -> str:
         return "NaN"
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
-    return repr(value)
+    text = repr(value)
+    # A whole float as PostgreSQL and MySQL write it: "3", not Python's "3.0".
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _decimal_text(value: decimal.Decimal) -> str:
     return format(value, "f") if value.is_finite() else str(value)
 
 
+def _fraction(text: str) -> str:
+    """``HH:MM:SS.fff000`` without the fraction's trailing zeros (and its dot if all are)."""
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _time_text(value: dt.time) -> str:
+    """``HH:MM:SS[.f]``, as PostgreSQL writes it; a zoned time keeps its own offset."""
+    if value.tzinfo is None:
+        return _fraction(value.isoformat())
+    naive = value.replace(tzinfo=None).isoformat()
+    return _fraction(naive) + value.isoformat()[len(naive) :]
+
+
+UTC_OFFSET = "+00:00"  # how a timestamp with a zone ends: every one is stored in UTC
+
+
 def _datetime_text(value: dt.datetime) -> str:
-    """ISO text; an aware value in UTC with a ``+00`` suffix, exactly as COPY writes it."""
+    """ISO 8601 with ``T``; an aware value in UTC with ``+00:00`` (RFC 3339)."""
     if value.tzinfo is not None:
-        return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ") + "+00"
-    return value.isoformat(" ")
+        return _fraction(value.astimezone(dt.UTC).replace(tzinfo=None).isoformat()) + UTC_OFFSET
+    return _fraction(value.isoformat())
+
+
+def datetime_string(text: str) -> str:
+    """A timestamp the database gave as text (a value Python cannot hold: MySQL's zero date,
+    SQLite's text) in the canonical spelling: ``T`` between date and time, no trailing
+    zeros in the fraction. Text of any other shape is returned as it is.
+    """
+    if len(text) > 10 and text[10] == " " and text[4] == "-":
+        text = text[:10] + "T" + text[11:]
+    if len(text) > 20 and text[19] == "." and text[20:].isdigit():
+        text = _fraction(text)
+    return text
+
+
+def time_string(text: str) -> str:
+    """A time the database gave as text (MySQL's durations past 24 h) without trailing
+    zeros in its fraction."""
+    _, dot, digits = text.partition(".")
+    return _fraction(text) if dot and digits.isdigit() else text
 
 
 def _bytes_text(value: bytes | bytearray | memoryview) -> str:
@@ -84,7 +123,11 @@ def _text(value: Any) -> str:
 
 
 def _bool_text(value: Any) -> str:
-    return "t" if value else "f"
+    """``true``/``false``; a value that is neither (a MySQL ``TINYINT(1)`` holding 2) keeps
+    its own text rather than becoming ``true``."""
+    if value in (0, 1):  # True == 1 and False == 0
+        return "true" if value else "false"
+    return _text(value)
 
 
 _FORMATTERS: dict[ColumnType, Callable[[Any], str]] = {
@@ -93,9 +136,13 @@ _FORMATTERS: dict[ColumnType, Callable[[Any], str]] = {
     ColumnType.FLOAT: lambda v: _float_text(float(v)),
     ColumnType.BOOLEAN: _bool_text,
     ColumnType.DATE: lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v),
-    ColumnType.TIME: lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v),
-    ColumnType.DATETIME: lambda v: _datetime_text(v) if isinstance(v, dt.datetime) else str(v),
-    ColumnType.DATETIMETZ: lambda v: _datetime_text(v) if isinstance(v, dt.datetime) else str(v),
+    ColumnType.TIME: lambda v: _time_text(v) if isinstance(v, dt.time) else time_string(str(v)),
+    ColumnType.DATETIME: lambda v: (
+        _datetime_text(v) if isinstance(v, dt.datetime) else datetime_string(str(v))
+    ),
+    ColumnType.DATETIMETZ: lambda v: (
+        _datetime_text(v) if isinstance(v, dt.datetime) else datetime_string(str(v))
+    ),
     ColumnType.BYTES: lambda v: _bytes_text(v) if not isinstance(v, str) else v,
     ColumnType.JSON: _json_text,
     ColumnType.TEXT: _text,
@@ -267,8 +314,16 @@ def read_header(raw: BinaryIO) -> list[str]:
         text.detach()
 
 
+# Booleans as stored: ``true``/``false``, and ``t``/``f`` in results stored before that.
+BOOLEAN_TEXTS = {"true": True, "false": False, "t": True, "f": False}
+
+
 def _parse_bool(text: str) -> bool:
-    return text in ("t", "true", "1", "TRUE", "True", "y", "yes")
+    """A stored boolean; other text (a MySQL ``TINYINT(1)`` holding 2) is no boolean."""
+    try:
+        return BOOLEAN_TEXTS[text]
+    except KeyError:
+        raise ValueError(f"not a boolean: {text!r}") from None
 
 
 def _parse_bytes(text: str) -> bytes | str:
@@ -282,6 +337,8 @@ PARSERS: dict[ColumnType, Callable[[str], Any]] = {
     ColumnType.BOOLEAN: _parse_bool,
     ColumnType.DATE: dt.date.fromisoformat,
     ColumnType.TIME: dt.time.fromisoformat,
+    # ``T`` or a space, ``+00:00`` or the ``+00`` of results stored before: Python 3.11
+    # reads all of them.
     ColumnType.DATETIME: dt.datetime.fromisoformat,
     ColumnType.DATETIMETZ: dt.datetime.fromisoformat,
     ColumnType.BYTES: _parse_bytes,

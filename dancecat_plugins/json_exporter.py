@@ -32,7 +32,7 @@ from json.encoder import encode_basestring  # the C string encoder, ensure_ascii
 from typing import BinaryIO
 
 from dancecat_core.columns import Column, ColumnType
-from dancecat_core.csvcodec import TextRow
+from dancecat_core.csvcodec import BOOLEAN_TEXTS, TextRow
 from dancecat_core.exporters import Exporter, ExportSummary
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.resultstore import StoredResult
@@ -46,7 +46,9 @@ _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?
 # ever spell a number as a valid JSON number or as NaN/Infinity/-Infinity; this catches
 # those, and stray text, across a whole column of a batch in one scan.
 _NOT_NUMBER_CHAR = re.compile(r"[^0-9.eE+\-\n]")
-_BOOLEANS = {"t": "true", "f": "false", None: "null"}
+# Stored booleans (``t``/``f`` in results stored before ``true``/``false``) as JSON.
+_BOOLEANS = {text: "true" if value else "false" for text, value in BOOLEAN_TEXTS.items()}
+_BOOLEANS[None] = "null"
 
 ColumnConverter = Callable[[Sequence[str | None]], list[str]]
 
@@ -77,12 +79,14 @@ def _strings(col: Sequence[str | None]) -> list[str]:
 
 
 def _datetimes(col: Sequence[str | None]) -> list[str]:
-    # "2024-05-01 12:30:00" -> "2024-05-01T12:30:00"; "infinity" stays as it is.
+    # Stored with "T"; results stored before have a space: "2024-05-01 12:30:00" ->
+    # "2024-05-01T12:30:00". "infinity" stays as it is.
     return ["null" if v is None else encode_basestring(v.replace(" ", "T", 1)) for v in col]
 
 
 def _datetimetzs(col: Sequence[str | None]) -> list[str]:
-    # Stored in UTC as "...+00" (PostgreSQL) or "...+00:00" (Python); written as "+00:00".
+    # Stored in UTC as "...+00:00"; results stored before may end in "+00": written as
+    # "+00:00" either way.
     return [
         "null"
         if v is None

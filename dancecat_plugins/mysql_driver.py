@@ -24,6 +24,7 @@ import pymysql.cursors
 from pymysql.constants import CR, ER, FIELD_TYPE
 
 from dancecat_core.columns import Column, ColumnType
+from dancecat_core.csvcodec import UTC_OFFSET, datetime_string
 from dancecat_core.drivers import ConnectionParams, Driver, DriverSession, QueryCursor
 from dancecat_core.errors import ConnectionFailed, QueryError, QueryTimeout, ReadOnlyViolation
 from dancecat_core.hookspecs import hookimpl
@@ -41,7 +42,7 @@ READ_ONLY_REFUSED = 1792  # ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
 READ_GRACE = 5
 
 TYPES: dict[int, ColumnType] = {
-    FIELD_TYPE.TINY: ColumnType.INTEGER,  # TINYINT(1) too: MySQL has no real boolean
+    FIELD_TYPE.TINY: ColumnType.INTEGER,  # but TINYINT(1) is a boolean: see describe()
     FIELD_TYPE.SHORT: ColumnType.INTEGER,
     FIELD_TYPE.INT24: ColumnType.INTEGER,
     FIELD_TYPE.LONG: ColumnType.INTEGER,
@@ -55,7 +56,8 @@ TYPES: dict[int, ColumnType] = {
     FIELD_TYPE.NEWDATE: ColumnType.DATE,
     FIELD_TYPE.TIME: ColumnType.TIME,
     FIELD_TYPE.DATETIME: ColumnType.DATETIME,
-    FIELD_TYPE.TIMESTAMP: ColumnType.DATETIME,  # shown in the session time zone: UTC
+    # An instant, stored in UTC and shown in the session's time zone, which is UTC.
+    FIELD_TYPE.TIMESTAMP: ColumnType.DATETIMETZ,
     FIELD_TYPE.JSON: ColumnType.JSON,  # MySQL; MariaDB's JSON is LONGTEXT, so TEXT
     FIELD_TYPE.BIT: ColumnType.BYTES,
     FIELD_TYPE.GEOMETRY: ColumnType.BYTES,
@@ -93,7 +95,19 @@ def _time_or_text(text: str) -> dt.time | str:
         return text
 
 
-CONVERSIONS = {**pymysql.converters.conversions, FIELD_TYPE.TIME: _time_or_text}
+def _utc_timestamp(text: str) -> dt.datetime | str:
+    """A TIMESTAMP, in UTC because the session says so; a zero date stays text, in UTC."""
+    value = pymysql.converters.convert_datetime(text)
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=dt.UTC)
+    return datetime_string(value) + UTC_OFFSET
+
+
+CONVERSIONS = {
+    **pymysql.converters.conversions,
+    FIELD_TYPE.TIME: _time_or_text,
+    FIELD_TYPE.TIMESTAMP: _utc_timestamp,
+}
 
 
 def describe(field: Any) -> Column:
@@ -104,6 +118,10 @@ def describe(field: Any) -> Column:
         name = STRING_TYPES[field.type_code]
         if binary:
             name = name.replace("text", "blob").replace("char", "binary")
+    elif field.type_code == FIELD_TYPE.TINY and field.length == 1:
+        # MySQL has no boolean type: BOOLEAN is TINYINT(1), the one type people declare
+        # for true/false. Expressions (``a = b``, ``TRUE``) are BIGINT and stay integers.
+        kind, name = ColumnType.BOOLEAN, "tinyint(1)"
     else:
         kind = TYPES.get(field.type_code, ColumnType.TEXT)
         name = TYPE_NAMES.get(field.type_code, str(field.type_code))
@@ -124,15 +142,21 @@ def describe(field: Any) -> Column:
 # index and one store; everything else (finding values that need quotes, UTF-8 checks)
 # runs over whole blocks at C speed. Results with kept binary columns (hex is longer than
 # the bytes) and rows larger than 16 MiB take a slower per-field path (``_line``).
+#
+# Three types need their text rewritten to the canonical form, still in place: a
+# TINYINT(1)'s ``0``/``1`` becomes a marker (TRUE/FALSE) replaced by ``false``/``true``
+# after the translate; a timestamp's space becomes ``T`` (same length); the zeros MySQL pads
+# a fraction with to the column's precision (and the dot, if all are zeros) become FILL.
+# A TIMESTAMP needs ``+00:00`` added, which no in-place rewrite can do: results with one take
+# the per-field path.
 
-SKIP, RAW, TEXT, HEX = range(4)  # what copy_csv does with a column
+SKIP, RAW, TEXT, HEX, BOOL, STAMP, STAMP_FRACTION, TIME_FRACTION, STAMP_UTC = range(9)
 RAW_TYPES = {
     ColumnType.INTEGER,
     ColumnType.DECIMAL,
     ColumnType.FLOAT,
     ColumnType.DATE,
     ColumnType.TIME,
-    ColumnType.DATETIME,
 }
 MAX_PACKET = 0xFFFFFF  # a payload this long continues in the next packet
 BLOCK = 1 << 18  # bytes per socket read
@@ -141,6 +165,8 @@ SEP = 0xFE  # marker: a comma
 ROW = 0xFD  # marker: a line end (before each row; the first one is dropped)
 SEP_EMPTY = 0xFC  # marker: a comma and "" (the empty string)
 EMPTY = 0xFA  # marker: "" in the row's first column
+TRUE = 0xF8  # marker: a boolean's 1, written as "true"
+FALSE = 0xF9  # marker: a boolean's 0, written as "false"
 MARKERS = bytes(range(0xF8, 0x100))
 _TO_CSV = bytes.maketrans(bytes([SEP, ROW]), b",\n")
 _FILLS = memoryview(bytes([FILL]) * (1 << 16))
@@ -151,19 +177,68 @@ _MARKER = re.compile(rb"[\xf8-\xff]")
 _STEP = [n + 1 for n in range(251)] + [1] + [1 << 62] * 5
 
 
-def _csv_kinds(columns: Sequence[Column], keep: Sequence[int]) -> list[int]:
+def _csv_kinds(
+    columns: Sequence[Column], keep: Sequence[int], fractional: Sequence[bool]
+) -> list[int]:
+    """What copy_csv does with each column; ``fractional``: the server says the column's
+    values may have a fraction of a second (its ``decimals`` is not 0)."""
     kept = set(keep)
     kinds = []
     for i, column in enumerate(columns):
         if i not in kept:
             kinds.append(SKIP)
+        elif column.type == ColumnType.TIME and fractional[i]:
+            kinds.append(TIME_FRACTION)
         elif column.type in RAW_TYPES:
             kinds.append(RAW)
+        elif column.type == ColumnType.DATETIME:
+            kinds.append(STAMP_FRACTION if fractional[i] else STAMP)
+        elif column.type == ColumnType.DATETIMETZ:
+            kinds.append(STAMP_UTC)
+        elif column.type == ColumnType.BOOLEAN:
+            kinds.append(BOOL)
         elif column.type == ColumnType.BYTES:
             kinds.append(HEX)
         else:
             kinds.append(TEXT)  # text, JSON, and types DanceCat does not know
     return kinds
+
+
+_UTC_OFFSET = UTC_OFFSET.encode()
+
+
+def _canonical_value(value: bytes, kind: int) -> bytes:
+    """A BOOL, STAMP or fraction column's value in the canonical text (the per-field path)."""
+    if kind == BOOL:
+        return {b"0": b"false", b"1": b"true"}.get(value, value)
+    if kind in (STAMP, STAMP_FRACTION, STAMP_UTC) and value[10:11] == b" ":
+        value = value[:10] + b"T" + value[11:]
+    if kind in (STAMP_FRACTION, TIME_FRACTION, STAMP_UTC) and b"." in value:
+        value = value.rstrip(b"0").rstrip(b".")
+    return value + _UTC_OFFSET if kind == STAMP_UTC else value
+
+
+def _mark_value(buf: bytes, o: bytearray, v: int, size: int, kind: int) -> int:
+    """Rewrite one value at ``buf[v : v + size]`` in ``o`` as ``_canonical_value`` does;
+    return how many markers it wrote. (``_fast_loop`` inlines the same steps.)"""
+    marks = 0
+    if kind == BOOL:
+        if size == 1 and buf[v] in b"01":
+            o[v] = TRUE if buf[v] == 0x31 else FALSE
+            marks = 1
+        return marks
+    if kind in (STAMP, STAMP_FRACTION) and size > 10 and buf[v + 10] == 0x20:
+        o[v + 10] = 0x54
+    if kind in (STAMP_FRACTION, TIME_FRACTION) and buf.find(b".", v, v + size) >= 0:
+        e = v + size - 1
+        while buf[e] == 0x30:
+            o[e] = FILL
+            e -= 1
+            marks += 1
+        if buf[e] == 0x2E:
+            o[e] = FILL
+            marks += 1
+    return marks
 
 
 def _utf8(data: bytes) -> bytes:
@@ -209,6 +284,8 @@ def _line(buf: bytes, p: int, end: int, kinds: Sequence[int]) -> bytes:
         p += size
         if kind == RAW:
             fields.append(value)
+        elif kind >= BOOL:
+            fields.append(_canonical_value(value, kind))
         elif kind == TEXT:
             if not value or _NEEDS_QUOTES.search(value):
                 value = b'"' + value.replace(b'"', b'""') + b'"'
@@ -239,6 +316,8 @@ def _mark_row(buf: bytes, o: bytearray, pos: int, end: int, kinds: Sequence[int]
             o[p : p + head] = bytes([FILL if first else SEP]) + bytes([FILL]) * (head - 1)
             if size == 0 and kind == TEXT:
                 o[p] = EMPTY if first else SEP_EMPTY
+            elif size > 0 and kind >= BOOL:
+                marks += _mark_value(buf, o, p + head, size, kind)
             marks += head
             first = False
         p = q
@@ -287,6 +366,10 @@ def _fast_loop(kinds: Sequence[int]) -> Callable[..., tuple[int, int, int, int, 
                 f"                o[p] = {EMPTY if first else SEP_EMPTY}",
                 "                p += 1",
             ]
+        elif kind >= BOOL:
+            lines += ["            size = buf[p]", "            if 0 < size < 251:"]
+            lines += _REWRITES[kind]
+            lines.append("            p += step[size]")
         else:
             lines.append("            p += step[buf[p]]")
         first = False
@@ -303,6 +386,35 @@ def _fast_loop(kinds: Sequence[int]) -> Callable[..., tuple[int, int, int, int, 
     namespace: dict[str, Any] = {"ROW_START": bytes([ROW, FILL, FILL, FILL, FILL])}
     exec("\n".join(lines), namespace)  # our own text, built from the column kinds only
     return namespace["fast"]
+
+
+# The fast loop's inlined ``_mark_value``, by kind, for a value of ``size`` bytes after
+# the length byte at ``p`` (so ``buf[p + 1 : p + 1 + size]``).
+_STAMP_T = [
+    "                if size > 10 and buf[p + 11] == 0x20:",
+    "                    o[p + 11] = 0x54",
+]
+_TRIM = [
+    "                if buf.find(b'.', p + 1, p + 1 + size) >= 0:",
+    "                    e = p + size",
+    "                    while buf[e] == 0x30:",
+    f"                        o[e] = {FILL}",
+    "                        e -= 1",
+    "                        extra += 1",
+    "                    if buf[e] == 0x2E:",
+    f"                        o[e] = {FILL}",
+    "                        extra += 1",
+]
+_REWRITES = {
+    BOOL: [
+        "                if size == 1 and buf[p + 1] in b'01':",
+        f"                    o[p + 1] = {TRUE} if buf[p + 1] == 0x31 else {FALSE}",
+        "                    extra += 1",
+    ],
+    STAMP: _STAMP_T,
+    STAMP_FRACTION: _STAMP_T + _TRIM,
+    TIME_FRACTION: _TRIM,
+}
 
 
 def _quote_fields(region: bytearray) -> bytes:
@@ -440,11 +552,11 @@ class _RowCopier:
         return self.rows
 
     def copy(self) -> int:
-        if HEX in self.kinds:
+        if HEX in self.kinds or STAMP_UTC in self.kinds:
             return self._copy_lines()
         return self._copy_marked()
 
-    # The per-field path: binary columns kept.
+    # The per-field path: binary columns or timestamps with a zone kept.
     def _copy_lines(self) -> int:
         kinds, sink = self.kinds, self.sink
         buf = b""
@@ -538,6 +650,10 @@ class _RowCopier:
                 data = data.replace(bytes([SEP_EMPTY]), b',""')
             if EMPTY in data:
                 data = data.replace(bytes([EMPTY]), b'""')
+            if TRUE in data:
+                data = data.replace(bytes([TRUE]), b"true")
+            if FALSE in data:
+                data = data.replace(bytes([FALSE]), b"false")
             data = _utf8(bytes(memoryview(data)[1:])) + b"\n"
         self.sink.write(data)
         self.rows += rows
@@ -575,6 +691,8 @@ class MysqlCursor(QueryCursor):
             )
             for field, origin in zip(fields, origins, strict=True)
         ]
+        # MySQL pads a fraction of a second to the column's precision (``decimals``).
+        self._fractional = [field.scale != 0 for field in fields]
 
     def batches(self, size: int = 5000) -> Iterator[Sequence[Sequence[Any]]]:
         if not self.columns:
@@ -607,7 +725,7 @@ class MysqlCursor(QueryCursor):
             return None  # a PyMySQL whose internals moved: the row path still works
         if not self.columns or not self.unread:
             return 0
-        kinds = _csv_kinds(self.columns, keep)
+        kinds = _csv_kinds(self.columns, keep, self._fractional)
         with self._session.errors():
             rows = _RowCopier(self._session.connection, kinds, sink).copy()
         if self._left is not None:

@@ -7,13 +7,17 @@ AS q LIMIT 0`` to learn the columns, then ``DECLARE ... CURSOR FOR SELECT * FROM
 q`` for Python rows or ``COPY (SELECT ... FROM (<sql>) AS q(...)) TO STDOUT`` for CSV, each
 inside the ``BEGIN READ ONLY`` transaction psycopg2 opens on read-only connections. The
 session is pinned to the settings that make COPY's text the canonical form (``csvcodec``):
-UTC, ISO dates, shortest exact floats, hex bytea.
+UTC, ISO dates, shortest exact floats, hex bytea; the few types whose COPY text differs
+(booleans ``t``/``f``, timestamps with a space and ``+00``) are selected through the
+expression that writes the canonical text (``CANONICAL_TEXT``), and the row path reads
+them with typecasters that give the same text.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -52,6 +56,16 @@ TYPES_BY_OID: dict[int, ColumnType] = {
     1184: ColumnType.DATETIMETZ,  # timestamptz, in UTC because the session says so
 }
 
+# COPY's column expression for the types whose own text is not the canonical one ("{}" is
+# the column): boolean's text cast is ``true``/``false``; JSON writes timestamps as ISO 8601
+# with ``T`` and a ``+00:00`` offset, trims fraction zeros as COPY does, and keeps
+# ``infinity`` and the `` BC`` suffix. Every other type's COPY text is canonical already.
+CANONICAL_TEXT: dict[int, str] = {
+    16: "{}::text",
+    1114: "to_json({})#>>'{{}}'",
+    1184: "to_json({})#>>'{{}}'",
+}
+
 # The settings under which COPY's output is the canonical CSV, and psycopg2's values agree.
 SESSION_SETTINGS = {
     "TimeZone": "UTC",
@@ -88,6 +102,22 @@ def _as_bytes(value: str | None, cursor: Any) -> bytes | None:
 
 
 _BYTES = psycopg2.extensions.new_type(psycopg2.BINARY.values, "DANCECAT_BYTEA", _as_bytes)
+
+_HOURS_ONLY_OFFSET = re.compile(r"([+-]\d\d)( BC)?$")
+
+
+def _as_timestamp_text(value: str | None, cursor: Any) -> str | None:
+    """A timestamp's text as COPY writes it through ``CANONICAL_TEXT``: ``T`` for the first
+    space, an offset of whole hours as ``+HH:00``; ``infinity`` and `` BC`` kept."""
+    if value is None:
+        return None
+    return _HOURS_ONLY_OFFSET.sub(r"\1:00\2", value.replace(" ", "T", 1))
+
+
+# Dates and timestamps keep the database's text on the row path too, made canonical as COPY
+# makes it: Python's types hold neither ``infinity`` nor dates before year 1.
+_DATES = psycopg2.extensions.new_type((1082,), "DANCECAT_DATE", _as_text)
+_TIMESTAMPS = psycopg2.extensions.new_type((1114, 1184), "DANCECAT_TIMESTAMP", _as_timestamp_text)
 
 
 def one_line(message: str, secrets: Sequence[str] = ()) -> str:
@@ -151,7 +181,7 @@ class PostgresCursor(QueryCursor):
         # Naming the columns c0..cN makes duplicate names (``SELECT a.id, b.id``) selectable.
         names = ", ".join(f"c{i}" for i in range(len(self.columns)))
         alias = f"q({names})" if self.columns else "q"
-        kept = ", ".join(f"c{i}" for i in keep)
+        kept = ", ".join(CANONICAL_TEXT.get(self._oids[i], "{}").format(f"c{i}") for i in keep)
         copy = (
             f"COPY (SELECT {kept} FROM (\n{self._sql}\n) AS {alias}{self._limit})"
             " TO STDOUT WITH (FORMAT csv)"
@@ -343,7 +373,8 @@ class PostgresDriver(Driver):
             connection.autocommit = False
             # psycopg2 now opens every transaction with BEGIN READ ONLY.
             connection.set_session(readonly=params.read_only)
-            psycopg2.extensions.register_type(_BYTES, connection)
+            for caster in (_BYTES, _DATES, _TIMESTAMPS):
+                psycopg2.extensions.register_type(caster, connection)
         except psycopg2.Error as exc:
             connection.close()
             raise ConnectionFailed(one_line(str(exc), params.secrets)) from None

@@ -9,11 +9,20 @@ SQLite declares no column types in a result (a column may hold an integer in one
 text in the next), so every column's ``type`` is ``None`` and the pipeline infers it from
 the values. There is no native CSV path: rows leave through ``batches()`` and the pipeline
 formats them.
+
+What a table column was declared as is only visible through the sqlite3 module's
+``PARSE_DECLTYPES``: each value of a column declared BOOLEAN/BOOL, DATE, TIME, TIMESTAMP or
+DATETIME is handed, as bytes, to the converter registered under that word
+(``DECLARED_TYPES``), which makes it a Python bool, date, time or datetime when its text has
+that shape (``0``/``1``; ISO 8601), so such columns are typed like other databases' and
+written in the same canonical text. A value of any other shape stays text, as it was
+stored; a value computed in the query (no declared type) is inferred from its value alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import sqlite3
@@ -21,7 +30,7 @@ import string
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +169,40 @@ _BLANK = re.compile(rf"(?:\s|;|{_COMMENT})*")
 _FIRST_WORD = re.compile(rf"(?:\s|{_COMMENT})*(\w*)")
 ONE_STATEMENT = "You can only execute one statement at a time."
 ATTACH_REFUSED = "ATTACH and VACUUM INTO are not allowed"  # the sqlite3 module's words
+
+_DATE = re.compile(rb"\d{4}-\d{2}-\d{2}")
+_TIME = re.compile(rb"\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?")
+_DATETIME = re.compile(rb"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?")
+
+
+def _declared(pattern: re.Pattern[bytes], parse: Callable[[str], Any]) -> Callable[[bytes], Any]:
+    """A converter: the value parsed when its whole text has the type's shape, else text."""
+
+    def convert(raw: bytes) -> Any:
+        text = raw.decode("utf-8", errors="replace")
+        if pattern.fullmatch(raw):
+            with contextlib.suppress(ValueError):  # 2024-02-30: the shape, not a date
+                return parse(text)
+        return text
+
+    return convert
+
+
+_BOOLEANS = {b"0": False, b"1": True}
+
+# Converters by declared type (the first word of the declaration, any case). Registering
+# them also replaces the sqlite3 module's own "date" and "timestamp" converters, which raise
+# on text of any other shape; no other part of DanceCat uses PARSE_DECLTYPES.
+DECLARED_TYPES: dict[str, Callable[[bytes], Any]] = {
+    "BOOLEAN": lambda raw: _BOOLEANS.get(raw, raw.decode("utf-8", errors="replace")),
+    "DATE": _declared(_DATE, dt.date.fromisoformat),
+    "TIME": _declared(_TIME, dt.time.fromisoformat),
+    "TIMESTAMP": _declared(_DATETIME, dt.datetime.fromisoformat),
+}
+DECLARED_TYPES["BOOL"] = DECLARED_TYPES["BOOLEAN"]
+DECLARED_TYPES["DATETIME"] = DECLARED_TYPES["TIMESTAMP"]
+for _name, _converter in DECLARED_TYPES.items():
+    sqlite3.register_converter(_name, _converter)
 
 
 class SqliteCursor(QueryCursor):
@@ -363,7 +406,12 @@ class SqliteDriver(Driver):
             # timeout: how long to wait for another writer's lock. check_same_thread=False
             # lets cancel() run from the watchdog thread; DanceCat never shares a session.
             connection = sqlite3.connect(
-                uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False
+                uri,
+                uri=True,
+                timeout=timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                detect_types=sqlite3.PARSE_DECLTYPES,
             )
         except sqlite3.Error as exc:
             raise ConnectionFailed(f"cannot open {params.database}: {exc}") from None

@@ -30,7 +30,7 @@ from typing import BinaryIO
 from xml.sax.saxutils import escape
 
 from dancecat_core.columns import Column, ColumnType
-from dancecat_core.csvcodec import TextRow
+from dancecat_core.csvcodec import BOOLEAN_TEXTS, TextRow
 from dancecat_core.exporters import ExportSummary
 
 #: Excel's rows per sheet, header included (tests lower it, or pass ``sheet_row_limit``).
@@ -83,7 +83,9 @@ _XML_BYTES_PER_COL = 70
 _EMPTY = "<c/>"  # NULL: a cell with no value keeps the following cells in place
 _STR_OPEN = '<c t="inlineStr"><is><t xml:space="preserve">'
 _STR_CLOSE = "</t></is></c>"
-_BOOLEANS = {"t": '<c t="b"><v>1</v></c>', "f": '<c t="b"><v>0</v></c>', None: _EMPTY}
+# Stored booleans (``t``/``f`` in results stored before ``true``/``false``) as cells.
+_BOOLEANS = {text: f'<c t="b"><v>{int(value)}</v></c>' for text, value in BOOLEAN_TEXTS.items()}
+_BOOLEANS[None] = _EMPTY
 
 # Warning kinds, counted per cell, reported once each.
 _WARNINGS = {

@@ -360,7 +360,7 @@ def test_postgres_copy_writes_the_canonical_dialect(pg: DriverSession) -> None:
     assert cursor.copy_csv(range(9), sink) == 1  # type: ignore[arg-type]
     cursor.close()
     assert sink.getvalue() == (
-        b'1,"",,"x,""y""",t,"two\nlines",\\x00ff,0.1,2024-01-02 01:04:05.5+00\n'
+        b'1,"",,"x,""y""",true,"two\nlines",\\x00ff,0.1,2024-01-02T01:04:05.5+00:00\n'
     )
 
 
@@ -534,11 +534,11 @@ MYSQL_EXPECTED = [
         decimal.Decimal("0.000000"),
         0.0,
         0.0,
-        0,
+        False,
         dt.date(1970, 1, 2),
         dt.time(0),
         dt.datetime(1970, 1, 2),
-        dt.datetime(1970, 1, 2),
+        dt.datetime(1970, 1, 2, tzinfo=UTC),
         b"",
         b"",
         "[]",
@@ -551,11 +551,11 @@ MYSQL_EXPECTED = [
         decimal.Decimal("12345.678901"),
         0.1,
         1.5,
-        1,  # tinyint(1) is an integer: MySQL has no boolean type
+        True,  # MySQL has no boolean type: BOOLEAN is tinyint(1), read as one
         dt.date(2024, 2, 29),
         dt.time(23, 59, 58, 123456),
         dt.datetime(2024, 2, 29, 23, 59, 58, 500000),
-        dt.datetime(2024, 3, 1, 1, 2, 3, 250000),
+        dt.datetime(2024, 3, 1, 1, 2, 3, 250000, tzinfo=UTC),  # TIMESTAMP: an instant
         b'\x00\xff,"',
         b"\x01\n",
         '{"a": [1, "é"]}',  # MariaDB's JSON is LONGTEXT: text
@@ -575,11 +575,11 @@ def test_mysql_every_type_round_trips(mysql_types: dict) -> None:
             ColumnType.DECIMAL,
             ColumnType.FLOAT,
             ColumnType.FLOAT,
-            ColumnType.INTEGER,
+            ColumnType.BOOLEAN,
             ColumnType.DATE,
             ColumnType.TIME,
             ColumnType.DATETIME,
-            ColumnType.DATETIME,
+            ColumnType.DATETIMETZ,
             ColumnType.BYTES,
             ColumnType.BYTES,
             ColumnType.TEXT,
@@ -1171,7 +1171,7 @@ def test_mysql_copy_zero_dates_stay_text(mysql_database: dict) -> None:
         data
         == batch_data
         == (
-            b"0000-00-00,0000-00-00 00:00:00,-838:59:59\n2024-00-10,2024-01-01 00:00:00,838:59:59\n"
+            b"0000-00-00,0000-00-00T00:00:00,-838:59:59\n2024-00-10,2024-01-01T00:00:00,838:59:59\n"
         )
     )
     assert via_copy == via_batches

@@ -181,16 +181,25 @@ ROWS: list[list[Any]] = [
 ]
 
 
+def iso_trimmed(value: dt.time | dt.datetime) -> str:
+    """isoformat() without the fraction's trailing zeros, as the canonical text has it."""
+    text = value.isoformat()
+    if value.microsecond:
+        whole, _, rest = text.partition(".")
+        text = f"{whole}.{rest[:6].rstrip('0')}{rest[6:]}"
+    return text
+
+
 def json_expected(column: Column, value: Any) -> Any:
     if value is None:
         return None
     match column.type:
-        case T.DATE | T.TIME:
+        case T.DATE:
             return value.isoformat()
-        case T.DATETIME:
-            return value.isoformat()
+        case T.TIME | T.DATETIME:
+            return iso_trimmed(value)
         case T.DATETIMETZ:
-            return value.astimezone(UTC).isoformat()
+            return iso_trimmed(value.astimezone(UTC))
         case T.BYTES:
             return "\\x" + value.hex()
         case _:
