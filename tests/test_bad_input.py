@@ -20,6 +20,7 @@ from dancecat_core.errors import ValidationError
 from dancecat_core.models import Connection, Job, TrackerStatus
 from dancecat_core.runner import execute_tracker
 from dancecat_core.services import jobs as job_service
+from dancecat_core.services import probes
 from dancecat_core.services import schedules as schedule_service
 from dancecat_core.services.jobs import MAX_QUERY_CHARS
 from dancecat_core.services.schedules import ScheduleInput
@@ -297,7 +298,7 @@ def test_long_text_cells_and_binary_columns_in_every_format(runtime, sqlite_chin
     assert xlsx.status_int == 200 and xlsx.body[:2] == b"PK"
     # The preview says the same, in the browser form's bounded form.
     with runtime.session_factory() as session:
-        preview = job_service.preview(runtime, session, None, connection_id=1, query=sql)
+        preview = probes.preview(runtime, session, None, connection_id=1, query=sql)
     assert preview.header == ["id", "long_text", "small_blob", "big_blob"]
 
 

@@ -29,11 +29,13 @@ HEAVY = ("sqlalchemy", "pyramid", "huey", "alembic", "redis", "waitress", "psyco
 
 
 class Console:
-    def __init__(self, home: Path):
+    def __init__(self, home: Path, allowed: Path):
         self.home = home
         self.env = {**os.environ, "DANCECAT_HOME": str(home)}
         for key in [k for k in self.env if k.startswith("DANCECAT_") and k != "DANCECAT_HOME"]:
             del self.env[key]
+        # The tests' SQLite files live in the run's temporary folder.
+        self.env["DANCECAT_SQLITE_ALLOWED_DIRS"] = str(allowed)
 
     def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         assert DANCECAT.exists(), f"the console script is not installed at {DANCECAT}"
@@ -70,14 +72,21 @@ class Console:
 @pytest.fixture(scope="module")
 def console(tmp_path_factory) -> Console:
     home = tmp_path_factory.mktemp("console") / "home"
-    cli = Console(home)
+    cli = Console(home, tmp_path_factory.getbasetemp())
     cli.ok("init")
     return cli
 
 
 @pytest.fixture(scope="module")
 def runtime(console: Console) -> Iterator[Runtime]:
-    rt = build_runtime(load_settings(environ={"DANCECAT_HOME": str(console.home)}))
+    rt = build_runtime(
+        load_settings(
+            environ={
+                "DANCECAT_HOME": str(console.home),
+                "DANCECAT_SQLITE_ALLOWED_DIRS": console.env["DANCECAT_SQLITE_ALLOWED_DIRS"],
+            }
+        )
+    )
     yield rt
     rt.engine.dispose()
 
@@ -442,7 +451,7 @@ def test_connection_edit_keeps_password_options_and_every_other_field(console, r
         before = after
     console.ok("connection", "edit", f"id:{number}", "--password-stdin", stdin="n3w\n")
     assert state() == {**before, "password": "n3w"}
-    console.refused("connection", "edit", f"id:{number}", "--port", "70000", says="port")
+    console.refused("connection", "edit", f"id:{number}", "--port", "70000", says="Port")
     console.refused("connection", "edit", f"id:{number}", "--driver", "oracle", says="driver")
     assert state() == {**before, "password": "n3w"}
 

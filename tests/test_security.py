@@ -32,8 +32,7 @@ from dancecat_core.errors import QueryError, ReadOnlyViolation
 from dancecat_core.models import ApiToken, Connection, Job, Tracker, TrackerStatus, User
 from dancecat_core.runner import execute_tracker
 from dancecat_core.runtime import build_runtime
-from dancecat_core.services import accounts
-from dancecat_core.services import jobs as job_service
+from dancecat_core.services import accounts, probes
 from dancecat_core.settings import load_settings
 from dancecat_plugins.mysql_driver import MysqlDriver
 from dancecat_plugins.postgresql_driver import PostgresDriver
@@ -594,7 +593,7 @@ def test_adversarial_scrub_table_leaks_nothing_anywhere(kind, request, tmp_path)
             outputs[fmt] = _xlsx_text(body) if fmt == "xlsx" else body.decode()
         outputs["tracker"] = app.get(f"/api/v1/trackers/{tracker['id']}", headers=alice.auth).text
         with runtime.session_factory() as session:
-            preview = job_service.preview(
+            preview = probes.preview(
                 runtime, session, None, connection_id=connection["id"], query=sql
             )
         outputs["preview rows"] = repr(preview.rows) + repr(preview.header)

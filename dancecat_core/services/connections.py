@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from dancecat_core.errors import ValidationError
 from dancecat_core.inputs.connection import ConnectionInput
 from dancecat_core.inputs.fields import UNSET, Problems, relabel
-from dancecat_core.models import Connection, User, utcnow
+from dancecat_core.models import Connection, Job, User, utcnow
 from dancecat_core.services import access, naming
 
 if TYPE_CHECKING:  # only named in annotations: importing them would load every plugin module
@@ -175,6 +175,21 @@ def get_by_name(session: Session, actor: User | None, name: str) -> Connection:
         .order_by(Connection.id)
     ).first()
     return access.require_visible(actor, connection, "connection")
+
+
+def jobs_using(session: Session, actor: User | None, connection_id: int) -> list[Job]:
+    """The live jobs ``actor`` may see that query this connection."""
+    return list(
+        session.scalars(
+            select(Job)
+            .where(
+                Job.connection_id == connection_id,
+                Job.deleted_at.is_(None),
+                access.visible_filter(actor, Job),
+            )
+            .order_by(Job.id)
+        )
+    )
 
 
 def list_visible(session: Session, actor: User | None) -> list[Connection]:
