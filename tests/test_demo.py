@@ -32,6 +32,8 @@ def test_demo_objects_are_shared_with_a_teammate_who_signs_up(tmp_path: Path):
     runtime = build_runtime(load_settings(environ={"DANCECAT_HOME": str(home)}))
     with session_scope(runtime.session_factory) as session:
         accounts.allow_email(session, "teammate@example.com")
-        teammate = accounts.sign_in(session, runtime.settings, "teammate@example.com", PASSWORD)
+        teammate = accounts.sign_in(
+            session, runtime.settings, "teammate@example.com", PASSWORD, PASSWORD
+        )
         assert [c.name for c in connections.list_visible(session, teammate)] == ["chinook"]
         assert [j.name for j in jobs.list_visible(session, teammate)] == ["Top customers"]
