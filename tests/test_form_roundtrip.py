@@ -35,7 +35,8 @@ def app(runtime):
 
 @pytest.fixture
 def alice(runtime):
-    return make_user(runtime, "alice@example.com")
+    # An admin: the connection under test is a read-write SQLite one, which only admins save.
+    return make_user(runtime, "alice@example.com", admin=True)
 
 
 @pytest.fixture
