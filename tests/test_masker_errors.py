@@ -186,8 +186,14 @@ def test_connection_test_error_keeps_the_names_the_user_typed(runtime, pg_server
 def test_failed_run_error_is_clean_everywhere(kind, request, tmp_path, caplog):
     facts = request.getfixturevalue("pg_database" if kind == "postgresql" else "mysql_database")
     (_pg_users if kind == "postgresql" else _my_users)(facts)
-    # computed, so no column is removed before the statement runs
-    sql = "SELECT (password || '')::int AS n FROM users" if kind == "postgresql" else MY_ATTACKS[0]
+    # The cast is in WHERE: a result column derived from password would be removed before
+    # the statement runs (provenance), but a condition is still evaluated, and its error
+    # echoes the value.
+    sql = (
+        "SELECT 1 AS n FROM users WHERE (password || '')::int > 0"
+        if kind == "postgresql"
+        else MY_ATTACKS[0]
+    )
     mailer = Mailer(free_port())
     mailer.start()
     home = tmp_path / "home"
