@@ -235,7 +235,11 @@ def databases(request, tmp_path_factory) -> Iterator[dict[str, dict]]:
 def world(databases, tmp_path_factory):
     """A DanceCat with one user and a connection to each database."""
     home = tmp_path_factory.mktemp("home")
-    runtime = build_runtime(load_settings(environ={"DANCECAT_HOME": str(home)}))
+    # The attacked SQLite file lives in the run's temporary folder.
+    allowed = str(tmp_path_factory.getbasetemp())
+    runtime = build_runtime(
+        load_settings(environ={"DANCECAT_HOME": str(home), "DANCECAT_SQLITE_ALLOWED_DIRS": allowed})
+    )
     migrations.upgrade(runtime.engine)
     alice = make_user(runtime, "alice@example.com")
     app = make_app(runtime)
@@ -379,6 +383,7 @@ def test_chinook_reports_keep_every_column_and_need_no_note(kind, request, runti
     params = ConnectionParams(
         driver=kind, database=facts["database"], host=facts.get("host"),
         port=facts.get("port"), user=facts.get("user"), password=None, read_only=True,
+        files=runtime.file_rules(),
     )  # fmt: skip
     driver = runtime.driver(kind)
     for sql in CHINOOK[kind]:
