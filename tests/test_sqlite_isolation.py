@@ -274,10 +274,11 @@ def test_the_console_refuses_with_one_line(place):
         )
 
     done = add(f"file:{root}/allowed/x%3F/../../home/dancecat.sqlite")
-    assert (done.returncode, done.stderr) == (2, f"error: {OWN_FILES}\n")
+    # The console names the field by its label, as the forms do.
+    assert (done.returncode, done.stderr) == (2, f"error: D{OWN_FILES[1:]}\n")
     done = add(f"{root}/allowed/x?/../../home/dancecat.sqlite")
     assert done.returncode == 2
-    assert done.stderr.startswith("error: database: a plain path may not contain ?, # or %")
+    assert done.stderr.startswith("error: Database: a plain path may not contain ?, # or %")
     assert done.stderr.count("\n") == 1
 
 
@@ -366,7 +367,9 @@ def test_read_write_sqlite_connections_are_for_admins(place):
     csrf = sign_in(app, alice.email)
     page = app.post(
         "/connections/new",
-        {"csrf_token": csrf, "name": "rw", "driver": "sqlite", "database": chinook},
+        # An unticked Read-only box: the form's hidden input sends "off" alone.
+        {"csrf_token": csrf, "name": "rw", "driver": "sqlite", "database": chinook,
+         "read_only": "off"},
         status=422,
     )
     assert "only an admin" in page.text
