@@ -26,7 +26,7 @@ import requests
 from test_web_e2e import browser_sign_in
 from test_web_helpers import dancecat, make_app, make_user, serve
 
-from dancecat_core import db
+from dancecat_core import migrations
 from dancecat_core.models import TrackerStatus
 from dancecat_core.runner import execute_tracker
 from dancecat_core.runtime import build_runtime
@@ -102,7 +102,7 @@ def quick_runtime(tmp_path: Path):
         "DANCECAT_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
     }
     runtime = build_runtime(load_settings(environ=environ))
-    db.upgrade(runtime.engine)
+    migrations.upgrade(runtime.engine)
     yield runtime
     runtime.engine.dispose()
 

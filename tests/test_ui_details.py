@@ -33,14 +33,15 @@ def csrf(app, alice) -> str:
     return sign_in(app, alice.email)
 
 
-def _job(app, alice, sqlite_chinook, **extra) -> dict:
+def _job(app, alice, sqlite_chinook, name: str = "artists", **extra) -> dict:
     connection = app.post_json(
         "/api/v1/connections",
-        {"name": "chinook", "driver": "sqlite", "database": str(sqlite_chinook)},
+        # Names are unique per owner: one connection per job made here.
+        {"name": f"chinook for {name}", "driver": "sqlite", "database": str(sqlite_chinook)},
         headers=alice.auth,
     ).json["connection"]
     body = {
-        "name": "artists",
+        "name": name,
         "connection_id": connection["id"],
         "query": "SELECT ArtistId, Name FROM Artist ORDER BY ArtistId LIMIT 5",
         **extra,
@@ -54,7 +55,7 @@ def test_mail_off_is_said_on_the_job_page_and_form_when_there_are_recipients(
     assert runtime.settings.smtp_host is None
     quiet = _job(app, alice, sqlite_chinook)
     assert MAIL_OFF not in app.get(f"/jobs/{quiet['id']}").text
-    mailed = _job(app, alice, sqlite_chinook, recipients=["boss@example.com"])
+    mailed = _job(app, alice, sqlite_chinook, "mailed artists", recipients=["boss@example.com"])
     page = app.get(f"/jobs/{mailed['id']}").html
     notice = page.select_one(".mail-off")
     assert notice is not None and MAIL_OFF in notice.text and "SMTP_HOST" in notice.text
