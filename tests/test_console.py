@@ -452,7 +452,7 @@ def test_connection_edit_keeps_password_options_and_every_other_field(console, r
     console.ok("connection", "edit", f"id:{number}", "--password-stdin", stdin="n3w\n")
     assert state() == {**before, "password": "n3w"}
     console.refused("connection", "edit", f"id:{number}", "--port", "70000", says="Port")
-    console.refused("connection", "edit", f"id:{number}", "--driver", "oracle", says="driver")
+    console.refused("connection", "edit", f"id:{number}", "--driver", "oracle", says="Driver")
     assert state() == {**before, "password": "n3w"}
 
 
