@@ -147,7 +147,7 @@ def test_serve_end_to_end_against_postgresql_chinook(live, pg_chinook):
     lines = list(csv.reader(io.StringIO(as_csv.content.decode("utf-8"))))
     assert lines[0] == header
     assert lines[1:] == [
-        [str(i), str(c), d.isoformat(" "), city or "", state or "", str(total)]
+        [str(i), str(c), d.isoformat(), city or "", state or "", str(total)]
         for i, c, d, city, state, total in rows
     ]
 
