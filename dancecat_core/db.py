@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dancecat_core.private_files import make_private_file
+
+log = logging.getLogger(__name__)
+
+# How long a status change waits for the app database to come back before giving up
+# (a PostgreSQL restart takes seconds; a failover, tens of seconds).
+APP_DB_PATIENCE_SECONDS = 120
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -52,7 +60,7 @@ def get_engine(database_url: str, **kwargs) -> Engine:
 # A pooled connection that sat unused longer than this is pinged before use. Pinging at
 # every checkout (``pool_pre_ping``) cost a round trip per transaction, a third of a
 # trivial run's; a connection used a moment ago is alive (or its first statement fails,
-# SQLAlchemy invalidates the whole pool, and ``runner.with_app_db`` retries).
+# SQLAlchemy invalidates the whole pool, and ``with_app_db`` retries).
 IDLE_PING_SECONDS = 1.0
 
 
@@ -94,3 +102,32 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def app_db_unavailable(exc: BaseException) -> bool:
+    """True for the app database being unreachable (restart, failover, network), as
+    opposed to a bug in a statement: these are worth waiting out."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def with_app_db(what: str, fn: Callable[[], Any], patience: float | None = None) -> Any:
+    """Call ``fn`` (one short app-database transaction), retrying while the database is
+    unreachable, for up to ``APP_DB_PATIENCE_SECONDS``. ``fn`` must be safe to repeat."""
+    deadline = time.monotonic() + (APP_DB_PATIENCE_SECONDS if patience is None else patience)
+    delay = 0.25
+    while True:
+        try:
+            return fn()
+        except DBAPIError as exc:
+            if not app_db_unavailable(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.warning(
+                "%s: the app database is unavailable (%s); retrying in %.1f s",
+                what,
+                type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__,
+                delay,
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)

@@ -14,15 +14,14 @@ server accepting the message and the ``sent`` update: that message may go out tw
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
-import attrs
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dancecat_core.db import session_scope
 from dancecat_core.error_text import clean_error
-from dancecat_core.errors import DancecatError
 from dancecat_core.models import (
     Notification,
     NotificationStatus,
@@ -30,31 +29,14 @@ from dancecat_core.models import (
     TrackerStatus,
     utcnow,
 )
-from dancecat_core.notifiers import Attachment, Notifier, RunNotice
+from dancecat_core.notifiers import Export, RunNotice
+from dancecat_core.resultstore import ResultMeta
 from dancecat_core.runtime import Runtime
+from dancecat_core.services.trackers import export
 
 log = logging.getLogger(__name__)
 
-# Where a run's XLSX can be downloaded (the web app's result route); BASE_URL + this.
-RESULT_PATH = "/runs/{tracker_id}/result.xlsx"
 NOTIFIED = frozenset({TrackerStatus.SUCCESS.value, TrackerStatus.FAILED.value})
-
-
-@attrs.frozen
-class MailNotice(RunNotice):
-    """A ``RunNotice`` that also says why the result is not attached, when it is not."""
-
-    attachment_note: str = ""
-
-
-def result_url(runtime: Runtime, tracker_id: int) -> str:
-    return runtime.settings.base_url + RESULT_PATH.format(tracker_id=tracker_id)
-
-
-def _recipients(notifier: Notifier, emails: list[str]) -> list[str]:
-    """A notifier may pick its own recipients (``recipients_for``); default: job emails."""
-    pick = getattr(notifier, "recipients_for", None)
-    return list(pick(emails)) if callable(pick) else list(emails)
 
 
 def create_notifications(runtime: Runtime, tracker_id: int) -> list[int]:
@@ -88,88 +70,45 @@ def _add_missing(runtime: Runtime, session: Session, tracker_id: int) -> list[No
         for n in session.scalars(select(Notification).where(Notification.tracker_id == tracker_id))
     }
     for name, notifier in sorted(runtime.notifiers.items()):
-        configured = getattr(notifier, "configured", True)
-        for recipient in _recipients(notifier, emails):
+        configured = notifier.configured
+        for recipient in notifier.recipients_for(emails):
             if (name, recipient) in existing:
                 continue
             row = Notification(tracker_id=tracker_id, notifier=name, recipient=recipient)
             if not configured:
                 row.status = NotificationStatus.FAILED.value
-                row.last_error = getattr(
-                    notifier, "unconfigured_reason", f"the {name} notifier is not configured"
-                )
+                row.last_error = notifier.unconfigured_reason
             session.add(row)
             rows.append(row)
     session.flush()
     return rows
 
 
-def wanted(runtime: Runtime, emails: tuple[str, ...] | list[str] | None) -> bool:
+def wanted(runtime: Runtime, emails: Sequence[str] | None) -> bool:
     """False when no notifier would pick a recipient from the job's ``emails`` (read when
     the run finished), so ``after_run`` would create nothing: a run need not pay for it.
     ``None`` (not known) is True: let ``after_run`` look."""
     if emails is None:
         return True
     try:
-        return any(_recipients(n, list(emails)) for n in runtime.notifiers.values())
+        return any(n.recipients_for(emails) for n in runtime.notifiers.values())
     except Exception:
         return True  # after_run will log what is wrong
 
 
 def after_run(runtime: Runtime, tracker_id: int) -> list[int]:
-    """Create a finished run's notifications and queue their delivery. Never raises:
+    """Create a finished run's notifications; return the ids to deliver. Never raises:
     whatever goes wrong with notifying must not touch the run."""
     try:
-        ids = create_notifications(runtime, tracker_id)
-        if ids:
-            from dancecat_core.tasks import enqueue_notification
-
-            for notification_id in ids:
-                enqueue_notification(notification_id)
-        return ids
+        return create_notifications(runtime, tracker_id)
     except Exception:
-        log.exception("tracker %s: could not create or queue notifications", tracker_id)
+        log.exception("tracker %s: could not create notifications", tracker_id)
         return []
 
 
-def _attachment(runtime: Runtime, tracker: Tracker) -> tuple[Attachment | None, str]:
-    """The result as XLSX if it fits the mail limit; else None and why not."""
-    from dancecat_core.services.trackers import export
-
-    limit = runtime.settings.mail_attachment_max_bytes
-    try:
-        download = export(runtime, tracker, "xlsx")
-    except DancecatError as exc:
-        return None, f"The result is not attached: {exc}."
-    if download.size is not None and download.size > limit:
-        download.chunks.close()  # type: ignore[attr-defined]
-        return None, _too_big(download.size, limit)
-    data = bytearray()
-    for chunk in download.chunks:
-        data.extend(chunk)
-        if len(data) > limit:
-            download.chunks.close()  # type: ignore[attr-defined]
-            return None, _too_big(None, limit)
-    return Attachment(download.filename, download.media_type, bytes(data)), ""
-
-
-def _too_big(size: int | None, limit: int) -> str:
-    mb = limit / (1024 * 1024)
-    told = f" ({size / (1024 * 1024):.1f} MB)" if size is not None else ""
-    return (
-        f"The result is not attached: as XLSX it is larger{told} than the {mb:g} MB "
-        "attachment limit (MAIL_ATTACHMENT_MAX_BYTES). Download it, whole, from the link."
-    )
-
-
-def _notice(runtime: Runtime, tracker: Tracker, recipient: str, note: str) -> MailNotice:
+def _notice(runtime: Runtime, tracker: Tracker, recipient: str) -> RunNotice:
     meta = tracker.result_meta
-    scrub_note = ""
-    if meta:
-        from dancecat_core.resultstore import ResultMeta
-
-        scrub_note = ResultMeta.from_dict(meta).scrub_note
-    return MailNotice(
+    return RunNotice(
         tracker_id=tracker.id,
         job_id=tracker.job_id,
         job_name=tracker.job.name,
@@ -180,11 +119,16 @@ def _notice(runtime: Runtime, tracker: Tracker, recipient: str, note: str) -> Ma
         error=clean_error(tracker.error, patterns=runtime.value_patterns)
         if tracker.error
         else tracker.error,
-        result_url=result_url(runtime, tracker.id),
-        scrub_note=scrub_note,
+        scrub_note=ResultMeta.from_dict(meta).scrub_note if meta else "",
         finished_at=tracker.finished_at.isoformat() if tracker.finished_at else None,
-        attachment_note=note,
     )
+
+
+def _export(runtime: Runtime, tracker: Tracker) -> Export | None:
+    """How a notifier reads a successful run's result; None for a run without one."""
+    if tracker.status != TrackerStatus.SUCCESS.value:
+        return None
+    return lambda fmt: export(runtime, tracker, fmt)
 
 
 def _claim(runtime: Runtime, notification_id: int) -> Notification | None:
@@ -242,15 +186,14 @@ def deliver(runtime: Runtime, notification_id: int, *, final: bool = True) -> st
     try:
         with runtime.session_factory() as session:
             tracker = session.get(Tracker, tracker_id)
-            attachment, note = (None, "")
-            if tracker.status == TrackerStatus.SUCCESS.value:
-                attachment, note = _attachment(runtime, tracker)
-            notice = _notice(runtime, tracker, row.recipient, note)
+            notice = _notice(runtime, tracker, row.recipient)
+            notice, attachment = notifier.prepare(notice, _export(runtime, tracker))
         notifier.deliver(notice, attachment)
     except Exception as exc:
-        secrets = [runtime.settings.smtp_password or ""]
         error = clean_error(
-            f"{type(exc).__name__}: {exc}", secrets=secrets, patterns=runtime.value_patterns
+            f"{type(exc).__name__}: {exc}",
+            secrets=notifier.secrets,
+            patterns=runtime.value_patterns,
         )[:2000]
         values: dict[str, object] = {"last_error": error}
         if final:

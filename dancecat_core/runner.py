@@ -2,46 +2,31 @@
 
 ``execute_tracker`` is what the huey task and ``dancecat job run`` call. Rows go
 driver -> (column scrub) -> canonical CSV -> value masker -> result store blob, and never sit
-whole in memory. Every state change is a compare-and-set on the tracker's status, so a run
-is executed at most once per tracker even if the queue delivers it twice, and a run the
-sweeper already declared dead cannot come back as Success.
+whole in memory. The tracker's status changes are ``dancecat_core.lifecycle``'s
+(compare-and-set: at most once per tracker); what to do after a run (enqueue it again,
+notify) is the caller's, from the returned ``RunOutcome``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
-import os
-import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable
 from typing import Any
 
 import attrs
-from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy import update
 
+from dancecat_core import lifecycle
 from dancecat_core.columns import Column
 from dancecat_core.csvcodec import RowFormatter, header_line
 from dancecat_core.db import session_scope
 from dancecat_core.drivers import ConnectionParams, DriverSession
 from dancecat_core.error_text import clean_error
 from dancecat_core.errors import DancecatError, QueryError, QueryTimeout
-from dancecat_core.models import (
-    Connection as DbConnection,
-)
-from dancecat_core.models import (
-    Job,
-    JobRecipient,
-    Tracker,
-    TrackerStatus,
-    check_transition,
-    utcnow,
-)
+from dancecat_core.lifecycle import ClaimedRun, RunOutcome
+from dancecat_core.models import Tracker, TrackerStatus, utcnow
 from dancecat_core.resultstore import ResultMeta, untraced_note
 from dancecat_core.runtime import Runtime
 from dancecat_core.scrubbing import ValueMasker, mask_value
@@ -50,9 +35,6 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 10
 BATCH_ROWS = 5000
-# How long a run waits for the app database to come back before giving up on a status
-# change (a PostgreSQL restart takes seconds; a failover, tens of seconds).
-APP_DB_PATIENCE_SECONDS = 120
 
 _active_lock = threading.Lock()
 _active: dict[int, _Watchdog] = {}
@@ -64,110 +46,8 @@ class RunInterrupted(DancecatError):
     code = "interrupted"
 
 
-def app_db_unavailable(exc: BaseException) -> bool:
-    """True for the app database being unreachable (restart, failover, network), as
-    opposed to a bug in a statement: these are worth waiting out."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, OperationalError | InterfaceError)
-
-
-def with_app_db(what: str, fn: Callable[[], Any], patience: float | None = None) -> Any:
-    """Call ``fn`` (one short app-database transaction), retrying while the database is
-    unreachable, for up to ``APP_DB_PATIENCE_SECONDS``. ``fn`` must be safe to repeat."""
-    deadline = time.monotonic() + (APP_DB_PATIENCE_SECONDS if patience is None else patience)
-    delay = 0.25
-    while True:
-        try:
-            return fn()
-        except DBAPIError as exc:
-            if not app_db_unavailable(exc) or time.monotonic() + delay > deadline:
-                raise
-            log.warning(
-                "%s: the app database is unavailable (%s); retrying in %.1f s",
-                what,
-                type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__,
-                delay,
-            )
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
-
-
 def result_key(tracker_id: int) -> str:
     return f"tracker-{tracker_id}"
-
-
-def set_status(
-    runtime: Runtime, tracker_id: int, current: TrackerStatus, target: TrackerStatus, **values: Any
-) -> bool:
-    """Move a tracker from ``current`` to ``target`` only if it is still ``current``.
-
-    Returns False when another process got there first (the row's status changed). While
-    the app database is unreachable it retries (``with_app_db``); if an attempt may have
-    committed before the connection dropped, a later attempt that finds the row already
-    at ``target`` (and, for a claim, with this worker's name) counts as done.
-    """
-    return _set_status(runtime, tracker_id, current, target, values)[0]
-
-
-def _set_status(
-    runtime: Runtime,
-    tracker_id: int,
-    current: TrackerStatus,
-    target: TrackerStatus,
-    values: dict[str, Any],
-    also: Callable[[Session], Any] | None = None,
-) -> tuple[bool, Any]:
-    """``set_status``; when the move happened, ``also(session)`` runs in the same
-    transaction (one round trip instead of a transaction of its own) and its answer is
-    returned beside the verdict."""
-    check_transition(current, target)
-    if values.get("error"):
-        # Whatever text a tracker keeps, it keeps masked (runner texts are cleaned already).
-        values = {**values, "error": clean_error(values["error"], patterns=runtime.value_patterns)}
-    attempts = 0
-
-    def attempt() -> tuple[bool, Any]:
-        nonlocal attempts
-        attempts += 1
-        with session_scope(runtime.session_factory) as session:
-            result = session.execute(
-                update(Tracker)
-                .where(Tracker.id == tracker_id, Tracker.status == current.value)
-                .values(status=target.value, **values)
-            )
-            if result.rowcount == 1:
-                return True, also(session) if also else None
-            if attempts == 1:
-                return False, None
-            row = session.execute(
-                select(Tracker.status, Tracker.worker).where(Tracker.id == tracker_id)
-            ).first()
-            done = (
-                row is not None
-                and row.status == target.value
-                and ("worker" not in values or row.worker == values["worker"])
-            )
-            return done, also(session) if done and also else None
-
-    return with_app_db(f"tracker {tracker_id}: {current} -> {target}", attempt)
-
-
-def _recipient_emails(job_id: int) -> Callable[[Session], tuple[str, ...]]:
-    def read(session: Session) -> tuple[str, ...]:
-        return tuple(
-            session.scalars(
-                select(JobRecipient.email)
-                .where(JobRecipient.job_id == job_id)
-                .order_by(JobRecipient.id)
-            )
-        )
-
-    return read
 
 
 class _Watchdog:
@@ -234,229 +114,102 @@ class _Watchdog:
 
 
 @attrs.frozen
-class RunOutcome:
-    tracker_id: int
-    status: TrackerStatus
-    row_count: int | None = None
-    error: str | None = None
-    # The job's recipients as the final status change read them (same transaction);
-    # None when not read (the run did not finish here, or finished another way).
-    recipients: tuple[str, ...] | None = None
-    # Set (and nothing done) when asked to wait for the due time and it is still ahead.
-    not_before: dt.datetime | None = None
+class _Written:
+    """A run's result as committed to the store."""
+
+    key: str
+    meta: ResultMeta
+    size: int
 
 
-def _job_timeout(runtime: Runtime, job: Job) -> int:
-    return job.timeout_seconds or runtime.settings.db_timeout
-
-
-def _load_and_claim(
-    runtime: Runtime, tracker_id: int, worker: str, wait_for_due: bool, repeat: bool
-) -> RunOutcome | tuple:
-    """Read what a run needs and, if it may start, claim it (Queued -> Running, a
-    compare-and-set): one transaction, one SELECT. Returns an outcome when there is
-    nothing to run, else ``(claimed, expired, reason, job_id, sql, timeout, params)``;
-    ``claimed`` is False when the run must not start (expired, or ``reason``), in which
-    case nothing was written. Safe to repeat (``with_app_db``): a ``repeat`` that finds
-    the tracker Running under this worker's name knows an earlier attempt claimed it (its
-    commit went through, the answer was lost with the connection)."""
-    settings = runtime.settings
-    now = utcnow()
-    with session_scope(runtime.session_factory) as session:
-        found = session.execute(
-            select(Tracker, Job, DbConnection)
-            .join(Job, Job.id == Tracker.job_id)
-            .join(DbConnection, DbConnection.id == Job.connection_id)
-            .where(Tracker.id == tracker_id)
-        ).first()
-        if found is None:
-            log.warning("tracker %s: does not exist, nothing to run", tracker_id)
-            return RunOutcome(tracker_id, TrackerStatus.FAILED, error="no such tracker")
-        tracker, job, connection = found
-        mine = repeat and tracker.status == TrackerStatus.RUNNING and tracker.worker == worker
-        if tracker.status != TrackerStatus.QUEUED and not mine:
-            log.info("tracker %s: already %s, not running it again", tracker_id, tracker.status)
-            return RunOutcome(tracker_id, TrackerStatus(tracker.status))
-        if not mine and wait_for_due and tracker.due_at is not None and tracker.due_at > now:
-            return RunOutcome(tracker_id, TrackerStatus.QUEUED, not_before=tracker.due_at)
-        queued_for = (now - tracker.queued_at).total_seconds()
-        reason = None
-        if tracker.due_at is not None:
-            queued_for = (now - max(tracker.due_at, tracker.queued_at)).total_seconds()
-        if not mine and queued_for > settings.job_worker_enqueue_timeout:
-            expired = True
-        else:
-            expired = False
-            if not mine and job.is_deleted:
-                reason = "the job was deleted before the run started"
-            elif not mine and connection.is_deleted:
-                reason = "the job's connection was deleted"
-        params = None if reason or expired else runtime.connection_params(connection)
-        loaded = (job.id, job.query, _job_timeout(runtime, job), params)
-        if reason or expired or mine:
-            return (mine, expired, reason, *loaded)
-        claimed = session.execute(
-            update(Tracker)
-            .where(Tracker.id == tracker_id, Tracker.status == TrackerStatus.QUEUED.value)
-            .values(
-                status=TrackerStatus.RUNNING.value, started_at=now, heartbeat_at=now, worker=worker
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if claimed.rowcount != 1:
-            log.info("tracker %s: claimed by another worker", tracker_id)
-            return RunOutcome(tracker_id, TrackerStatus.RUNNING)
-        return (True, expired, reason, *loaded)
-
-
-def execute_tracker(
-    runtime: Runtime,
-    tracker_id: int,
-    *,
-    on_claimed: Callable[[], None] | None = None,
-    wait_for_due: bool = False,
-) -> RunOutcome:
+def execute_tracker(runtime: Runtime, tracker_id: int, *, wait_for_due: bool = False) -> RunOutcome:
     """Run the tracker's job once. A tracker that is not Queued any more is left alone.
 
     With ``wait_for_due``, a tracker whose due time is still ahead is not touched: the
     outcome's ``not_before`` says when it may run (the queue delivered it early).
     """
-    settings = runtime.settings
-    worker = worker_name()
-    attempts: list[int] = []
-
-    def load_and_claim() -> RunOutcome | tuple:
-        attempts.append(1)
-        return _load_and_claim(runtime, tracker_id, worker, wait_for_due, len(attempts) > 1)
-
-    loaded = with_app_db(f"tracker {tracker_id}: load and claim", load_and_claim)
-    if isinstance(loaded, RunOutcome):
-        return loaded
-    claimed, expired, reason, job_id, sql, timeout, params = loaded
-    enqueue_limit = settings.job_worker_enqueue_timeout
-
-    if expired:
-        set_status(
-            runtime,
-            tracker_id,
-            TrackerStatus.QUEUED,
-            TrackerStatus.DIED_IN_QUEUE,
-            finished_at=utcnow(),
-            error=f"waited in the queue over JOB_WORKER_ENQUEUE_TIMEOUT ({enqueue_limit} s)",
-        )
-        return RunOutcome(tracker_id, TrackerStatus.DIED_IN_QUEUE)
-    if reason:
-        set_status(
-            runtime,
-            tracker_id,
-            TrackerStatus.QUEUED,
-            TrackerStatus.FAILED,
-            finished_at=utcnow(),
-            error=reason,
-        )
-        return RunOutcome(tracker_id, TrackerStatus.FAILED, error=reason)
-
-    assert claimed
-    if on_claimed:
-        on_claimed()
-    log.info("tracker %s: running job %s", tracker_id, job_id)
-    assert params is not None
+    run = lifecycle.claim(runtime, tracker_id, wait_for_due=wait_for_due)
+    if isinstance(run, RunOutcome):
+        return run
+    log.info("tracker %s: running job %s", tracker_id, run.job_id)
     clock = time.monotonic()
-    deadline = clock + min(timeout + 5, settings.job_worker_execute_timeout)
-    key = result_key(tracker_id)
+    try:
+        written = _run_query(runtime, run)
+    except RunInterrupted:
+        return lifecycle.hand_back(runtime, tracker_id)
+    except Exception as exc:
+        return _record_failure(runtime, run, exc, clock)
+    return _record_success(runtime, run, written, clock)
+
+
+def _run_query(runtime: Runtime, run: ClaimedRun) -> _Written:
+    """Stream the run's rows into the store under the watchdog: past the deadline the
+    query is cancelled (``QueryTimeout``); on shutdown, ``RunInterrupted``."""
+    settings = runtime.settings
+    deadline = time.monotonic() + min(run.timeout + 5, settings.job_worker_execute_timeout)
+    key = result_key(run.tracker_id)
+    with _Watchdog(runtime, run.tracker_id, deadline) as watchdog:
+        try:
+            meta, size = _stream_to_store(runtime, run.params, run.sql, run.timeout, key, watchdog)
+        except Exception as exc:
+            if watchdog.interrupted:
+                raise RunInterrupted("the worker is shutting down") from exc
+            if isinstance(exc, QueryError) and watchdog.fired and not isinstance(exc, QueryTimeout):
+                limit = min(run.timeout, settings.job_worker_execute_timeout)
+                raise QueryTimeout(
+                    f"the run took longer than {limit} s and was cancelled"
+                ) from None
+            raise
+    return _Written(key, meta, size)
+
+
+def _elapsed_ms(clock: float) -> int:
+    return int((time.monotonic() - clock) * 1000)
+
+
+def _record_failure(
+    runtime: Runtime, run: ClaimedRun, exc: BaseException, clock: float
+) -> RunOutcome:
+    message = _failure_message(runtime, exc, run.params, run.sql)
+    outcome = lifecycle.fail(runtime, run, message, _elapsed_ms(clock))
+    log.warning("tracker %s: failed: %s", run.tracker_id, message)
+    return outcome
+
+
+def _record_success(
+    runtime: Runtime, run: ClaimedRun, written: _Written, clock: float
+) -> RunOutcome:
+    """Mark the run Success with its result; drop the result if that is not to be."""
     store = runtime.store
     try:
-        with _Watchdog(runtime, tracker_id, deadline) as watchdog:
-            try:
-                meta, size = _stream_to_store(runtime, params, sql, timeout, key, watchdog)
-            except QueryError as exc:
-                if watchdog.fired and not isinstance(exc, QueryTimeout):
-                    limit = min(timeout, settings.job_worker_execute_timeout)
-                    raise QueryTimeout(
-                        f"the run took longer than {limit} s and was cancelled"
-                    ) from None
-                raise
-    except Exception as exc:
-        if watchdog.interrupted:
-            return _hand_back(runtime, tracker_id)
-        message = _failure_message(runtime, exc, params, sql)
-        finished = utcnow()
-        failed, emails = _set_status(
+        outcome = lifecycle.succeed(
             runtime,
-            tracker_id,
-            TrackerStatus.RUNNING,
-            TrackerStatus.FAILED,
-            {
-                "finished_at": finished,
-                "error": message,
-                "duration_ms": int((time.monotonic() - clock) * 1000),
-            },
-            also=_recipient_emails(job_id),
-        )
-        log.warning("tracker %s: failed: %s", tracker_id, message)
-        return RunOutcome(
-            tracker_id, TrackerStatus.FAILED, error=message, recipients=emails if failed else None
-        )
-
-    finished = utcnow()
-    try:
-        ok, emails = _set_status(
-            runtime,
-            tracker_id,
-            TrackerStatus.RUNNING,
-            TrackerStatus.SUCCESS,
-            {
-                "finished_at": finished,
-                "duration_ms": int((time.monotonic() - clock) * 1000),
-                "row_count": meta.row_count,
-                "result_store": store.name,
-                "result_key": key,
-                "result_bytes": size,
-                "result_meta_json": json.dumps(meta.to_dict(), ensure_ascii=False),
-                "result_expires_at": finished
-                + dt.timedelta(seconds=settings.job_result_valid_seconds),
-            },
-            also=_recipient_emails(job_id),
+            run,
+            store=store.name,
+            key=written.key,
+            meta=written.meta,
+            size=written.size,
+            duration_ms=_elapsed_ms(clock),
         )
     except Exception:
         # The app database stayed away past our patience: the tracker stays Running and
         # the sweeper fails it once its heartbeat is stale. Leave no orphaned result.
-        store.delete(key)
+        store.delete(written.key)
         raise
-    if not ok:
+    if outcome.status != TrackerStatus.SUCCESS:
         # The sweeper gave up on this run while it was still going: keep its verdict.
-        store.delete(key)
-        log.warning("tracker %s: finished after being declared dead; result dropped", tracker_id)
-        return RunOutcome(tracker_id, TrackerStatus.FAILED, error="declared dead")
-    log.info("tracker %s: success, %s rows, %s bytes", tracker_id, meta.row_count, size)
-    return RunOutcome(
-        tracker_id, TrackerStatus.SUCCESS, row_count=meta.row_count, recipients=emails
+        store.delete(written.key)
+        log.warning(
+            "tracker %s: finished after being declared dead; result dropped", run.tracker_id
+        )
+        return outcome
+    log.info(
+        "tracker %s: success, %s rows, %s bytes",
+        run.tracker_id,
+        written.meta.row_count,
+        written.size,
     )
-
-
-def _hand_back(runtime: Runtime, tracker_id: int) -> RunOutcome:
-    """The worker is shutting down mid-run: put the tracker back to Queued (its partial
-    result was already thrown away) and on the queue again, for another worker."""
-    handed = set_status(
-        runtime,
-        tracker_id,
-        TrackerStatus.RUNNING,
-        TrackerStatus.QUEUED,
-        started_at=None,
-        heartbeat_at=None,
-        worker=None,
-    )
-    if not handed:
-        return RunOutcome(tracker_id, TrackerStatus.FAILED, error="declared dead")
-    log.warning("tracker %s: interrupted by shutdown; handed back to the queue", tracker_id)
-    try:
-        from dancecat_core.tasks import enqueue_run
-
-        enqueue_run(tracker_id)
-    except Exception:
-        # Still Queued: the sweeper's redelivery puts it back on the queue later.
-        log.exception("tracker %s: could not be enqueued again", tracker_id)
-    return RunOutcome(tracker_id, TrackerStatus.QUEUED)
+    return outcome
 
 
 def interrupt_active_runs() -> list[int]:

@@ -1,4 +1,4 @@
-"""Turning schedules into runs exactly once, and cleaning up after dead workers.
+"""Turning schedules into runs exactly once.
 
 ``check_due`` is what every consumer runs every ``FREQUENCY_INTERVAL_SECONDS``. Several may
 run at the same moment (several consumers, on several machines, plus an operator's
@@ -37,8 +37,7 @@ from sqlalchemy.orm import Session
 
 from dancecat_core import schedules as math
 from dancecat_core.db import session_scope
-from dancecat_core.models import CatchUp, Job, Schedule, Tracker, TrackerStatus, utcnow
-from dancecat_core.runner import set_status
+from dancecat_core.models import CatchUp, Job, Schedule, Tracker, utcnow
 from dancecat_core.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -159,9 +158,9 @@ def _plan_claims(
     horizon: dt.datetime,
     skip_missed: bool,
 ) -> list[Claim]:
-    """Every occurrence of one due schedule up to the horizon, as ``_claim_one`` would
-    claim them one after another (without tracker ids yet): the catch-up decision for
-    the first, then each following occurrence up to the horizon (at most 1,000)."""
+    """Every occurrence of one due schedule up to the horizon, in claiming order, without
+    tracker ids yet (a batch claims them at once, ``_claim_singly`` one by one): the
+    catch-up decision for the first, then each following one (at most 1,000)."""
 
     def following(instant: dt.datetime) -> dt.datetime | None:
         return math.next_after(row.type, row.start_local, row.timezone, instant, row.cron)
@@ -352,17 +351,22 @@ def _claim_singly(
     skip_missed: bool,
     enqueue: Enqueue | None,
 ) -> list[Claim]:
-    """The one-occurrence-per-transaction path: a batch's fallback."""
+    """The one-occurrence-per-transaction path, a batch's fallback: the same plan as the
+    batch (``_plan_claims``), each occurrence claimed in its own transaction, in order,
+    until one is no longer this checker's to claim."""
+    with runtime.session_factory() as session:
+        row = session.execute(
+            _due_query(horizon, None, None).where(Schedule.id == schedule_id)
+        ).first()
+    if row is None:
+        return []
     claims: list[Claim] = []
-    # A schedule may have several occurrences before the horizon (a cron every minute).
-    for _ in range(1000):
-        claim = _claim_one(runtime, schedule_id, now, horizon, skip_missed)
+    for planned in _plan_claims(runtime, row, now, horizon, skip_missed):
+        claim = _claim_one(runtime, planned)
         if claim is None:
             break
         claims.append(claim)
         _enqueue(claim, enqueue)
-        if claim.new_next is None or claim.new_next > horizon:
-            break
     return claims
 
 
@@ -410,84 +414,52 @@ def check_due(
     return claims
 
 
-def _claim_one(
-    runtime: Runtime,
-    schedule_id: int,
-    now: dt.datetime,
-    horizon: dt.datetime,
-    skip_missed: bool,
-) -> Claim | None:
-    """Claim the schedule's next occurrence if it is due and nobody else has; else None."""
+def _claim_one(runtime: Runtime, planned: Claim) -> Claim | None:
+    """Claim one planned occurrence (compare-and-set ``next_run_at``, insert its tracker)
+    in its own transaction; None if another checker moved the schedule first."""
+    schedule_id, job_id, due = planned.schedule_id, planned.job_id, planned.due_at
     with session_scope(runtime.session_factory) as session:
-        schedule = session.get(Schedule, schedule_id)
-        if (
-            schedule is None
-            or not schedule.active
-            or schedule.deleted_at is not None
-            or schedule.next_run_at is None
-            or schedule.next_run_at > horizon
-        ):
-            return None
-        old = schedule.next_run_at
-        kind, start, tz, cron = (
-            schedule.type,
-            schedule.start_local,
-            schedule.timezone,
-            schedule.cron,
-        )
-        job_id = schedule.job_id
-
-        def following(instant: dt.datetime) -> dt.datetime | None:
-            return math.next_after(kind, start, tz, instant, cron)
-
-        due, new_next, missed = _occurrence(
-            old,
-            now,
-            late_limit_for(runtime, now),
-            following,
-            skip_missed or schedule.catch_up == CatchUp.SKIP.value,
-        )
-
         claimed = session.execute(
             update(Schedule)
             .where(
                 Schedule.id == schedule_id,
-                Schedule.next_run_at == old,
+                Schedule.next_run_at == planned.old_next,
                 Schedule.active.is_(True),
                 Schedule.deleted_at.is_(None),
             )
             .values(
-                next_run_at=new_next,
+                next_run_at=planned.new_next,
                 **({"last_run_at": due} if due is not None else {}),
             )
             .execution_options(synchronize_session=False)
         )
         if claimed.rowcount != 1:
             session.rollback()
-            log.debug("schedule %s: occurrence %s claimed by another checker", schedule_id, old)
+            log.debug(
+                "schedule %s: occurrence %s claimed by another checker",
+                schedule_id,
+                planned.old_next,
+            )
             return None
-        tracker_id = None
-        if due is not None:
-            tracker = Tracker(job_id=job_id, schedule_id=schedule_id, due_at=due)
-            session.add(tracker)
-            try:
-                session.flush()
-            except IntegrityError:
-                session.rollback()
-                log.warning("schedule %s: occurrence %s already has a tracker", schedule_id, due)
-                return _advance_only(runtime, schedule_id, job_id, old, new_next)
-            tracker_id = tracker.id
-    eta = due if due is not None and due > now else None
-    if tracker_id is not None:
-        _count_run(runtime, job_id)
-        log.info(
-            "tracker %s: schedule %s occurrence %s claimed (%s)",
-            tracker_id,
-            schedule_id,
-            due.isoformat(),
-            "catch-up" if missed else "on time",
-        )
-    return Claim(schedule_id, job_id, old, new_next, tracker_id, due, eta, missed)
+        if due is None:
+            return planned
+        tracker = Tracker(job_id=job_id, schedule_id=schedule_id, due_at=due)
+        session.add(tracker)
+        try:
+            session.flush()
+        except IntegrityError:
+            session.rollback()
+            log.warning("schedule %s: occurrence %s already has a tracker", schedule_id, due)
+            return _advance_only(runtime, schedule_id, job_id, planned.old_next, planned.new_next)
+    _count_run(runtime, job_id)
+    log.info(
+        "tracker %s: schedule %s occurrence %s claimed (%s)",
+        tracker.id,
+        schedule_id,
+        due.isoformat(),
+        "catch-up" if planned.missed else "on time",
+    )
+    return attrs.evolve(planned, tracker_id=tracker.id)
 
 
 def _count_run(runtime: Runtime, job_id: int) -> None:
@@ -520,68 +492,3 @@ def _advance_only(
         if moved.rowcount != 1:
             return None
     return Claim(schedule_id, job_id, old, new_next)
-
-
-def sweep_dead(runtime: Runtime, now: dt.datetime | None = None) -> int:
-    """Fail Running trackers whose worker stopped; Died in Queue for never-run Queued ones.
-
-    A worker beats every 10 s while it runs (``runner._Watchdog``); a heartbeat older than
-    ``WORKER_STALE_SECONDS`` means the process is gone (SIGKILL, power loss, OOM). If it
-    was only stalled and comes back, the runner's compare-and-set keeps this verdict.
-    """
-    from dancecat_core import notify
-
-    now = now or utcnow()
-    settings = runtime.settings
-    stale_before = now - dt.timedelta(seconds=settings.worker_stale_seconds)
-    queue_limit = dt.timedelta(seconds=settings.job_worker_enqueue_timeout)
-    with runtime.session_factory() as session:
-        running = session.execute(
-            select(Tracker.id, Tracker.heartbeat_at, Tracker.started_at, Tracker.worker).where(
-                Tracker.status == TrackerStatus.RUNNING.value,
-                func.coalesce(Tracker.heartbeat_at, Tracker.started_at) < stale_before,
-            )
-        ).all()
-        queued = session.execute(
-            select(Tracker.id, Tracker.queued_at, Tracker.due_at).where(
-                Tracker.status == TrackerStatus.QUEUED.value,
-                Tracker.queued_at < now - queue_limit,
-            )
-        ).all()
-    changed = 0
-    for tracker_id, heartbeat, started, worker in running:
-        last = heartbeat or started
-        reason = (
-            f"the worker running it stopped (no heartbeat since {last.isoformat()}"
-            + (f" from {worker}" if worker else "")
-            + ")"
-        )
-        if set_status(
-            runtime,
-            tracker_id,
-            TrackerStatus.RUNNING,
-            TrackerStatus.FAILED,
-            finished_at=now,
-            error=reason,
-        ):
-            changed += 1
-            log.warning("tracker %s: swept: %s", tracker_id, reason)
-            notify.after_run(runtime, tracker_id)
-    for tracker_id, queued_at, due_at in queued:
-        waited_from = max(queued_at, due_at) if due_at else queued_at
-        if now - waited_from <= queue_limit:
-            continue
-        if set_status(
-            runtime,
-            tracker_id,
-            TrackerStatus.QUEUED,
-            TrackerStatus.DIED_IN_QUEUE,
-            finished_at=now,
-            error=(
-                "waited in the queue over JOB_WORKER_ENQUEUE_TIMEOUT "
-                f"({settings.job_worker_enqueue_timeout} s)"
-            ),
-        ):
-            changed += 1
-            log.warning("tracker %s: swept: died in queue", tracker_id)
-    return changed

@@ -29,9 +29,15 @@ from huey import Huey, crontab
 from huey.consumer import Consumer, Scheduler
 from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
 
+from dancecat_core import lifecycle, notify
+from dancecat_core.lifecycle import RunOutcome
 from dancecat_core.private_files import make_private_file
 from dancecat_core.queue_serializer import JsonSerializer
+from dancecat_core.redelivery import requeue_lost
+from dancecat_core.runner import execute_tracker, interrupt_active_runs
 from dancecat_core.runtime import Runtime, build_runtime
+from dancecat_core.scheduler import check_due
+from dancecat_core.services import trackers
 from dancecat_core.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -168,8 +174,6 @@ class DancecatConsumer(Consumer):
         handed back to the queue (Queued again, for another consumer) instead of being
         left Running until the sweeper declares them dead.
         """
-        from dancecat_core.runner import interrupt_active_runs
-
         self.stop_flag.set()
         if graceful and self._join_workers():
             super().stop(graceful=True)
@@ -217,31 +221,60 @@ def enqueue_run(tracker_id: int, eta: dt.datetime | None = None) -> None:
 
 @huey.task()
 def run_job(tracker_id: int) -> str:
-    """Run one tracker. Safe to deliver twice: the runner's Queued->Running claim is a
+    """Run one tracker. Safe to deliver twice: the Queued->Running claim is a
     compare-and-set, so a second delivery finds the tracker taken and does nothing."""
-    from dancecat_core import notify
-    from dancecat_core.runner import execute_tracker
-
     runtime = get_runtime()
-    ran: list[bool] = []
     # wait_for_due: never early, even if a queue or a clock misbehaved.
-    outcome = execute_tracker(
-        runtime, tracker_id, on_claimed=lambda: ran.append(True), wait_for_due=True
-    )
+    return follow_up(runtime, execute_tracker(runtime, tracker_id, wait_for_due=True))
+
+
+def follow_up(runtime: Runtime, outcome: RunOutcome, *, announce: bool = True) -> str:
+    """Do what a run's outcome asks: deliver it again at its due time, enqueue a run
+    handed back by a shutting-down worker, or (``announce``) create the notifications
+    of a run this attempt ended and queue their delivery. Returns what was done."""
+    tracker_id = outcome.tracker_id
     if outcome.not_before is not None:
         run_job.schedule(args=(tracker_id,), eta=outcome.not_before)
         log.info("tracker %s: delivered before its due time, rescheduled", tracker_id)
         return "rescheduled"
-    if ran and notify.wanted(runtime, outcome.recipients):
-        notify.after_run(runtime, tracker_id)
+    if outcome.handed_back:
+        try:
+            enqueue_run(tracker_id)
+        except Exception:
+            # Still Queued: the sweep's redelivery puts it back on the queue later.
+            log.exception("tracker %s: could not be enqueued again", tracker_id)
+    elif announce and outcome.claimed and notify.wanted(runtime, outcome.recipients):
+        _queue_notifications(notify.after_run(runtime, tracker_id))
     return outcome.status.value
+
+
+def deliver_now(runtime: Runtime, outcome: RunOutcome) -> list[int]:
+    """A foreground run's notifications (``dancecat job run``), sent from this process now
+    rather than by a worker. One that fails is put on the queue for the worker's retries;
+    returns those ids."""
+    if not (outcome.claimed and notify.wanted(runtime, outcome.recipients)):
+        return []
+    retried = []
+    for notification_id in notify.after_run(runtime, outcome.tracker_id):
+        try:
+            notify.deliver(runtime, notification_id, final=False)
+        except Exception:
+            retried.append(notification_id)
+    _queue_notifications(retried)
+    return retried
+
+
+def _queue_notifications(ids: list[int]) -> None:
+    for notification_id in ids:
+        try:
+            enqueue_notification(notification_id)
+        except Exception:
+            log.exception("notification %s: could not be queued", notification_id)
 
 
 @huey.task(context=True)
 def deliver_notification(notification_id: int, task: Any = None) -> str:
     """Send one notification; raising makes huey retry it with backoff."""
-    from dancecat_core import notify
-
     final = task is None or not task.retries
     return notify.deliver(get_runtime(), notification_id, final=final)
 
@@ -260,30 +293,26 @@ def enqueue_notification(notification_id: int) -> None:
 @huey.task()
 def check_schedules() -> int:
     """Claim the occurrences due before the next check, enqueue them, advance schedules."""
-    from dancecat_core.scheduler import check_due
-
     return len(check_due(get_runtime(), enqueue=enqueue_run))
 
 
 @huey.task()
 def sweep() -> int:
-    """Fail runs whose worker died (stale heartbeat); expire never-run Queued trackers;
-    enqueue again Queued runs the queue lost (``dancecat_core.redelivery``)."""
-    from dancecat_core.redelivery import requeue_lost
-    from dancecat_core.scheduler import sweep_dead
-
+    """Fail runs whose worker died (stale heartbeat) and notify about them; expire
+    never-run Queued trackers; enqueue again Queued runs the queue lost
+    (``dancecat_core.redelivery``)."""
     runtime = get_runtime()
-    changed = sweep_dead(runtime)
+    swept = lifecycle.sweep_dead(runtime)
+    for tracker_id in swept.failed:
+        _queue_notifications(notify.after_run(runtime, tracker_id))
     requeue_lost(runtime, huey, run_job.task_class.__name__, enqueue_run)
-    return changed
+    return swept.changed
 
 
 @huey.periodic_task(crontab(minute="*"))
 def expire_results() -> int:
     """Delete results past JOB_RESULT_VALID_SECONDS; their trackers become Result Expired."""
-    from dancecat_core.services.trackers import expire_results as expire
-
-    count = expire(get_runtime())
+    count = trackers.expire_results(get_runtime())
     if count:
         log.info("expired %s results", count)
     return count

@@ -12,11 +12,27 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
+import attrs
+
+from dancecat_core.errors import DancecatError
 from dancecat_core.hookspecs import hookimpl
-from dancecat_core.notifiers import Attachment, Notifier, RunNotice
+from dancecat_core.notifiers import Attachment, Export, Notifier, RunNotice
+
+# Where a run's XLSX can be downloaded (the web app's result route); BASE_URL + this.
+RESULT_PATH = "/runs/{tracker_id}/result.xlsx"
+ATTACHED_FORMAT = "xlsx"
+
+
+@attrs.frozen
+class MailNotice(RunNotice):
+    """A ``RunNotice`` with the download link and why the result is not attached."""
+
+    result_url: str = ""
+    attachment_note: str = ""
 
 
 class EmailNotifier(Notifier):
@@ -26,9 +42,47 @@ class EmailNotifier(Notifier):
     def configured(self) -> bool:
         return bool(self.settings.smtp_host)
 
-    unconfigured_reason = "email is not configured: set SMTP_HOST to send results by email"
+    @property
+    def unconfigured_reason(self) -> str:
+        return "email is not configured: set SMTP_HOST to send results by email"
 
-    def build_message(self, notice: RunNotice, attachment: Attachment | None) -> EmailMessage:
+    @property
+    def secrets(self) -> Sequence[str]:
+        return (self.settings.smtp_password,) if self.settings.smtp_password else ()
+
+    def result_url(self, tracker_id: int) -> str:
+        return self.settings.base_url + RESULT_PATH.format(tracker_id=tracker_id)
+
+    def prepare(
+        self, notice: RunNotice, export: Export | None
+    ) -> tuple[MailNotice, Attachment | None]:
+        """A successful run's result as XLSX if it fits MAIL_ATTACHMENT_MAX_BYTES; else
+        no attachment and, in the notice, why not."""
+        attachment, note = self._attachment(export) if export is not None else (None, "")
+        fields = attrs.asdict(notice, recurse=False)
+        mail = MailNotice(
+            **fields, result_url=self.result_url(notice.tracker_id), attachment_note=note
+        )
+        return mail, attachment
+
+    def _attachment(self, export: Export) -> tuple[Attachment | None, str]:
+        limit = self.settings.mail_attachment_max_bytes
+        try:
+            download = export(ATTACHED_FORMAT)
+        except DancecatError as exc:
+            return None, f"The result is not attached: {exc}."
+        if download.size is not None and download.size > limit:
+            download.chunks.close()  # type: ignore[attr-defined]
+            return None, _too_big(download.size, limit)
+        data = bytearray()
+        for chunk in download.chunks:
+            data.extend(chunk)
+            if len(data) > limit:
+                download.chunks.close()  # type: ignore[attr-defined]
+                return None, _too_big(None, limit)
+        return Attachment(download.filename, download.media_type, bytes(data)), ""
+
+    def build_message(self, notice: MailNotice, attachment: Attachment | None) -> EmailMessage:
         """The message for one recipient (separate so tests and previews can read it)."""
         ok = notice.status == "Success"
         message = EmailMessage()
@@ -51,7 +105,7 @@ class EmailNotifier(Notifier):
             )
         return message
 
-    def _body(self, notice: RunNotice, attachment: Attachment | None) -> str:
+    def _body(self, notice: MailNotice, attachment: Attachment | None) -> str:
         lines = [
             f"Job: {notice.job_name} (job {notice.job_id})",
             f"Run: {notice.tracker_id}",
@@ -68,8 +122,7 @@ class EmailNotifier(Notifier):
             if attachment is not None:
                 lines.append(f"The result is attached as {attachment.filename}.")
             else:
-                note = getattr(notice, "attachment_note", "") or "The result is not attached."
-                lines.append(note)
+                lines.append(notice.attachment_note or "The result is not attached.")
             lines.append(f"Download: {notice.result_url}")
             if notice.scrub_note:
                 lines += ["", notice.scrub_note]
@@ -78,7 +131,7 @@ class EmailNotifier(Notifier):
         lines += ["", "-- ", "Sent by DanceCat."]
         return "\n".join(lines) + "\n"
 
-    def deliver(self, notice: RunNotice, attachment: Attachment | None) -> None:
+    def deliver(self, notice: MailNotice, attachment: Attachment | None) -> None:  # type: ignore[override]
         settings = self.settings
         if not settings.smtp_host:
             raise RuntimeError(self.unconfigured_reason)
@@ -102,6 +155,15 @@ class EmailNotifier(Notifier):
             if settings.smtp_user:
                 smtp.login(settings.smtp_user, settings.smtp_password or "")
             smtp.send_message(message, from_addr=settings.mail_sender, to_addrs=[notice.recipient])
+
+
+def _too_big(size: int | None, limit: int) -> str:
+    mb = limit / (1024 * 1024)
+    told = f" ({size / (1024 * 1024):.1f} MB)" if size is not None else ""
+    return (
+        f"The result is not attached: as XLSX it is larger{told} than the {mb:g} MB "
+        "attachment limit (MAIL_ATTACHMENT_MAX_BYTES). Download it, whole, from the link."
+    )
 
 
 @hookimpl

@@ -24,6 +24,7 @@ from pyramid.view import exception_view_config, forbidden_view_config, notfound_
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from dancecat_core.db import app_db_unavailable
 from dancecat_core.error_text import clean_error
 from dancecat_core.errors import (
     Conflict,
@@ -35,7 +36,6 @@ from dancecat_core.errors import (
     StoreError,
     ValidationError,
 )
-from dancecat_core.runner import app_db_unavailable
 
 log = logging.getLogger(__name__)
 

@@ -236,17 +236,26 @@ def test_notification_bookkeeping_is_skipped_only_when_no_notifier_picks_anyone(
     import types
 
     from dancecat_core import notify
+    from dancecat_core.notifiers import Notifier
 
-    class Plain:
-        pass
+    class Plain(Notifier):
+        name = "plain"
 
-    class Channel:
+        def deliver(self, notice, attachment):
+            raise AssertionError("not called here")
+
+    class Channel(Plain):
+        name = "chat"
+
         def recipients_for(self, emails):
             return ["#reports"]
 
-    only_mail = types.SimpleNamespace(notifiers={"email": Plain()})
+    settings = load_settings(environ={})
+    only_mail = types.SimpleNamespace(notifiers={"email": Plain(settings)})
     assert notify.wanted(only_mail, ()) is False
     assert notify.wanted(only_mail, ("a@example.com",)) is True
     assert notify.wanted(only_mail, None) is True  # not known: let after_run look
-    with_channel = types.SimpleNamespace(notifiers={"email": Plain(), "chat": Channel()})
+    with_channel = types.SimpleNamespace(
+        notifiers={"email": Plain(settings), "chat": Channel(settings)}
+    )
     assert notify.wanted(with_channel, ()) is True

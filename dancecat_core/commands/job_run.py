@@ -1,6 +1,8 @@
 """``dancecat job run``: now, with progress on a terminal, or ``--background`` on the queue.
 
-Its own module because it alone needs the runner and the queue.
+Its own module because it alone needs the runner and the queue. A run in the foreground
+goes through the same lifecycle as a worker's (``runner.execute_tracker``), notifications
+included: they are sent from this process (``tasks.deliver_now``), unless ``--no-notify``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ def run_command(args: argparse.Namespace) -> int:
     if args.background:
         return _run_in_background(args)
     runtime = runtime_for(args)
+    # A notification that cannot be sent now goes on this runtime's queue for a worker.
+    tasks.configure(runtime=runtime)
     with session_scope(runtime.session_factory) as session:
         job = references.job(session, args.job)
         tracker_id = jobs.queue_run(session, None, job.id).id
@@ -35,6 +39,13 @@ def run_command(args: argparse.Namespace) -> int:
         f"run {tracker_id}: {outcome.status.value}"
         + (f", {outcome.row_count} rows" if outcome.row_count is not None else "")
     )
+    retried = [] if args.no_notify else tasks.deliver_now(runtime, outcome)
+    if retried:
+        print(
+            f"warning: run {tracker_id}: {len(retried)} notification(s) could not be sent now;"
+            " a worker will retry them",
+            file=sys.stderr,
+        )
     if outcome.status != TrackerStatus.SUCCESS:
         message = one_line(outcome.error or "")
         print(f"error: run {tracker_id} {outcome.status.value}: {message}", file=sys.stderr)

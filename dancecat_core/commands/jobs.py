@@ -45,10 +45,16 @@ def declare(parser: argparse.ArgumentParser) -> None:
 
     run = actions.add_parser("run", help="run a job now and wait for it")
     run.add_argument("job", help=JOB_HELP)
-    run.add_argument(
+    how = run.add_mutually_exclusive_group()
+    how.add_argument(
         "--background",
         action="store_true",
         help="enqueue for a worker and print the run id instead of waiting",
+    )
+    how.add_argument(
+        "--no-notify",
+        action="store_true",
+        help="send no notifications about this run (by default its recipients are told)",
     )
     run.set_defaults(handler="dancecat_core.commands.job_run:run_command")
 

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session, aliased, contains_eager, selectinload
 
 from dancecat_core.errors import Conflict, NotFound, ResultExpired, StoreError
 from dancecat_core.exporters import Exporter
+from dancecat_core.lifecycle import set_status
 from dancecat_core.models import Job, Tracker, TrackerStatus, User, utcnow
 from dancecat_core.resultstore import ResultMeta, StoredResult
-from dancecat_core.runner import set_status
 from dancecat_core.runtime import Runtime
 from dancecat_core.services import access
 

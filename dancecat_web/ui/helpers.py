@@ -77,9 +77,9 @@ class Helpers:
     def mail_unavailable(self) -> list[str]:
         """Why results cannot be sent: each registered notifier that is not configured."""
         return [
-            getattr(notifier, "unconfigured_reason", f"the {name} notifier is not configured")
-            for name, notifier in sorted(self.request.runtime.notifiers.items())
-            if not getattr(notifier, "configured", True)
+            notifier.unconfigured_reason
+            for _, notifier in sorted(self.request.runtime.notifiers.items())
+            if not notifier.configured
         ]
 
     def error(self, text: str | None) -> str:
