@@ -3,10 +3,14 @@ subprocess (one app database for the module; each test makes its own names)."""
 
 from __future__ import annotations
 
+import copy
+import email
+import email.policy
 import json
 import os
 import pty
 import select
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,8 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 
-from dancecat_core.models import Connection, Job, Schedule
+from dancecat_core.models import Connection, Job, Notification, NotificationStatus, Schedule
 from dancecat_core.runtime import Runtime, build_runtime
 from dancecat_core.services import connections, jobs
 from dancecat_core.services.connections import ConnectionInput
@@ -268,6 +273,76 @@ def test_a_number_that_is_not_a_name_says_how_to_give_an_id(console):
 
 
 # runs
+
+
+# A run in the foreground tells its recipients, like a worker's; --no-notify skips that.
+
+
+class Inbox:
+    """aiosmtpd handler keeping every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append((list(envelope.rcpt_tos), message))
+        return "250 OK"
+
+
+@pytest.fixture
+def mailing(console: Console) -> Iterator[tuple[Console, Inbox]]:
+    """The console with SMTP set to a real aiosmtpd server on a free port, and its inbox."""
+    inbox = Inbox()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    cli = copy.copy(console)
+    cli.env = {
+        **console.env,
+        "DANCECAT_SMTP_HOST": "127.0.0.1",
+        "DANCECAT_SMTP_PORT": str(port),
+        "DANCECAT_MAIL_SENDER": "reports@dancecat.example",
+        "DANCECAT_BASE_URL": "https://dancecat.example",
+    }
+    yield cli, inbox
+    controller.stop()
+
+
+def run_id(stdout: str) -> int:
+    return int(stdout.split(":")[0].removeprefix("run "))
+
+
+def test_a_foreground_run_mails_its_recipients_and_no_notify_does_not(mailing, conn, runtime):
+    cli, inbox = mailing
+    job = name()
+    cli.ok(
+        "job", "add", job, "--connection", conn, "--sql", "SELECT * FROM t",
+        "--recipient", "ana@example.com", "--recipient", "bo@example.org",
+    )  # fmt: skip
+    mailed = run_id(cli.ok("job", "run", job))
+    assert sorted(rcpt for rcpts, _ in inbox.messages for rcpt in rcpts) == [
+        "ana@example.com",
+        "bo@example.org",
+    ]
+    for _, message in inbox.messages:
+        assert f"run {mailed} succeeded" in message["Subject"]
+        [part] = list(message.iter_attachments())
+        assert part.get_filename() == f"Result_tid_{mailed}.xlsx"
+        body = message.get_body(("plain",)).get_content()
+        assert f"https://dancecat.example/runs/{mailed}/result.xlsx" in body
+    with runtime.session_factory() as session:
+        rows = session.query(Notification).filter_by(tracker_id=mailed).all()
+    assert sorted(r.recipient for r in rows) == ["ana@example.com", "bo@example.org"]
+    assert all(r.status == NotificationStatus.SENT.value for r in rows)
+
+    quiet = run_id(cli.ok("job", "run", job, "--no-notify"))
+    assert quiet != mailed and len(inbox.messages) == 2
+    with runtime.session_factory() as session:
+        assert session.query(Notification).filter_by(tracker_id=quiet).count() == 0
+    cli.refused("job", "run", job, "--no-notify", "--background", says="not allowed with")
 
 
 def test_runs_lists_ids_and_filters_by_job_status_and_limit(console, conn):

@@ -4,6 +4,7 @@ used with no change to the core; every hook is documented; duplicates are refuse
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import subprocess
 import sys
@@ -48,6 +49,15 @@ def test_third_party_plugin_is_used_with_no_change_to_the_core(tmp_path):
     assert out.returncode == 0, out.stderr
     # the built-in scrubber removed the plugin's "secret_word" column on the way in
     assert out.stdout == "n\tsquare\n0\t0\n1\t1\n2\t4\n3\t9\n4\t16\n"
+    # the plugin's notifier told its channel, with the result in the plugin's own format
+    [posted] = [json.loads(line) for line in (tmp_path / "outbox.jsonl").read_text().splitlines()]
+    assert posted == {
+        "to": "#reports",
+        "text": f"squares: run {tracker} Success",
+        "error": None,
+        "file": f"Result_tid_{tracker}.tsv",
+        "data": out.stdout,
+    }
 
 
 def test_every_hook_is_documented():

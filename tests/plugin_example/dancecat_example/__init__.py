@@ -1,8 +1,10 @@
-"""A third-party DanceCat plugin, installed the way any package is: a TSV exporter and a toy
-driver that serves rows from memory. DanceCat's core knows nothing about either."""
+"""A third-party DanceCat plugin, installed the way any package is: a TSV exporter, a toy
+driver that serves rows from memory, and a notifier that posts to an outbox file. DanceCat's
+core knows nothing about any of them."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
 
@@ -11,6 +13,7 @@ from dancecat_core.drivers import ConnectionParams, Driver, DriverSession, Query
 from dancecat_core.errors import QueryError
 from dancecat_core.exporters import Exporter, ExportSummary
 from dancecat_core.hookspecs import hookimpl
+from dancecat_core.notifiers import Attachment, Export, Notifier, RunNotice
 from dancecat_core.resultstore import StoredResult
 
 
@@ -69,6 +72,35 @@ class ToyDriver(Driver):
         return _Session()
 
 
+class OutboxNotifier(Notifier):
+    """One JSON line per finished run in HOME/outbox.jsonl, as a chat channel would get it:
+    to one channel, whoever the job's recipients are, with the result as TSV."""
+
+    name = "outbox"
+
+    def recipients_for(self, emails: Sequence[str]) -> list[str]:
+        return ["#reports"]
+
+    def prepare(
+        self, notice: RunNotice, export: Export | None
+    ) -> tuple[RunNotice, Attachment | None]:
+        if export is None:
+            return notice, None
+        download = export("tsv")
+        return notice, Attachment(download.filename, download.media_type, b"".join(download.chunks))
+
+    def deliver(self, notice: RunNotice, attachment: Attachment | None) -> None:
+        line = {
+            "to": notice.recipient,
+            "text": f"{notice.job_name}: run {notice.tracker_id} {notice.status}",
+            "error": notice.error,
+            "file": attachment.filename if attachment else None,
+            "data": attachment.data.decode() if attachment else None,
+        }
+        with open(self.settings.home / "outbox.jsonl", "a", encoding="utf-8") as outbox:
+            outbox.write(json.dumps(line) + "\n")
+
+
 @hookimpl
 def dancecat_register_exporters() -> list[type[Exporter]]:
     return [TsvExporter]
@@ -77,3 +109,8 @@ def dancecat_register_exporters() -> list[type[Exporter]]:
 @hookimpl
 def dancecat_register_drivers() -> list[type[Driver]]:
     return [ToyDriver]
+
+
+@hookimpl
+def dancecat_register_notifiers() -> list[type[Notifier]]:
+    return [OutboxNotifier]
