@@ -361,7 +361,7 @@ def sweep_dead(runtime: Runtime, now: dt.datetime | None = None) -> Sweep:
 
     A worker beats every 10 s while it runs (``runner._Watchdog``); a heartbeat older than
     ``WORKER_STALE_SECONDS`` means the process is gone (SIGKILL, power loss, OOM). If it
-    was only stalled and comes back, the runner's compare-and-set keeps this verdict.
+    was only stalled and comes back, ``succeed``'s compare-and-set keeps this verdict.
     """
     now = now or utcnow()
     settings = runtime.settings

@@ -9,8 +9,8 @@ than ``WORKER_STALE_SECONDS`` with the run messages actually on the queue (pendi
 scheduled) and enqueues the missing ones again.
 
 A message may so be delivered twice (the check races with workers taking messages); that
-is safe, because the runner's Queued -> Running claim is a compare-and-set: the second
-delivery finds the tracker taken and does nothing. At least once on the queue, at most
+is safe, because the Queued -> Running claim (``lifecycle.claim``) is a compare-and-set:
+the second delivery finds the tracker taken and does nothing. At least once on the queue, at most
 once in the runner: exactly once in effect.
 """
 
