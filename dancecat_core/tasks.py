@@ -228,10 +228,10 @@ def run_job(tracker_id: int) -> str:
     return follow_up(runtime, execute_tracker(runtime, tracker_id, wait_for_due=True))
 
 
-def follow_up(runtime: Runtime, outcome: RunOutcome, *, announce: bool = True) -> str:
+def follow_up(runtime: Runtime, outcome: RunOutcome) -> str:
     """Do what a run's outcome asks: deliver it again at its due time, enqueue a run
-    handed back by a shutting-down worker, or (``announce``) create the notifications
-    of a run this attempt ended and queue their delivery. Returns what was done."""
+    handed back by a shutting-down worker, or create the notifications of a run this
+    attempt ended and queue their delivery. Returns what was done."""
     tracker_id = outcome.tracker_id
     if outcome.not_before is not None:
         run_job.schedule(args=(tracker_id,), eta=outcome.not_before)
@@ -243,7 +243,7 @@ def follow_up(runtime: Runtime, outcome: RunOutcome, *, announce: bool = True) -
         except Exception:
             # Still Queued: the sweep's redelivery puts it back on the queue later.
             log.exception("tracker %s: could not be enqueued again", tracker_id)
-    elif announce and outcome.claimed and notify.wanted(runtime, outcome.recipients):
+    elif outcome.claimed and notify.wanted(runtime, outcome.recipients):
         _queue_notifications(notify.after_run(runtime, tracker_id))
     return outcome.status.value
 

@@ -345,6 +345,37 @@ def test_a_foreground_run_mails_its_recipients_and_no_notify_does_not(mailing, c
     cli.refused("job", "run", job, "--no-notify", "--background", says="not allowed with")
 
 
+def test_a_foreground_run_whose_mail_cannot_go_now_leaves_it_to_a_worker(console, conn, runtime):
+    """SMTP down: the run still succeeds; each notification is kept pending, with why, and
+    put on the queue for a worker's retries, and the console says so in one line."""
+    from dancecat_core import tasks
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    cli = copy.copy(console)
+    cli.env = {**console.env, "DANCECAT_SMTP_HOST": "127.0.0.1"}
+    cli.env["DANCECAT_SMTP_PORT"] = str(closed_port)
+    job = name()
+    cli.ok("job", "add", job, "--connection", conn, "--sql", "SELECT 1", "--recipient", "a@x.io")
+    done = cli("job", "run", job)
+    assert done.returncode == 0 and done.stdout.startswith("run ")
+    tracker_id = run_id(done.stdout)
+    assert done.stderr == (
+        f"warning: run {tracker_id}: 1 notification(s) could not be sent now;"
+        " a worker will retry them\n"
+    )
+    with runtime.session_factory() as session:
+        [row] = session.query(Notification).filter_by(tracker_id=tracker_id).all()
+    assert row.status == NotificationStatus.PENDING.value and "ConnectionRefused" in row.last_error
+    tasks.configure(runtime.settings)
+    try:
+        queued = [(t.name, t.args) for t in tasks.huey.pending()]
+    finally:
+        tasks.configure(None)
+    assert ("deliver_notification", (row.id,)) in queued
+
+
 def test_runs_lists_ids_and_filters_by_job_status_and_limit(console, conn):
     good, bad = add_job(console, conn), add_job(console, conn, sql="SELECT * FROM missing")
     for _ in range(2):
