@@ -246,6 +246,14 @@ def check_csv_pg(ours: Path, floor: Path, full: bool) -> Verdict:
     return compare(csv_rows(ours), csv_rows(floor), "CSV vs psql")
 
 
+def check_same_bytes(ours: Path, other: Path, what: str) -> Verdict:
+    if not other.exists():
+        return Verdict(None, f"not compared with {what}: {other.name} was not produced")
+    if sha256(ours) == sha256(other):
+        return Verdict(True, f"CSV byte-identical to {what} ({ours.stat().st_size:,} B)")
+    return Verdict(False, f"CSV differs from {what}")
+
+
 def check_csv_mariadb(ours: Path, floor: Path) -> Verdict:
     return compare(csv_rows(ours), tsv_rows(floor), "CSV vs mariadb --batch")
 

@@ -8,7 +8,7 @@ import re
 import attrs
 
 from bench import config
-from bench.pipeline import FLOOR_NAMES, TARGETS, CaseResult
+from bench.pipeline import CASE_NAMES, FLOOR_NAMES, TARGETS, CaseResult
 
 RSS_LIMIT_MB = 150
 RSS_NOISE_MB = 15  # what two runs of the same case differ by here
@@ -35,9 +35,7 @@ def _s(x: float) -> str:
 
 def _case_row(c: CaseResult) -> Row:
     target = TARGETS[c.key]
-    kind = {"pg": "PostgreSQL", "my": "MariaDB"}[c.key[:2]]
-    fmt = c.key[3:].upper()
-    name = f"{kind} → {fmt}, {c.rows / 1e6:g}M rows (floor: {FLOOR_NAMES[c.key]})"
+    name = f"{CASE_NAMES[c.key]}, {c.rows / 1e6:g}M rows (floor: {FLOOR_NAMES[c.key]})"
     if c.error:
         holds = "error"
     elif not c.floor or not c.run or not c.export:

@@ -7,8 +7,9 @@ them without re-encoding. The dialect is fixed so the text can be read back exac
 - UTF-8, comma-separated, ``"`` quoting with ``""`` escapes, LF line ends, one header line;
 - NULL is an *unquoted* empty field, the empty string is ``""``;
 - values in one text form per type, whatever the database (docs/RESULTS.md has the table):
-  booleans ``true``/``false``, timestamps ISO 8601 ``YYYY-MM-DDTHH:MM:SS[.f]`` with
-  ``+00:00`` when zoned, fractions without trailing zeros, bytes ``\\x`` hex; typed by
+  booleans ``true``/``false``, floats in PostgreSQL's float8 spelling (``_float_text``),
+  timestamps ISO 8601 ``YYYY-MM-DDTHH:MM:SS[.f]`` with ``+00:00`` when zoned, a time's own
+  offset as ``+HH:MM[:SS]``, fractions without trailing zeros, bytes ``\\x`` hex; typed by
   the result's metadata.
 
 Python 3.11's ``csv`` module cannot tell ``""`` from an unquoted empty field, so
@@ -50,14 +51,37 @@ def quote(text: str) -> str:
     return text
 
 
+# PostgreSQL's float8 output (and the canonical form) is positional below this magnitude;
+# Python's repr stays positional up to 1e16.
+_POSITIONAL_BELOW = 1e15
+
+
 def _float_text(value: float) -> str:
+    """The shortest digits that read back as ``value``, spelled as PostgreSQL spells a
+    float8: positional for 1e-4 <= |x| < 1e15 without a trailing ``.0`` ("3", "0.1",
+    "-0"), else ``d[.ddd]e±XX`` with at least two exponent digits ("1e+15", "1.5e-05");
+    ``NaN``, ``Infinity``, ``-Infinity``."""
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
-    text = repr(value)
-    # A whole float as PostgreSQL and MySQL write it: "3", not Python's "3.0".
+    text = repr(value)  # the shortest digits; an exponent below 1e-4 and from 1e16 on
+    if "e" in text:
+        return text
+    if abs(value) >= _POSITIONAL_BELOW:  # 1e15 <= |x| < 1e16: the exponent is 15
+        sign = "-" if value < 0 else ""
+        digits = text.lstrip("-").replace(".", "").rstrip("0")
+        return f"{sign}{digits[0]}{'.' if digits[1:] else ''}{digits[1:]}e+15"
     return text[:-2] if text.endswith(".0") else text
+
+
+def float_string(text: str) -> str:
+    """A float the database gave as text (MySQL's ``1e15``, ``0.00001``) in the canonical
+    spelling; text that is no number is returned as it is."""
+    try:
+        return _float_text(float(text))
+    except ValueError:
+        return text
 
 
 def _decimal_text(value: decimal.Decimal) -> str:

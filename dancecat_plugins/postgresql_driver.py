@@ -8,9 +8,10 @@ q`` for Python rows or ``COPY (SELECT ... FROM (<sql>) AS q(...)) TO STDOUT`` fo
 inside the ``BEGIN READ ONLY`` transaction psycopg2 opens on read-only connections. The
 session is pinned to the settings that make COPY's text the canonical form (``csvcodec``):
 UTC, ISO dates, shortest exact floats, hex bytea; the few types whose COPY text differs
-(booleans ``t``/``f``, timestamps with a space and ``+00``) are selected through the
-expression that writes the canonical text (``CANONICAL_TEXT``), and the row path reads
-them with typecasters that give the same text.
+(booleans ``t``/``f``, timestamps with a space and ``+00``, ``real`` in its own float4
+spelling, ``timetz`` offsets of whole hours as ``+02``) are selected through the expression
+that writes the canonical text (``CANONICAL_TEXT``), and the row path reads them with
+typecasters (or ``csvcodec``'s float text) that give the same text.
 """
 
 from __future__ import annotations
@@ -59,11 +60,17 @@ TYPES_BY_OID: dict[int, ColumnType] = {
 # COPY's column expression for the types whose own text is not the canonical one ("{}" is
 # the column): boolean's text cast is ``true``/``false``; JSON writes timestamps as ISO 8601
 # with ``T`` and a ``+00:00`` offset, trims fraction zeros as COPY does, and keeps
-# ``infinity`` and the `` BC`` suffix. Every other type's COPY text is canonical already.
+# ``infinity`` and the `` BC`` suffix. A ``real``'s text has float4's shortest digits in
+# float4's spelling (``1.234567e+06``: positional only below 1e6); read as a float8 they are
+# spelled as every float is (``1234567``). A ``timetz`` offset of whole hours (``+02``) gets
+# its minutes; one with minutes or seconds is written in full already. Every other type's
+# COPY text is canonical already.
 CANONICAL_TEXT: dict[int, str] = {
     16: "{}::text",
+    700: "{}::text::float8",
     1114: "to_json({})#>>'{{}}'",
     1184: "to_json({})#>>'{{}}'",
+    1266: r"regexp_replace({}::text, '([+-]\d\d)$', '\1:00')",
 }
 
 # The settings under which COPY's output is the canonical CSV, and psycopg2's values agree.
@@ -114,10 +121,17 @@ def _as_timestamp_text(value: str | None, cursor: Any) -> str | None:
     return _HOURS_ONLY_OFFSET.sub(r"\1:00\2", value.replace(" ", "T", 1))
 
 
+def _as_timetz_text(value: str | None, cursor: Any) -> str | None:
+    """A ``timetz``'s text as COPY writes it through ``CANONICAL_TEXT``: an offset of whole
+    hours as ``+HH:00`` (psycopg2's own caster drops an offset's seconds)."""
+    return None if value is None else _HOURS_ONLY_OFFSET.sub(r"\1:00\2", value)
+
+
 # Dates and timestamps keep the database's text on the row path too, made canonical as COPY
 # makes it: Python's types hold neither ``infinity`` nor dates before year 1.
 _DATES = psycopg2.extensions.new_type((1082,), "DANCECAT_DATE", _as_text)
 _TIMESTAMPS = psycopg2.extensions.new_type((1114, 1184), "DANCECAT_TIMESTAMP", _as_timestamp_text)
+_TIMETZ = psycopg2.extensions.new_type((1266,), "DANCECAT_TIMETZ", _as_timetz_text)
 
 
 def one_line(message: str, secrets: Sequence[str] = ()) -> str:
@@ -373,7 +387,7 @@ class PostgresDriver(Driver):
             connection.autocommit = False
             # psycopg2 now opens every transaction with BEGIN READ ONLY.
             connection.set_session(readonly=params.read_only)
-            for caster in (_BYTES, _DATES, _TIMESTAMPS):
+            for caster in (_BYTES, _DATES, _TIMESTAMPS, _TIMETZ):
                 psycopg2.extensions.register_type(caster, connection)
         except psycopg2.Error as exc:
             connection.close()

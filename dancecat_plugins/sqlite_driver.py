@@ -171,7 +171,9 @@ ONE_STATEMENT = "You can only execute one statement at a time."
 ATTACH_REFUSED = "ATTACH and VACUUM INTO are not allowed"  # the sqlite3 module's words
 
 _DATE = re.compile(rb"\d{4}-\d{2}-\d{2}")
-_TIME = re.compile(rb"\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?")
+# A time of day, with an offset or not (SQLite has no time with time zone: text that has
+# one is spelled as PostgreSQL's timetz is, ``+HH:MM[:SS]``).
+_TIME = re.compile(rb"\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:[+-]\d{2}(?::\d{2}(?::\d{2})?)?)?")
 _DATETIME = re.compile(rb"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?")
 
 

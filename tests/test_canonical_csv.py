@@ -293,3 +293,148 @@ def test_mysql_connection_still_reads_after_a_fast_copy(mysql_sample):
         assert [list(r) for b in cursor.batches() for r in b] == [[42]]
         cursor.close()
     assert sink.getvalue().decode() == EXPECTED_COMMON.split("\n", 1)[1]
+
+
+# --- floats and times with an offset: one spelling on every database and path ---------------
+
+# (double, real) pairs every database holds, as literals each reads the same way: the real
+# ones fit MariaDB's FLOAT, which sends six significant digits.
+FLOATS = [
+    ("0.1", "0.1"),
+    ("1e15", "1e15"),  # Python: 1000000000000000.0; MariaDB: 1e15
+    ("1e16", "123456"),
+    ("0.00001", "0.00001"),  # MariaDB: 0.00001
+    ("1.5e-7", "1.5e-7"),
+    ("-2.5e-300", "-2.5"),
+    ("1e300", "3.4e38"),
+    ("123456789012345.6", "0.0001"),
+    ("1000000000000000.1", "1e6"),  # exponent 15 with a fraction; real: float4's 1e+06
+    ("-1234567890123456", "-1e-5"),
+    ("3", "1.5"),
+    ("NULL", "NULL"),
+]
+# PostgreSQL's float8 output, which is the canonical form (docs/RESULTS.md).
+FLOAT_CSV = (
+    "id,d,r\n"
+    "1,0.1,0.1\n"
+    "2,1e+15,1e+15\n"
+    "3,1e+16,123456\n"
+    "4,1e-05,1e-05\n"
+    "5,1.5e-07,1.5e-07\n"
+    "6,-2.5e-300,-2.5\n"
+    "7,1e+300,3.4e+38\n"
+    "8,123456789012345.6,0.0001\n"
+    "9,1.0000000000000001e+15,1000000\n"
+    "10,-1.234567890123456e+15,-1e-05\n"
+    "11,3,1.5\n"
+    "12,,\n"
+)
+FLOAT_VALUES = ", ".join(f"({i}, {d}, {r})" for i, (d, r) in enumerate(FLOATS, 1))
+SELECT_FLOATS = "SELECT id, d, r FROM floats ORDER BY id"
+
+
+def test_floats_same_on_every_database(runtime, pg_database, mysql_database, tmp_path):
+    """double precision / DOUBLE / REAL and real / FLOAT, stored through the runner."""
+    pg_execute(
+        pg_database,
+        "CREATE TABLE floats (id integer, d double precision, r real)",
+        f"INSERT INTO floats VALUES {FLOAT_VALUES}",
+    )
+    my_execute(
+        mysql_database,
+        "CREATE TABLE floats (id int, d double, r float)",
+        f"INSERT INTO floats VALUES {FLOAT_VALUES}",
+    )
+    path = tmp_path / "floats.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE floats (id INTEGER, d REAL, r REAL)")
+        db.execute(f"INSERT INTO floats VALUES {FLOAT_VALUES}")
+    db.close()
+    pg = stored_csv(runtime, "postgresql", pg_database, SELECT_FLOATS)
+    my = stored_csv(runtime, "mysql", mysql_database, SELECT_FLOATS)
+    lite = stored_csv(runtime, "sqlite", path, SELECT_FLOATS)
+    assert pg.decode() == FLOAT_CSV
+    assert my == pg
+    assert lite == pg
+    # The fast paths (COPY, MariaDB's row packets) and the row paths agree row by row.
+    body = FLOAT_CSV.split("\n", 1)[1].encode()
+    for fast, rows in (
+        both_paths(PostgresDriver(), pg_params(pg_database), SELECT_FLOATS),
+        both_paths(MysqlDriver(), my_params(mysql_database), SELECT_FLOATS),
+    ):
+        assert fast == rows == body
+
+
+def test_mysql_floats_that_change_length_between_ordinary_rows(mysql_database):
+    """A float the server spells otherwise (``1e15``, ``0.00001``) takes the per-field path
+    for its row alone; the rows around it stay on the marking path, in order."""
+    my_execute(
+        mysql_database,
+        "CREATE TABLE mixed (id int, d double, label varchar(20), ok boolean)",
+        "INSERT INTO mixed SELECT seq, CASE WHEN seq % 97 = 0 THEN 1e15 * seq"
+        " WHEN seq % 89 = 0 THEN 1e-5 / seq ELSE seq / 7e0 END,"
+        " CASE WHEN seq % 5 = 0 THEN 'a,b' ELSE '' END, seq % 2 FROM seq_1_to_20000",
+    )
+    sql = "SELECT id, d, label, ok FROM mixed ORDER BY id"
+    fast, rows = both_paths(MysqlDriver(), my_params(mysql_database), sql)
+    assert fast == rows
+    lines = fast.decode().splitlines()
+    assert len(lines) == 20000
+    assert lines[96] == '97,9.7e+16,"",true' and lines[88] == '89,1.1235955056179776e-07,"",true'
+    assert lines[4] == '5,0.7142857142857143,"a,b",true'
+
+
+def test_postgres_float_values_only_it_holds(pg_database, tmp_path):
+    """Negative zero, infinities and NaN, in double precision and real, on both paths; and
+    a real whose float4 text is an exponent (``1.234567e+06``). SQLite keeps infinities
+    (no NaN, no negative zero); MariaDB has none of them."""
+    sql = (
+        "SELECT '-0'::float8 AS a, 'Infinity'::float8 AS b, '-Infinity'::float8 AS c,"
+        " 'NaN'::float8 AS d, '-0'::real AS e, 'Infinity'::real AS f, 'NaN'::real AS g,"
+        " 1234567::real AS h, 0.1::real AS i"
+    )
+    fast, rows = both_paths(PostgresDriver(), pg_params(pg_database), sql)
+    assert fast == rows == b"-0,Infinity,-Infinity,NaN,-0,Infinity,NaN,1234567,0.1\n"
+    path = tmp_path / "inf.sqlite"
+    sqlite3.connect(path).close()
+    with SqliteDriver().connect(sqlite_params(path), timeout=10) as session:
+        cursor = session.open_query("SELECT 9e999 AS b, -9e999 AS c", timeout=10)
+        formatter = RowFormatter(cursor.columns)
+        assert "".join(formatter.lines(b) for b in cursor.batches()) == "Infinity,-Infinity\n"
+        cursor.close()
+
+
+# timetz values and their canonical text: the offset always as +HH:MM, seconds when it has
+# them, the fraction trimmed as elsewhere.
+TIMETZ = [
+    ("12:00:00+02", "12:00:00+02:00"),
+    ("12:30:00.5+05:30", "12:30:00.5+05:30"),
+    ("23:59:59-03:30:15", "23:59:59-03:30:15"),
+    ("00:00:00+00", "00:00:00+00:00"),
+    ("01:02:03.000100-11", "01:02:03.0001-11:00"),
+    ("13:14:15.25-00:00:30", "13:14:15.25-00:00:30"),
+]
+
+
+def test_times_with_an_offset_same_on_postgresql_and_sqlite(runtime, pg_database, tmp_path):
+    """PostgreSQL's timetz writes a whole-hour offset as ``+02``; the canonical text is
+    ``+02:00``, on COPY and the row path, and for a SQLite column declared TIME."""
+    values = ", ".join(f"({i}, '{text}')" for i, (text, _) in enumerate(TIMETZ, 1))
+    pg_execute(
+        pg_database,
+        "CREATE TABLE zoned_times (id integer, t timetz(6))",
+        f"INSERT INTO zoned_times VALUES {values}, (7, NULL)",
+    )
+    path = tmp_path / "times.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE zoned_times (id INTEGER, t TIME)")
+        db.execute(f"INSERT INTO zoned_times VALUES {values}, (7, NULL)")
+    db.close()
+    sql = "SELECT id, t FROM zoned_times ORDER BY id"
+    expected = "id,t\n" + "".join(f"{i},{text}\n" for i, (_, text) in enumerate(TIMETZ, 1)) + "7,\n"
+    pg = stored_csv(runtime, "postgresql", pg_database, sql)
+    lite = stored_csv(runtime, "sqlite", path, sql)
+    assert pg.decode() == expected
+    assert lite == pg
+    fast, rows = both_paths(PostgresDriver(), pg_params(pg_database), sql)
+    assert fast == rows == expected.split("\n", 1)[1].encode()

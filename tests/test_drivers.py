@@ -31,7 +31,7 @@ from dancecat_core.csvcodec import RowFormatter, header_line, read_typed_rows
 from dancecat_core.drivers import ConnectionParams, DriverSession, QueryCursor
 from dancecat_core.errors import ConnectionFailed, QueryError, QueryTimeout, ReadOnlyViolation
 from dancecat_core.local_files import LocalFileRules
-from dancecat_plugins import mysql_driver, postgresql_driver, sqlite_driver
+from dancecat_plugins import mysql_driver, mysql_fast_csv, postgresql_driver, sqlite_driver
 from dancecat_plugins.mysql_driver import MysqlDriver
 from dancecat_plugins.postgresql_driver import PostgresDriver
 from dancecat_plugins.sqlite_driver import SqliteDriver
@@ -1328,14 +1328,14 @@ def test_mysql_copy_invalid_utf8_is_replaced_not_misread() -> None:
     )
     for kinds, expect in [
         (
-            [mysql_driver.RAW, mysql_driver.TEXT],
+            [mysql_fast_csv.RAW, mysql_fast_csv.TEXT],
             '1,"ok, fine"\n2,"bad \ufffd\ufffd\ufffd, byte"\n3,cut \ufffd\n4,\n5,""\n',
         ),
-        ([mysql_driver.SKIP, mysql_driver.HEX], "\\x6f6b2c2066696e65\n"),
+        ([mysql_fast_csv.SKIP, mysql_fast_csv.HEX], "\\x6f6b2c2066696e65\n"),
     ]:
         sink = io.BytesIO()
-        count = mysql_driver._RowCopier(connection, kinds, sink).copy()
-        if kinds[1] == mysql_driver.TEXT:
+        count = mysql_fast_csv._RowCopier(connection, kinds, sink).copy()
+        if kinds[1] == mysql_fast_csv.TEXT:
             assert count == 5
             assert sink.getvalue().decode() == expect
             assert connection._next_seq_id == 7
