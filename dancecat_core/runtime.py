@@ -50,6 +50,17 @@ class Runtime:
         """The store new results go to (``RESULT_STORE``)."""
         return self.stores[self.settings.result_store]
 
+    @property
+    def formats(self) -> list[str]:
+        """The registered download formats, in name order: the routes' patterns, the
+        OpenAPI enum and the screens' links all come from here."""
+        return sorted(self.exporters)
+
+    @property
+    def download_exporters(self) -> list[Exporter]:
+        """The registered exporters, in ``formats`` order (the screens' download links)."""
+        return [self.exporters[fmt] for fmt in self.formats]
+
     def driver(self, name: str) -> Driver:
         try:
             return self.drivers[name]
