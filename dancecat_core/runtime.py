@@ -27,7 +27,12 @@ from dancecat_core.notifiers import Notifier
 from dancecat_core.plugins import collect, get_plugin_manager, value_patterns
 from dancecat_core.resultstore import ResultStore
 from dancecat_core.scrubbing import ColumnRemoval, ScrubPlan, ValuePattern
-from dancecat_core.settings import Settings, load_settings, read_encryption_keys
+from dancecat_core.settings import (
+    Settings,
+    collect_specs,
+    load_settings,
+    read_encryption_keys,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +123,9 @@ def build_runtime(
     settings: Settings | None = None, *, plugin_manager: Any = None, engine: Engine | None = None
 ) -> Runtime:
     """Load settings (if not given), plugins, and the app database engine."""
-    settings = settings or load_settings()
     pm = plugin_manager or get_plugin_manager()
+    specs = collect_specs(pm)
+    settings = (settings or load_settings(specs=specs)).with_specs(specs)
     hook = pm.hook
     driver_classes = collect(hook.dancecat_register_drivers(), "name", "driver")
     exporter_classes = collect(hook.dancecat_register_exporters(), "format", "exporter")

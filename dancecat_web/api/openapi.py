@@ -666,8 +666,9 @@ def document(server_url: str, runtime: Any) -> dict[str, Any]:
             "title": "DanceCat API",
             "version": "1",
             "description": (
-                "Saved SQL queries as jobs, run in the background, results in every registered "
-                "download format (CSV, XLSX, JSON, ...). Authenticate with `Authorization: Bearer <token>` "
+                "Saved SQL queries as jobs, run in the background, results in every "
+                "registered download format (CSV, XLSX, JSON, ...). Authenticate with "
+                "`Authorization: Bearer <token>` "
                 "(`dancecat token create EMAIL`). Errors are "
                 '`{"error": {"code", "message", "field"?}}`. See docs/API.md.'
             ),

@@ -1,5 +1,6 @@
-"""A third-party DanceCat plugin, installed the way any package is: a TSV exporter and a toy
-driver that serves rows from memory. DanceCat's core knows nothing about either."""
+"""A third-party DanceCat plugin, installed the way any package is: a TSV exporter, a toy
+driver that serves rows from memory and a setting of its own. DanceCat's core knows
+nothing about any of them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dancecat_core.errors import QueryError
 from dancecat_core.exporters import Exporter, ExportSummary
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.resultstore import StoredResult
+from dancecat_core.settings import POSITIVE_INT, SettingSpec
 
 
 class TsvExporter(Exporter):
@@ -77,3 +79,8 @@ def dancecat_register_exporters() -> list[type[Exporter]]:
 @hookimpl
 def dancecat_register_drivers() -> list[type[Driver]]:
     return [ToyDriver]
+
+
+@hookimpl
+def dancecat_register_settings() -> list[SettingSpec]:
+    return [SettingSpec("TOY_MAX_SQUARES", POSITIVE_INT, 1000, "most squares the toy serves")]
