@@ -75,6 +75,11 @@ COMMANDS: tuple[Command, ...] = (
         "dancecat_core.commands.schedule_update:declare",
     ),
     Command(
+        "settings",
+        "every setting (core and plugins'): value, default, type, meaning",
+        "dancecat_core.commands.settings:declare",
+    ),
+    Command(
         "worker",
         "run queued jobs, schedules and emails",
         "dancecat_core.commands.worker:declare",

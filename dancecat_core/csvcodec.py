@@ -259,9 +259,6 @@ class RowFormatter:
             return lambda value: "" if value is None else fmt(value)
         return lambda value: "" if value is None else quote(fmt(value))
 
-    def header(self) -> str:
-        return ",".join(quote(c.name) for c in self.columns) + "\n"
-
     def lines(self, rows: Iterable[Sequence[Any]]) -> str:
         fns = self._fns
         return "".join(
@@ -328,14 +325,6 @@ def read_text_rows(raw: BinaryIO, *, skip_header: bool = True) -> Iterator[TextR
             ]
         else:
             yield row  # type: ignore[misc]
-
-
-def read_header(raw: BinaryIO) -> list[str]:
-    text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-    try:
-        return next(csv.reader(text))
-    finally:
-        text.detach()
 
 
 # Booleans as stored: ``true``/``false``, and ``t``/``f`` in results stored before that.

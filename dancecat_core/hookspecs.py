@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from dancecat_core.notifiers import Notifier
     from dancecat_core.resultstore import ResultStore
     from dancecat_core.scrubbing import ColumnRemoval, ValuePattern
-    from dancecat_core.settings import Settings
+    from dancecat_core.settings import Settings, SettingSpec
 
 PROJECT = "dancecat"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -52,6 +52,19 @@ def dancecat_register_result_stores() -> list[type[ResultStore]]:
 @hookspec
 def dancecat_register_notifiers() -> list[type[Notifier]]:
     """Return notifier classes; every registered notifier is told of every finished run."""
+
+
+@hookspec
+def dancecat_register_settings() -> list[SettingSpec]:
+    """Declare this plugin's settings (``dancecat_core.settings.SettingSpec``).
+
+    Each is read like a core setting (the INI file's ``[app:main]``, then ``DANCECAT_<KEY>``),
+    checked at start-up with the same one-line error, listed by ``dancecat settings`` and
+    reached as ``settings.<key in lower case>``. A key declared twice (by core or by two
+    plugins) is refused.
+
+    :return: setting specs: key, type, default, help.
+    """
 
 
 @hookspec

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,9 @@ from dancecat_core.errors import PluginError
 if TYPE_CHECKING:
     from dancecat_core.scrubbing import ValuePattern
     from dancecat_core.settings import Settings
+
+# A registered name: safe in a URL path, a route pattern, a command-line choice and a column.
+NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
 def get_plugin_manager(*, load_entry_points: bool = True, blocked: Iterable[str] = ()):
@@ -32,11 +36,18 @@ def get_plugin_manager(*, load_entry_points: bool = True, blocked: Iterable[str]
 
 
 def collect(results: Iterable[list[Any] | None], attribute: str, what: str) -> dict[str, Any]:
-    """Merge every plugin's list into a name -> item mapping, refusing duplicates."""
+    """Merge every plugin's list into a name -> item mapping, refusing duplicates and names
+    that are not ``NAME`` (they appear in URLs, route patterns, options and stored rows)."""
     merged: dict[str, Any] = {}
     for items in results:
         for item in items or ():
             name = getattr(item, attribute)
+            if not isinstance(name, str) or not NAME.fullmatch(name):
+                raise PluginError(
+                    f"{item.__module__}.{getattr(item, '__qualname__', item)} registers the "
+                    f"{what} name {name!r}: a name is lower-case letters, digits, _ and -, "
+                    "starting with a letter"
+                )
             if name in merged and merged[name] is not item:
                 raise PluginError(
                     f"two plugins register the {what} name {name!r}: "

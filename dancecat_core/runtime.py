@@ -27,7 +27,12 @@ from dancecat_core.notifiers import Notifier
 from dancecat_core.plugins import collect, get_plugin_manager, value_patterns
 from dancecat_core.resultstore import ResultStore
 from dancecat_core.scrubbing import ColumnRemoval, ScrubPlan, ValuePattern
-from dancecat_core.settings import Settings, load_settings, read_encryption_keys
+from dancecat_core.settings import (
+    Settings,
+    collect_specs,
+    load_settings,
+    read_encryption_keys,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,17 @@ class Runtime:
     def store(self) -> ResultStore:
         """The store new results go to (``RESULT_STORE``)."""
         return self.stores[self.settings.result_store]
+
+    @property
+    def formats(self) -> list[str]:
+        """The registered download formats, in name order: the routes' patterns, the
+        OpenAPI enum and the screens' links all come from here."""
+        return sorted(self.exporters)
+
+    @property
+    def download_exporters(self) -> list[Exporter]:
+        """The registered exporters, in ``formats`` order (the screens' download links)."""
+        return [self.exporters[fmt] for fmt in self.formats]
 
     def driver(self, name: str) -> Driver:
         try:
@@ -107,8 +123,9 @@ def build_runtime(
     settings: Settings | None = None, *, plugin_manager: Any = None, engine: Engine | None = None
 ) -> Runtime:
     """Load settings (if not given), plugins, and the app database engine."""
-    settings = settings or load_settings()
     pm = plugin_manager or get_plugin_manager()
+    specs = collect_specs(pm)
+    settings = (settings or load_settings(specs=specs)).with_specs(specs)
     hook = pm.hook
     driver_classes = collect(hook.dancecat_register_drivers(), "name", "driver")
     exporter_classes = collect(hook.dancecat_register_exporters(), "format", "exporter")

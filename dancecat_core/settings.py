@@ -1,10 +1,16 @@
 """Settings: one frozen value built from embedded defaults, an INI file and the environment.
 
-Precedence, lowest first: the defaults below, the ``[app:main]`` section of the INI file named
-by ``-c/--config`` or ``DANCECAT_CONFIG``, then ``DANCECAT_<KEY>`` environment variables. The
-INI section is Pyramid's, so ``pserve`` and the console read the same file. With nothing set,
-everything lives under ``DANCECAT_HOME`` (default ``./var``): the SQLite app database, the
-huey queue file, result files and the generated secrets.
+Precedence, lowest first: each setting's default, the ``[app:main]`` section of the INI file
+named by ``-c/--config`` or ``DANCECAT_CONFIG``, then ``DANCECAT_<KEY>`` environment
+variables. The INI section is Pyramid's, so ``pserve`` and the console read the same file.
+With nothing set, everything lives under ``DANCECAT_HOME`` (default ``./var``): the SQLite app
+database, the huey queue file, result files and the generated secrets.
+
+Each setting is declared once, as a ``SettingSpec`` (key, type, default, help): core
+settings by the ``setting(...)`` fields of ``Settings`` below, a plugin's by its
+``dancecat_register_settings`` hook. ``dancecat settings`` lists them all, and the README's
+table is their rendering (``dancecat settings --markdown``; a test keeps the two equal). A
+plugin's values are read like core ones and reached as ``settings.<key in lower case>``.
 """
 
 from __future__ import annotations
@@ -13,15 +19,19 @@ import configparser
 import os
 import secrets
 import zoneinfo
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from cryptography.fernet import Fernet
 
-from dancecat_core.errors import ConfigError
+from dancecat_core.errors import ConfigError, PluginError
+from dancecat_core.plugins import get_plugin_manager
 from dancecat_core.private_files import make_private_dir, tighten_file
+
+if TYPE_CHECKING:
+    import pluggy
 
 ENV_PREFIX = "DANCECAT_"
 
@@ -92,6 +102,97 @@ def _text(raw: str) -> str:
     return raw
 
 
+
+
+def _optional_text(raw: str) -> str | None:
+    return raw.strip() or None
+
+
+@attrs.frozen
+class SettingType:
+    """How a setting's text becomes its value; ``name`` is what ``dancecat settings`` and
+    the docs call it. ``parse`` raises ``ValueError`` with the end of a sentence
+    ("must be a whole number") that follows the key and the given text."""
+
+    name: str
+    parse: Callable[[str], Any]
+
+
+TEXT = SettingType("text", _text)
+OPTIONAL_TEXT = SettingType("text (empty: unset)", _optional_text)
+URL = SettingType("URL", _url)
+POSITIVE_INT = SettingType("positive integer", _positive_int)
+NON_NEGATIVE_INT = SettingType("zero or a positive integer", _non_negative_int)
+BOOLEAN = SettingType("true or false", _bool)
+LIST = SettingType("comma-separated list", _list)
+TIMEZONE = SettingType("IANA time zone", _timezone)
+
+
+def choice(*options: str) -> SettingType:
+    """One of ``options``, in any case."""
+    return SettingType(f"one of {', '.join(options)}", _choice(*options))
+
+
+@attrs.frozen
+class SettingSpec:
+    """One setting: ``KEY`` (read as ``key`` or ``dancecat.key`` in the INI file and as
+    ``DANCECAT_KEY`` in the environment), its type, its default (the parsed value; ``None``
+    for unset) and what it does. ``shown_default`` says a default the value cannot (one
+    derived from ``HOME``); ``secret`` values are never printed. ``origin`` is filled in
+    when the spec is collected: ``core`` or the plugin that declared it."""
+
+    key: str
+    type: SettingType
+    default: Any
+    help: str
+    shown_default: str = ""
+    secret: bool = False
+    origin: str = "core"
+
+    @property
+    def attribute(self) -> str:
+        return self.key.lower()
+
+    def default_text(self) -> str:
+        if self.shown_default:
+            return self.shown_default
+        return shown_value(self.default)
+
+    def parse(self, raw: str) -> Any:
+        """The value for ``raw``, or ``ConfigError`` naming the key, in one line."""
+        try:
+            return self.type.parse(raw)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"setting {self.key}: {raw!r} {str(exc) or 'is malformed'}"
+            ) from None
+
+
+def shown_value(value: Any) -> str:
+    """A setting's value as the docs and ``dancecat settings`` write it."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple | list):
+        return ", ".join(str(item) for item in value)
+    return str(value)
+
+
+def setting(
+    type: SettingType,
+    default: Any,
+    help: str,
+    *,
+    shown_default: str = "",
+    secret: bool = False,
+) -> Any:
+    """A core setting's declaration: a ``Settings`` field whose key is its name upper-cased."""
+    return attrs.field(
+        metadata={"setting": (type, default, help, shown_default, secret)}, repr=not secret
+    )
+
+
 def _server_timezone() -> str:
     """The machine's IANA zone name, or UTC when the machine does not say one."""
     tz = os.environ.get("TZ")
@@ -139,99 +240,213 @@ DEFAULT_SCRUB_PATTERNS = (
     "recovery_code",
 )
 
-# Every key, its parser and its default. ``None`` means "derived from DANCECAT_HOME" or
-# "not set"; see ``load_settings``. The README's configuration table mirrors this.
-SPEC: dict[str, tuple[Callable[[str], Any], Any]] = {
-    "HOME": (_text, "./var"),
-    "DATABASE_URL": (_url, None),
-    "SECRET_KEY": (_text, None),
-    "ENCRYPTION_KEYS": (_list, None),
-    "QUERY_TEST_LIMIT": (_positive_int, 100),
-    "JOB_RESULT_VALID_SECONDS": (_positive_int, 86400),
-    "FREQUENCY_INTERVAL_SECONDS": (_positive_int, 60),
-    "DB_TIMEOUT": (_positive_int, 120),
-    "CONNECT_TIMEOUT": (_positive_int, 10),
-    "JOB_WORKER_EXECUTE_TIMEOUT": (_positive_int, 3600),
-    "JOB_WORKER_ENQUEUE_TIMEOUT": (_positive_int, 1800),
-    "RESULT_STORE": (_text, "file"),
-    "RESULT_DIR": (_text, None),
-    "REDIS_URL": (_text, None),
-    "HUEY_FILE": (_text, None),
-    "HUEY_NAME": (_text, "dancecat"),
-    "WORKER_STALE_SECONDS": (_positive_int, 60),
-    "WORKERS": (_positive_int, 2),
-    "TIMEZONE": (_timezone, None),
-    "SCRUB_COLUMN_PATTERNS": (_list, DEFAULT_SCRUB_PATTERNS),
-    "SMTP_HOST": (_text, None),
-    "SMTP_PORT": (_positive_int, 25),
-    "SMTP_SECURITY": (_choice("none", "starttls", "ssl"), "none"),
-    "SMTP_USER": (_text, None),
-    "SMTP_PASSWORD": (_text, None),
-    "SMTP_TIMEOUT": (_positive_int, 30),
-    "MAIL_SENDER": (_text, "dancecat@localhost"),
-    "MAIL_ATTACHMENT_MAX_BYTES": (_positive_int, 10 * 1024 * 1024),
-    "BASE_URL": (_text, "http://127.0.0.1:6543"),
-    "EMBEDDED_WORKER": (_bool, True),
-    "SECURE_COOKIES": (_bool, False),
-    "MAX_BODY_BYTES": (_positive_int, 1024 * 1024),
-    "LOGIN_MAX_FAILURES": (_positive_int, 5),
-    "LOGIN_LOCKOUT_SECONDS": (_positive_int, 300),
-    "PASSWORD_MIN_LENGTH": (_positive_int, 10),
-    "NOTIFY_RETRIES": (_non_negative_int, 8),
-    "NOTIFY_RETRY_DELAY": (_positive_int, 30),
-    "SQLITE_ALLOWED_DIRS": (_list, None),
-}
-
-
 @attrs.frozen
 class Settings:
-    """Every DanceCat setting, parsed and checked; built by ``load_settings``."""
+    """Every DanceCat setting, parsed and checked; built by ``load_settings``.
 
-    home: Path
-    database_url: str
-    secret_key: str
-    encryption_keys: tuple[str, ...]
-    query_test_limit: int
-    job_result_valid_seconds: int
-    frequency_interval_seconds: int
-    db_timeout: int
-    connect_timeout: int
-    job_worker_execute_timeout: int
-    job_worker_enqueue_timeout: int
-    result_store: str
-    result_dir: Path
-    redis_url: str | None
-    huey_file: Path
-    huey_name: str
-    worker_stale_seconds: int
-    workers: int
-    timezone: str
-    scrub_column_patterns: tuple[str, ...]
-    smtp_host: str | None
-    smtp_port: int
-    smtp_security: str
-    smtp_user: str | None
-    smtp_password: str | None
-    smtp_timeout: int
-    mail_sender: str
-    mail_attachment_max_bytes: int
-    base_url: str
-    embedded_worker: bool
-    secure_cookies: bool
-    max_body_bytes: int
-    login_max_failures: int
-    login_lockout_seconds: int
-    password_min_length: int
-    notify_retries: int
-    notify_retry_delay: int
-    sqlite_allowed_dirs: tuple[Path, ...]
+    Each ``setting(...)`` field is a core setting's one declaration. Plugins' settings are
+    in ``plugin_values`` (by key) and read as attributes too: ``settings.smtp_host``.
+    """
+
+    home: Path = setting(
+        TEXT,
+        "./var",
+        "where embedded defaults live: app database, queue file, results, secrets "
+        "(created 0700, files 0600)",
+    )
+    database_url: str = setting(
+        URL,
+        None,
+        "app database (SQLite, PostgreSQL `postgresql+psycopg2://…`, "
+        "MariaDB/MySQL `mysql+pymysql://…`)",
+        shown_default="`sqlite:///$HOME/dancecat.sqlite`",
+    )
+    secret_key: str = setting(
+        OPTIONAL_TEXT,
+        None,
+        "signs session cookies and CSRF tokens",
+        shown_default="generated once into `$HOME/secret_key` (0600)",
+        secret=True,
+    )
+    encryption_keys: tuple[str, ...] = setting(
+        LIST,
+        None,
+        "Fernet keys, comma-separated, first encrypts; connection passwords are encrypted "
+        "with them",
+        shown_default="generated once into `$HOME/encryption_keys` (0600)",
+        secret=True,
+    )
+    query_test_limit: int = setting(
+        POSITIVE_INT, 100, "rows in a preview (the job form's Run button)"
+    )
+    job_result_valid_seconds: int = setting(
+        POSITIVE_INT,
+        86400,
+        "how long a run's result can be downloaded; then it is deleted and the tracker says "
+        "Result Expired",
+    )
+    frequency_interval_seconds: int = setting(
+        POSITIVE_INT, 60, "how often the scheduler checks for due schedules"
+    )
+    db_timeout: int = setting(
+        POSITIVE_INT,
+        120,
+        "default query timeout in seconds (a job may set its own), enforced by the queried "
+        "server too",
+    )
+    connect_timeout: int = setting(POSITIVE_INT, 10, "seconds to reach a queried database")
+    job_worker_execute_timeout: int = setting(
+        POSITIVE_INT, 3600, "hard limit on one run; the query is cancelled on the server"
+    )
+    job_worker_enqueue_timeout: int = setting(
+        POSITIVE_INT, 1800, "a run still queued after this becomes Died in Queue and never runs"
+    )
+    result_store: str = setting(
+        TEXT,
+        "file",
+        "a registered result store: `file` (files under `RESULT_DIR`) or `database` (the app "
+        "database, for machines without a shared disk)",
+    )
+    result_dir: Path = setting(
+        TEXT, None, "where the `file` store keeps results", shown_default="`$HOME/results`"
+    )
+    redis_url: str | None = setting(
+        OPTIONAL_TEXT,
+        None,
+        "use Redis for the queue (any number of workers on any number of machines); unset: "
+        "SQLite queue file",
+    )
+    huey_file: Path = setting(
+        TEXT, None, "the embedded queue file", shown_default="`$HOME/huey.sqlite`"
+    )
+    huey_name: str = setting(
+        TEXT, "dancecat", "queue name (several DanceCats, or test runs, can share one Redis)"
+    )
+    worker_stale_seconds: int = setting(
+        POSITIVE_INT,
+        60,
+        "a Running tracker whose worker's heartbeat is older than this is marked Failed by "
+        "the sweeper; a Queued one missing from the queue this long is enqueued again",
+    )
+    workers: int = setting(
+        POSITIVE_INT,
+        2,
+        "worker threads of `dancecat worker` and of the embedded worker in `dancecat serve`",
+    )
+    embedded_worker: bool = setting(
+        BOOLEAN, True, "`dancecat serve` runs the worker in-process when no `REDIS_URL` is set"
+    )
+    timezone: str = setting(
+        TIMEZONE, None, "default timezone of new schedules", shown_default="the server's"
+    )
+    scrub_column_patterns: tuple[str, ...] = setting(
+        LIST,
+        DEFAULT_SCRUB_PATTERNS,
+        "column names (matched inside names, case and separators ignored) removed from "
+        "every result",
+        shown_default="password, passwd, pwd, secret, token, api_key, private_key, …",
+    )
+    sqlite_allowed_dirs: tuple[Path, ...] = setting(
+        LIST,
+        None,
+        "folders (comma-separated) whose files SQLite connections may open; empty: none. "
+        "`DANCECAT_HOME`, `RESULT_DIR`, the queue file's folder and the app database are "
+        "refused even inside them, and so is a file in a folder other users can change. "
+        "Read-write SQLite connections are for admins",
+        shown_default="the bundled `examples/` folder",
+    )
+    notify_retries: int = setting(
+        NON_NEGATIVE_INT, 8, "notification retries after a failed delivery"
+    )
+    notify_retry_delay: int = setting(
+        POSITIVE_INT, 30, "seconds before the first notification retry (doubling after)"
+    )
+    base_url: str = setting(
+        TEXT, "http://127.0.0.1:6543", "the web app's address, for links in notifications"
+    )
+    secure_cookies: bool = setting(
+        BOOLEAN, False, "mark session cookies Secure (set when served over https)"
+    )
+    max_body_bytes: int = setting(
+        POSITIVE_INT, 1024 * 1024, "largest request body the web app accepts"
+    )
+    login_max_failures: int = setting(
+        POSITIVE_INT, 5, "failed sign-ins before an email is locked out"
+    )
+    login_lockout_seconds: int = setting(
+        POSITIVE_INT, 300, "how long a locked-out email waits"
+    )
+    password_min_length: int = setting(POSITIVE_INT, 10, "shortest password accepted")
     config_file: Path | None = None
+    plugin_values: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    # The raw text of every key the INI file and the environment set, for settings declared
+    # after loading (``with_specs``: a plugin manager's).
+    sources: Mapping[str, str] = attrs.field(factory=dict, repr=False)
 
     @property
     def embedded(self) -> bool:
         """True when no queue server is configured: SqliteHuey beside the app database."""
         return self.redis_url is None
 
+    def __getattr__(self, name: str) -> Any:
+        """A plugin's setting, by its key in lower case (``settings.smtp_host``)."""
+        if name.startswith("_") or name == "plugin_values":
+            raise AttributeError(name)
+        try:
+            return self.plugin_values[name.upper()]
+        except KeyError:
+            raise AttributeError(
+                f"no setting {name.upper()} (is the plugin that declares it installed?)"
+            ) from None
+
+    def with_specs(self, specs: Iterable[SettingSpec]) -> Settings:
+        """These settings plus the values of ``specs`` not read yet (a plugin manager's)."""
+        missing = [
+            spec
+            for spec in specs
+            if spec.key not in self.plugin_values and spec.key not in CORE_KEYS
+        ]
+        if not missing:
+            return self
+        values = dict(self.plugin_values)
+        for spec in missing:
+            values[spec.key] = (
+                spec.parse(self.sources[spec.key]) if spec.key in self.sources else spec.default
+            )
+        return attrs.evolve(self, plugin_values=values)
+
+
+CORE_SETTINGS: tuple[SettingSpec, ...] = tuple(
+    SettingSpec(field.name.upper(), *field.metadata["setting"])
+    for field in attrs.fields(Settings)
+    if "setting" in field.metadata
+)
+CORE_KEYS = frozenset(spec.key for spec in CORE_SETTINGS)
+
+
+def collect_specs(pm: pluggy.PluginManager) -> tuple[SettingSpec, ...]:
+    """Core settings, then every plugin's (``dancecat_register_settings``), each tagged
+    with its origin; two declarations of one key are refused."""
+    specs: dict[str, SettingSpec] = {spec.key: spec for spec in CORE_SETTINGS}
+    for impl in pm.hook.dancecat_register_settings.get_hookimpls():
+        for spec in impl.function() or ():
+            if not isinstance(spec, SettingSpec):
+                raise PluginError(
+                    f"plugin {impl.plugin_name}: dancecat_register_settings must return "
+                    f"SettingSpec values, not {type(spec).__name__}"
+                )
+            if spec.key != spec.key.upper() or not spec.key.replace("_", "").isalnum():
+                raise PluginError(
+                    f"plugin {impl.plugin_name}: setting key {spec.key!r} must be upper-case "
+                    "letters, digits and _"
+                )
+            if spec.key in specs:
+                raise PluginError(
+                    f"setting {spec.key} is declared twice: by {specs[spec.key].origin} and "
+                    f"by {impl.plugin_name}"
+                )
+            specs[spec.key] = attrs.evolve(spec, origin=impl.plugin_name)
+    return tuple(specs.values())
 
 def read_ini(path: str | os.PathLike[str]) -> dict[str, str]:
     """The ``[app:main]`` section of a Pyramid-style INI file, keys upper-cased.
@@ -252,9 +467,9 @@ def read_ini(path: str | os.PathLike[str]) -> dict[str, str]:
     values: dict[str, str] = {}
     here = str(path.resolve().parent)
     for key, value in parser.items("app:main"):
-        name = key.removeprefix("dancecat.").upper()
-        if name in SPEC:
-            values[name] = value.replace("%(here)s", here)
+        if key.startswith("pyramid.") or key == "use":
+            continue
+        values[key.removeprefix("dancecat.").upper()] = value.replace("%(here)s", here)
     return values
 
 
@@ -283,45 +498,34 @@ def read_encryption_keys(home: Path) -> tuple[str, ...]:
         return ()
 
 
-def load_settings(
-    config_file: str | os.PathLike[str] | None = None,
-    environ: Mapping[str, str] | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> Settings:
-    """Build the settings, or raise ``ConfigError`` naming the first bad key."""
-    environ = os.environ if environ is None else environ
-    config_file = config_file or environ.get("DANCECAT_CONFIG") or None
+def read_sources(
+    config_file: str | os.PathLike[str] | None, environ: Mapping[str, str]
+) -> dict[str, str]:
+    """The raw text of every setting the INI file and the environment set, by key."""
     raw: dict[str, str] = {}
     if config_file:
         raw.update(read_ini(config_file))
-    for key in SPEC:
-        if ENV_PREFIX + key in environ:
-            raw[key] = environ[ENV_PREFIX + key]
+    for name, value in environ.items():
+        if name.startswith(ENV_PREFIX) and name != "DANCECAT_CONFIG":
+            raw[name.removeprefix(ENV_PREFIX)] = value
+    return raw
 
-    values: dict[str, Any] = {}
-    for key, (parse, default) in SPEC.items():
-        if key in raw:
-            try:
-                values[key] = parse(raw[key])
-            except (ValueError, TypeError) as exc:
-                raise ConfigError(
-                    f"setting {key}: {raw[key]!r} {str(exc) or 'is malformed'}"
-                ) from None
-        else:
-            values[key] = default
-    for key, value in (overrides or {}).items():
-        values[key.upper()] = value
 
-    home = Path(values["HOME"]).expanduser().absolute()
+def _sqlite_dirs(dirs: tuple[str, ...] | None) -> tuple[Path, ...]:
+    if dirs is None:
+        return (BUNDLED_EXAMPLES,)
+    return tuple(Path(d).expanduser().absolute() for d in dirs)
+
+
+def _derived(values: dict[str, Any]) -> dict[str, Any]:
+    """Values whose default depends on ``HOME`` or the machine, and the secrets generated
+    once into ``HOME``; also the normal form of a few others."""
+    home = Path(values["home"]).expanduser().absolute()
     try:
         make_private_dir(home)
     except OSError as exc:
         raise ConfigError(f"setting HOME: cannot create {home}: {exc.strerror}") from None
-
-    secret_key = values["SECRET_KEY"] or _ensure_secret_file(
-        home / "secret_key", lambda: secrets.token_urlsafe(48)
-    )
-    keys = values["ENCRYPTION_KEYS"] or tuple(
+    keys = values["encryption_keys"] or tuple(
         _ensure_secret_file(
             encryption_key_file(home), lambda: Fernet.generate_key().decode("ascii")
         ).split()
@@ -333,49 +537,45 @@ def load_settings(
             raise ConfigError(
                 "setting ENCRYPTION_KEYS: each key must be 32 url-safe base64-encoded bytes"
             ) from None
+    return {
+        "home": home,
+        "database_url": values["database_url"] or f"sqlite:///{home / 'dancecat.sqlite'}",
+        "secret_key": values["secret_key"]
+        or _ensure_secret_file(home / "secret_key", lambda: secrets.token_urlsafe(48)),
+        "encryption_keys": tuple(keys),
+        "result_dir": Path(values["result_dir"] or home / "results").absolute(),
+        "huey_file": Path(values["huey_file"] or home / "huey.sqlite").absolute(),
+        "huey_name": values["huey_name"] or "dancecat",
+        "timezone": values["timezone"] or _server_timezone(),
+        "scrub_column_patterns": tuple(p.lower() for p in values["scrub_column_patterns"]),
+        "base_url": values["base_url"].rstrip("/"),
+        "sqlite_allowed_dirs": _sqlite_dirs(values["sqlite_allowed_dirs"]),
+    }
 
-    return Settings(
-        home=home,
-        database_url=values["DATABASE_URL"] or f"sqlite:///{home / 'dancecat.sqlite'}",
-        secret_key=secret_key,
-        encryption_keys=tuple(keys),
-        query_test_limit=values["QUERY_TEST_LIMIT"],
-        job_result_valid_seconds=values["JOB_RESULT_VALID_SECONDS"],
-        frequency_interval_seconds=values["FREQUENCY_INTERVAL_SECONDS"],
-        db_timeout=values["DB_TIMEOUT"],
-        connect_timeout=values["CONNECT_TIMEOUT"],
-        job_worker_execute_timeout=values["JOB_WORKER_EXECUTE_TIMEOUT"],
-        job_worker_enqueue_timeout=values["JOB_WORKER_ENQUEUE_TIMEOUT"],
-        result_store=values["RESULT_STORE"],
-        result_dir=Path(values["RESULT_DIR"] or home / "results").absolute(),
-        redis_url=values["REDIS_URL"] or None,
-        huey_file=Path(values["HUEY_FILE"] or home / "huey.sqlite").absolute(),
-        huey_name=values["HUEY_NAME"] or "dancecat",
-        worker_stale_seconds=values["WORKER_STALE_SECONDS"],
-        workers=values["WORKERS"],
-        timezone=values["TIMEZONE"] or _server_timezone(),
-        scrub_column_patterns=tuple(p.lower() for p in values["SCRUB_COLUMN_PATTERNS"]),
-        smtp_host=values["SMTP_HOST"] or None,
-        smtp_port=values["SMTP_PORT"],
-        smtp_security=values["SMTP_SECURITY"],
-        smtp_user=values["SMTP_USER"] or None,
-        smtp_password=values["SMTP_PASSWORD"] or None,
-        smtp_timeout=values["SMTP_TIMEOUT"],
-        mail_sender=values["MAIL_SENDER"],
-        mail_attachment_max_bytes=values["MAIL_ATTACHMENT_MAX_BYTES"],
-        base_url=values["BASE_URL"].rstrip("/"),
-        embedded_worker=values["EMBEDDED_WORKER"],
-        secure_cookies=values["SECURE_COOKIES"],
-        max_body_bytes=values["MAX_BODY_BYTES"],
-        login_max_failures=values["LOGIN_MAX_FAILURES"],
-        login_lockout_seconds=values["LOGIN_LOCKOUT_SECONDS"],
-        password_min_length=values["PASSWORD_MIN_LENGTH"],
-        notify_retries=values["NOTIFY_RETRIES"],
-        notify_retry_delay=values["NOTIFY_RETRY_DELAY"],
-        sqlite_allowed_dirs=(
-            (BUNDLED_EXAMPLES,)
-            if values["SQLITE_ALLOWED_DIRS"] is None
-            else tuple(Path(d).expanduser().absolute() for d in values["SQLITE_ALLOWED_DIRS"])
-        ),
-        config_file=Path(config_file) if config_file else None,
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    specs: Sequence[SettingSpec] | None = None,
+) -> Settings:
+    """Build the settings, or raise ``ConfigError`` naming the first bad key.
+
+    ``specs`` are the settings to read: by default core ones and every installed plugin's
+    (which imports the plugins); ``CORE_SETTINGS`` reads core ones only, for commands that
+    load no plugin (``Runtime`` reads its plugins' later, through ``with_specs``).
+    """
+    environ = os.environ if environ is None else environ
+    config_file = config_file or environ.get("DANCECAT_CONFIG") or None
+    if specs is None:
+        specs = collect_specs(get_plugin_manager())
+    raw = read_sources(config_file, environ)
+    values = {
+        spec.attribute: spec.parse(raw[spec.key]) if spec.key in raw else spec.default
+        for spec in CORE_SETTINGS
+    }
+    values.update(_derived(values))
+    settings = Settings(
+        **values, config_file=Path(config_file) if config_file else None, sources=raw
     )
+    return settings.with_specs(specs)

@@ -21,6 +21,13 @@ import attrs
 from dancecat_core.errors import DancecatError
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.notifiers import Attachment, Export, Notifier, RunNotice
+from dancecat_core.settings import (
+    OPTIONAL_TEXT,
+    POSITIVE_INT,
+    TEXT,
+    SettingSpec,
+    choice,
+)
 
 # Where a run's XLSX can be downloaded (the web app's result route); BASE_URL + this.
 RESULT_PATH = "/runs/{tracker_id}/result.xlsx"
@@ -169,3 +176,37 @@ def _too_big(size: int | None, limit: int) -> str:
 @hookimpl
 def dancecat_register_notifiers() -> list[type[Notifier]]:
     return [EmailNotifier]
+
+
+@hookimpl
+def dancecat_register_settings() -> list[SettingSpec]:
+    return [
+        SettingSpec(
+            "SMTP_HOST",
+            OPTIONAL_TEXT,
+            None,
+            "mail server for results by email; unset: email is off and each notification "
+            "says so",
+        ),
+        SettingSpec("SMTP_PORT", POSITIVE_INT, 25, "the mail server's port"),
+        SettingSpec(
+            "SMTP_SECURITY",
+            choice("none", "starttls", "ssl"),
+            "none",
+            "how the connection to the mail server is secured",
+        ),
+        SettingSpec(
+            "SMTP_USER", OPTIONAL_TEXT, None, "login name at the mail server; unset: no login"
+        ),
+        SettingSpec(
+            "SMTP_PASSWORD", OPTIONAL_TEXT, None, "password for `SMTP_USER`", secret=True
+        ),
+        SettingSpec("SMTP_TIMEOUT", POSITIVE_INT, 30, "seconds to wait for the mail server"),
+        SettingSpec("MAIL_SENDER", TEXT, "dancecat@localhost", "From address"),
+        SettingSpec(
+            "MAIL_ATTACHMENT_MAX_BYTES",
+            POSITIVE_INT,
+            10 * 1024 * 1024,
+            "larger results are sent as a link, not attached",
+        ),
+    ]

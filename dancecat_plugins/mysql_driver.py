@@ -24,6 +24,7 @@ from pymysql.constants import CR, ER, FIELD_TYPE
 from dancecat_core.columns import Column, ColumnType
 from dancecat_core.csvcodec import UTC_OFFSET, datetime_string
 from dancecat_core.drivers import ConnectionParams, Driver, DriverSession, QueryCursor
+from dancecat_core.error_text import HIDDEN_SECRET
 from dancecat_core.errors import ConnectionFailed, QueryError, QueryTimeout, ReadOnlyViolation
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.provenance import Traced, trace
@@ -376,7 +377,7 @@ class MysqlDriver(Driver):
                     f"{options['read_timeout']:g} s"
                 )
             for secret in params.secrets:
-                message = message.replace(secret, "***")
+                message = message.replace(secret, HIDDEN_SECRET)
             raise ConnectionFailed(" ".join(message.split())) from None
         try:
             with connection.cursor() as cursor:

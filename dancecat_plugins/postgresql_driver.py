@@ -30,6 +30,7 @@ import psycopg2.extensions
 
 from dancecat_core.columns import Column, ColumnType
 from dancecat_core.drivers import ConnectionParams, Driver, DriverSession, QueryCursor
+from dancecat_core.error_text import HIDDEN_SECRET
 from dancecat_core.errors import ConnectionFailed, QueryError, QueryTimeout, ReadOnlyViolation
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.provenance import trace
@@ -138,7 +139,7 @@ def one_line(message: str, secrets: Sequence[str] = ()) -> str:
     """libpq's multi-line message as one line, with any secret blanked out."""
     text = " ".join(line.strip() for line in message.splitlines() if line.strip())
     for secret in secrets:
-        text = text.replace(secret, "***")
+        text = text.replace(secret, HIDDEN_SECRET)
     return text
 
 

@@ -228,7 +228,7 @@ class SqliteCursor(QueryCursor):
             return  # a statement without a result (a write on a read-write connection)
         while self._left is None or self._left > 0:
             want = size if self._left is None else min(size, self._left)
-            with self._session.translate_errors():
+            with self._session.errors():
                 batch = self._cursor.fetchmany(want)
             if not batch:
                 return
@@ -294,7 +294,7 @@ class SqliteSession(DriverSession):
         return int(self._cancelled.is_set() or time.monotonic() > self._deadline)
 
     @contextlib.contextmanager
-    def translate_errors(self) -> Iterator[None]:
+    def errors(self) -> Iterator[None]:
         """Turn sqlite3 errors into DanceCat errors, and stop once the query is cancelled."""
         if self._cancelled.is_set():
             raise QueryError("the query was cancelled")
@@ -304,7 +304,7 @@ class SqliteSession(DriverSession):
             raise self._error(exc) from None
 
     def ping(self) -> None:
-        with self.translate_errors():
+        with self.errors():
             self._connection.execute("SELECT 1").fetchall()
 
     def open_query(self, sql: str, *, timeout: float, limit: int | None = None) -> QueryCursor:
@@ -314,7 +314,7 @@ class SqliteSession(DriverSession):
         self._timeout = timeout
         self._deadline = time.monotonic() + timeout
         self._connection.set_progress_handler(self._progress, _PROGRESS_STEPS)
-        with self.translate_errors():
+        with self.errors():
             if self._read_only:
                 self._require_query(sql)
             traced = trace(SqliteCatalog(self._connection), sql)

@@ -14,7 +14,7 @@ from typing import Any
 from pyramid.config import Configurator
 
 from dancecat_core.runtime import Runtime, build_runtime
-from dancecat_core.settings import ENV_PREFIX, SPEC, Settings, load_settings
+from dancecat_core.settings import ENV_PREFIX, Settings, load_settings
 
 
 def app_settings(
@@ -32,9 +32,9 @@ def app_settings(
     environ = os.environ if environ is None else environ
     merged: dict[str, str] = {}
     for key, value in (raw or {}).items():
-        name = key.removeprefix("dancecat.").upper()
-        if name in SPEC and isinstance(value, str):
-            merged[ENV_PREFIX + name] = value
+        name = key.removeprefix("dancecat.")
+        if isinstance(value, str) and "." not in name:  # not pyramid.*, jinja2.*, tm.*
+            merged[ENV_PREFIX + name.upper()] = value
     merged.update(environ)
     return load_settings(config_file or None, environ=merged)
 
@@ -74,7 +74,8 @@ def configure(
     config.include("dancecat_web.limits")
     config.include("dancecat_web.headers")
     config.include("dancecat_web.routes")
-    config.include("dancecat_web.ui_routes")
+    config.include("dancecat_web.ui.helpers")
+    config.scan("dancecat_web.ui")
     config.scan("dancecat_web.api")
     config.scan("dancecat_web.views")
     config.scan("dancecat_web.errors")

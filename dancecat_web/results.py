@@ -1,4 +1,4 @@
-"""Streaming a run's result as a download; shared by the API, the screens and the seed's routes.
+"""Streaming a run's result as a download; shared by the API, the screens and the result links.
 
 The body is the export's chunk iterator handed to the WSGI server as ``app_iter``: nothing
 is buffered whole, and the server closes the iterator (and its file) when the client goes
@@ -28,7 +28,7 @@ def download_response(
 ) -> Response:
     """The result of ``tracker`` in ``fmt``: 409 (with its status) if it has none yet,
     410 if it expired, 404 for an unknown format. ``inline`` shows it in the browser
-    (the seed's raw JSON view) instead of offering it as a file."""
+    (the result links' ``raw`` JSON view) instead of offering it as a file."""
     try:
         download = trackers.export(request.runtime, tracker, fmt)
     except Conflict as exc:

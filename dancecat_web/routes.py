@@ -1,26 +1,43 @@
 """Every route of the web app, with dotted names (warehouse's ``routes.py``).
 
 Ids are digits only, so a path like ``/api/v1/jobs/abc`` is a plain 404 before any view
-runs. The API lives under ``/api/v1``; the browser result routes keep the original's paths.
+runs. The API lives under ``/api/v1`` (names ``api.*``); the HTML screens' names start with
+``ui.``; ``results.*`` are the path-style result links ``/job/result/<id>/<format>``.
+Download formats in patterns are the registered exporters' (``Runtime.formats``), so a
+format a plugin adds is routed like the built-in ones.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from pyramid.config import Configurator
 
 ID = r"{id:\d+}"
 API = "/api/v1"
+# The path-style result links' inline JSON view: the ``json`` export, shown in the browser.
+RAW = "raw"
+
+
+def one_of(names: Iterable[str]) -> str:
+    """A route pattern alternative matching exactly ``names`` (registry names hold no regex
+    characters: ``dancecat_core.plugins.collect`` refuses them)."""
+    return "|".join(sorted(names, key=lambda name: (-len(name), name)))
 
 
 def includeme(config: Configurator) -> None:
-    # Browser pages.
+    formats = config.registry["dancecat.runtime"].formats
+    downloads = one_of(formats)
+    result_links = one_of([*formats, RAW])
+
+    # Sign-in.
     config.add_route("home", "/")
     config.add_route("accounts.login", "/login")
     config.add_route("accounts.logout", "/logout")
 
-    # The seed's browser result routes (session login; bearer tokens work too).
-    config.add_route("results.tracker", r"/job/result/{id:\d+}/{format:csv|xlsx|raw}")
-    config.add_route("results.latest", r"/job/latest-result/{id:\d+}/{format:csv|xlsx|raw}")
+    # Path-style result links (session login; bearer tokens work too).
+    config.add_route("results.tracker", rf"/job/result/{ID}/{{format:{result_links}}}")
+    config.add_route("results.latest", rf"/job/latest-result/{ID}/{{format:{result_links}}}")
 
     # JSON API.
     config.add_route("api.openapi", f"{API}/openapi.json")
@@ -37,3 +54,33 @@ def includeme(config: Configurator) -> None:
     config.add_route("api.job.latest_result", f"{API}/jobs/{ID}/latest/result.{{format}}")
     config.add_route("api.tracker", f"{API}/trackers/{ID}")
     config.add_route("api.tracker.result", f"{API}/trackers/{ID}/result.{{format}}")
+
+    # HTML screens (views in ``dancecat_web.ui``).
+    config.add_route("ui.connections", "/connections")
+    config.add_route("ui.connection.new", "/connections/new")
+    config.add_route("ui.connection.test", "/connections/test")
+    config.add_route("ui.connection.edit", f"/connections/{ID}/edit")
+    config.add_route("ui.connection.delete", f"/connections/{ID}/delete")
+
+    config.add_route("ui.jobs", "/jobs")
+    config.add_route("ui.job.new", "/jobs/new")
+    config.add_route("ui.job.preview", "/jobs/preview")
+    config.add_route("ui.job", f"/jobs/{ID}")
+    config.add_route("ui.job.edit", f"/jobs/{ID}/edit")
+    config.add_route("ui.job.delete", f"/jobs/{ID}/delete")
+    config.add_route("ui.job.run", f"/jobs/{ID}/run")
+
+    config.add_route("ui.trackers.status", "/runs/status.json")
+    config.add_route("ui.tracker.download", rf"/runs/{ID}/result.{{format:{downloads}}}")
+    config.add_route("ui.latest.download", rf"/jobs/{ID}/latest.{{format:{downloads}}}")
+
+    config.add_route("ui.schedules.next", "/schedules/next-runs.json")
+
+    config.add_route("ui.tokens", "/tokens")
+    config.add_route("ui.token.revoke", f"/tokens/{ID}/revoke")
+
+    config.add_route("ui.users", "/users")
+    config.add_route("ui.user.disable", f"/users/{ID}/disable")
+    config.add_route("ui.user.enable", f"/users/{ID}/enable")
+    config.add_route("ui.user.reset_password", f"/users/{ID}/reset-password")
+    config.add_route("ui.user.remove", f"/users/{ID}/remove")

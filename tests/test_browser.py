@@ -1,6 +1,6 @@
 """End to end in a real headless Chromium against a real ``dancecat serve``.
 
-One story, the seed's: sign up, add a PostgreSQL connection to Chinook and test it, create
+One story: sign up, add a PostgreSQL connection to Chinook and test it, create
 a job and preview it, add a schedule and a recipient, save, Run, watch the tracker reach
 Success without reloading, download CSV and XLSX and check their rows against the
 database. Each main screen is saved to ``docs/screenshots/`` on the way (the README shows

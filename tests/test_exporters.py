@@ -32,7 +32,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dancecat_core.columns import Column, ColumnType
-from dancecat_core.csvcodec import RowFormatter, read_typed_rows
+from dancecat_core.csvcodec import RowFormatter, header_line, read_typed_rows
 from dancecat_core.errors import StoreError
 from dancecat_core.exporters import Exporter, ExportSummary
 from dancecat_core.plugins import collect, get_plugin_manager
@@ -46,6 +46,11 @@ T = ColumnType
 UTC = dt.UTC
 
 # -- an in-memory result store --------------------------------------------------------------
+
+
+def header_text(formatter: RowFormatter) -> str:
+    """The CSV header line of ``formatter``'s columns."""
+    return header_line([c.name for c in formatter.columns]).decode()
 
 
 class MemoryBlobWriter(BlobWriter):
@@ -99,7 +104,7 @@ def make_result(
     store = MemoryStore()
     formatter = RowFormatter(columns)
     writer = store.create("r1")
-    writer.write(formatter.header().encode())
+    writer.write(header_text(formatter).encode())
     writer.write(formatter.lines(rows).encode())
     writer.commit()
     return StoredResult(

@@ -113,7 +113,7 @@ def test_when_every_result_expired_it_says_so_and_when(app, runtime, alice, job,
         f"/api/v1/jobs/{job['id']}/latest/result.csv", headers=alice.auth, status=410
     ).json["error"]
     assert error["code"] == "result_expired" and said in error["message"]
-    # Token clients of the seed's routes get JSON too, never an HTML page.
+    # Token clients of the path-style result routes get JSON too, never an HTML page.
     for url in (f"/job/latest-result/{job['id']}/raw", f"/job/result/{only}/raw"):
         answer = app.get(url, headers=alice.auth, status=410)
         assert answer.content_type == "application/json"

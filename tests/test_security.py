@@ -195,7 +195,7 @@ def test_no_cross_user_read_or_write_and_ids_leak_nothing(world, runtime):
             theirs = template.format(id=ids[kind])
             nobodys = template.format(id=987654)
             if template.startswith("/api/"):
-                # The API by token; the seed's result routes and the screens by session.
+                # The API by token; the path-style result routes and the screens by session.
                 got = _request(app, method, theirs, auth=bob.auth, kind=kind)
                 none = _request(app, method, nobodys, auth=bob.auth, kind=kind)
             else:
@@ -211,7 +211,7 @@ def test_no_cross_user_read_or_write_and_ids_leak_nothing(world, runtime):
                 else:
                     seen = admin_browser.get(theirs, expect_errors=True)
                 assert seen.status_int == 200, (name, "admin", seen.status)
-            # Bearer tokens work on the seed's result routes too: same answer for Bob.
+            # Bearer tokens work on the path-style result routes too: same answer for Bob.
             if name.startswith("results."):
                 by_token = app.get(theirs, headers=bob.auth, expect_errors=True)
                 assert by_token.status_int == 404

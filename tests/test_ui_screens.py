@@ -257,6 +257,19 @@ def test_deleting_a_used_connection_warns_then_jobs_show_it(app, csrf, runtime, 
     assert "connection deleted" in page.text
     refused = app.post(f"/jobs/{job_id}/run", {"csrf_token": csrf}, status=303)
     assert "connection was deleted" in app.get(refused.location).text
+    # The page's script gets the common JSON error shape, like every other JSON answer.
+    scripted = app.post(
+        f"/jobs/{job_id}/run",
+        {"csrf_token": csrf},
+        headers={"Accept": "application/json"},
+        status=409,
+    )
+    assert scripted.json == {
+        "error": {
+            "code": "conflict",
+            "message": "the job's connection was deleted; choose another connection first",
+        }
+    }
     assert queued == []
     assert app.get(f"/jobs/{job_id}/edit").status_int == 200
 

@@ -162,7 +162,7 @@ def test_serve_end_to_end_against_postgresql_chinook(live, pg_chinook):
         assert (got[3], got[4]) == (want[3], want[4])
         assert decimal.Decimal(str(got[5])) == want[5]
 
-    # The seed's browser routes answer the same bytes to the signed-in session.
+    # The path-style result routes answer the same bytes to the signed-in session.
     raw = browser.get(f"{live.url}/job/result/{tracker_id}/raw", timeout=30)
     assert raw.content == as_json.content
     latest = browser.get(f"{live.url}/job/latest-result/{job_id}/csv", timeout=30)

@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dancecat_core import db
 from dancecat_core.errors import ConfigError
-from dancecat_core.settings import Settings, load_settings
+from dancecat_core.settings import CORE_SETTINGS, Settings, load_settings
 
 
 @functools.cache
 def database(config: str | None) -> tuple[Settings, Engine]:
     """This invocation's settings and app database engine (one per process)."""
-    settings = load_settings(config)
+    settings = load_settings(config, specs=CORE_SETTINGS)
     return settings, db.get_engine(settings.database_url)
 
 

@@ -27,7 +27,7 @@ from dancecat_core.models.schedules import Schedule
 
 
 class TrackerStatus(enum.StrEnum):
-    """The original's six statuses, spelled as it showed them."""
+    """A run's six statuses, spelled as the screens, the API and stored rows show them."""
 
     QUEUED = "Queued"
     RUNNING = "Running"

@@ -76,13 +76,15 @@ def path_id(what: str) -> dict[str, Any]:
     return {"name": "id", "in": "path", "required": True, "description": what, "schema": ID}
 
 
-FORMAT = {
-    "name": "format",
-    "in": "path",
-    "required": True,
-    "description": "The download format",
-    "schema": {"type": "string", "enum": ["json", "csv", "xlsx"]},
-}
+def format_parameter(formats: list[str]) -> dict[str, Any]:
+    """The ``{format}`` path parameter: one of the registered exporters' formats."""
+    return {
+        "name": "format",
+        "in": "path",
+        "required": True,
+        "description": "The download format (a registered exporter)",
+        "schema": {"type": "string", "enum": list(formats)},
+    }
 
 
 def field_schema(field: InputField, runtime: Any) -> dict[str, Any]:
@@ -420,7 +422,8 @@ RESULT_ERRORS = {
 }
 
 
-def _paths() -> dict[str, Any]:
+def _paths(formats: list[str]) -> dict[str, Any]:
+    fmt = format_parameter(formats)
     connection_id = path_id("Connection id")
     job_id = path_id("Job id")
     tracker_id = path_id("Tracker (run) id")
@@ -586,7 +589,7 @@ def _paths() -> dict[str, Any]:
             },
         },
         "/jobs/{id}/latest/result.{format}": {
-            "parameters": [job_id, FORMAT],
+            "parameters": [job_id, fmt],
             "get": {
                 "operationId": "latestResult",
                 "summary": "The result of the job's newest successful run",
@@ -601,7 +604,7 @@ def _paths() -> dict[str, Any]:
             },
         },
         "/trackers/{id}/result.{format}": {
-            "parameters": [tracker_id, FORMAT],
+            "parameters": [tracker_id, fmt],
             "get": {
                 "operationId": "trackerResult",
                 "summary": "The run's result",
@@ -625,9 +628,9 @@ def _with_links(response: dict[str, Any], links: dict[str, Any]) -> dict[str, An
 
 def document(server_url: str, runtime: Any) -> dict[str, Any]:
     """The document for this server: its URL, and request bodies whose choices are the
-    runtime's registered plugins (drivers)."""
+    runtime's registered plugins (drivers, schedule types, download formats)."""
     schemas = {**copy.deepcopy(SCHEMAS), **input_schemas(runtime)}
-    paths = _paths()
+    paths = _paths(runtime.formats)
     paths["/connections"]["post"]["responses"]["201"] = _with_links(
         paths["/connections"]["post"]["responses"]["201"],
         _links(
@@ -663,8 +666,9 @@ def document(server_url: str, runtime: Any) -> dict[str, Any]:
             "title": "DanceCat API",
             "version": "1",
             "description": (
-                "Saved SQL queries as jobs, run in the background, results as CSV, XLSX "
-                "and JSON. Authenticate with `Authorization: Bearer <token>` "
+                "Saved SQL queries as jobs, run in the background, results in every "
+                "registered download format (CSV, XLSX, JSON, ...). Authenticate with "
+                "`Authorization: Bearer <token>` "
                 "(`dancecat token create EMAIL`). Errors are "
                 '`{"error": {"code", "message", "field"?}}`. See docs/API.md.'
             ),

@@ -279,7 +279,7 @@
         post(form.action, new FormData(form)).then(function (response) {
           return response.json().then(function (answer) { return { ok: response.ok, answer: answer }; });
         }).then(function (result) {
-          if (!result.ok) { showMessage(result.answer.error || "The job could not be run.", "error"); return; }
+          if (!result.ok) { showMessage((result.answer.error && result.answer.error.message) || "The job could not be run.", "error"); return; }
           var holder = document.createElement("tbody");
           holder.innerHTML = result.answer.html.trim();
           var row = holder.firstElementChild;

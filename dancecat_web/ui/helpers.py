@@ -103,8 +103,3 @@ def add_helpers(event: BeforeRender) -> None:
 
 def includeme(config: Configurator) -> None:
     config.add_subscriber(add_helpers, BeforeRender)
-
-
-def template_value(value: Any) -> Any:
-    """Form values as the template shows them: ``None`` becomes an empty field."""
-    return "" if value is None else value

@@ -19,6 +19,7 @@ from dancecat_core.inputs.job import JobInput
 from dancecat_core.inputs.schedule import ScheduleInput
 from dancecat_core.models import Job, ScheduleType, Tracker, TrackerStatus
 from dancecat_core.services import connections, jobs, probes, schedules, trackers
+from dancecat_web.errors import json_error
 from dancecat_web.queue import enqueue_after_commit
 from dancecat_web.ui.chart import run_chart
 from dancecat_web.ui.forms import FormErrors, form_values
@@ -241,7 +242,7 @@ def run_job(request: Request) -> Any:
         tracker = jobs.queue_run(request.dbsession, request.user, object_id(request))
     except Conflict as error:
         if wants_json(request):
-            return Response(json={"error": str(error)}, status=409, charset="utf-8")
+            return json_error(409, error.code, str(error))
         flash(request, str(error), "error")
         return HTTPSeeOther(request.referer or request.route_url("ui.jobs"))
     enqueue_after_commit(request, tracker.id)

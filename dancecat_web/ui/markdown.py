@@ -1,4 +1,4 @@
-"""Job annotations as Markdown (the original's TODO), rendered without raw HTML.
+"""Job annotations as Markdown, rendered without raw HTML.
 
 markdown-it-py's ``commonmark`` preset with ``html`` off escapes any HTML a user types, and
 its link validator refuses ``javascript:`` and similar URLs, so the output is safe to mark

@@ -1,1 +1,1 @@
-"""Browser views: the sign-in page and the seed's result routes (HTML or downloads)."""
+"""Browser views: the sign-in page and the path-style result routes (HTML or downloads)."""

@@ -1,6 +1,6 @@
 """A third-party DanceCat plugin, installed the way any package is: a TSV exporter, a toy
-driver that serves rows from memory, and a notifier that posts to an outbox file. DanceCat's
-core knows nothing about any of them."""
+driver that serves rows from memory, a notifier that posts to an outbox file and a setting of
+its own. DanceCat's core knows nothing about any of them."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from dancecat_core.exporters import Exporter, ExportSummary
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.notifiers import Attachment, Export, Notifier, RunNotice
 from dancecat_core.resultstore import StoredResult
+from dancecat_core.settings import POSITIVE_INT, SettingSpec
 
 
 class TsvExporter(Exporter):
@@ -114,3 +115,8 @@ def dancecat_register_drivers() -> list[type[Driver]]:
 @hookimpl
 def dancecat_register_notifiers() -> list[type[Notifier]]:
     return [OutboxNotifier]
+
+
+@hookimpl
+def dancecat_register_settings() -> list[SettingSpec]:
+    return [SettingSpec("TOY_MAX_SQUARES", POSITIVE_INT, 1000, "most squares the toy serves")]
