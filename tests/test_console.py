@@ -4,6 +4,7 @@ subprocess (one app database for the module; each test makes its own names)."""
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import email
 import email.policy
 import json
@@ -23,7 +24,15 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from dancecat_core.models import Connection, Job, Notification, NotificationStatus, Schedule
+from dancecat_core.models import (
+    Connection,
+    Job,
+    Notification,
+    NotificationStatus,
+    Schedule,
+    Tracker,
+    utcnow,
+)
 from dancecat_core.runtime import Runtime, build_runtime
 from dancecat_core.services import connections, jobs
 from dancecat_core.services.connections import ConnectionInput
@@ -724,3 +733,161 @@ def test_piped_output_has_no_progress(console, big_job, tmp_path):
     )
     assert done.returncode == 0 and done.stderr == b""
     assert done.stdout == (tmp_path / "out.csv").read_bytes()
+
+
+# One definition of each input: the console's flags come from it, and an object made
+# through the API survives an edit through the console unchanged.
+
+
+def test_every_declared_field_has_its_console_option(console):
+    from dancecat_core.inputs.connection import ConnectionInput
+    from dancecat_core.inputs.job import JobInput
+    from dancecat_core.inputs.schedule import ScheduleInput
+
+    for command, input_class in (
+        (("connection", "edit"), ConnectionInput),
+        (("job", "edit"), JobInput),
+        (("schedule", "edit"), ScheduleInput),
+    ):
+        text = console.ok(*command, "--help")
+        for field in input_class.fields():
+            flag = field.flag if field.flag.startswith("-") else f"--{field.flag}"
+            assert flag in text and field.label in text, (command, field.name)
+            if field.off_flag:
+                assert field.off_flag in text, (command, field.name)
+    # Limits and choice labels come from the declarations too.
+    assert "From 1 to 65535" in console.ok("connection", "add", "--help")
+    assert "skip: skip the missed occurrences" in console.ok("schedule", "add", "--help")
+
+
+@pytest.fixture(scope="module")
+def api(runtime):
+    from test_web_helpers import make_app, make_user
+
+    app = make_app(runtime)
+    # An admin: the connection is a read-write SQLite one, which only admins save.
+    return app, make_user(runtime, f"{name('api')}@example.com", admin=True)
+
+
+def test_objects_made_through_the_api_survive_a_console_edit(console, api, runtime, data_db):
+    app, alice = api
+    connection = app.post_json(
+        "/api/v1/connections",
+        {
+            "name": name("api conn"),
+            "driver": "sqlite",
+            "host": "db.example.com",
+            "port": 5555,
+            "database": str(data_db),
+            "user": "reader",
+            "password": " pass with spaces ",
+            "read_only": False,
+            "shared": True,
+            "options": {"journal_mode": "wal", "pages": [1, 2], "nested": {"on": True}},
+        },
+        headers=alice.auth,
+    ).json["connection"]
+    job = app.post_json(
+        "/api/v1/jobs",
+        {
+            "name": name("api job"),
+            "annotation": "For the **label** meeting.",
+            "connection_id": connection["id"],
+            "query": "SELECT n, label\nFROM t\nORDER BY n",
+            "timeout_seconds": 77,
+            "recipients": ["boss@example.com", "team@example.com"],
+            "shared": True,
+            "schedules": [
+                {
+                    "type": "cron",
+                    "start": "2031-02-03 04:05",
+                    "timezone": "America/New_York",
+                    "cron": "15 4 * * 1-5",
+                    "active": False,
+                    "catch_up": "skip",
+                },
+                {
+                    "type": "daily",
+                    "start": "2030-06-01 23:45",
+                    "timezone": "Asia/Kolkata",
+                    "catch_up": "skip",
+                },
+            ],
+        },
+        headers=alice.auth,
+    ).json["job"]
+    cron, daily = (s["id"] for s in job["schedules"])
+    with runtime.session_factory() as session:  # a run the daily schedule already claimed
+        claimed = Tracker(
+            job_id=job["id"], schedule_id=daily, due_at=utcnow() + dt.timedelta(hours=2)
+        )
+        session.add(claimed)
+        session.commit()
+        claimed_id = claimed.id
+
+    def state() -> dict:
+        found = {
+            kind: app.get(f"/api/v1/{kind}s/{number}", headers=alice.auth).json[kind]
+            for kind, number in (("connection", connection["id"]), ("job", job["id"]))
+        }
+        with runtime.session_factory() as session:
+            stored = session.get(Connection, connection["id"])
+            found["password"] = runtime.secret_box.decrypt(stored.password_encrypted)
+            found["claimed"] = session.get(Tracker, claimed_id) is not None
+        for document in (found["connection"], found["job"]):
+            del document["updated_at"]
+        return found
+
+    before = state()
+    for command in (
+        ("connection", "edit", f"id:{connection['id']}"),
+        ("job", "edit", f"id:{job['id']}"),
+    ):
+        console.ok(*command)
+    console.ok("schedule", "edit", str(cron))
+    console.ok("schedule", "edit", str(daily))
+    assert state() == before, "an edit that gives no field changed something"
+
+    console.ok("connection", "edit", f"id:{connection['id']}", "--no-shared")
+    console.ok("job", "edit", f"id:{job['id']}", "--timeout", "5")
+    console.ok("schedule", "edit", str(cron), "--catch-up", "once")
+    after = state()
+    before["connection"]["shared"] = False
+    before["job"]["timeout_seconds"] = 5
+    before["job"]["schedules"][0]["catch_up"] = "once"
+    assert after == before
+
+
+def test_schedule_edit_refuses_in_one_line_and_changes_nothing(console, conn):
+    job = add_job(console, conn)
+    console.ok("schedule", "add", job, "--type", "daily", "--start", "2030-01-01 06:00")
+    (listed,) = [s for s in console.json("schedule", "list") if s["job"] == job]
+    console.refused(
+        "schedule", "edit", str(listed["id"]), "--timezone", "Mars/Olympus", says="Time zone"
+    )
+    console.refused(
+        "schedule", "edit", str(listed["id"]), "--cron", "0 8 * * *", says="Cron expression"
+    )
+    console.refused("schedule", "edit", str(listed["id"]), "--catch-up", "never", says="--catch-up")
+    for bad in ("0", "-1", "x", "99999999999999999999"):
+        console.refused("schedule", "edit", bad, "--inactive", says="schedule id")
+    console.refused("schedule", "edit", "987654321", says="schedule not found")
+    assert [s for s in console.json("schedule", "list") if s["job"] == job] == [listed]
+    console.ok("schedule", "edit", str(listed["id"]), "--inactive", "--type", "Weekly")
+    (changed,) = [s for s in console.json("schedule", "list") if s["job"] == job]
+    assert (changed["type"], changed["active"], changed["status"]) == ("weekly", False, "inactive")
+
+
+def test_schedule_list_says_a_fired_once_schedule_is_done(console, conn, runtime):
+    job = add_job(console, conn)
+    console.ok("schedule", "add", job, "--type", "once", "--start", "2030-01-01 06:00")
+    (listed,) = [s for s in console.json("schedule", "list") if s["job"] == job]
+    assert listed["status"] == "active"
+    with runtime.session_factory() as session:  # as the checker leaves it once it fired
+        schedule = session.get(Schedule, listed["id"])
+        schedule.last_run_at, schedule.next_run_at = utcnow(), None
+        session.commit()
+    (listed,) = [s for s in console.json("schedule", "list", job) if s["job"] == job]
+    assert listed["status"] == "done" and listed["next_run_at"] is None
+    table = [row.split("\t") for row in console.ok("schedule", "list", job).splitlines()]
+    assert dict(zip(table[0], table[1], strict=True))["status"] == "done"

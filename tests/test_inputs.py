@@ -100,22 +100,23 @@ def test_unset_is_not_empty():
     assert full.shared is False and full.recipients == ()
 
 
-def _parser(input_class) -> argparse.ArgumentParser:
+def _parser(input_class, *, editing: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(exit_on_error=False)
-    add_arguments(parser, input_class)
+    add_arguments(parser, input_class, editing=editing)
     return parser
 
 
 def test_console_options_come_from_the_declarations():
     args = _parser(JobInput).parse_args(
         [
-            *("weekly", "--sql", "SELECT 1", "--timeout", "30"),
+            *("weekly", "--connection", "7", "--sql", "SELECT 1", "--timeout", "30"),
             *("--recipient", "a@x.io", "--recipient", "b@x.io", "--shared"),
         ]
     )
     data = from_args(JobInput, args)
     assert data.given() == {
         "name": "weekly",
+        "connection_id": "7",
         "query": "SELECT 1",
         "timeout_seconds": "30",
         "recipients": ["a@x.io", "b@x.io"],
@@ -126,7 +127,7 @@ def test_console_options_come_from_the_declarations():
         _parser(ScheduleInput).parse_args(
             [
                 *("--type", "cron", "--start", "2030-01-01 08:00", "--cron", "0 8 * * *"),
-                *("--no-active", "--catch-up", "skip"),
+                *("--inactive", "--catch-up", "SKIP"),
             ]
         ),
     )
@@ -173,7 +174,7 @@ def test_an_edit_giving_one_field_keeps_every_other(runtime, sqlite_chinook):
         )
         before_job, before_schedule = jobs.stored(job), schedules.stored(schedule)
         before_connection = connections.stored(connection)
-        edit = from_args(JobInput, _parser(JobInput).parse_args(["j", "--timeout", "5"]))
+        edit = from_args(JobInput, _parser(JobInput, editing=True).parse_args(["--timeout", "5"]))
         jobs.update(session, None, job.id, edit)
         connections.update(runtime, session, None, connection.id, ConnectionInput(port=None))
         schedules.update(session, None, schedule.id, ScheduleInput(timezone="Asia/Tokyo"))

@@ -12,9 +12,10 @@ from dancecat_core.commands.database import sessions_for
 from dancecat_core.console import one_line
 from dancecat_core.db import session_scope
 from dancecat_core.errors import Conflict
+from dancecat_core.inputs.connection import ConnectionInput
+from dancecat_core.inputs.console import add_arguments, from_args
 from dancecat_core.models import Connection
 from dancecat_core.services import connections, probes
-from dancecat_core.services.connections import UNSET, ConnectionInput
 
 CONNECTION_HELP = f"the connection: {references.REFERENCE_HELP}"
 LIST_COLUMNS = ("id", "name", "driver", "host", "port", "database", "user", "mode", "shared")
@@ -24,18 +25,19 @@ def declare(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="connection_command", metavar="ACTION", required=True)
 
     add = actions.add_parser("add", help="add a connection")
-    add.add_argument("name")
-    _fields(add, editing=False)
+    add_arguments(add, ConnectionInput)
     add.set_defaults(handler=add_command)
 
     listing = actions.add_parser("list", help="list connections")
     output.add_json_flag(listing)
     listing.set_defaults(handler=list_command)
 
-    edit = actions.add_parser("edit", help="change the fields given; the others stay as they are")
+    edit = actions.add_parser(
+        "edit",
+        help="change the fields given; the others (the password too) stay as they are",
+    )
     edit.add_argument("connection", help=CONNECTION_HELP)
-    edit.add_argument("--name", help="a new name")
-    _fields(edit, editing=True)
+    add_arguments(edit, ConnectionInput, editing=True)
     edit.set_defaults(handler=edit_command)
 
     remove = actions.add_parser("remove", help="delete a connection no job uses")
@@ -52,61 +54,13 @@ def declare(parser: argparse.ArgumentParser) -> None:
     test.set_defaults(handler=test_command)
 
 
-def _fields(parser: argparse.ArgumentParser, *, editing: bool) -> None:
-    """A connection's fields, for ``add`` and ``edit`` (where a field not given keeps its
-    value, the password included)."""
-    parser.add_argument("--driver", required=not editing, help="sqlite, postgresql, mysql, ...")
-    parser.add_argument("--host")
-    parser.add_argument("--port")
-    parser.add_argument(
-        "--database", required=not editing, help="database name (file path for sqlite)"
-    )
-    parser.add_argument("--user")
-    parser.add_argument(
-        "--password-stdin",
-        action="store_true",
-        help="read the password from standard input (never from the command line)",
-    )
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--read-write",
-        dest="read_only",
-        action="store_false",
-        default=None,
-        help="allow queries that change data"
-        + ("" if editing else " (connections are read-only by default)"),
-    )
-    mode.add_argument(
-        "--read-only", dest="read_only", action="store_true", default=None, help="refuse them"
-    )
-    parser.add_argument(
-        "--shared",
-        action=argparse.BooleanOptionalAction,
-        help="let every user use it" + ("" if editing else " (default: not shared)"),
-    )
-
-
-def _password(args: argparse.Namespace) -> Any:
-    return sys.stdin.readline().rstrip("\r\n") if args.password_stdin else UNSET
-
-
 def _mode(connection: Connection) -> str:
     return "read-only" if connection.read_only else "read-write"
 
 
 def add_command(args: argparse.Namespace) -> int:
     runtime = runtime_for(args)
-    data = ConnectionInput(
-        name=args.name,
-        driver=args.driver,
-        host=args.host,
-        port=args.port,
-        database=args.database,
-        user=args.user,
-        password=_password(args),
-        read_only=args.read_only is not False,
-        shared=bool(args.shared),
-    )
+    data = from_args(ConnectionInput, args)
     with session_scope(runtime.session_factory) as session:
         connection = connections.create(runtime, session, None, data)
         print(f"connection {connection.id} {connection.name} added ({_mode(connection)})")
@@ -134,27 +88,11 @@ def list_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _given(value: Any, current: Any) -> Any:
-    return current if value is None else value
-
-
 def edit_command(args: argparse.Namespace) -> int:
     runtime = runtime_for(args)
-    password = _password(args)
+    data = from_args(ConnectionInput, args)
     with session_scope(runtime.session_factory) as session:
         connection = references.connection(session, args.connection)
-        data = ConnectionInput(
-            name=_given(args.name, connection.name),
-            driver=_given(args.driver, connection.driver),
-            host=_given(args.host, connection.host),
-            port=_given(args.port, connection.port),
-            database=_given(args.database, connection.database),
-            user=_given(args.user, connection.user_name),
-            password=password,
-            read_only=_given(args.read_only, connection.read_only),
-            shared=_given(args.shared, connection.shared),
-            options=dict(connection.options or {}),
-        )
         connection = connections.update(runtime, session, None, connection.id, data)
         print(f"connection {connection.id} {connection.name} changed ({_mode(connection)})")
     return 0

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from dancecat_core.commands import output, references
 from dancecat_core.commands.database import sessions_for
 from dancecat_core.db import session_scope
-from dancecat_core.errors import Conflict, ValidationError
+from dancecat_core.errors import Conflict
+from dancecat_core.inputs.console import add_arguments, from_args
+from dancecat_core.inputs.job import JobInput
 from dancecat_core.models import Job
 from dancecat_core.services import jobs
-from dancecat_core.services.jobs import JobInput
 
 JOB_HELP = f"the job: {references.REFERENCE_HELP}"
+NOTES = {"connection_id": f"On the console: {references.REFERENCE_HELP}"}
 LIST_COLUMNS = ("id", "name", "connection", "shared", "runs", "updated_at")
 
 
@@ -22,8 +25,7 @@ def declare(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="job_command", metavar="ACTION", required=True)
 
     add = actions.add_parser("add", help="save a query as a job")
-    add.add_argument("name")
-    _fields(add, editing=False)
+    add_arguments(add, JobInput, notes=NOTES)
     add.set_defaults(handler=add_command)
 
     listing = actions.add_parser("list", help="list jobs (most recently changed first)")
@@ -32,8 +34,7 @@ def declare(parser: argparse.ArgumentParser) -> None:
 
     edit = actions.add_parser("edit", help="change the fields given; the others stay as they are")
     edit.add_argument("job", help=JOB_HELP)
-    edit.add_argument("--name", help="a new name")
-    _fields(edit, editing=True)
+    add_arguments(edit, JobInput, editing=True, notes=NOTES)
     edit.set_defaults(handler=edit_command)
 
     remove = actions.add_parser("remove", help="delete a job (its past runs stay listed)")
@@ -59,64 +60,18 @@ def declare(parser: argparse.ArgumentParser) -> None:
     run.set_defaults(handler="dancecat_core.commands.job_run:run_command")
 
 
-def _fields(parser: argparse.ArgumentParser, *, editing: bool) -> None:
-    """A job's fields, for ``add`` (required ones required) and ``edit`` (all optional:
-    a field not given keeps its value)."""
-    parser.add_argument(
-        "--connection", required=not editing, help=f"the connection: {references.REFERENCE_HELP}"
+def _input(session: Session, args: argparse.Namespace) -> JobInput:
+    """The fields given, the connection (a name or id:N) as its id."""
+    return from_args(
+        JobInput,
+        args,
+        resolve={"connection_id": lambda reference: references.connection(session, reference).id},
     )
-    source = parser.add_mutually_exclusive_group(required=not editing)
-    source.add_argument("--sql")
-    source.add_argument("--sql-file", type=Path)
-    timeout = parser.add_mutually_exclusive_group()
-    timeout.add_argument("--timeout", help="query timeout in seconds (default DB_TIMEOUT)")
-    recipients = parser.add_mutually_exclusive_group()
-    recipients.add_argument(
-        "--recipient",
-        action="append",
-        help="email the result to this address after each run (repeatable"
-        + ("; replaces the list)" if editing else ")"),
-    )
-    parser.add_argument("--annotation", help="a note shown with the job")
-    parser.add_argument(
-        "--shared",
-        action=argparse.BooleanOptionalAction,
-        help="let every user see and run it" + ("" if editing else " (default: not shared)"),
-    )
-    if editing:
-        timeout.add_argument("--no-timeout", action="store_true", help="use DB_TIMEOUT")
-        recipients.add_argument("--no-recipients", action="store_true", help="email nobody")
-
-
-def _sql(args: argparse.Namespace) -> str | None:
-    if args.sql_file is None:
-        return args.sql
-    try:
-        return args.sql_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
-        raise ValidationError(
-            f"--sql-file: cannot read {args.sql_file}: {reason}", "query"
-        ) from None
 
 
 def add_command(args: argparse.Namespace) -> int:
-    sql = _sql(args)
     with session_scope(sessions_for(args)) as session:
-        connection = references.connection(session, args.connection)
-        job = jobs.create(
-            session,
-            None,
-            JobInput(
-                name=args.name,
-                connection_id=connection.id,
-                query=sql or "",
-                timeout_seconds=args.timeout,
-                recipients=args.recipient or [],
-                annotation=args.annotation or "",
-                shared=bool(args.shared),
-            ),
-        )
+        job = jobs.create(session, None, _input(session, args))
         print(f"job {job.id} {job.name} added")
     return 0
 
@@ -140,38 +95,9 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def edit_command(args: argparse.Namespace) -> int:
-    sql = _sql(args)
     with session_scope(sessions_for(args)) as session:
         job = references.job(session, args.job)
-        connection_id = (
-            references.connection(session, args.connection).id
-            if args.connection is not None
-            else job.connection_id
-        )
-        recipients = [r.email for r in job.recipients]
-        if args.no_recipients:
-            recipients = []
-        elif args.recipient is not None:
-            recipients = args.recipient
-        timeout: Any = job.timeout_seconds
-        if args.no_timeout:
-            timeout = None
-        elif args.timeout is not None:
-            timeout = args.timeout
-        job = jobs.update(
-            session,
-            None,
-            job.id,
-            JobInput(
-                name=job.name if args.name is None else args.name,
-                connection_id=connection_id,
-                query=job.query if sql is None else sql,
-                annotation=job.annotation if args.annotation is None else args.annotation,
-                timeout_seconds=timeout,
-                recipients=recipients,
-                shared=job.shared if args.shared is None else args.shared,
-            ),
-        )
+        job = jobs.update(session, None, job.id, _input(session, args))
         print(f"job {job.id} {job.name} changed")
     return 0
 

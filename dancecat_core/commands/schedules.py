@@ -1,4 +1,4 @@
-"""``dancecat schedule add | list | remove``."""
+"""``dancecat schedule add | edit | list | remove``."""
 
 from __future__ import annotations
 
@@ -9,9 +9,19 @@ from dancecat_core import schedules as math
 from dancecat_core.commands import output, references
 from dancecat_core.commands.database import sessions_for, settings_for
 from dancecat_core.db import session_scope
-from dancecat_core.models import CatchUp, Schedule, ScheduleType
+from dancecat_core.inputs.console import add_arguments, from_args
+from dancecat_core.inputs.schedule import ScheduleInput
+from dancecat_core.models import Schedule
 from dancecat_core.services import schedules as service
-from dancecat_core.services.schedules import ScheduleInput
+
+ID_HELP = "the schedule's id (see `schedule list`)"
+
+
+def schedule_id(text: str) -> int:
+    """A schedule id as the command line gives it: a positive whole number."""
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 2**62:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a schedule id (a positive number)")
+    return int(text)
 
 
 def declare(parser: argparse.ArgumentParser) -> None:
@@ -19,18 +29,13 @@ def declare(parser: argparse.ArgumentParser) -> None:
 
     add = actions.add_parser("add", help="schedule a job")
     add.add_argument("job", help=f"the job: {references.REFERENCE_HELP}")
-    add.add_argument("--type", required=True, choices=[t.value for t in ScheduleType])
-    add.add_argument("--start", required=True, help="'YYYY-MM-DD HH:MM' in --timezone")
-    add.add_argument("--cron", help="five-field cron expression (with --type cron)")
-    add.add_argument("--timezone", help="IANA zone, e.g. Europe/Paris (default TIMEZONE)")
-    add.add_argument("--inactive", action="store_true", help="save it without running it")
-    add.add_argument(
-        "--catch-up",
-        choices=[c.value for c in CatchUp],
-        default=CatchUp.ONCE.value,
-        help="after downtime: run once for the missed occurrences (default) or skip them",
-    )
+    add_arguments(add, ScheduleInput)
     add.set_defaults(handler=add_command)
+
+    edit = actions.add_parser("edit", help="change the fields given; the others stay as they are")
+    edit.add_argument("id", type=schedule_id, help=ID_HELP)
+    add_arguments(edit, ScheduleInput, editing=True)
+    edit.set_defaults(handler=edit_command)
 
     listing = actions.add_parser("list", help="list schedules and their next runs")
     listing.add_argument("job", nargs="?", help=f"only this job's: {references.REFERENCE_HELP}")
@@ -38,7 +43,7 @@ def declare(parser: argparse.ArgumentParser) -> None:
     listing.set_defaults(handler=list_command)
 
     remove = actions.add_parser("remove", help="delete a schedule")
-    remove.add_argument("id", type=int)
+    remove.add_argument("id", type=schedule_id, help=ID_HELP)
     remove.set_defaults(handler=remove_command)
 
 
@@ -49,6 +54,7 @@ LIST_COLUMNS = (
     "cron",
     "start",
     "timezone",
+    "status",
     "active",
     "catch_up",
     "next_run_local",
@@ -66,6 +72,7 @@ def _row(schedule: Schedule) -> dict[str, Any]:
         "cron": schedule.cron,
         "start": f"{schedule.start_local:%Y-%m-%d %H:%M}",
         "timezone": schedule.timezone,
+        "status": schedule.status,
         "active": bool(schedule.active),
         "catch_up": schedule.catch_up,
         "next_run_local": math.local_text(nxt, schedule.timezone) if nxt else None,
@@ -81,18 +88,26 @@ def add_command(args: argparse.Namespace) -> int:
             session,
             None,
             job.id,
-            ScheduleInput(
-                type=args.type,
-                start=args.start,
-                timezone=args.timezone,
-                cron=args.cron,
-                active=not args.inactive,
-                catch_up=args.catch_up,
-            ),
+            from_args(ScheduleInput, args),
             default_timezone=settings.timezone,
         )
         row = _row(schedule)
     print(f"schedule {schedule.id} added: next run {row['next_run_local'] or '-'}")
+    return 0
+
+
+def edit_command(args: argparse.Namespace) -> int:
+    settings = settings_for(args)
+    with session_scope(sessions_for(args)) as session:
+        schedule = service.update(
+            session,
+            None,
+            args.id,
+            from_args(ScheduleInput, args),
+            default_timezone=settings.timezone,
+        )
+        row = _row(schedule)
+    print(f"schedule {schedule.id} changed: next run {row['next_run_local'] or '-'}")
     return 0
 
 

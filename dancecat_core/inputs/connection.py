@@ -52,6 +52,7 @@ class ConnectionInput(Input):
         choices=registered_drivers,
         widget="select",
         flag="--driver",
+        help="One of the installed drivers.",
     )
     host: Any = spec(
         "Host",
@@ -88,6 +89,7 @@ class ConnectionInput(Input):
         write_only=True,
         widget="password",
         strip=False,
+        flag="--password-stdin",
         help=(
             "Never shown again. Leave empty to keep the saved password; changing the "
             "driver, host, port, database, user or options needs it again."
@@ -99,6 +101,7 @@ class ConnectionInput(Input):
         default=True,
         widget="checkbox",
         flag="--read-only",
+        off_flag="--read-write",
         help="Refuse statements that change data.",
     )
     shared: Any = spec(

@@ -1,55 +1,215 @@
-"""Console options from the input declarations: one flag per field, its help the label's.
+"""Console options from the input declarations: each field's flags, help, choices and
+limits as its declaration states them, so no command writes a field's option by hand.
 
-``add_arguments`` puts an input class's fields on an ``argparse`` parser (each field's
-``flag``; a flag without dashes is positional); ``from_args`` reads them back into the
-input. A flag left out is not in the namespace, so the field stays ``UNSET``: the service
-then keeps the stored value (an edit) or takes the declared default (a create).
+``add_arguments`` puts an input class's fields on an ``argparse`` parser; ``from_args``
+reads them back into the input. A flag left out is not in the namespace, so the field
+stays ``UNSET``: the service then keeps the stored value (an edit) or takes the declared
+default (a create). Values are checked by the service, which names the field by its label;
+only a fixed list of choices is also refused by the parser.
+
+What each declaration gives (see ``InputField``):
+
+- ``flag``: the option; without dashes, a positional argument when creating and
+  ``--flag`` when editing (``job edit JOB --name N``);
+- a boolean: ``flag`` on and ``off_flag`` (default ``--no-<flag>``) off;
+- on an edit, ``off_flag`` of another field empties it (``--no-timeout``);
+- ``file_flag``: the text read from that file instead (``--sql-file``);
+- a secret: ``flag`` reads it from standard input, one line.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
 
+from dancecat_core.errors import ValidationError
 from dancecat_core.inputs.fields import Input, InputField, Kind
 
-
-def dest(field: InputField) -> str:
-    """The namespace attribute a field's flag sets."""
-    return field.flag.lstrip("-").replace("-", "_")
+FILE_SUFFIX = "_file"  # the namespace attribute of a field's ``file_flag``
 
 
-def _help(field: InputField) -> str:
-    text = f"{field.label}. {field.help}".strip()
+def _text(*parts: str) -> str:
+    """Help text from parts, each ending its sentence, ``%`` kept literal for argparse
+    (which formats help with ``%``)."""
+    sentences = (part if part.endswith((".", "?", "!")) else f"{part}." for part in parts if part)
+    text = " ".join(sentences)
     return text.replace("%", "%%")
 
 
+def _limits(field: InputField) -> str:
+    if field.kind is not Kind.INTEGER or (field.minimum is None and field.maximum is None):
+        return ""
+    if field.maximum is None:
+        return f"At least {field.minimum}"
+    if field.minimum is None:
+        return f"At most {field.maximum}"
+    return f"From {field.minimum} to {field.maximum}"
+
+
+def _choices_help(field: InputField) -> str:
+    """The choices' labels, when they say more than the values do."""
+    pairs = field.options() if not callable(field.choices) else []
+    if all(label.lower() == value.lower() for value, label in pairs):
+        return ""
+    return "; ".join(f"{value}: {label.lower()}" for value, label in pairs)
+
+
+def _help(field: InputField, note: str = "", *more: str) -> str:
+    """Label, help, limits and choices; a field with a ``note`` is given in the note's
+    form (a connection's name), so its stored value's limits are not said."""
+    limits = "" if note else _limits(field)
+    return _text(field.label, field.help, limits, _choices_help(field), note, *more)
+
+
+def _choice_type(field: InputField) -> Callable[[str], str]:
+    """A fixed choice in any letter case, as the services take it (``Daily`` is daily)."""
+    values = {value.lower(): value for value, _ in field.options()}
+
+    def choice(raw: str) -> str:
+        return values.get(raw.strip().lower(), raw)
+
+    return choice
+
+
+def _empty(field: InputField) -> Any:
+    return [] if field.kind is Kind.EMAILS else None
+
+
 def add_arguments(
-    parser: argparse.ArgumentParser, input_class: type[Input], *, skip: Iterable[str] = ()
+    parser: argparse.ArgumentParser,
+    input_class: type[Input],
+    *,
+    editing: bool = False,
+    skip: Iterable[str] = (),
+    notes: Mapping[str, str] | None = None,
 ) -> None:
-    """One option per field of ``input_class`` that has a flag (``skip``: field names)."""
-    skipped = set(skip)
+    """The options of each field of ``input_class`` that has a flag (``skip``: field
+    names). ``editing``: nothing is required and ``off_flag`` empties a field; ``notes``:
+    more help for some fields, by name (how the console names a connection)."""
+    skipped, notes = set(skip), notes or {}
     for field in input_class.fields():
         if not field.flag or field.name in skipped:
             continue
+        note = notes.get(field.name, "")
+        text = _help(field, note)
         if not field.flag.startswith("-"):
-            parser.add_argument(field.flag, help=_help(field))
+            if editing:
+                parser.add_argument(
+                    f"--{field.flag}", dest=field.name, default=argparse.SUPPRESS, help=text
+                )
+            else:
+                parser.add_argument(field.name, metavar=field.flag, help=text)
             continue
-        options: dict = {"dest": dest(field), "default": argparse.SUPPRESS, "help": _help(field)}
         if field.kind is Kind.BOOLEAN:
-            options["action"] = argparse.BooleanOptionalAction
+            _boolean(parser, field, editing)
+            continue
+        options: dict[str, Any] = {
+            "dest": field.name,
+            "default": argparse.SUPPRESS,
+            "help": text,
+            "metavar": field.flag.removeprefix("--").replace("-", "_").upper(),
+        }
+        if field.kind is Kind.SECRET:
+            options["action"] = "store_true"
+            del options["metavar"]
+            options["help"] = _help(field, note, "Read from standard input, one line")
         elif field.kind is Kind.EMAILS:
             options["action"] = "append"
         elif field.kind is Kind.CHOICE and not callable(field.choices):
             options["choices"] = [value for value, _ in field.options()]
-        parser.add_argument(field.flag, **options)
+            del options["metavar"]  # argparse shows the choices
+            options["type"] = _choice_type(field)
+        required = field.required and not editing
+        alternatives = [flag for flag in (field.file_flag, editing and field.off_flag) if flag]
+        if not alternatives:
+            parser.add_argument(field.flag, required=required, **options)
+            continue
+        group = parser.add_mutually_exclusive_group(required=required)
+        group.add_argument(field.flag, **options)
+        if field.file_flag:
+            group.add_argument(
+                field.file_flag,
+                dest=field.name + FILE_SUFFIX,
+                type=Path,
+                default=argparse.SUPPRESS,
+                metavar="FILE",
+                help=_text(f"{field.label}, read from this file (UTF-8)"),
+            )
+        if editing and field.off_flag:
+            group.add_argument(
+                field.off_flag,
+                dest=field.name,
+                action="store_const",
+                const=_empty(field),
+                default=argparse.SUPPRESS,
+                help=_text(f"{field.label}: none", field.help),
+            )
 
 
-def from_args(input_class: type[Input], args: argparse.Namespace) -> Input:
-    """The input the parsed ``args`` give; fields whose flag was left out stay unset."""
-    given = {
-        field.name: getattr(args, dest(field))
-        for field in input_class.fields()
-        if field.flag and hasattr(args, dest(field))
+def _boolean(parser: argparse.ArgumentParser, field: InputField, editing: bool) -> None:
+    """``flag`` on, ``off_flag`` off; on a create, the declared default is said."""
+    off = field.off_flag or "--no-" + field.flag.removeprefix("--")
+    said = {
+        value: "" if editing or bool(field.default) != value else " (the default)"
+        for value in (True, False)
     }
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        field.flag,
+        dest=field.name,
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help=_text(f"{field.label}: yes{said[True]}", field.help),
+    )
+    group.add_argument(
+        off,
+        dest=field.name,
+        action="store_false",
+        default=argparse.SUPPRESS,
+        help=_text(f"{field.label}: no{said[False]}"),
+    )
+
+
+def _read_file(field: InputField, path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ValidationError(f"{field.label}: cannot read {path}: {reason}", field.name) from None
+
+
+def _read_secret() -> str:
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def from_args(
+    input_class: type[Input],
+    args: argparse.Namespace,
+    *,
+    resolve: Mapping[str, Callable[[Any], Any]] | None = None,
+) -> Input:
+    """The input the parsed ``args`` give; fields whose flags were left out stay unset.
+    ``resolve``: what turns a field's console value into the stored one, by field name
+    (a connection's name or ``id:N`` into its id)."""
+    resolve = resolve or {}
+    given: dict[str, Any] = {}
+    for field in input_class.fields():
+        if not field.flag:
+            continue
+        if hasattr(args, field.name + FILE_SUFFIX):
+            given[field.name] = _read_file(field, getattr(args, field.name + FILE_SUFFIX))
+        elif hasattr(args, field.name):
+            value = getattr(args, field.name)
+            if field.kind is Kind.SECRET:
+                if not value:
+                    continue
+                value = _read_secret()
+            given[field.name] = value
+        else:
+            continue
+        if field.name in resolve and given[field.name] is not None:
+            given[field.name] = resolve[field.name](given[field.name])
     return input_class.from_values(given)

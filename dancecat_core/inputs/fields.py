@@ -71,8 +71,13 @@ Choices = Sequence[tuple[str, str]] | Callable[[Any], Sequence[tuple[str, str]]]
 class InputField:
     """One field. ``choices`` is ``(value, label)`` pairs, or a function of the runtime
     returning them (a plugin registry's list); ``check`` is an extra rule on the cleaned
-    value that raises ``ValidationError``; ``widget`` tells the HTML form how to draw it;
-    ``flag`` is the console's option (``""``: the console has none)."""
+    value that raises ``ValidationError``; ``widget`` tells the HTML form how to draw it.
+
+    The console's options (``inputs.console``): ``flag`` is the field's (``""``: none; no
+    dashes: positional when creating); ``off_flag`` turns a boolean off (default
+    ``--no-<flag>``) or, on an edit, empties any other field; ``file_flag`` reads a text
+    field from a file instead. A secret's ``flag`` reads it from standard input, never
+    from the command line (which other users of the machine can see)."""
 
     name: str
     label: str
@@ -89,6 +94,8 @@ class InputField:
     pattern: str | None = None
     widget: str = "input"
     flag: str = ""
+    off_flag: str = ""
+    file_flag: str = ""
     check: Callable[[Any], Any] | None = None
     write_only: bool = False
     strip: bool = True

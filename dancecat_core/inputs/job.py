@@ -35,6 +35,7 @@ class JobInput(Input):
         minimum=1,
         maximum=MAX_ID,
         widget="connection",
+        flag="--connection",
         help="One of the connections you may use.",
     )
     query: Any = spec(
@@ -44,6 +45,7 @@ class JobInput(Input):
         max_length=MAX_QUERY_CHARS,
         widget="code",
         flag="--sql",
+        file_flag="--sql-file",
         help="Tab leaves the editor; Ctrl-Enter runs a preview.",
     )
     timeout_seconds: Any = spec(
@@ -53,6 +55,7 @@ class JobInput(Input):
         minimum=1,
         maximum=MAX_TIMEOUT_SECONDS,
         flag="--timeout",
+        off_flag="--no-timeout",
         help="Empty: the server's default (DB_TIMEOUT).",
     )
     recipients: Any = spec(
@@ -62,6 +65,7 @@ class JobInput(Input):
         max_length=254,
         widget="emails",
         flag="--recipient",
+        off_flag="--no-recipients",
         placeholder="report_to@example.com",
         help="Each address gets the result after every run.",
     )

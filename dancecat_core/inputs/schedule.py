@@ -65,7 +65,15 @@ class ScheduleInput(Input):
         placeholder="30 9 * * 1-5",
         help="minute hour day-of-month month day-of-week, in the schedule's time zone",
     )
-    active: Any = spec("Active", Kind.BOOLEAN, default=True, widget="checkbox", flag="--active")
+    active: Any = spec(
+        "Active",
+        Kind.BOOLEAN,
+        default=True,
+        widget="checkbox",
+        flag="--active",
+        off_flag="--inactive",
+        help="An inactive schedule is kept but does not run.",
+    )
     catch_up: Any = spec(
         "After downtime",
         Kind.CHOICE,

@@ -54,5 +54,21 @@ class Schedule(Base):
 
     job: Mapped[Job] = relationship()
 
+    @property
+    def is_done(self) -> bool:
+        """A once schedule that fired: it has nothing left to do."""
+        return (
+            self.type == ScheduleType.ONCE
+            and self.next_run_at is None
+            and self.last_run_at is not None
+        )
+
+    @property
+    def status(self) -> str:
+        """``done`` (see ``is_done``), ``active`` or ``inactive``, as lists show it."""
+        if self.is_done:
+            return "done"
+        return "active" if self.active else "inactive"
+
     def __repr__(self) -> str:
         return f"<Schedule {self.id} {self.type} job={self.job_id}>"

@@ -17,7 +17,7 @@ from dancecat_core import schedules as schedule_math
 from dancecat_core.errors import Conflict, NotFound, QueryError, ValidationError
 from dancecat_core.inputs.job import JobInput
 from dancecat_core.inputs.schedule import ScheduleInput
-from dancecat_core.models import Job, ScheduleType, Tracker, TrackerStatus
+from dancecat_core.models import Job, Tracker, TrackerStatus
 from dancecat_core.services import connections, jobs, probes, schedules, trackers
 from dancecat_web.errors import json_error
 from dancecat_web.queue import enqueue_after_commit
@@ -116,10 +116,7 @@ def _schedule_rows(job: Job, job_schedules: list) -> list[dict[str, Any]]:
                 "local": schedule_math.local_text(schedule.next_run_at, schedule.timezone),
                 "utc": schedule_math.local_text(schedule.next_run_at, "UTC"),
                 "last": schedule_math.local_text(schedule.last_run_at, schedule.timezone),
-                # A once schedule that fired has nothing left to do.
-                "done": schedule.type == ScheduleType.ONCE
-                and schedule.next_run_at is None
-                and schedule.last_run_at is not None,
+                "done": schedule.is_done,
             }
         )
     return rows
