@@ -44,6 +44,7 @@ def _startup_home() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DANCECAT_")}
     env["DANCECAT_HOME"] = str(home)
     source = config.RESULTS / "console-data.sqlite"  # outside the home: it may not be queried
+    env["DANCECAT_SQLITE_ALLOWED_DIRS"] = str(config.RESULTS)  # the default is examples/ only
     sqlite3.connect(source).close()
 
     def dancecat(*args: str) -> None:

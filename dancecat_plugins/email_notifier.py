@@ -10,11 +10,8 @@ why — rows are never cut to make a file fit.
 
 from __future__ import annotations
 
-import smtplib
-import ssl
 from collections.abc import Sequence
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -28,6 +25,9 @@ from dancecat_core.settings import (
     SettingSpec,
     choice,
 )
+
+if TYPE_CHECKING:  # only named in annotations: the email modules load at first use
+    from email.message import EmailMessage
 
 # Where a run's XLSX can be downloaded (the web app's result route); BASE_URL + this.
 RESULT_PATH = "/runs/{tracker_id}/result.xlsx"
@@ -91,6 +91,10 @@ class EmailNotifier(Notifier):
 
     def build_message(self, notice: MailNotice, attachment: Attachment | None) -> EmailMessage:
         """The message for one recipient (separate so tests and previews can read it)."""
+        # Imported at first use, not at start-up: every command loads every plugin.
+        from email.message import EmailMessage
+        from email.utils import formatdate, make_msgid
+
         ok = notice.status == "Success"
         message = EmailMessage()
         message["Subject"] = f"DanceCat: {notice.job_name} — run {notice.tracker_id} " + (
@@ -142,6 +146,9 @@ class EmailNotifier(Notifier):
         settings = self.settings
         if not settings.smtp_host:
             raise RuntimeError(self.unconfigured_reason)
+        import smtplib  # at first use, not at start-up: smtplib loads ssl and email
+        import ssl
+
         message = self.build_message(notice, attachment)
         context = ssl.create_default_context()
         smtp: smtplib.SMTP

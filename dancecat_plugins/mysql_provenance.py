@@ -10,9 +10,12 @@ return one row, so a preview's ``sql_select_limit`` cannot cut them short.
 
 from __future__ import annotations
 
-import pymysql
+from typing import TYPE_CHECKING
 
 from dancecat_core.provenance import Function, Relation
+
+if TYPE_CHECKING:  # only named in annotations
+    import pymysql
 
 _COLUMNS = """
     SELECT c.TABLE_NAME, c.COLUMN_NAME, v.TABLE_NAME IS NOT NULL, v.VIEW_DEFINITION

@@ -12,21 +12,21 @@ UTC, ISO dates, shortest exact floats, hex bytea; the few types whose COPY text 
 spelling, ``timetz`` offsets of whole hours as ``+02``) are selected through the expression
 that writes the canonical text (``CANONICAL_TEXT``), and the row path reads them with
 typecasters (or ``csvcodec``'s float text) that give the same text.
+
+psycopg2 is imported inside the methods that use it, at first use, not when the plugin is
+loaded: every console command loads every plugin, and most never connect to PostgreSQL.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, BinaryIO
-
-import psycopg2
-import psycopg2.errors
-import psycopg2.extensions
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dancecat_core.columns import Column, ColumnType
 from dancecat_core.drivers import ConnectionParams, Driver, DriverSession, QueryCursor
@@ -37,6 +37,9 @@ from dancecat_core.provenance import trace
 from dancecat_core.statements import single
 from dancecat_plugins.postgresql_provenance import PostgresCatalog, composite_fields
 from dancecat_plugins.postgresql_statements import parse
+
+if TYPE_CHECKING:
+    import psycopg2.extensions
 
 # Types DanceCat reads back as something other than text, by type OID (pg_type.oid).
 TYPES_BY_OID: dict[int, ColumnType] = {
@@ -103,14 +106,6 @@ def _as_text(value: str | None, cursor: Any) -> str | None:
     return value
 
 
-def _as_bytes(value: str | None, cursor: Any) -> bytes | None:
-    """bytea as ``bytes`` rather than psycopg2's ``memoryview``."""
-    raw = psycopg2.BINARY(value, cursor)
-    return None if raw is None else bytes(raw)
-
-
-_BYTES = psycopg2.extensions.new_type(psycopg2.BINARY.values, "DANCECAT_BYTEA", _as_bytes)
-
 _HOURS_ONLY_OFFSET = re.compile(r"([+-]\d\d)( BC)?$")
 
 
@@ -128,11 +123,26 @@ def _as_timetz_text(value: str | None, cursor: Any) -> str | None:
     return None if value is None else _HOURS_ONLY_OFFSET.sub(r"\1:00\2", value)
 
 
-# Dates and timestamps keep the database's text on the row path too, made canonical as COPY
-# makes it: Python's types hold neither ``infinity`` nor dates before year 1.
-_DATES = psycopg2.extensions.new_type((1082,), "DANCECAT_DATE", _as_text)
-_TIMESTAMPS = psycopg2.extensions.new_type((1114, 1184), "DANCECAT_TIMESTAMP", _as_timestamp_text)
-_TIMETZ = psycopg2.extensions.new_type((1266,), "DANCECAT_TIMETZ", _as_timetz_text)
+@functools.cache
+def _casters() -> tuple[Any, ...]:
+    """bytea as ``bytes`` rather than psycopg2's ``memoryview``; dates and timestamps keep
+    the database's text on the row path too, made canonical as COPY makes it: Python's
+    types hold neither ``infinity`` nor dates before year 1. Built at the first connection
+    (psycopg2 at first use)."""
+    import psycopg2.extensions  # at first use: start-up time (see the module docstring)
+
+    binary, new_type = psycopg2.BINARY, psycopg2.extensions.new_type
+
+    def as_bytes(value: str | None, cursor: Any) -> bytes | None:
+        raw = binary(value, cursor)
+        return None if raw is None else bytes(raw)
+
+    return (
+        new_type(binary.values, "DANCECAT_BYTEA", as_bytes),
+        new_type((1082,), "DANCECAT_DATE", _as_text),
+        new_type((1114, 1184), "DANCECAT_TIMESTAMP", _as_timestamp_text),
+        new_type((1266,), "DANCECAT_TIMETZ", _as_timetz_text),
+    )
 
 
 def one_line(message: str, secrets: Sequence[str] = ()) -> str:
@@ -162,6 +172,8 @@ class PostgresCursor(QueryCursor):
         self.columns, self._oids = columns
 
     def batches(self, size: int = 5000) -> Iterator[Sequence[Sequence[Any]]]:
+        import psycopg2.extensions  # here, not at the top: start-up time (see the module docstring)
+
         session = self._session
         if self._statement is not None:
             if self._statement.description is None:
@@ -209,6 +221,8 @@ class PostgresCursor(QueryCursor):
 
     def close(self) -> None:
         """End the query's transaction: commit a read-write one, discard a read-only one."""
+        import psycopg2  # here, not at the top: start-up time (see the module docstring)
+
         session = self._session
         if self._named is not None:
             with contextlib.suppress(psycopg2.Error):
@@ -233,6 +247,8 @@ class PostgresSession(DriverSession):
 
     def end_transaction(self) -> None:
         """Commit a read-write query's work; a read-only or cancelled one has none to keep."""
+        import psycopg2  # here, not at the top: start-up time (see the module docstring)
+
         if self.connection.closed:
             return
         if self.read_only or self._cancelled.is_set():
@@ -259,6 +275,8 @@ class PostgresSession(DriverSession):
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:
         """Turn psycopg2 errors into DanceCat errors; a failed transaction is rolled back."""
+        import psycopg2  # here, not at the top: start-up time (see the module docstring)
+
         if self._cancelled.is_set():
             raise QueryError("the query was cancelled")
         try:
@@ -270,6 +288,8 @@ class PostgresSession(DriverSession):
             raise self._error(exc) from None
 
     def _error(self, exc: psycopg2.Error) -> QueryError:
+        import psycopg2.errors  # here, not at the top: start-up time (see the module docstring)
+
         message = one_line(exc.diag.message_primary or str(exc))
         if isinstance(exc, psycopg2.errors.QueryCanceled):
             if self._cancelled.is_set():
@@ -345,6 +365,8 @@ class PostgresSession(DriverSession):
         return columns, [d.type_code for d in description]
 
     def cancel(self) -> None:
+        import psycopg2  # here, not at the top: start-up time (see the module docstring)
+
         # PQcancel asks the server, over a new socket, to stop what this backend is doing;
         # libpq documents it as safe to call from another thread.
         self._cancelled.set()
@@ -362,6 +384,8 @@ class PostgresDriver(Driver):
     default_port = 5432
 
     def connect(self, params: ConnectionParams, *, timeout: float) -> DriverSession:
+        import psycopg2.extensions  # here, not at the top: start-up time (see the module docstring)
+
         try:
             connection = psycopg2.connect(
                 host=params.host,
@@ -388,7 +412,7 @@ class PostgresDriver(Driver):
             connection.autocommit = False
             # psycopg2 now opens every transaction with BEGIN READ ONLY.
             connection.set_session(readonly=params.read_only)
-            for caster in (_BYTES, _DATES, _TIMESTAMPS, _TIMETZ):
+            for caster in _casters():
                 psycopg2.extensions.register_type(caster, connection)
         except psycopg2.Error as exc:
             connection.close()

@@ -9,10 +9,12 @@ function counts as user-defined when it lives outside ``pg_catalog`` and
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import psycopg2.extensions
+from typing import TYPE_CHECKING
 
 from dancecat_core.provenance import Function, Relation
+
+if TYPE_CHECKING:  # only named in annotations: psycopg2 loads at the first connection
+    import psycopg2.extensions
 
 _RELATION = """
     SELECT c.relname, c.relkind IN ('v', 'm'),

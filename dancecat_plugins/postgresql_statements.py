@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import attrs
-from pglast import parser
 
 from dancecat_core.errors import QueryError
 from dancecat_core.statements import Statement, checked_text
@@ -36,6 +35,8 @@ class PgStatement(Statement):
 
 def parse(sql: str) -> list[PgStatement]:
     """Every statement in ``sql``, as PostgreSQL's parser splits it; a syntax error raises."""
+    from pglast import parser  # at first use, not at start-up: it costs every command ~25 ms
+
     raw = checked_text(sql).encode("utf-8")
     try:
         tree = json.loads(parser.parse_sql_json(sql))
@@ -93,6 +94,8 @@ def _refusals(value: Any) -> Iterator[str]:
 
 def _first_keyword(text: str) -> str:
     """The statement's first word as the lexer reads it (comments skipped), upper case."""
+    from pglast import parser  # at first use, not at start-up (see ``parse``)
+
     for token in parser.scan(text):
         if token.name not in ("C_COMMENT", "SQL_COMMENT"):
             return text[token.start : token.end + 1].upper()  # offsets in characters

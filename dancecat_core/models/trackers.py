@@ -12,17 +12,15 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     String,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dancecat_core.errors import IllegalTransition
 from dancecat_core.models.jobs import Job
-from dancecat_core.models.meta import Base, UTCDateTime, utcnow
+from dancecat_core.models.meta import Base, LongBlob, UTCDateTime, utcnow
 from dancecat_core.models.schedules import Schedule
 
 
@@ -170,4 +168,4 @@ class ResultChunk(Base):
 
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    data: Mapped[bytes] = mapped_column(LargeBinary().with_variant(mysql.LONGBLOB(), "mysql"))
+    data: Mapped[bytes] = mapped_column(LongBlob())
