@@ -9,6 +9,8 @@ import json
 from dancecat_core.commands.context import runtime_for
 from dancecat_core.db import session_scope
 from dancecat_core.errors import ValidationError
+from dancecat_core.inputs.console import add_arguments, from_args
+from dancecat_core.inputs.token import TokenInput
 from dancecat_core.models import User
 from dancecat_core.services import accounts
 
@@ -54,7 +56,7 @@ def declare_token(token: argparse.ArgumentParser) -> None:
     commands = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
     create = commands.add_parser("create", help="create an API token (shown once)")
     create.add_argument("email")
-    create.add_argument("--name", default="console")
+    add_arguments(create, TokenInput)
     create.set_defaults(handler=token_create_command)
 
 
@@ -145,6 +147,7 @@ def token_create_command(args: argparse.Namespace) -> int:
             raise ValidationError(f"{user.email} is disabled: enable them first")
         if user.password_hash is None:
             raise ValidationError(f"{user.email} has no password yet: they must sign in first")
-        _, clear = accounts.create_token(session, user, args.name)
+        name = from_args(TokenInput, args).given().get("name", "")  # unset: the default
+        _, clear = accounts.create_token(session, user, name)
     print(clear)
     return 0
