@@ -743,11 +743,13 @@ def test_every_declared_field_has_its_console_option(console):
     from dancecat_core.inputs.connection import ConnectionInput
     from dancecat_core.inputs.job import JobInput
     from dancecat_core.inputs.schedule import ScheduleInput
+    from dancecat_core.inputs.token import TokenInput
 
     for command, input_class in (
         (("connection", "edit"), ConnectionInput),
         (("job", "edit"), JobInput),
         (("schedule", "edit"), ScheduleInput),
+        (("token", "create"), TokenInput),
     ):
         text = console.ok(*command, "--help")
         for field in input_class.fields():
