@@ -2,6 +2,7 @@
 
 from dancecat_core.models.accounts import AllowedEmail, ApiToken, SignInThrottle, User
 from dancecat_core.models.connections import Connection
+from dancecat_core.models.job_urls import PullUrl, PullUse, Trigger
 from dancecat_core.models.jobs import Job, JobRecipient
 from dancecat_core.models.meta import Base, utcnow
 from dancecat_core.models.schedules import CatchUp, Schedule, ScheduleType
@@ -25,6 +26,8 @@ __all__ = [
     "Job",
     "JobRecipient",
     "Notification",
+    "PullUrl",
+    "PullUse",
     "NotificationStatus",
     "ResultChunk",
     "Schedule",
@@ -32,6 +35,7 @@ __all__ = [
     "SignInThrottle",
     "Tracker",
     "TrackerStatus",
+    "Trigger",
     "User",
     "check_transition",
     "utcnow",

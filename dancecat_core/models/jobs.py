@@ -29,8 +29,13 @@ class Job(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     run_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Chains: run after each run of ``after_job_id`` that ends as ``after_on`` says
+    # (``dancecat_core.chains``).
+    after_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    after_on: Mapped[str | None] = mapped_column(String(8))
 
     connection: Mapped[Connection] = relationship()
+    after_job: Mapped[Job | None] = relationship(remote_side=[id])
     owner: Mapped[User | None] = relationship()
     recipients: Mapped[list[JobRecipient]] = relationship(
         back_populates="job", cascade="all, delete-orphan", order_by="JobRecipient.email"

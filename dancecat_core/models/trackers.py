@@ -70,10 +70,13 @@ def check_transition(current: str, target: str) -> None:
 
 class Tracker(Base):
     __tablename__ = "trackers"
-    # One tracker per schedule occurrence: the database refuses a second claim.
+    # One tracker per schedule occurrence: the database refuses a second claim; likewise
+    # one downstream run per upstream run and job (chains), one run per trigger delivery.
     # (job_id, id): a job's runs newest first, and its latest successful run (migration 0002).
     __table_args__ = (
         UniqueConstraint("schedule_id", "due_at"),
+        UniqueConstraint("upstream_tracker_id", "job_id"),
+        UniqueConstraint("trigger_id", "idempotency_key"),
         Index("ix_trackers_job_id_id", "job_id", "id"),
     )
 
@@ -82,6 +85,9 @@ class Tracker(Base):
     schedule_id: Mapped[int | None] = mapped_column(ForeignKey("schedules.id"))
     due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     triggered_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    upstream_tracker_id: Mapped[int | None] = mapped_column(ForeignKey("trackers.id"))
+    trigger_id: Mapped[int | None] = mapped_column(ForeignKey("triggers.id"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), default=TrackerStatus.QUEUED.value, index=True)
     queued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
