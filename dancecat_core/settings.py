@@ -102,8 +102,6 @@ def _text(raw: str) -> str:
     return raw
 
 
-
-
 def _optional_text(raw: str) -> str | None:
     return raw.strip() or None
 
@@ -163,9 +161,7 @@ class SettingSpec:
         try:
             return self.type.parse(raw)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(
-                f"setting {self.key}: {raw!r} {str(exc) or 'is malformed'}"
-            ) from None
+            raise ConfigError(f"setting {self.key}: {raw!r} {str(exc) or 'is malformed'}") from None
 
 
 def shown_value(value: Any) -> str:
@@ -239,6 +235,7 @@ DEFAULT_SCRUB_PATTERNS = (
     "hashed_pw",
     "recovery_code",
 )
+
 
 @attrs.frozen
 class Settings:
@@ -370,12 +367,16 @@ class Settings:
     max_body_bytes: int = setting(
         POSITIVE_INT, 1024 * 1024, "largest request body the web app accepts"
     )
+    pull_url_rate_limit: int = setting(
+        POSITIVE_INT,
+        60,
+        "pulls per minute each pull URL answers; more get `429` with `Retry-After` "
+        "(docs/DELIVERY.md)",
+    )
     login_max_failures: int = setting(
         POSITIVE_INT, 5, "failed sign-ins before an email is locked out"
     )
-    login_lockout_seconds: int = setting(
-        POSITIVE_INT, 300, "how long a locked-out email waits"
-    )
+    login_lockout_seconds: int = setting(POSITIVE_INT, 300, "how long a locked-out email waits")
     password_min_length: int = setting(POSITIVE_INT, 10, "shortest password accepted")
     config_file: Path | None = None
     plugin_values: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
@@ -447,6 +448,7 @@ def collect_specs(pm: pluggy.PluginManager) -> tuple[SettingSpec, ...]:
                 )
             specs[spec.key] = attrs.evolve(spec, origin=impl.plugin_name)
     return tuple(specs.values())
+
 
 def read_ini(path: str | os.PathLike[str]) -> dict[str, str]:
     """The ``[app:main]`` section of a Pyramid-style INI file, keys upper-cased.

@@ -243,8 +243,10 @@ def follow_up(runtime: Runtime, outcome: RunOutcome) -> str:
         except Exception:
             # Still Queued: the sweep's redelivery puts it back on the queue later.
             log.exception("tracker %s: could not be enqueued again", tracker_id)
-    elif outcome.claimed and notify.wanted(runtime, outcome.recipients):
-        _queue_notifications(notify.after_run(runtime, tracker_id))
+    elif outcome.claimed:
+        if notify.wanted(runtime, outcome.recipients):
+            _queue_notifications(notify.after_run(runtime, tracker_id))
+        enqueue_chained(runtime, tracker_id)
     return outcome.status.value
 
 
@@ -270,6 +272,17 @@ def _queue_notifications(ids: list[int]) -> None:
             enqueue_notification(notification_id)
         except Exception:
             log.exception("notification %s: could not be queued", notification_id)
+
+
+def enqueue_chained(runtime: Runtime, tracker_id: int) -> list[int]:
+    """Enqueue the runs chained after the finished run ``tracker_id``
+    (``chains.downstream_runs`` claims them, exactly once); return their ids."""
+    from dancecat_core.chains import downstream_runs
+
+    followers = downstream_runs(runtime, tracker_id)
+    for follower in followers:
+        enqueue_run(follower)
+    return followers
 
 
 @huey.task(context=True)

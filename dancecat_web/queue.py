@@ -32,6 +32,12 @@ def enqueue_after_commit(request: Request, tracker_id: int) -> None:
     request.tm.get().addAfterCommitHook(_enqueue, args=(enqueue, tracker_id))
 
 
+def enqueue_committed(request: Request, tracker_id: int) -> None:
+    """Hand the run to the queue now: its tracker was committed by a transaction of its
+    own (a trigger's), not the request's."""
+    _enqueue(True, request.registry["dancecat.enqueue_run"], tracker_id)
+
+
 def _enqueue(committed: bool, enqueue: Callable[[int], object], tracker_id: int) -> None:
     if not committed:
         return

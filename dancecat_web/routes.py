@@ -39,6 +39,11 @@ def includeme(config: Configurator) -> None:
     config.add_route("results.tracker", rf"/job/result/{ID}/{{format:{result_links}}}")
     config.add_route("results.latest", rf"/job/latest-result/{ID}/{{format:{result_links}}}")
 
+    # URLs that act on one job by their token alone (``views.job_urls``); the token's
+    # exact shape is checked in the view.
+    config.add_route("pull", r"/pull/{token:dcp_[A-Za-z0-9_-]+}.{format:csv|json}")
+    config.add_route("trigger", r"/trigger/{token:dcg_[A-Za-z0-9_-]+}")
+
     # JSON API.
     config.add_route("api.openapi", f"{API}/openapi.json")
     config.add_route("api.me", f"{API}/me")
@@ -52,6 +57,11 @@ def includeme(config: Configurator) -> None:
     config.add_route("api.job.preview", f"{API}/jobs/{ID}/preview")
     config.add_route("api.job.runs", f"{API}/jobs/{ID}/runs")
     config.add_route("api.job.latest_result", f"{API}/jobs/{ID}/latest/result.{{format}}")
+    config.add_route("api.job.pull_urls", f"{API}/jobs/{ID}/pull-urls")
+    config.add_route("api.pull_url", f"{API}/pull-urls/{ID}")
+    config.add_route("api.pull_url.rotate", f"{API}/pull-urls/{ID}/rotate")
+    config.add_route("api.job.triggers", f"{API}/jobs/{ID}/triggers")
+    config.add_route("api.trigger", f"{API}/triggers/{ID}")
     config.add_route("api.tracker", f"{API}/trackers/{ID}")
     config.add_route("api.tracker.result", f"{API}/trackers/{ID}/result.{{format}}")
 
@@ -69,6 +79,11 @@ def includeme(config: Configurator) -> None:
     config.add_route("ui.job.edit", f"/jobs/{ID}/edit")
     config.add_route("ui.job.delete", f"/jobs/{ID}/delete")
     config.add_route("ui.job.run", f"/jobs/{ID}/run")
+    config.add_route("ui.job.pull_urls", f"/jobs/{ID}/pull-urls")
+    config.add_route("ui.job.triggers", f"/jobs/{ID}/triggers")
+    config.add_route("ui.pull_url.revoke", f"/pull-urls/{ID}/revoke")
+    config.add_route("ui.pull_url.rotate", f"/pull-urls/{ID}/rotate")
+    config.add_route("ui.trigger.revoke", f"/triggers/{ID}/revoke")
 
     config.add_route("ui.trackers.status", "/runs/status.json")
     config.add_route("ui.tracker.download", rf"/runs/{ID}/result.{{format:{downloads}}}")

@@ -35,6 +35,7 @@ def run_command(args: argparse.Namespace) -> int:
         runtime.stores[store.name] = progress.CountingStore(store, counter)
     with progress.ProgressLine(f"run {tracker_id}", counter):
         outcome = execute_tracker(runtime, tracker_id)
+    followers = tasks.enqueue_chained(runtime, tracker_id)
     print(
         f"run {tracker_id}: {outcome.status.value}"
         + (f", {outcome.row_count} rows" if outcome.row_count is not None else "")
@@ -46,6 +47,8 @@ def run_command(args: argparse.Namespace) -> int:
             " a worker will retry them",
             file=sys.stderr,
         )
+    for follower in followers:
+        print(f"run {follower} queued (chained after run {tracker_id})")
     if outcome.status != TrackerStatus.SUCCESS:
         message = one_line(outcome.error or "")
         print(f"error: run {tracker_id} {outcome.status.value}: {message}", file=sys.stderr)

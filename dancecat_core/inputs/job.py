@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 
 from dancecat_core.inputs.fields import Input, Kind, spec
+from dancecat_core.models import RunAfter
 
 MAX_QUERY_CHARS = 1_000_000
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
@@ -68,6 +69,23 @@ class JobInput(Input):
         off_flag="--no-recipients",
         placeholder="report_to@example.com",
         help="Each address gets the result after every run.",
+    )
+    after_job_id: Any = spec(
+        "Run after job",
+        Kind.INTEGER,
+        nullable=True,
+        minimum=1,
+        maximum=MAX_ID,
+        widget="job",
+        help="Empty: not chained. Runs after each run of that job ends as below.",
+    )
+    after_on: Any = spec(
+        "Run after its",
+        Kind.CHOICE,
+        default=RunAfter.SUCCESS.value,
+        widget="select",
+        flag="--on",
+        choices=((RunAfter.SUCCESS.value, "Success"), (RunAfter.FAILURE.value, "Failure")),
     )
     shared: Any = spec(
         "Shared",

@@ -3,7 +3,7 @@
 from dancecat_core.models.accounts import AllowedEmail, ApiToken, SignInThrottle, User
 from dancecat_core.models.connections import Connection
 from dancecat_core.models.job_urls import PullUrl, PullUse, Trigger
-from dancecat_core.models.jobs import Job, JobRecipient
+from dancecat_core.models.jobs import Job, JobRecipient, RunAfter
 from dancecat_core.models.meta import Base, utcnow
 from dancecat_core.models.schedules import CatchUp, Schedule, ScheduleType
 from dancecat_core.models.trackers import (
@@ -26,10 +26,11 @@ __all__ = [
     "Job",
     "JobRecipient",
     "Notification",
+    "NotificationStatus",
     "PullUrl",
     "PullUse",
-    "NotificationStatus",
     "ResultChunk",
+    "RunAfter",
     "Schedule",
     "ScheduleType",
     "SignInThrottle",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -10,6 +11,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from dancecat_core.models.accounts import User
 from dancecat_core.models.connections import Connection
 from dancecat_core.models.meta import Base, UTCDateTime, utcnow
+
+
+class RunAfter(enum.StrEnum):
+    """Which ending of an upstream job's run starts a chained job (``Job.after_on``)."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
 
 
 class Job(Base):

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from dancecat_core import chains
 from dancecat_core.errors import Conflict, NotFound, ValidationError
 from dancecat_core.inputs.fields import Problems
 from dancecat_core.inputs.job import MAX_QUERY_CHARS as MAX_QUERY_CHARS
@@ -16,6 +17,7 @@ from dancecat_core.models import Connection, Job, JobRecipient, Schedule, Tracke
 from dancecat_core.services import access, naming
 
 CONNECTION = JobInput.field("connection_id")
+AFTER = JobInput.field("after_job_id")
 
 
 def usable_connection(session: Session, actor: User | None, number: int) -> Connection:
@@ -35,11 +37,15 @@ def stored(job: Job) -> dict[str, Any]:
         "query": job.query,
         "timeout_seconds": job.timeout_seconds,
         "recipients": [recipient.email for recipient in job.recipients],
+        "after_job_id": job.after_job_id,
+        "after_on": job.after_on,
         "shared": bool(job.shared),
     }
 
 
-def _checked(session: Session, actor: User | None, data: JobInput) -> dict[str, Any]:
+def _checked(
+    session: Session, actor: User | None, data: JobInput, job_id: int | None = None
+) -> dict[str, Any]:
     """Every field checked at once; the refusals are raised together."""
     problems = Problems()
     values = data.cleaned(problems=problems)
@@ -49,8 +55,30 @@ def _checked(session: Session, actor: User | None, data: JobInput) -> dict[str, 
             values["connection"] = usable_connection(session, actor, number)
         except ValidationError as error:
             problems.add(error)
+    try:
+        _check_chain(session, actor, job_id, values)
+    except ValidationError as error:
+        problems.add(error)
     problems.raise_any()
     return values
+
+
+def _check_chain(
+    session: Session, actor: User | None, job_id: int | None, values: dict[str, Any]
+) -> None:
+    """The job it runs after must be one ``actor`` may see, and no cycle may close."""
+    after = values.get("after_job_id")
+    if after is None:
+        values["after_on"] = None
+        return
+    try:
+        access.require_visible(actor, session.get(Job, after), "job")
+    except NotFound:
+        raise ValidationError(f"{AFTER.label}: no such job", AFTER.name) from None
+    loop = chains.cycle(session, job_id, after)
+    if loop:
+        names = " → ".join(job.name for job in loop)
+        raise ValidationError(f"{AFTER.label}: that would make a cycle: {names}", AFTER.name)
 
 
 def _apply(job: Job, values: dict[str, Any]) -> None:
@@ -74,7 +102,7 @@ def create(session: Session, actor: User | None, data: JobInput) -> Job:
 def update(session: Session, actor: User | None, job_id: int, data: JobInput) -> Job:
     """Change the fields ``data`` gives; the ones it leaves unset keep their values."""
     job = access.require_changeable(actor, session.get(Job, job_id), "job")
-    values = _checked(session, actor, data.merged(stored(job)))
+    values = _checked(session, actor, data.merged(stored(job)), job.id)
     naming.require_unique(session, Job, job.owner_id, values["name"], current=job)
     _apply(job, values)
     job.updated_at = utcnow()

@@ -19,8 +19,9 @@ from pyramid.view import view_config
 from dancecat_core.inputs.connection import ConnectionInput
 from dancecat_core.inputs.fields import Input, InputField, Kind
 from dancecat_core.inputs.job import PREVIEW_FIELDS, JobInput
+from dancecat_core.inputs.job_urls import PullUrlInput, TriggerInput
 from dancecat_core.inputs.schedule import ScheduleInput
-from dancecat_core.models import TrackerStatus
+from dancecat_core.models import RunAfter, TrackerStatus
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -150,8 +151,31 @@ def input_schemas(runtime: Any) -> dict[str, Any]:
         "JobInput": input_schema(JobInput, runtime, extra=schedules),
         "JobPatch": input_schema(JobInput, runtime, required=False, extra=schedules),
         "PreviewInput": input_schema(JobInput, runtime, only=PREVIEW_FIELDS),
+        "PullUrlInput": input_schema(PullUrlInput, runtime),
+        "TriggerInput": input_schema(TriggerInput, runtime),
     }
 
+
+URL_FIELDS = [
+    "id",
+    "job_id",
+    "name",
+    "prefix",
+    "active",
+    "created_at",
+    "last_used_at",
+    "revoked_at",
+]
+URL_PROPERTIES: dict[str, Any] = {
+    "id": INTEGER,
+    "job_id": INTEGER,
+    "name": STRING,
+    "prefix": {**STRING, "description": "The token's first characters, to tell URLs apart"},
+    "active": BOOLEAN,
+    "created_at": TIMESTAMP,
+    "last_used_at": nullable(TIMESTAMP),
+    "revoked_at": nullable(TIMESTAMP),
+}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -276,6 +300,8 @@ SCHEMAS: dict[str, Any] = {
             "timeout_seconds",
             "recipients",
             "schedules",
+            "after_job_id",
+            "after_on",
             "shared",
             "owner_id",
             "run_count",
@@ -292,6 +318,8 @@ SCHEMAS: dict[str, Any] = {
             "timeout_seconds": nullable(INTEGER),
             "recipients": {"type": "array", "items": STRING},
             "schedules": {"type": "array", "items": ref("Schedule")},
+            "after_job_id": nullable(INTEGER),
+            "after_on": nullable({"type": "string", "enum": [c.value for c in RunAfter]}),
             "shared": BOOLEAN,
             "owner_id": nullable(INTEGER),
             "run_count": INTEGER,
@@ -354,6 +382,9 @@ SCHEMAS: dict[str, Any] = {
             "id",
             "job_id",
             "schedule_id",
+            "upstream_run_id",
+            "trigger_id",
+            "due_at",
             "status",
             "queued_at",
             "started_at",
@@ -368,6 +399,9 @@ SCHEMAS: dict[str, Any] = {
             "id": INTEGER,
             "job_id": INTEGER,
             "schedule_id": nullable(INTEGER),
+            "upstream_run_id": nullable(INTEGER),
+            "trigger_id": nullable(INTEGER),
+            "due_at": nullable(TIMESTAMP),
             "status": {"type": "string", "enum": [status.value for status in TrackerStatus]},
             "queued_at": TIMESTAMP,
             "started_at": nullable(TIMESTAMP),
@@ -378,6 +412,59 @@ SCHEMAS: dict[str, Any] = {
             "result_expires_at": nullable(TIMESTAMP),
             "notifications": {"type": "array", "items": ref("Notification")},
         },
+    },
+    "PullUrl": {
+        "type": "object",
+        "required": URL_FIELDS,
+        "properties": {**URL_PROPERTIES},
+    },
+    "NewPullUrl": {
+        "type": "object",
+        "required": ["pull_url"],
+        "properties": {
+            "pull_url": {
+                "type": "object",
+                "required": [*URL_FIELDS, "csv", "json"],
+                "properties": {
+                    **URL_PROPERTIES,
+                    "csv": {**STRING, "description": "GET it for CSV (shown once)"},
+                    "json": {**STRING, "description": "GET it for JSON (shown once)"},
+                },
+            }
+        },
+    },
+    "PullUrlList": {
+        "type": "object",
+        "required": ["pull_urls"],
+        "properties": {"pull_urls": {"type": "array", "items": ref("PullUrl")}},
+    },
+    "Trigger": {
+        "type": "object",
+        "required": [*URL_FIELDS, "signed"],
+        "properties": {**URL_PROPERTIES, "signed": BOOLEAN},
+    },
+    "NewTrigger": {
+        "type": "object",
+        "required": ["trigger"],
+        "properties": {
+            "trigger": {
+                "type": "object",
+                "required": [*URL_FIELDS, "signed", "url", "secret"],
+                "properties": {
+                    **URL_PROPERTIES,
+                    "signed": BOOLEAN,
+                    "url": {**STRING, "description": "POST to it to queue a run (shown once)"},
+                    "secret": nullable(
+                        {**STRING, "description": "The HMAC key of a signed trigger (shown once)"}
+                    ),
+                },
+            }
+        },
+    },
+    "TriggerList": {
+        "type": "object",
+        "required": ["triggers"],
+        "properties": {"triggers": {"type": "array", "items": ref("Trigger")}},
     },
     "TrackerEnvelope": {
         "type": "object",
@@ -594,6 +681,62 @@ def _paths(formats: list[str]) -> dict[str, Any]:
                 "operationId": "latestResult",
                 "summary": "The result of the job's newest successful run",
                 "responses": {**responses("404", r200=RESULT_OK), **RESULT_ERRORS},
+            },
+        },
+        "/jobs/{id}/pull-urls": {
+            "parameters": [job_id],
+            "get": {
+                "operationId": "listPullUrls",
+                "summary": "The job's pull URLs (revoked ones too), newest first; owner or admin",
+                "responses": responses("404", r200=json_ok("Pull URLs", ref("PullUrlList"))),
+            },
+            "post": {
+                "operationId": "createPullUrl",
+                "summary": "A new pull URL for the job's newest valid result; shown once",
+                "requestBody": body(ref("PullUrlInput"), required=False),
+                "responses": responses(
+                    "404", "413", "422", r201=json_ok("Created", ref("NewPullUrl"))
+                ),
+            },
+        },
+        "/pull-urls/{id}": {
+            "parameters": [path_id("Pull URL id")],
+            "delete": {
+                "operationId": "revokePullUrl",
+                "summary": "Revoke the pull URL: it answers 404 from now on",
+                "responses": responses("404", r204=deleted),
+            },
+        },
+        "/pull-urls/{id}/rotate": {
+            "parameters": [path_id("Pull URL id")],
+            "post": {
+                "operationId": "rotatePullUrl",
+                "summary": "Revoke the pull URL and make a new one with its name",
+                "responses": responses("404", r201=json_ok("Created", ref("NewPullUrl"))),
+            },
+        },
+        "/jobs/{id}/triggers": {
+            "parameters": [job_id],
+            "get": {
+                "operationId": "listTriggers",
+                "summary": "The job's trigger URLs (revoked ones too), newest first",
+                "responses": responses("404", r200=json_ok("Triggers", ref("TriggerList"))),
+            },
+            "post": {
+                "operationId": "createTrigger",
+                "summary": "A new trigger URL (and secret, if signed); shown once",
+                "requestBody": body(ref("TriggerInput"), required=False),
+                "responses": responses(
+                    "404", "413", "422", r201=json_ok("Created", ref("NewTrigger"))
+                ),
+            },
+        },
+        "/triggers/{id}": {
+            "parameters": [path_id("Trigger id")],
+            "delete": {
+                "operationId": "revokeTrigger",
+                "summary": "Revoke the trigger URL: it answers 404 from now on",
+                "responses": responses("404", r204=deleted),
             },
         },
         "/trackers/{id}": {

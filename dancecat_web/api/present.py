@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dancecat_core.error_text import shown_error
-from dancecat_core.models import Connection, Job, Tracker, User
+from dancecat_core.models import Connection, Job, PullUrl, Tracker, Trigger, User
 from dancecat_core.runner import Preview
 from dancecat_core.scrubbing import ValuePattern
 
@@ -56,6 +56,8 @@ def job_json(job: Job, schedules: list[dict[str, Any]]) -> dict[str, Any]:
         "timeout_seconds": job.timeout_seconds,
         "recipients": [recipient.email for recipient in job.recipients],
         "schedules": schedules,
+        "after_job_id": job.after_job_id,
+        "after_on": job.after_on,
         "shared": bool(job.shared),
         "owner_id": job.owner_id,
         "run_count": job.run_count or 0,
@@ -64,12 +66,37 @@ def job_json(job: Job, schedules: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _url_json(url: PullUrl | Trigger) -> dict[str, Any]:
+    """What a pull or trigger URL shows after its creation: never its token."""
+    return {
+        "id": url.id,
+        "job_id": url.job_id,
+        "name": url.name,
+        "prefix": url.prefix,
+        "active": url.revoked_at is None,
+        "created_at": timestamp(url.created_at),
+        "last_used_at": timestamp(url.last_used_at),
+        "revoked_at": timestamp(url.revoked_at),
+    }
+
+
+def pull_url_json(url: PullUrl) -> dict[str, Any]:
+    return _url_json(url)
+
+
+def trigger_json(trigger: Trigger) -> dict[str, Any]:
+    return {**_url_json(trigger), "signed": trigger.secret_encrypted is not None}
+
+
 def tracker_json(tracker: Tracker, patterns: Sequence[ValuePattern]) -> dict[str, Any]:
     """A run; its errors masked with ``patterns`` (``shown_error``)."""
     return {
         "id": tracker.id,
         "job_id": tracker.job_id,
         "schedule_id": tracker.schedule_id,
+        "upstream_run_id": tracker.upstream_tracker_id,
+        "trigger_id": tracker.trigger_id,
+        "due_at": timestamp(tracker.due_at),
         "status": tracker.current_status,
         "queued_at": timestamp(tracker.queued_at),
         "started_at": timestamp(tracker.started_at),

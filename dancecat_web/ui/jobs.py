@@ -16,9 +16,10 @@ from pyramid.view import view_config
 from dancecat_core import schedules as schedule_math
 from dancecat_core.errors import Conflict, NotFound, QueryError, ValidationError
 from dancecat_core.inputs.job import JobInput
+from dancecat_core.inputs.job_urls import PullUrlInput, TriggerInput
 from dancecat_core.inputs.schedule import ScheduleInput
 from dancecat_core.models import Job, Tracker, TrackerStatus
-from dancecat_core.services import connections, jobs, probes, schedules, trackers
+from dancecat_core.services import access, connections, job_urls, jobs, probes, schedules, trackers
 from dancecat_web.errors import json_error
 from dancecat_web.queue import enqueue_after_commit
 from dancecat_web.ui.chart import run_chart
@@ -122,18 +123,31 @@ def _schedule_rows(job: Job, job_schedules: list) -> list[dict[str, Any]]:
     return rows
 
 
-@view_config(route_name="ui.job", request_method="GET", renderer="job.jinja2")
-def show_job(request: Request) -> dict[str, Any]:
+def job_page(request: Request, job_id: int, **extra: Any) -> dict[str, Any]:
+    """The job page's values; ``extra`` adds what one answer shows once (a new URL)."""
     session, user = request.dbsession, request.user
-    job = jobs.get(session, user, object_id(request))
+    job = jobs.get(session, user, job_id)
     runs = trackers.list_for_job(session, user, job.id, limit=HISTORY_RUNS)
+    owned = access.can_change(user, job)
     return {
         "job": job,
         "schedules": _schedule_rows(job, schedules.list_for_job(session, user, job.id)),
         "trackers": [(tracker, tracker.result_available) for tracker in runs],
         "chart": run_chart(runs),
         "latest": trackers.latest_results(session, user, [job.id]).get(job.id),
+        "pull_urls": job_urls.list_pull_urls(session, user, job.id) if owned else [],
+        "triggers": job_urls.list_triggers(session, user, job.id) if owned else [],
+        "new_url": None,
+        "pull_fields": PullUrlInput.fields(),
+        "trigger_fields": TriggerInput.fields(),
+        "no_errors": FormErrors(),
+        **extra,
     }
+
+
+@view_config(route_name="ui.job", request_method="GET", renderer="job.jinja2")
+def show_job(request: Request) -> dict[str, Any]:
+    return job_page(request, object_id(request))
 
 
 def _form_page(
@@ -164,6 +178,12 @@ def _form_page(
         "blank_block": blank_schedule(default_timezone),
         "connection_choices": [
             (c.id, c.name + (" (connection deleted)" if c.is_deleted else "")) for c in visible
+        ],
+        "job_choices": [("", "— not chained —")]
+        + [
+            (other.id, other.name)
+            for other in jobs.list_visible(request.dbsession, request.user)
+            if job is None or other.id != job.id
         ],
         "errors": errors or FormErrors(),
         "no_errors": FormErrors(),

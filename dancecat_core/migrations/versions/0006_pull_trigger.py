@@ -95,9 +95,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("trackers", schema=None) as batch_op:
         # Foreign keys first: MariaDB keeps the unique indexes for them.
-        batch_op.drop_constraint(
-            batch_op.f("fk_trackers_trigger_id_triggers"), type_="foreignkey"
-        )
+        batch_op.drop_constraint(batch_op.f("fk_trackers_trigger_id_triggers"), type_="foreignkey")
         batch_op.drop_constraint(
             batch_op.f("fk_trackers_upstream_tracker_id_trackers"), type_="foreignkey"
         )
