@@ -97,10 +97,8 @@ def test_any_text_round_trips(rows):
 
 def test_iso_text_in_untyped_columns_becomes_dates():
     columns = [Column("day"), Column("at"), Column("mixed")]
-    rows = [
-        ["2024-01-31", "2024-01-31 10:00:00", "2024-01-31"],
-        [None, "2024-02-01 11:30:00.5", "soon"],
-    ]
+    rows = [["2024-01-31", "2024-01-31 10:00:00", "2024-01-31"],
+            [None, "2024-02-01 11:30:00.5", "soon"]]
     formatter, _, back = roundtrip(columns, rows)
     types = [c.type for c in formatter.resolved_columns()]
     assert types == [ColumnType.DATE, ColumnType.DATETIME, ColumnType.TEXT]

@@ -59,8 +59,7 @@ def test_templates_static_files_and_migrations_ship(build_py) -> None:
     """Every non-Python file of the packages is package data; the Python files are modules."""
     dist, data_files, _ = build_py
     shipped_data = {
-        (Path(source) / name).relative_to(ROOT).as_posix()
-        if Path(source).is_absolute()
+        (Path(source) / name).relative_to(ROOT).as_posix() if Path(source).is_absolute()
         else (Path(source) / name).as_posix()
         for _, source, _, names in data_files
         for name in names

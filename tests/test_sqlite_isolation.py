@@ -368,13 +368,8 @@ def test_read_write_sqlite_connections_are_for_admins(place):
     page = app.post(
         "/connections/new",
         # An unticked Read-only box: the form's hidden input sends "off" alone.
-        {
-            "csrf_token": csrf,
-            "name": "rw",
-            "driver": "sqlite",
-            "database": chinook,
-            "read_only": "off",
-        },
+        {"csrf_token": csrf, "name": "rw", "driver": "sqlite", "database": chinook,
+         "read_only": "off"},
         status=422,
     )
     assert "only an admin" in page.text
