@@ -68,6 +68,16 @@ COMMANDS: tuple[Command, ...] = (
         "runs", "list runs (newest first), to find a run id", "dancecat_core.commands.runs:declare"
     ),
     Command("export", "write a run's result in a format", "dancecat_core.commands.export:declare"),
+    Command(
+        "pull-url",
+        "URLs that give a job's newest result without sign-in",
+        "dancecat_core.commands.job_urls:declare_pull_url",
+    ),
+    Command(
+        "trigger",
+        "URLs that queue a run of a job when POSTed to",
+        "dancecat_core.commands.job_urls:declare_trigger",
+    ),
     Command("schedule", "when jobs run by themselves", "dancecat_core.commands.schedules:declare"),
     Command(
         "schedule_update",

@@ -17,7 +17,10 @@ from dancecat_core.models import Job
 from dancecat_core.services import jobs
 
 JOB_HELP = f"the job: {references.REFERENCE_HELP}"
-NOTES = {"connection_id": f"On the console: {references.REFERENCE_HELP}"}
+NOTES = {
+    "connection_id": f"On the console: {references.REFERENCE_HELP}",
+    "after_job_id": f"On the console: {references.REFERENCE_HELP}",
+}
 LIST_COLUMNS = ("id", "name", "connection", "shared", "runs", "updated_at")
 
 
@@ -61,11 +64,15 @@ def declare(parser: argparse.ArgumentParser) -> None:
 
 
 def _input(session: Session, args: argparse.Namespace) -> JobInput:
-    """The fields given, the connection (a name or id:N) as its id."""
+    """The fields given, the connection and the job it runs after (a name or id:N) as
+    their ids."""
     return from_args(
         JobInput,
         args,
-        resolve={"connection_id": lambda reference: references.connection(session, reference).id},
+        resolve={
+            "connection_id": lambda reference: references.connection(session, reference).id,
+            "after_job_id": lambda reference: references.job(session, reference).id,
+        },
     )
 
 

@@ -77,6 +77,8 @@ class JobInput(Input):
         minimum=1,
         maximum=MAX_ID,
         widget="job",
+        flag="--after",
+        off_flag="--no-after",
         help="Empty: not chained. Runs after each run of that job ends as below.",
     )
     after_on: Any = spec(
