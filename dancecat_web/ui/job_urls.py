@@ -31,7 +31,7 @@ def _refused(request: Request, job_id: int, error: ValidationError) -> dict[str,
 @view_config(route_name="ui.job.pull_urls", request_method="POST", renderer="job.jinja2")
 def create_pull_url(request: Request) -> dict[str, Any]:
     job_id = object_id(request)
-    data = PullUrlInput.from_values(posted(PullUrlInput, request.POST))
+    data = PullUrlInput.from_values(posted(PullUrlInput, request.POST, "pull-"))
     try:
         url, clear = job_urls.create_pull_url(request.dbsession, request.user, job_id, data)
     except ValidationError as error:
@@ -57,7 +57,7 @@ def revoke_pull_url(request: Request) -> HTTPSeeOther:
 @view_config(route_name="ui.job.triggers", request_method="POST", renderer="job.jinja2")
 def create_trigger(request: Request) -> dict[str, Any]:
     job_id = object_id(request)
-    data = TriggerInput.from_values(posted(TriggerInput, request.POST))
+    data = TriggerInput.from_values(posted(TriggerInput, request.POST, "trigger-"))
     try:
         trigger, clear, secret = job_urls.create_trigger(
             request.runtime, request.dbsession, request.user, job_id, data
