@@ -13,7 +13,7 @@ from dancecat_core.commands.context import runtime_for
 from dancecat_core.crypto import SecretBox
 from dancecat_core.db import session_scope
 from dancecat_core.errors import ConfigError
-from dancecat_core.models import Connection
+from dancecat_core.models import Connection, Trigger
 from dancecat_core.settings import encryption_key_file
 
 
@@ -61,6 +61,10 @@ def rotate_key_command(args: argparse.Namespace) -> int:
         ):
             connection.password_encrypted = box.rotate(connection.password_encrypted)
             count += 1
+        for trigger in session.scalars(
+            select(Trigger).where(Trigger.secret_encrypted.is_not(None))
+        ):
+            trigger.secret_encrypted = box.rotate(trigger.secret_encrypted)
         os.replace(temp, path)
     print(
         f"re-encrypted {count} connection password(s) under a new key; "
