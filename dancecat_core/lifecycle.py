@@ -72,6 +72,8 @@ class ClaimedRun:
     sql: str
     timeout: int
     params: ConnectionParams
+    # The job's recipients' conditions, judged while the result streams (``delivery_rules``).
+    conditions: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -225,6 +227,7 @@ def _load_and_claim(
             sql=job.query,
             timeout=job.timeout_seconds or settings.db_timeout,
             params=runtime.connection_params(connection),
+            conditions=_conditions(session, job.id),
         )
         if mine:
             return run
@@ -255,6 +258,20 @@ def _refusal(
     if connection.is_deleted:
         return _Refused(TrackerStatus.FAILED, "the job's connection was deleted")
     return None
+
+
+def _conditions(session: Session, job_id: int) -> tuple[str, ...]:
+    return tuple(
+        sorted(
+            set(
+                session.scalars(
+                    select(JobRecipient.condition).where(
+                        JobRecipient.job_id == job_id, JobRecipient.condition.is_not(None)
+                    )
+                )
+            )
+        )
+    )
 
 
 def _died_in_queue_text(limit: int) -> str:
@@ -303,11 +320,14 @@ def succeed(
     meta: ResultMeta,
     size: int,
     duration_ms: int,
+    content_hash: str | None = None,
+    delivery_facts: str | None = None,
 ) -> RunOutcome:
     """Running -> Success with the stored result ``key``, reading the job's recipients in
     the same transaction. A Failed outcome ("declared dead") means the sweep gave up on
     this run while it was still going: its verdict stands and the result is not this
-    tracker's (the caller drops it)."""
+    tracker's (the caller drops it). ``content_hash`` and ``delivery_facts`` are what the
+    delivery rules read later (``delivery_rules``)."""
     finished = utcnow()
     ok, emails = _set_status(
         runtime,
@@ -324,6 +344,8 @@ def succeed(
             "result_meta_json": json.dumps(meta.to_dict(), ensure_ascii=False),
             "result_expires_at": finished
             + dt.timedelta(seconds=runtime.settings.job_result_valid_seconds),
+            "content_hash": content_hash,
+            "delivery_facts_json": delivery_facts,
         },
         also=_recipient_emails(run.job_id),
     )

@@ -8,12 +8,22 @@ a notifier that ``Notifier`` does not define, and reads nothing on a notice that
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator, Sequence
-from typing import ClassVar, Protocol
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Protocol
 
 import attrs
 
 from dancecat_core.settings import Settings
+
+
+@attrs.frozen
+class Templates:
+    """A job's message templates as saved (None or empty: the default); rendered by
+    ``dancecat_core.messages.render``."""
+
+    subject: str | None = None
+    body: str | None = None
+    filename: str | None = None
 
 
 @attrs.frozen
@@ -30,6 +40,12 @@ class RunNotice:
     error: str | None
     scrub_note: str = ""
     finished_at: str | None = None
+    # The job's message templates and the names they may use (``dancecat_core.messages``):
+    # a notifier renders them with ``messages.render``, adding what only it knows (links,
+    # its attachment's name), and returns the notice with ``notes`` saying what fell back.
+    templates: Templates = attrs.field(factory=lambda: Templates())
+    context: Mapping[str, Any] = attrs.field(factory=dict)
+    notes: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -53,6 +69,23 @@ class ResultFile(Protocol):
 Export = Callable[[str], ResultFile]
 
 
+@attrs.frozen
+class AlertNotice:
+    """A streak of trouble with a job opened (``event`` "opened") or ended ("closed"),
+    for the job's owner and the admins who opted in (``recipients``); see
+    ``dancecat_core.alerts``."""
+
+    alert_id: int
+    job_id: int
+    job_name: str
+    kind: str  # ``AlertKind``: failing, stale
+    event: str
+    reason: str
+    recipients: tuple[str, ...]
+    job_url: str
+    tracker_id: int | None = None
+
+
 class Notifier(abc.ABC):
     """A way to deliver ``RunNotice``s; registered by ``dancecat_register_notifiers``.
 
@@ -65,6 +98,8 @@ class Notifier(abc.ABC):
 
     # The registry key and the ``notifier`` column of its notification rows.
     name: ClassVar[str]
+    # True for a notifier that also carries alerts to a job's owner (``deliver_alert``).
+    carries_alerts: ClassVar[bool] = False
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -102,3 +137,8 @@ class Notifier(abc.ABC):
     @abc.abstractmethod
     def deliver(self, notice: RunNotice, attachment: Attachment | None) -> None:
         """Send ``notice`` (as ``prepare`` returned it) to ``notice.recipient``."""
+
+    def deliver_alert(self, notice: AlertNotice) -> None:
+        """Send an owner alert to all of ``notice.recipients``; raise on failure (it is
+        tried again on the scheduler's next pass). Only called when ``carries_alerts``."""
+        raise NotImplementedError(f"the {self.name} notifier does not carry alerts")

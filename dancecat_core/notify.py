@@ -13,6 +13,7 @@ server accepting the message and the ``sent`` update: that message may go out tw
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 
@@ -20,6 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dancecat_core import delivery_rules, messages
 from dancecat_core.db import session_scope
 from dancecat_core.error_text import clean_error
 from dancecat_core.models import (
@@ -32,7 +34,7 @@ from dancecat_core.models import (
 from dancecat_core.notifiers import Export, RunNotice
 from dancecat_core.resultstore import ResultMeta
 from dancecat_core.runtime import Runtime
-from dancecat_core.services.trackers import export
+from dancecat_core.services.trackers import export, stored_result
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +62,13 @@ def create_notifications(runtime: Runtime, tracker_id: int) -> list[int]:
 
 
 def _add_missing(runtime: Runtime, session: Session, tracker_id: int) -> list[Notification]:
+    """One row per (notifier, recipient); a recipient whose rule or condition says no
+    gets a ``skipped`` row saying why, so the run shows every recipient's fate."""
     rows: list[Notification] = []
     tracker = session.get(Tracker, tracker_id)
     if tracker is None or tracker.status not in NOTIFIED:
         return []
+    decide = delivery_rules.decider(session, tracker)
     emails = [r.email for r in tracker.job.recipients]
     existing = {
         (n.notifier, n.recipient)
@@ -74,8 +79,13 @@ def _add_missing(runtime: Runtime, session: Session, tracker_id: int) -> list[No
         for recipient in notifier.recipients_for(emails):
             if (name, recipient) in existing:
                 continue
-            row = Notification(tracker_id=tracker_id, notifier=name, recipient=recipient)
-            if not configured:
+            decision = decide(recipient)
+            row = Notification(
+                tracker_id=tracker_id, notifier=name, recipient=recipient, note=decision.reason
+            )
+            if not decision.send:
+                row.status = NotificationStatus.SKIPPED.value
+            elif not configured:
                 row.status = NotificationStatus.FAILED.value
                 row.last_error = notifier.unconfigured_reason
             session.add(row)
@@ -108,6 +118,9 @@ def after_run(runtime: Runtime, tracker_id: int) -> list[int]:
 
 def _notice(runtime: Runtime, tracker: Tracker, recipient: str) -> RunNotice:
     meta = tracker.result_meta
+    scrub_note = ResultMeta.from_dict(meta).scrub_note if meta else ""
+    error = clean_error(tracker.error, patterns=runtime.value_patterns) if tracker.error else ""
+    job = tracker.job
     return RunNotice(
         tracker_id=tracker.id,
         job_id=tracker.job_id,
@@ -116,12 +129,35 @@ def _notice(runtime: Runtime, tracker: Tracker, recipient: str) -> RunNotice:
         recipient=recipient,
         row_count=tracker.row_count,
         duration_ms=tracker.duration_ms,
-        error=clean_error(tracker.error, patterns=runtime.value_patterns)
-        if tracker.error
-        else tracker.error,
-        scrub_note=ResultMeta.from_dict(meta).scrub_note if meta else "",
+        error=error or tracker.error,
+        scrub_note=scrub_note,
         finished_at=tracker.finished_at.isoformat() if tracker.finished_at else None,
+        templates=messages.Templates(
+            job.subject_template, job.body_template, job.filename_template
+        ),
+        context=messages.run_context(
+            tracker,
+            recipient,
+            scrub_note=scrub_note,
+            error=error,
+            first_rows=_first_rows(runtime, tracker),
+        ),
     )
+
+
+def _first_rows(runtime: Runtime, tracker: Tracker) -> tuple[list[str], list[list[str | None]]]:
+    """The first ``Job.body_rows`` rows of the stored (scrubbed) result, read no further;
+    none if they cannot be read: the message then goes without its table."""
+    count = min(tracker.job.body_rows or 0, messages.MAX_BODY_ROWS)
+    if not count or not tracker.result_available:
+        return [], []
+    try:
+        result = stored_result(runtime, tracker)
+        rows = list(itertools.islice(result.text_rows(), count))
+    except Exception:
+        log.warning("tracker %s: could not read the first rows for the mail", tracker.id)
+        return [], []
+    return [column.name for column in result.columns], rows
 
 
 def _export(runtime: Runtime, tracker: Tracker) -> Export | None:
@@ -129,6 +165,10 @@ def _export(runtime: Runtime, tracker: Tracker) -> Export | None:
     if tracker.status != TrackerStatus.SUCCESS.value:
         return None
     return lambda fmt: export(runtime, tracker, fmt)
+
+
+def _with_notes(reason: str | None, notes: Sequence[str]) -> str:
+    return "; ".join([*([reason] if reason else []), *notes])[:4000]
 
 
 def _claim(runtime: Runtime, notification_id: int) -> Notification | None:
@@ -188,6 +228,8 @@ def deliver(runtime: Runtime, notification_id: int, *, final: bool = True) -> st
             tracker = session.get(Tracker, tracker_id)
             notice = _notice(runtime, tracker, row.recipient)
             notice, attachment = notifier.prepare(notice, _export(runtime, tracker))
+        if notice.notes:  # a template fell back to the default: the run says so
+            _finish(runtime, notification_id, note=_with_notes(row.note, notice.notes))
         notifier.deliver(notice, attachment)
     except Exception as exc:
         error = clean_error(

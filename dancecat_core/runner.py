@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 from sqlalchemy import update
 
-from dancecat_core import lifecycle
+from dancecat_core import delivery_rules, lifecycle
 from dancecat_core.columns import Column
 from dancecat_core.csvcodec import RowFormatter, header_line
 from dancecat_core.db import session_scope
@@ -120,6 +120,7 @@ class _Written:
     key: str
     meta: ResultMeta
     size: int
+    observer: delivery_rules.ResultObserver
 
 
 def execute_tracker(runtime: Runtime, tracker_id: int, *, wait_for_due: bool = False) -> RunOutcome:
@@ -150,7 +151,7 @@ def _run_query(runtime: Runtime, run: ClaimedRun) -> _Written:
     key = result_key(run.tracker_id)
     with _Watchdog(runtime, run.tracker_id, deadline) as watchdog:
         try:
-            meta, size = _stream_to_store(runtime, run.params, run.sql, run.timeout, key, watchdog)
+            meta, size, observer = _stream_to_store(runtime, run, key, watchdog)
         except Exception as exc:
             if watchdog.interrupted:
                 raise RunInterrupted("the worker is shutting down") from exc
@@ -160,7 +161,7 @@ def _run_query(runtime: Runtime, run: ClaimedRun) -> _Written:
                     f"the run took longer than {limit} s and was cancelled"
                 ) from None
             raise
-    return _Written(key, meta, size)
+    return _Written(key, meta, size, observer)
 
 
 def _elapsed_ms(clock: float) -> int:
@@ -190,6 +191,8 @@ def _record_success(
             meta=written.meta,
             size=written.size,
             duration_ms=_elapsed_ms(clock),
+            content_hash=written.observer.content_hash,
+            delivery_facts=delivery_rules.facts_json(written.observer, written.meta.row_count),
         )
     except Exception:
         # The app database stayed away past our patience: the tracker stays Running and
@@ -267,16 +270,14 @@ def _failure_message(
 
 
 def _stream_to_store(
-    runtime: Runtime,
-    params: ConnectionParams,
-    sql: str,
-    timeout: int,
-    key: str,
-    watchdog: _Watchdog,
-) -> tuple[ResultMeta, int]:
-    """Run ``sql`` and write its scrubbed rows as canonical CSV under ``key``."""
+    runtime: Runtime, run: ClaimedRun, key: str, watchdog: _Watchdog
+) -> tuple[ResultMeta, int, delivery_rules.ResultObserver]:
+    """Run the job's SQL and write its scrubbed rows as canonical CSV under ``key``; the
+    observer sees those bytes too (content hash, the recipients' conditions)."""
+    params, sql, timeout = run.params, run.sql, run.timeout
     driver = runtime.driver(params.driver)
     writer = runtime.store.create(key)
+    observer = delivery_rules.ResultObserver(writer, run.conditions)
     try:
         with driver.connect(params, timeout=runtime.settings.connect_timeout) as session:
             watchdog.session = session
@@ -286,7 +287,7 @@ def _stream_to_store(
             try:
                 plan = runtime.scrub_plan(cursor.columns)
                 keep = plan.keep
-                masker = ValueMasker(writer, runtime.value_patterns)
+                masker = ValueMasker(observer, runtime.value_patterns)
                 masker.write(header_line([c.name for c in plan.kept_columns]))
                 rows = cursor.copy_csv(keep, masker)
                 if rows is None:
@@ -315,7 +316,7 @@ def _stream_to_store(
         masked=dict(masker.counts),
         untraced=tuple(plan.untraced),
     )
-    return meta, size
+    return meta, size, observer
 
 
 @attrs.frozen

@@ -29,8 +29,9 @@ from huey import Huey, crontab
 from huey.consumer import Consumer, Scheduler
 from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
 
-from dancecat_core import lifecycle, notify
+from dancecat_core import alerts, lifecycle, notify
 from dancecat_core.lifecycle import RunOutcome
+from dancecat_core.models import TrackerStatus
 from dancecat_core.private_files import make_private_file
 from dancecat_core.queue_serializer import JsonSerializer
 from dancecat_core.redelivery import requeue_lost
@@ -157,6 +158,7 @@ class _DancecatScheduler(Scheduler):
         if clock >= self._next_sweep:
             self._next_sweep = clock + sweep_interval(get_settings())
             _safely("sweep", sweep.call_local)
+            _safely("alerts", check_alerts.call_local)
         super().loop(now)
 
 
@@ -247,7 +249,20 @@ def follow_up(runtime: Runtime, outcome: RunOutcome) -> str:
         if notify.wanted(runtime, outcome.recipients):
             _queue_notifications(notify.after_run(runtime, tracker_id))
         enqueue_chained(runtime, tracker_id)
+    if ended(outcome):
+        alerts.after_finish(runtime, tracker_id)
     return outcome.status.value
+
+
+ALERTED = frozenset({TrackerStatus.SUCCESS, TrackerStatus.FAILED})
+
+
+def ended(outcome: RunOutcome) -> bool:
+    """Whether this attempt ended the run, so its owner's alert streaks may move: it ran
+    and finished, or it died in the queue."""
+    if outcome.status is TrackerStatus.DIED_IN_QUEUE:
+        return True
+    return outcome.claimed and not outcome.handed_back and outcome.status in ALERTED
 
 
 def deliver_now(runtime: Runtime, outcome: RunOutcome) -> list[int]:
@@ -304,6 +319,15 @@ def enqueue_notification(notification_id: int) -> None:
 
 
 @huey.task()
+def check_alerts() -> int:
+    """Open streaks for scheduled jobs with no success for too long, and send the owner
+    alerts not sent yet (``dancecat_core.alerts``)."""
+    runtime = get_runtime()
+    alerts.check_freshness(runtime)
+    return alerts.deliver_pending(runtime)
+
+
+@huey.task()
 def check_schedules() -> int:
     """Claim the occurrences due before the next check, enqueue them, advance schedules."""
     return len(check_due(get_runtime(), enqueue=enqueue_run))
@@ -318,6 +342,9 @@ def sweep() -> int:
     swept = lifecycle.sweep_dead(runtime)
     for tracker_id in swept.failed:
         _queue_notifications(notify.after_run(runtime, tracker_id))
+        alerts.after_finish(runtime, tracker_id, swept=True)
+    for tracker_id in swept.died_in_queue:
+        alerts.after_finish(runtime, tracker_id)
     requeue_lost(runtime, huey, run_job.task_class.__name__, enqueue_run)
     return swept.changed
 

@@ -17,7 +17,7 @@ import attrs
 
 from dancecat_core.errors import DancecatError
 from dancecat_core.hookspecs import hookimpl
-from dancecat_core.notifiers import Attachment, Export, Notifier, RunNotice
+from dancecat_core.notifiers import AlertNotice, Attachment, Export, Notifier, RunNotice
 from dancecat_core.settings import (
     OPTIONAL_TEXT,
     POSITIVE_INT,
@@ -36,10 +36,14 @@ ATTACHED_FORMAT = "xlsx"
 
 @attrs.frozen
 class MailNotice(RunNotice):
-    """A ``RunNotice`` with the download link and why the result is not attached."""
+    """A ``RunNotice`` with the download link, why the result is not attached, and the
+    message rendered from the job's templates (``dancecat_core.messages``)."""
 
     result_url: str = ""
     attachment_note: str = ""
+    subject: str = ""
+    body: str = ""
+    html: str = ""
 
 
 class EmailNotifier(Notifier):
@@ -64,11 +68,36 @@ class EmailNotifier(Notifier):
         self, notice: RunNotice, export: Export | None
     ) -> tuple[MailNotice, Attachment | None]:
         """A successful run's result as XLSX if it fits MAIL_ATTACHMENT_MAX_BYTES; else
-        no attachment and, in the notice, why not."""
+        no attachment and, in the notice, why not. Subject, body and attachment name come
+        from the job's templates; one that fails falls back to the default, and the
+        notice's ``notes`` say so (the run shows them)."""
         attachment, note = self._attachment(export) if export is not None else (None, "")
+        url = self.result_url(notice.tracker_id)
+        context = {
+            **notice.context,
+            "result_url": url,
+            "links": {
+                ATTACHED_FORMAT: url,
+                "csv": f"{self.settings.base_url}/job/result/{notice.tracker_id}/csv",
+            },
+        }
+        if export is not None:
+            context["attachment_note"] = note or "The result is not attached."
+        from dancecat_core.messages import render  # jinja2, at first use
+
+        suffix = "." + attachment.filename.rpartition(".")[2] if attachment else None
+        rendered = render(context, notice.templates, attached=suffix)
+        if attachment is not None and suffix is not None:
+            attachment = attrs.evolve(attachment, filename=rendered.filename + suffix)
         fields = attrs.asdict(notice, recurse=False)
+        fields["notes"] = (*notice.notes, *rendered.notes)
         mail = MailNotice(
-            **fields, result_url=self.result_url(notice.tracker_id), attachment_note=note
+            **fields,
+            result_url=url,
+            attachment_note=note,
+            subject=rendered.subject,
+            body=rendered.body,
+            html=rendered.html,
         )
         return mail, attachment
 
@@ -91,21 +120,17 @@ class EmailNotifier(Notifier):
 
     def build_message(self, notice: MailNotice, attachment: Attachment | None) -> EmailMessage:
         """The message for one recipient (separate so tests and previews can read it)."""
-        # Imported at first use, not at start-up: every command loads every plugin.
-        from email.message import EmailMessage
-        from email.utils import formatdate, make_msgid
-
         ok = notice.status == "Success"
-        message = EmailMessage()
-        message["Subject"] = f"DanceCat: {notice.job_name} — run {notice.tracker_id} " + (
-            "succeeded" if ok else "failed"
+        # ``prepare`` rendered the job's templates; a notice built otherwise (a preview,
+        # a test) gets the built-in text.
+        subject = notice.subject or (
+            f"DanceCat: {notice.job_name} — run {notice.tracker_id} "
+            + ("succeeded" if ok else "failed")
         )
-        message["From"] = self.settings.mail_sender
-        message["To"] = notice.recipient
-        message["Date"] = formatdate(localtime=False)
-        domain = self.settings.mail_sender.rpartition("@")[2] or "dancecat.localhost"
-        message["Message-ID"] = make_msgid("dancecat", domain=domain)
-        message.set_content(self._body(notice, attachment))
+        message = self._headers(subject, [notice.recipient])
+        message.set_content(notice.body or self._body(notice, attachment))
+        if notice.html:
+            message.add_alternative(notice.html, subtype="html")
         if attachment is not None:
             maintype, _, subtype = attachment.media_type.partition("/")
             message.add_attachment(
@@ -143,13 +168,57 @@ class EmailNotifier(Notifier):
         return "\n".join(lines) + "\n"
 
     def deliver(self, notice: MailNotice, attachment: Attachment | None) -> None:  # type: ignore[override]
+        self._send(self.build_message(notice, attachment), [notice.recipient])
+
+    carries_alerts = True
+
+    def build_alert(self, notice: AlertNotice) -> EmailMessage:
+        """One message to the owner (and opted-in admins) about a streak."""
+        what = {
+            ("failing", "opened"): "is failing",
+            ("stale", "opened"): "has not succeeded for too long",
+        }.get((notice.kind, notice.event), "has recovered")
+        message = self._headers(f"DanceCat alert: {notice.job_name} {what}", notice.recipients)
+        opened = notice.event == "opened"
+        lines = [
+            f"Job: {notice.job_name} (job {notice.job_id})",
+            f"{'Why' if opened else 'Recovered'}: {notice.reason}",
+            f"Job page: {notice.job_url}",
+            "",
+            "You are told once when this starts and once when it ends, not on every run."
+            if opened
+            else "This ends the alert.",
+            "",
+            "-- ",
+            "Sent by DanceCat.",
+        ]
+        message.set_content("\n".join(lines) + "\n")
+        return message
+
+    def deliver_alert(self, notice: AlertNotice) -> None:
+        self._send(self.build_alert(notice), list(notice.recipients))
+
+    def _headers(self, subject: str, recipients: Sequence[str]) -> EmailMessage:
+        # Imported at first use, not at start-up: every command loads every plugin.
+        from email.message import EmailMessage
+        from email.utils import formatdate, make_msgid
+
+        message = EmailMessage()
+        message["Subject"] = subject
+        message["From"] = self.settings.mail_sender
+        message["To"] = ", ".join(recipients)
+        message["Date"] = formatdate(localtime=False)
+        domain = self.settings.mail_sender.rpartition("@")[2] or "dancecat.localhost"
+        message["Message-ID"] = make_msgid("dancecat", domain=domain)
+        return message
+
+    def _send(self, message: EmailMessage, recipients: list[str]) -> None:
         settings = self.settings
         if not settings.smtp_host:
             raise RuntimeError(self.unconfigured_reason)
         import smtplib  # at first use, not at start-up: smtplib loads ssl and email
         import ssl
 
-        message = self.build_message(notice, attachment)
         context = ssl.create_default_context()
         smtp: smtplib.SMTP
         if settings.smtp_security == "ssl":
@@ -168,7 +237,7 @@ class EmailNotifier(Notifier):
                 smtp.starttls(context=context)
             if settings.smtp_user:
                 smtp.login(settings.smtp_user, settings.smtp_password or "")
-            smtp.send_message(message, from_addr=settings.mail_sender, to_addrs=[notice.recipient])
+            smtp.send_message(message, from_addr=settings.mail_sender, to_addrs=recipients)
 
 
 def _too_big(size: int | None, limit: int) -> str:
@@ -192,8 +261,7 @@ def dancecat_register_settings() -> list[SettingSpec]:
             "SMTP_HOST",
             OPTIONAL_TEXT,
             None,
-            "mail server for results by email; unset: email is off and each notification "
-            "says so",
+            "mail server for results by email; unset: email is off and each notification says so",
         ),
         SettingSpec("SMTP_PORT", POSITIVE_INT, 25, "the mail server's port"),
         SettingSpec(
@@ -205,9 +273,7 @@ def dancecat_register_settings() -> list[SettingSpec]:
         SettingSpec(
             "SMTP_USER", OPTIONAL_TEXT, None, "login name at the mail server; unset: no login"
         ),
-        SettingSpec(
-            "SMTP_PASSWORD", OPTIONAL_TEXT, None, "password for `SMTP_USER`", secret=True
-        ),
+        SettingSpec("SMTP_PASSWORD", OPTIONAL_TEXT, None, "password for `SMTP_USER`", secret=True),
         SettingSpec("SMTP_TIMEOUT", POSITIVE_INT, 30, "seconds to wait for the mail server"),
         SettingSpec("MAIL_SENDER", TEXT, "dancecat@localhost", "From address"),
         SettingSpec(

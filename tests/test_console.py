@@ -893,3 +893,55 @@ def test_schedule_list_says_a_fired_once_schedule_is_done(console, conn, runtime
     assert listed["status"] == "done" and listed["next_run_at"] is None
     table = [row.split("\t") for row in console.ok("schedule", "list", job).splitlines()]
     assert dict(zip(table[0], table[1], strict=True))["status"] == "done"
+
+
+def test_job_recipients_take_rules_conditions_and_templates(console, conn, runtime):
+    job = name()
+    console.ok(
+        "job", "add", job, "--connection", conn, "--sql", "SELECT n, label FROM t",
+        "--recipient", "Always@example.com",
+        "--recipient", "rows@example.com", "--send-when", "rows",
+        "--recipient", "big@example.com", "--send-when", "changed", "--condition", "n >= 3",
+        "--subject", "{{ job_name }}: {{ row_count }} rows", "--body-rows", "5",
+        "--alert-after-failures", "3",
+    )  # fmt: skip
+
+    def stored() -> tuple:
+        with runtime.session_factory() as session:
+            row = session.get(Job, job_id(console, job))
+            rules = sorted((r.email, r.send_when, r.condition) for r in row.recipients)
+            return rules, row.subject_template, row.body_rows, row.alert_after_failures
+
+    assert stored() == (
+        [
+            ("always@example.com", "always", None),
+            ("big@example.com", "changed", '"n" >= 3'),
+            ("rows@example.com", "rows", None),
+        ],
+        "{{ job_name }}: {{ row_count }} rows",
+        5,
+        3,
+    )
+    # An edit that does not name recipients or templates keeps them, rules included.
+    console.ok("job", "edit", job, "--annotation", "x")
+    assert stored()[0][1] == ("big@example.com", "changed", '"n" >= 3')
+    console.refused("job", "edit", job, "--send-when", "rows", says="needs a --recipient before it")
+    console.refused(
+        "job", "edit", job, "--recipient", "a@example.com", "--send-when", "sometimes",
+        says="invalid choice",
+    )  # fmt: skip
+    console.refused(
+        "job", "edit", job, "--recipient", "a@example.com", "--condition", "n >",
+        says="Send result to: a@example.com: condition 'n >' has no value",
+    )  # fmt: skip
+    console.refused(
+        "job", "edit", job, "--subject", "{{ config.items() }}",
+        says="Mail subject: unknown name 'config'",
+    )  # fmt: skip
+    console.refused(
+        "job", "edit", job, "--body", "{% include '/etc/passwd' %}",
+        says="Mail body: templates cannot include",
+    )  # fmt: skip
+    console.ok("job", "run", job)
+    [run] = [r for r in console.json("runs", job)]
+    assert run["delivery"] == ""  # nobody is mailed by a console run

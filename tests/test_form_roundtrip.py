@@ -69,8 +69,13 @@ def job(app, alice, connection) -> dict:
         "connection_id": connection["id"],
         "query": "SELECT ArtistId, Name\nFROM Artist\nORDER BY ArtistId",
         "timeout_seconds": 77,
-        "recipients": ["boss@example.com", "team@example.com"],
+        "recipients": ["boss@example.com when rows if \"Name\" = 'AC/DC'", "team@example.com"],
         "shared": True,
+        "subject_template": "{{ job_name }} — {{ due_date }}",
+        "body_template": "Hello,\n\n{{ row_count }} rows.\n",
+        "filename_template": "artists-{{ run_id }}",
+        "body_rows": 7,
+        "alert_after_failures": 4,
         "schedules": [
             {
                 "type": "cron",

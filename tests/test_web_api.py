@@ -608,3 +608,34 @@ def test_a_deleted_jobs_runs_and_latest_result_are_404(app, alice, job, finished
 def test_empty_query_parameters_are_refused(app, alice, job):
     app.get("/api/v1/jobs?limit=&offset=", headers=alice.auth, status=422)
     app.get(f"/api/v1/jobs/{job['id']}/runs?status=", headers=alice.auth, status=422)
+
+
+def test_job_recipient_rules_and_templates_through_the_api(app, alice, connection):
+    body = {
+        "name": "stuck orders",
+        "connection_id": connection["id"],
+        "query": ARTISTS,
+        "recipients": ["Ops@Example.com WHEN rows if rows>0", "boss@example.com when changed"],
+        "subject_template": "{{ row_count }} stuck",
+        "body_rows": 3,
+    }
+    job = app.post_json("/api/v1/jobs", body, headers=alice.auth, status=201).json["job"]
+    assert sorted(job["recipients"]) == [
+        "boss@example.com when changed",
+        "ops@example.com when rows if rows > 0",
+    ]
+    assert (job["subject_template"], job["body_rows"], job["alert_after_failures"]) == (
+        "{{ row_count }} stuck",
+        3,
+        1,
+    )
+    url = f"/api/v1/jobs/{job['id']}"
+    for patch, field, says in [
+        ({"recipients": ["a@example.com when never"]}, "recipients", "send when must be one of"),
+        ({"recipients": ["a@example.com if total >"]}, "recipients", "no value to compare"),
+        ({"subject_template": "{{ ''.__class__ }}"}, "subject_template", "not allowed"),
+        ({"body_template": "{% include 'x' %}"}, "body_template", "cannot include"),
+        ({"body_rows": 1000}, "body_rows", "Rows in the body"),
+    ]:
+        error = app.patch_json(url, patch, headers=alice.auth, status=422).json["error"]
+        assert error["field"] == field and says in error["message"], error

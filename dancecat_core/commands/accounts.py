@@ -40,6 +40,12 @@ def declare_user(user: argparse.ArgumentParser) -> None:
         command = commands.add_parser(action, help=text)
         command.add_argument("email")
         command.set_defaults(handler=handler)
+    alerts = commands.add_parser(
+        "alerts", help="an admin gets (on) or stops getting (off) every job's owner alerts"
+    )
+    alerts.add_argument("email")
+    alerts.add_argument("state", choices=("on", "off"))
+    alerts.set_defaults(handler=user_alerts_command)
     remove = commands.add_parser(
         "remove", help="delete the user and their allowed-email entry (and their tokens)"
     )
@@ -119,6 +125,15 @@ def user_reset_command(args: argparse.Namespace) -> int:
         user = accounts.user_by_email(session, None, args.email)
         accounts.reset_password(session, None, user)
         print(f"{user.email}: password cleared, sessions ended; their next sign-in sets one")
+    return 0
+
+
+def user_alerts_command(args: argparse.Namespace) -> int:
+    runtime = runtime_for(args)
+    with session_scope(runtime.session_factory) as session:
+        user = accounts.user_by_email(session, None, args.email)
+        accounts.set_alerts_opt_in(session, None, user, args.state == "on")
+        print(f"{user.email}: owner alerts of every job {args.state}")
     return 0
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dancecat_core import tasks
+from dancecat_core import alerts, tasks
 from dancecat_core.commands import progress, references
 from dancecat_core.commands.context import runtime_for
 from dancecat_core.console import one_line
@@ -40,6 +40,8 @@ def run_command(args: argparse.Namespace) -> int:
         f"run {tracker_id}: {outcome.status.value}"
         + (f", {outcome.row_count} rows" if outcome.row_count is not None else "")
     )
+    if tasks.ended(outcome):
+        alerts.after_finish(runtime, tracker_id)  # told by a worker's next pass
     retried = [] if args.no_notify else tasks.deliver_now(runtime, outcome)
     if retried:
         print(

@@ -11,7 +11,17 @@ from dancecat_core.db import session_scope
 from dancecat_core.models import Tracker, TrackerStatus
 from dancecat_core.services import trackers
 
-COLUMNS = ("id", "job", "status", "queued_at", "started_at", "finished_at", "rows", "error")
+COLUMNS = (
+    "id",
+    "job",
+    "status",
+    "queued_at",
+    "started_at",
+    "finished_at",
+    "rows",
+    "error",
+    "delivery",
+)
 MAX_LIMIT = 10_000
 STATUS_HELP = ", ".join(s.value.lower().replace(" ", "-") for s in TrackerStatus)
 
@@ -52,6 +62,12 @@ def _row(run: Tracker) -> dict[str, Any]:
         "finished_at": output.timestamp(run.finished_at),
         "rows": run.row_count,
         "error": run.error,
+        # Each recipient's fate and why: "a@x.com: skipped (no rows); b@x.com: sent (always)".
+        "delivery": "; ".join(
+            f"{n.recipient}: {n.status}"
+            + (f" ({n.note or n.last_error})" if n.note or n.last_error else "")
+            for n in run.notifications
+        ),
     }
 
 

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from dancecat_core.errors import ValidationError
-from dancecat_core.inputs.fields import Input, InputField, Kind
+from dancecat_core.inputs.fields import LIST_KINDS, Input, InputField, Kind
+from dancecat_core.inputs.recipients import RULES
 
 FILE_SUFFIX = "_file"  # the namespace attribute of a field's ``file_flag``
 
@@ -75,7 +76,7 @@ def _choice_type(field: InputField) -> Callable[[str], str]:
 
 
 def _empty(field: InputField) -> Any:
-    return [] if field.kind is Kind.EMAILS else None
+    return [] if field.kind in LIST_KINDS else None
 
 
 def add_arguments(
@@ -116,12 +117,14 @@ def add_arguments(
             options["action"] = "store_true"
             del options["metavar"]
             options["help"] = _help(field, note, "Read from standard input, one line")
-        elif field.kind is Kind.EMAILS:
+        elif field.kind in LIST_KINDS:
             options["action"] = "append"
         elif field.kind is Kind.CHOICE and not callable(field.choices):
             options["choices"] = [value for value, _ in field.options()]
             del options["metavar"]  # argparse shows the choices
             options["type"] = _choice_type(field)
+        if field.kind is Kind.RECIPIENTS:
+            add_rule_flags(parser, field.name)
         required = field.required and not editing
         alternatives = [flag for flag in (field.file_flag, editing and field.off_flag) if flag]
         if not alternatives:
@@ -147,6 +150,56 @@ def add_arguments(
                 default=argparse.SUPPRESS,
                 help=_text(f"{field.label}: none", field.help),
             )
+
+
+class _AmendLast(argparse.Action):
+    """``--send-when RULE`` / ``--condition TEXT``: words added to the recipient named by
+    the ``--recipient`` just before (the recipient grammar of ``inputs.recipients``)."""
+
+    def __init__(self, *args: Any, target: str, word: str, **kwargs: Any) -> None:
+        self.target, self.word = target, word
+        super().__init__(*args, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        entries = getattr(namespace, self.target, None)
+        if not entries:
+            parser.error(f"{option_string} needs a --recipient before it")
+        if f" {self.word} " in f" {entries[-1]} ":
+            parser.error(f"{option_string} given twice for {entries[-1].split()[0]}")
+        entries[-1] = f"{entries[-1]} {self.word} {values}"
+
+
+def add_rule_flags(parser: argparse.ArgumentParser, target: str) -> None:
+    """``--send-when`` and ``--condition``, each for the ``--recipient`` before it."""
+    parser.add_argument(
+        "--send-when",
+        action=_AmendLast,
+        target=target,
+        word="when",
+        dest=argparse.SUPPRESS,
+        default=argparse.SUPPRESS,
+        choices=RULES,
+        help="When the --recipient before it is mailed (default: always).",
+    )
+    parser.add_argument(
+        "--condition",
+        action=_AmendLast,
+        target=target,
+        word="if",
+        dest=argparse.SUPPRESS,
+        default=argparse.SUPPRESS,
+        metavar="CONDITION",
+        help=_text(
+            "Mail the --recipient before it only if this holds for the result: "
+            "'rows > 0', 'total >= 100', \"status = 'stuck'\""
+        ),
+    )
 
 
 def _boolean(parser: argparse.ArgumentParser, field: InputField, editing: bool) -> None:

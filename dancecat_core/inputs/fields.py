@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Self
 import attrs
 
 from dancecat_core.errors import ValidationError
+from dancecat_core.inputs.recipients import recipient_list
 from dancecat_core.services import validation
 
 
@@ -49,6 +50,7 @@ class Kind(enum.StrEnum):
     BOOLEAN = "boolean"
     CHOICE = "choice"
     EMAILS = "emails"
+    RECIPIENTS = "recipients"  # emails, each with its delivery rule (``inputs.recipients``)
     OBJECT = "object"
     DATETIME = "datetime"
 
@@ -60,9 +62,13 @@ JSON_TYPES = {
     Kind.BOOLEAN: "boolean",
     Kind.CHOICE: "string",
     Kind.EMAILS: "array",
+    Kind.RECIPIENTS: "array",
     Kind.OBJECT: "object",
     Kind.DATETIME: "string",
 }
+
+# Kinds whose value is a list of texts (a form draws one input per entry).
+LIST_KINDS = frozenset({Kind.EMAILS, Kind.RECIPIENTS})
 
 Choices = Sequence[tuple[str, str]] | Callable[[Any], Sequence[tuple[str, str]]]
 
@@ -115,7 +121,7 @@ class InputField:
     def clean(self, raw: Any, runtime: Any = None) -> Any:
         """The value this field stores for ``raw``, or ``ValidationError`` (by label)."""
         empty = raw is None or (isinstance(raw, str) and not raw.strip() and self.strip)
-        if empty and self.kind not in (Kind.BOOLEAN, Kind.EMAILS, Kind.OBJECT):
+        if empty and self.kind not in (Kind.BOOLEAN, Kind.OBJECT, *LIST_KINDS):
             if self.required:
                 raise ValidationError(f"{self.label} is required", self.name)
             return self.default
@@ -151,6 +157,8 @@ class InputField:
             return self._choice(raw, runtime)
         if self.kind is Kind.EMAILS:
             return validation.email_list(raw, name, label=label)
+        if self.kind is Kind.RECIPIENTS:
+            return recipient_list(raw, name, label=label)
         if self.kind is Kind.DATETIME:
             return raw  # its ``check`` parses it
         return self._object(raw)

@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 
 from dancecat_core.inputs.fields import Input, Kind, spec
+from dancecat_core.inputs.recipients import GRAMMAR_HELP
+from dancecat_core.messages import (
+    DEFAULT_FILENAME,
+    DEFAULT_SUBJECT,
+    MAX_BODY_ROWS,
+    MAX_TEMPLATE_CHARS,
+    VARIABLES,
+    check,
+)
 from dancecat_core.models import RunAfter
 
 MAX_QUERY_CHARS = 1_000_000
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 MAX_ID = 2**62
+TEMPLATE_HELP = "Names: " + ", ".join(f"{{{{ {name} }}}}" for name in VARIABLES) + "."
+
+
+def _template(name: str, label: str) -> Callable[[str], str | None]:
+    def checked(text: str) -> str | None:
+        return check(text, field=name, label=label)
+
+    return checked
 
 
 @attrs.frozen
@@ -61,14 +79,63 @@ class JobInput(Input):
     )
     recipients: Any = spec(
         "Send result to",
-        Kind.EMAILS,
+        Kind.RECIPIENTS,
         default=(),
-        max_length=254,
+        max_length=800,
         widget="emails",
         flag="--recipient",
         off_flag="--no-recipients",
-        placeholder="report_to@example.com",
-        help="Each address gets the result after every run.",
+        placeholder="report_to@example.com when rows",
+        help=GRAMMAR_HELP,
+    )
+    subject_template: Any = spec(
+        "Mail subject",
+        Kind.TEXT,
+        nullable=True,
+        max_length=MAX_TEMPLATE_CHARS,
+        flag="--subject",
+        check=_template("subject_template", "Mail subject"),
+        placeholder=DEFAULT_SUBJECT,
+        help="A template; empty: the default. " + TEMPLATE_HELP,
+    )
+    body_template: Any = spec(
+        "Mail body",
+        Kind.TEXT,
+        nullable=True,
+        max_length=MAX_TEMPLATE_CHARS,
+        widget="textarea",
+        flag="--body",
+        check=_template("body_template", "Mail body"),
+        help="A template; empty: the default (job, run, status, rows, download link).",
+        strip=False,
+    )
+    filename_template: Any = spec(
+        "Attachment name",
+        Kind.TEXT,
+        nullable=True,
+        max_length=1000,
+        flag="--attachment-name",
+        check=_template("filename_template", "Attachment name"),
+        placeholder=DEFAULT_FILENAME,
+        help="A template for the file name, without extension; empty: the default.",
+    )
+    body_rows: Any = spec(
+        "Rows in the body",
+        Kind.INTEGER,
+        default=0,
+        minimum=0,
+        maximum=MAX_BODY_ROWS,
+        flag="--body-rows",
+        help=f"The mail shows the first N rows as a table (0: none, at most {MAX_BODY_ROWS}).",
+    )
+    alert_after_failures: Any = spec(
+        "Alert after failures",
+        Kind.INTEGER,
+        default=1,
+        minimum=0,
+        maximum=1000,
+        flag="--alert-after-failures",
+        help="The owner is mailed once when this many runs in a row failed (0: never).",
     )
     after_job_id: Any = spec(
         "Run after job",

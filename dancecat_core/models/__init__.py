@@ -8,6 +8,8 @@ from dancecat_core.models.meta import Base, utcnow
 from dancecat_core.models.schedules import CatchUp, Schedule, ScheduleType
 from dancecat_core.models.trackers import (
     FINISHED,
+    Alert,
+    AlertKind,
     Notification,
     NotificationStatus,
     ResultChunk,
@@ -18,6 +20,8 @@ from dancecat_core.models.trackers import (
 
 __all__ = [
     "FINISHED",
+    "Alert",
+    "AlertKind",
     "AllowedEmail",
     "ApiToken",
     "Base",

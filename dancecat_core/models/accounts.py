@@ -44,6 +44,8 @@ class User(Base):
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     session_generation: Mapped[int] = mapped_column(Integer, default=0)
     disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # An admin who opted in gets every job's owner alerts too (``dancecat_core.alerts``).
+    alerts_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 

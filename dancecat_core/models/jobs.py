@@ -41,6 +41,13 @@ class Job(Base):
     # (``dancecat_core.chains``).
     after_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
     after_on: Mapped[str | None] = mapped_column(String(8))
+    # Message templates (``dancecat_core.messages``); empty: the default text.
+    subject_template: Mapped[str | None] = mapped_column(Text)
+    body_template: Mapped[str | None] = mapped_column(Text)
+    filename_template: Mapped[str | None] = mapped_column(Text)
+    body_rows: Mapped[int] = mapped_column(Integer, default=0)
+    # The owner is alerted after this many failed runs in a row; 0: never (migration 0005).
+    alert_after_failures: Mapped[int] = mapped_column(Integer, default=1)
 
     connection: Mapped[Connection] = relationship()
     after_job: Mapped[Job | None] = relationship(remote_side=[id])
@@ -64,5 +71,9 @@ class JobRecipient(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
     email: Mapped[str] = mapped_column(String(254))
+    # When this address is mailed (``dancecat_core.delivery_rules``): always, rows, changed,
+    # failed; and an optional condition on the result, as its text ("rows > 0").
+    send_when: Mapped[str] = mapped_column(String(10), default="always")
+    condition: Mapped[str | None] = mapped_column(String(500))
 
     job: Mapped[Job] = relationship(back_populates="recipients")

@@ -102,6 +102,10 @@ class Tracker(Base):
     result_bytes: Mapped[int | None] = mapped_column(BigInteger)
     result_meta_json: Mapped[str | None] = mapped_column(Text)
     result_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # What delivery rules read, computed while the result streamed (``delivery_rules``):
+    # SHA-256 of the scrubbed result, and each recipient condition's verdict.
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    delivery_facts_json: Mapped[str | None] = mapped_column(Text)
 
     job: Mapped[Job] = relationship()
     schedule: Mapped[Schedule | None] = relationship()
@@ -146,6 +150,7 @@ class NotificationStatus(enum.StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+    SKIPPED = "skipped"  # the recipient's rule or condition said no; ``note`` says why
 
 
 class Notification(Base):
@@ -163,8 +168,39 @@ class Notification(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Why it was skipped, or what went wrong but did not stop it (a template fell back).
+    note: Mapped[str | None] = mapped_column(Text)
 
     tracker: Mapped[Tracker] = relationship(back_populates="notifications")
+
+
+class AlertKind(enum.StrEnum):
+    FAILING = "failing"  # failed N runs in a row, died in the queue, or was swept as dead
+    STALE = "stale"  # scheduled, but no success for its interval plus the grace period
+
+
+class Alert(Base):
+    """One streak of trouble with a job, told to its owner once when it opens and once
+    when it ends. ``open_key`` ("job:kind") is unique while open and NULL once closed,
+    so two processes can never open the same streak twice."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    open_key: Mapped[str | None] = mapped_column(String(40), unique=True)
+    reason: Mapped[str] = mapped_column(Text)
+    tracker_id: Mapped[int | None] = mapped_column(ForeignKey("trackers.id"))
+    opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    closed_by_tracker_id: Mapped[int | None] = mapped_column(ForeignKey("trackers.id"))
+    opened_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    closed_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # a sender's claim
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    job: Mapped[Job] = relationship()
 
 
 class ResultChunk(Base):

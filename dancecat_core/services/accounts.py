@@ -337,6 +337,16 @@ def reset_password(session: Session, actor: User | None, user: User) -> User:
     return user
 
 
+def set_alerts_opt_in(session: Session, actor: User | None, user: User, on: bool) -> User:
+    """An admin who opts in is told of every job's alert streaks, beside its owner."""
+    require_admin(actor)
+    if on and not user.is_admin:
+        raise ValidationError(f"{user.email} is not an admin; only admins get every job's alerts")
+    user.alerts_opt_in = on
+    session.flush()
+    return user
+
+
 def remove(
     session: Session, actor: User | None, user: User, transfer_to: User | None = None
 ) -> Owned:

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from dancecat_core import chains
+from dancecat_core.delivery_rules import SendWhen
 from dancecat_core.errors import Conflict, NotFound, ValidationError
 from dancecat_core.inputs.fields import Problems
 from dancecat_core.inputs.job import MAX_QUERY_CHARS as MAX_QUERY_CHARS
@@ -36,10 +37,15 @@ def stored(job: Job) -> dict[str, Any]:
         "connection_id": job.connection_id,
         "query": job.query,
         "timeout_seconds": job.timeout_seconds,
-        "recipients": [recipient.email for recipient in job.recipients],
+        "recipients": [recipient_text(recipient) for recipient in job.recipients],
         "after_job_id": job.after_job_id,
         "after_on": job.after_on,
         "shared": bool(job.shared),
+        "subject_template": job.subject_template,
+        "body_template": job.body_template,
+        "filename_template": job.filename_template,
+        "body_rows": job.body_rows or 0,
+        "alert_after_failures": job.alert_after_failures,
     }
 
 
@@ -86,7 +92,23 @@ def _apply(job: Job, values: dict[str, Any]) -> None:
     for key, value in values.items():
         setattr(job, key, value)
     current = {r.email: r for r in job.recipients}
-    job.recipients = [current.get(address) or JobRecipient(email=address) for address in recipients]
+    kept = []
+    for rule in recipients:
+        row = current.get(rule.email) or JobRecipient(email=rule.email)
+        row.send_when = rule.send_when.value
+        row.condition = rule.condition.text if rule.condition else None
+        kept.append(row)
+    job.recipients = kept
+
+
+def recipient_text(recipient: JobRecipient) -> str:
+    """A stored recipient in the form it is typed: ``EMAIL [when RULE] [if CONDITION]``."""
+    parts = [recipient.email]
+    if recipient.send_when and recipient.send_when != SendWhen.ALWAYS:
+        parts.append(f"when {recipient.send_when}")
+    if recipient.condition:
+        parts.append(f"if {recipient.condition}")
+    return " ".join(parts)
 
 
 def create(session: Session, actor: User | None, data: JobInput) -> Job:

@@ -15,7 +15,7 @@ import attrs
 from pyramid.request import Request
 
 from dancecat_core.errors import ValidationError
-from dancecat_core.inputs.fields import Input, Kind
+from dancecat_core.inputs.fields import LIST_KINDS, Input
 from dancecat_web.errors import MalformedBody
 
 MAX_DEPTH = 32
@@ -47,7 +47,7 @@ def input_fields(input_class: type[Input], only: tuple[str, ...] | None = None) 
         field.name: Field(
             field.json_type,
             nullable=field.nullable,
-            items="string" if field.kind is Kind.EMAILS else None,
+            items="string" if field.kind in LIST_KINDS else None,
         )
         for field in input_class.fields()
         if only is None or field.name in only

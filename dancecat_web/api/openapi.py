@@ -21,7 +21,7 @@ from dancecat_core.inputs.fields import Input, InputField, Kind
 from dancecat_core.inputs.job import PREVIEW_FIELDS, JobInput
 from dancecat_core.inputs.job_urls import PullUrlInput, TriggerInput
 from dancecat_core.inputs.schedule import ScheduleInput
-from dancecat_core.models import RunAfter, TrackerStatus
+from dancecat_core.models import NotificationStatus, RunAfter, TrackerStatus
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -93,6 +93,8 @@ def field_schema(field: InputField, runtime: Any) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": field.json_type}
     if field.kind is Kind.EMAILS:
         schema["items"] = {"type": "string", "format": "email", "maxLength": field.max_length}
+    elif field.kind is Kind.RECIPIENTS:
+        schema["items"] = {"type": "string", "maxLength": field.max_length}
     elif field.json_type == "string":
         if field.max_length is not None:
             schema["maxLength"] = field.max_length
@@ -307,11 +309,21 @@ SCHEMAS: dict[str, Any] = {
             "run_count",
             "created_at",
             "updated_at",
+            "subject_template",
+            "body_template",
+            "filename_template",
+            "body_rows",
+            "alert_after_failures",
         ],
         "properties": {
             "id": INTEGER,
             "name": STRING,
             "annotation": STRING,
+            "subject_template": nullable(STRING),
+            "body_template": nullable(STRING),
+            "filename_template": nullable(STRING),
+            "body_rows": INTEGER,
+            "alert_after_failures": INTEGER,
             "connection_id": INTEGER,
             "connection_deleted": BOOLEAN,
             "query": STRING,
@@ -365,12 +377,22 @@ SCHEMAS: dict[str, Any] = {
     },
     "Notification": {
         "type": "object",
-        "required": ["id", "notifier", "recipient", "status", "attempts", "last_error", "sent_at"],
+        "required": [
+            "id",
+            "notifier",
+            "recipient",
+            "status",
+            "attempts",
+            "last_error",
+            "sent_at",
+            "note",
+        ],
         "properties": {
             "id": INTEGER,
             "notifier": STRING,
             "recipient": STRING,
-            "status": {"type": "string", "enum": ["pending", "sent", "failed"]},
+            "status": {"type": "string", "enum": [s.value for s in NotificationStatus]},
+            "note": nullable(STRING),
             "attempts": INTEGER,
             "last_error": nullable(STRING),
             "sent_at": nullable(TIMESTAMP),

@@ -15,6 +15,7 @@ from dancecat_core.error_text import shown_error
 from dancecat_core.models import Connection, Job, PullUrl, Tracker, Trigger, User
 from dancecat_core.runner import Preview
 from dancecat_core.scrubbing import ValuePattern
+from dancecat_core.services.jobs import recipient_text
 
 
 def timestamp(value: dt.datetime | None) -> str | None:
@@ -54,7 +55,12 @@ def job_json(job: Job, schedules: list[dict[str, Any]]) -> dict[str, Any]:
         "connection_deleted": job.connection.is_deleted,
         "query": job.query,
         "timeout_seconds": job.timeout_seconds,
-        "recipients": [recipient.email for recipient in job.recipients],
+        "recipients": [recipient_text(recipient) for recipient in job.recipients],
+        "subject_template": job.subject_template,
+        "body_template": job.body_template,
+        "filename_template": job.filename_template,
+        "body_rows": job.body_rows or 0,
+        "alert_after_failures": job.alert_after_failures,
         "schedules": schedules,
         "after_job_id": job.after_job_id,
         "after_on": job.after_on,
@@ -114,6 +120,7 @@ def tracker_json(tracker: Tracker, patterns: Sequence[ValuePattern]) -> dict[str
                 "attempts": notification.attempts or 0,
                 "last_error": shown_error(notification.last_error, patterns),
                 "sent_at": timestamp(notification.sent_at),
+                "note": shown_error(notification.note, patterns),
             }
             for notification in tracker.notifications
         ],

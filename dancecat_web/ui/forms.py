@@ -18,7 +18,7 @@ import attrs
 from webob.multidict import MultiDict
 
 from dancecat_core.errors import ValidationError
-from dancecat_core.inputs.fields import Input, InputField, Kind
+from dancecat_core.inputs.fields import LIST_KINDS, Input, InputField, Kind
 
 START_INPUT_FORMAT = "%Y-%m-%dT%H:%M"
 
@@ -68,7 +68,7 @@ def posted(input_class: type[Input], post: MultiDict, prefix: str = "") -> dict[
         entries = [value for value in post.getall(key) if isinstance(value, str)]
         if field.widget == "checkbox":
             values[field.name] = "on" in entries
-        elif field.kind is Kind.EMAILS:
+        elif field.kind in LIST_KINDS:
             values[field.name] = [value.strip() for value in entries if value.strip()]
         elif field.kind is Kind.SECRET and not text(post, key):
             continue
@@ -83,7 +83,7 @@ def shown(field: InputField, value: Any) -> Any:
         return ""
     if field.kind is Kind.OBJECT:
         return json.dumps(value, indent=2, sort_keys=True) if value else ""
-    if field.kind is Kind.EMAILS:
+    if field.kind in LIST_KINDS:
         return list(value)
     if isinstance(value, dt.datetime):
         return value.strftime(START_INPUT_FORMAT)

@@ -1,0 +1,66 @@
+"""A recipient as typed anywhere: ``EMAIL [when RULE] [if CONDITION]``.
+
+One text form for the console, the job form and the API, so no channel can spell a rule
+differently: ``ops@example.com``, ``ops@example.com when rows``,
+``ops@example.com when changed if total >= 100``, ``ops@example.com if "Order status" =
+'stuck'``. The console's ``--send-when``/``--condition`` flags add those words to the
+``--recipient`` before them (``inputs.console``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from dancecat_core.delivery_rules import RULE_HELP, RecipientRule, SendWhen, parse_condition
+from dancecat_core.errors import ValidationError
+from dancecat_core.services import validation
+
+_LINE = re.compile(
+    r"^\s*(?P<email>\S+)(?:\s+when\s+(?P<rule>\S+))?(?:\s+if\s+(?P<condition>.+?))?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+RULES = tuple(rule.value for rule in SendWhen)
+GRAMMAR_HELP = (
+    "One per entry: EMAIL [when RULE] [if CONDITION]. RULE: "
+    + "; ".join(f"{rule.value}: {text}" for rule, text in RULE_HELP.items())
+    + ". CONDITION: rows > 0, or a column of the first row: total >= 100, "
+    "\"Order status\" = 'stuck'."
+)
+
+
+def parse_recipient(raw: Any, field: str, label: str) -> RecipientRule:
+    if not isinstance(raw, str):
+        raise ValidationError(f"{label} must be a list of texts: EMAIL [when RULE]", field)
+    match = _LINE.match(raw)
+    if match is None:
+        raise ValidationError(f"{label}: an entry is empty", field)
+    address = validation.email(match["email"], field, label=label)
+    rule_text = (match["rule"] or SendWhen.ALWAYS.value).lower()
+    if rule_text not in RULES:
+        raise ValidationError(
+            f"{label}: {address}: send when must be one of {', '.join(RULES)}", field
+        )
+    rule = SendWhen(rule_text)
+    condition = None
+    if match["condition"]:
+        condition = parse_condition(match["condition"], field, f"{label}: {address}: condition")
+        if rule is SendWhen.FAILED:
+            raise ValidationError(
+                f"{label}: {address}: a condition needs a rule that sends results, not failed",
+                field,
+            )
+    return RecipientRule(address, rule, condition)
+
+
+def recipient_list(value: Any, field: str, *, label: str) -> list[RecipientRule]:
+    """Distinct addresses in the order given (a repeated address: its first entry)."""
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple):
+        raise ValidationError(f"{label} must be a list of email addresses", field)
+    found: dict[str, RecipientRule] = {}
+    for item in value:
+        rule = parse_recipient(item, field, label)
+        found.setdefault(rule.email, rule)
+    return list(found.values())

@@ -1,0 +1,408 @@
+"""A run's message: subject, body and attachment file name rendered from the job's templates.
+
+Templates are Jinja, in a sandbox that is shut on every side an attacker would try:
+
+- no loader, and ``include``/``import``/``extends`` refused on save: no file is ever read;
+- ``SandboxedEnvironment``: no ``_``-prefixed attribute (``''.__class__.__mro__`` fails),
+  and only a short list of harmless methods on the values (no ``str.format``, whose
+  padding builds strings of any size);
+- only the names in ``VARIABLES`` plus ``range``: ``config``, ``cycler``, ``joiner``,
+  ``namespace``, ``lipsum`` do not exist, and an unknown name is refused on save;
+- a whitelist of filters, strings and lists that grow past ``MAX_TEXT`` refuse to
+  (``~``, ``+``, ``*``, ``join``), ``%`` formatting is refused, and rendering stops after
+  ``RENDER_SECONDS`` (a loop that prints nothing still runs out of time) or ``MAX_TEXT``
+  of output.
+
+A template that fails when a run is delivered never costs the delivery: the default is
+used instead, and ``Rendered.notes`` says so (the notification row shows it on the run).
+Values are plain text; the HTML part of a mail escapes everything, the row table too.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import sys
+import time
+import zoneinfo
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import FrameType
+from typing import Any
+
+import attrs
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2.compiler import CodeGenerator
+from jinja2.exceptions import SecurityError
+from jinja2.filters import FILTERS
+from jinja2.sandbox import SandboxedEnvironment, safe_range
+
+from dancecat_core.errors import ValidationError
+from dancecat_core.notifiers import Templates
+
+MAX_TEMPLATE_CHARS = 20_000
+MAX_TEXT = 100_000
+MAX_SUBJECT_CHARS = 250
+MAX_FILENAME_CHARS = 120
+MAX_BODY_ROWS = 100
+RENDER_SECONDS = 1.0
+
+# What a template may name: the run's facts. ``parameters`` holds the values the run ran
+# with (empty for a job without parameters).
+VARIABLES = {
+    "job_name": "the job's name",
+    "job_id": "the job's id",
+    "run_id": "this run's id",
+    "status": "Success or Failed",
+    "succeeded": "true when the run succeeded",
+    "row_count": "rows in the result (none when it failed)",
+    "duration_s": "how long it ran, in seconds",
+    "finished_at": "when it finished, UTC ISO 8601",
+    "due_at": "the scheduled time it stands for (a manual run: when it was queued), UTC",
+    "due_date": "that time's date, in the schedule's time zone",
+    "parameters": "the parameter values it ran with, by name",
+    "error": "why it failed (scrubbed)",
+    "result_url": "the XLSX download link",
+    "links": "download links by format: links.xlsx, links.csv",
+    "attachment_note": "what the mail says about its attachment",
+    "scrub_note": "what was removed or masked from the result",
+    "recipient": "the address this message goes to",
+    "columns": "the result's column names",
+    "rows": "its first rows (as many as 'rows in the body'), scrubbed",
+}
+
+DEFAULT_SUBJECT = (
+    "DanceCat: {{ job_name }} — run {{ run_id }} {{ 'succeeded' if succeeded else 'failed' }}"
+)
+DEFAULT_BODY = """\
+Job: {{ job_name }} (job {{ job_id }})
+Run: {{ run_id }}
+Status: {{ status }}
+{% if finished_at %}Finished: {{ finished_at }} (UTC)
+{% endif %}{% if duration_s is not none %}Duration: {{ '%.1f'|format(duration_s) }} s
+{% endif %}{% if parameters %}Parameters: {% for name, value in parameters|dictsort %}\
+{{ name }} = {{ value }}{{ ', ' if not loop.last }}{% endfor %}
+{% endif %}{% if succeeded %}{% if row_count is not none %}Rows: {{ row_count }}
+{% endif %}
+{{ attachment_note }}
+Download: {{ result_url }}
+{% if scrub_note %}
+{{ scrub_note }}
+{% endif %}{% else %}
+Error: {{ error or 'unknown' }}
+{% endif %}
+-- \nSent by DanceCat.
+"""
+DEFAULT_FILENAME = "Result_tid_{{ run_id }}"
+
+_FILTERS = frozenset(
+    {
+        *("abs", "capitalize", "count", "default", "d", "e", "escape", "first", "float"),
+        *("int", "last", "length", "lower", "max", "min", "round", "string", "sum", "title"),
+        *("trim", "truncate", "upper", "urlencode", "wordcount", "dictsort", "list", "sort"),
+        *("unique", "reverse", "filesizeformat", "tojson"),
+    }
+)
+# Methods a template may call on its values; all of them cost time linear in the value.
+_METHODS = frozenset(
+    {
+        *("upper", "lower", "title", "capitalize", "strip", "lstrip", "rstrip", "split"),
+        *("startswith", "endswith", "isdigit", "isnumeric", "items", "keys", "values", "get"),
+        "isoformat",
+    }
+)
+
+
+class TemplateLimit(SecurityError):
+    """The template went past a size or time limit."""
+
+
+class _GuardedCode(CodeGenerator):
+    """Jinja's code generator, but ``a ~ b`` goes through ``environment.joined`` so no
+    chain of concatenations can build a string past ``MAX_TEXT``."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Any) -> None:
+        self.write("environment.joined((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
+def _limited(value: Any) -> Any:
+    if isinstance(value, str | list | tuple | dict) and len(value) > MAX_TEXT:
+        raise TemplateLimit(f"a value in the template grew past {MAX_TEXT} characters or items")
+    return value
+
+
+def _join(value: Iterable[Any], d: str = "", attribute: Any = None) -> str:
+    """The ``join`` filter, stopping as soon as the joined text would pass ``MAX_TEXT``."""
+    if attribute is not None:
+        raise SecurityError("join(attribute=...) is not allowed in message templates")
+    parts: list[str] = []
+    size = 0
+    for item in value:
+        text = str(item)
+        size += len(text) + len(d)
+        if size > MAX_TEXT + len(d):
+            raise TemplateLimit(f"a joined text grew past {MAX_TEXT} characters")
+        parts.append(text)
+    return d.join(parts)
+
+
+def _format(value: str, *args: Any) -> str:
+    """``'%.1f'|format(x)`` for numbers only: one conversion, no width over 20."""
+    if not re.fullmatch(r"%[-+ 0#]?\d{0,2}(\.\d{1,2})?[dfeEgGs%]", value):
+        raise SecurityError("format takes one short conversion such as '%.1f'")
+    return _limited(value % args)
+
+
+class _Sandbox(SandboxedEnvironment):
+    code_generator_class = _GuardedCode
+    intercepted_binops = frozenset({"+", "*", "**", "%"})
+
+    def __init__(self) -> None:
+        super().__init__(undefined=StrictUndefined, autoescape=False, loader=None)
+        self.globals.clear()
+        self.globals["range"] = safe_range
+        self.filters = {name: FILTERS[name] for name in _FILTERS}
+        self.filters["join"] = _join
+        self.filters["format"] = _format
+        self.tests = dict(self.tests)
+
+    def joined(self, values: Sequence[Any]) -> str:
+        return _limited("".join(str(value) for value in values))
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "%" and isinstance(left, str):
+            raise SecurityError("% formatting is not allowed in message templates")
+        if operator == "**" and (not isinstance(right, int | float) or abs(right) > 64):
+            raise TemplateLimit("** takes an exponent of at most 64")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
+                if sized and len(seq) * times > MAX_TEXT:
+                    raise TemplateLimit(f"a repeated text would pass {MAX_TEXT} characters")
+        return _limited(super().call_binop(context, operator, left, right))
+
+    def wrap_str_format(self, value: Any) -> None:
+        """``str.format`` is not one of ``_METHODS``: its padding builds any size."""
+        return None
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if not super().is_safe_attribute(obj, attr, value):
+            return False
+        return not callable(value) or attr in _METHODS
+
+
+_ENV = _Sandbox()
+
+
+def check(text: str | None, *, field: str, label: str) -> str | None:
+    """A template as saved: its syntax, names and sandbox rules checked, else one line."""
+    if text is None or not text.strip():
+        return None
+    if len(text) > MAX_TEMPLATE_CHARS:
+        raise ValidationError(f"{label} is longer than {MAX_TEMPLATE_CHARS} characters", field)
+    try:
+        tree = _ENV.parse(text)
+        _refuse_unsafe(tree)
+        unknown = sorted(meta.find_undeclared_variables(tree) - VARIABLES.keys() - {"range"})
+    except TemplateSyntaxError as error:
+        raise ValidationError(f"{label}: line {error.lineno}: {error.message}", field) from None
+    except SecurityError as error:
+        raise ValidationError(f"{label}: {error}", field) from None
+    if unknown:
+        raise ValidationError(
+            f"{label}: unknown name {unknown[0]!r}; known: {', '.join(VARIABLES)}", field
+        )
+    return text
+
+
+def _refuse_unsafe(tree: nodes.Template) -> None:
+    """What the sandbox would refuse at send time, refused on save instead."""
+    if any(tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends))):
+        raise SecurityError("templates cannot include or import other files")
+    for node in tree.find_all(nodes.Filter):
+        if node.name not in _ENV.filters:
+            raise SecurityError(f"the filter {node.name!r} is not allowed")
+    for call in tree.find_all(nodes.Call):
+        if isinstance(call.node, nodes.Getattr) and call.node.attr not in _METHODS:
+            raise SecurityError(f"the method {call.node.attr!r} is not allowed")
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        name = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", "")
+        if isinstance(name, str) and name.startswith("_"):
+            raise SecurityError(f"the attribute {name!r} is not allowed")
+
+
+@attrs.frozen
+class Rendered:
+    subject: str
+    body: str
+    filename: str  # without extension
+    html: str  # the body as HTML with the first rows as a table; "" when no rows are shown
+    notes: tuple[str, ...] = ()
+
+
+def render(
+    context: Mapping[str, Any],
+    templates: Templates,
+    *,
+    attached: str | None = None,
+) -> Rendered:
+    """The message for ``context``; a template that fails is replaced by the default,
+    and ``notes`` says which and why. ``attached``: the attachment's extension when the
+    result goes along (the body's ``attachment_note`` then names the file)."""
+    notes: list[str] = []
+    context = dict(context)
+
+    def one(what: str, template: str | None, default: str) -> str:
+        if template and template.strip():
+            try:
+                return _render(template, context)
+            except Exception as error:  # any failure in user text: fall back, say so
+                notes.append(
+                    f"the {what} template failed ({_describe(error)}); the default was used"
+                )
+        return _render(default, context)
+
+    name = _safe_filename(one("attachment name", templates.filename, DEFAULT_FILENAME))
+    if not name:
+        notes.append("the attachment name template gave an empty name; the default was used")
+        name = _safe_filename(_render(DEFAULT_FILENAME, context))
+    if attached:
+        context["attachment_note"] = f"The result is attached as {name}{attached}."
+    subject_text = " ".join(one("subject", templates.subject, DEFAULT_SUBJECT).split())
+    subject_text = subject_text[:MAX_SUBJECT_CHARS] or "DanceCat"
+    body_text = one("body", templates.body, DEFAULT_BODY)
+    table = rows_table(context.get("columns") or [], context.get("rows") or [])
+    html_body = (
+        '<div style="white-space: pre-wrap; font-family: sans-serif">'
+        + html.escape(body_text)
+        + "</div>"
+        + table
+        if table
+        else ""
+    )
+    return Rendered(subject_text, body_text, name, html_body, tuple(notes))
+
+
+def _describe(error: Exception) -> str:
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}"[:300] if text else type(error).__name__
+
+
+def _render(template: str, context: dict[str, Any]) -> str:
+    compiled = _ENV.from_string(template)
+    deadline = time.monotonic() + RENDER_SECONDS
+    parts: list[str] = []
+    size = 0
+    with _Deadline(deadline):
+        for part in compiled.generate(context):
+            size += len(part)
+            if size > MAX_TEXT:
+                raise TemplateLimit(f"the text is longer than {MAX_TEXT} characters")
+            parts.append(part)
+    return "".join(parts)
+
+
+class _Deadline:
+    """Stops the rendering thread's Python code once ``deadline`` passes (a trace hook on
+    this thread only, removed after; a loop that prints nothing is caught too)."""
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+        self.previous: Callable[..., Any] | None = None
+
+    def _trace(self, frame: FrameType, event: str, arg: Any) -> Callable[..., Any]:
+        if time.monotonic() > self.deadline:
+            raise TemplateLimit(f"rendering took longer than {RENDER_SECONDS:g} s")
+        return self._trace
+
+    def __enter__(self) -> None:
+        self.previous = sys.gettrace()
+        sys.settrace(self._trace)
+
+    def __exit__(self, *exc: object) -> None:
+        sys.settrace(self.previous)
+
+
+_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+
+
+def _safe_filename(text: str) -> str:
+    """One line, no path separators or characters Windows refuses, no leading dots."""
+    name = _UNSAFE_NAME.sub("_", " ".join(text.split())).strip(" ._")
+    return name[:MAX_FILENAME_CHARS]
+
+
+def rows_table(columns: Sequence[str], rows: Sequence[Sequence[str | None]]) -> str:
+    """The first rows as an HTML table, every value escaped; "" when there are none."""
+    if not rows:
+        return ""
+    cell = "border: 1px solid #ccc; padding: 2px 6px"
+    head = "".join(f'<th style="{cell}">{html.escape(str(c))}</th>' for c in columns)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td style="{cell}">{"" if v is None else html.escape(str(v))}</td>' for v in row
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return (
+        '<table style="border-collapse: collapse; margin-top: 1em">'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def run_parameters(tracker: Any) -> dict[str, Any]:
+    """The parameter values the run used. Parameters land with their own change; until a
+    tracker records them this is the empty mapping, so templates may already name it."""
+    return {}
+
+
+def run_context(
+    tracker: Any,
+    recipient: str,
+    *,
+    scrub_note: str,
+    error: str,
+    first_rows: tuple[Sequence[str], Sequence[Sequence[str | None]]] = ((), ()),
+) -> dict[str, Any]:
+    """What a template may name (``VARIABLES``) for one finished run and one recipient;
+    ``first_rows`` is (column names, the first ``Job.body_rows`` rows, scrubbed). The
+    links and ``attachment_note`` are the notifier's to fill in (empty here)."""
+    job = tracker.job
+    due = tracker.due_at or tracker.queued_at
+    zone_name = tracker.schedule.timezone if tracker.schedule is not None else "UTC"
+    columns, rows = first_rows
+    return {
+        "job_name": job.name,
+        "job_id": job.id,
+        "run_id": tracker.id,
+        "status": tracker.status,
+        "succeeded": tracker.status == "Success",
+        "row_count": tracker.row_count,
+        "duration_s": None if tracker.duration_ms is None else tracker.duration_ms / 1000,
+        "finished_at": tracker.finished_at.isoformat() if tracker.finished_at else None,
+        "due_at": due.isoformat() if due else None,
+        "due_date": _local_date(due, zone_name),
+        "parameters": run_parameters(tracker),
+        "error": error,
+        "result_url": "",
+        "links": {},
+        "attachment_note": "",
+        "scrub_note": scrub_note,
+        "recipient": recipient,
+        "columns": list(columns),
+        "rows": [list(row) for row in rows],
+    }
+
+
+def _local_date(instant: Any, zone_name: str) -> str | None:
+    if instant is None:
+        return None
+    try:
+        return instant.astimezone(zoneinfo.ZoneInfo(zone_name)).date().isoformat()
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return instant.date().isoformat()
