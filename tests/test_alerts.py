@@ -10,13 +10,12 @@ import uuid
 import pytest
 from test_notify import Mailer, free_port, setup, wait  # noqa: F401  (setup: a fixture)
 
-from dancecat_core import alerts, db, migrations
+from dancecat_core import alerts, db, migrations, tasks
 from dancecat_core.db import session_scope
 from dancecat_core.errors import ValidationError
 from dancecat_core.inputs.job import JobInput
 from dancecat_core.models import Alert, Connection, Job, Schedule, Tracker, TrackerStatus, utcnow
 from dancecat_core.runtime import build_runtime
-from dancecat_core.scheduler import sweep_dead
 from dancecat_core.services import accounts
 from dancecat_core.services import jobs as job_service
 from dancecat_core.settings import load_settings
@@ -216,7 +215,12 @@ def test_a_run_dying_in_the_queue_alerts_at_once_and_smtp_down_only_delays(quiet
     with session_scope(runtime.session_factory) as session:
         session.add(Tracker(job_id=job_id, queued_at=old))
     mailer.stop()
-    assert sweep_dead(runtime) == 1
+    tasks.configure(runtime=runtime)
+    try:
+        assert tasks.sweep.call_local() == 1  # the worker's sweep, alert hook included
+    finally:
+        tasks.huey.storage.flush_queue()
+        tasks.configure(None)
     assert alerts.deliver_pending(runtime) == 0  # the server is down: kept, with why
     with runtime.session_factory() as session:
         [streak] = session.query(Alert).all()

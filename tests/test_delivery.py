@@ -228,7 +228,8 @@ RUNAWAYS = [
 @pytest.mark.parametrize("template", RUNAWAYS)
 def test_runaway_templates_stop_and_fall_back_within_limits(template):
     started = time.monotonic()
-    rendered = messages.render(CONTEXT, subject=template, body=template, filename=template)
+    templates = messages.Templates(template, template, template)
+    rendered = messages.render(CONTEXT, templates)
     assert time.monotonic() - started < 3 * 3 * messages.RENDER_SECONDS
     assert rendered.subject == "DanceCat: <b>Jobs</b> — run 9 succeeded"
     assert len(rendered.notes) == 3 and all("default was used" in n for n in rendered.notes)
@@ -237,9 +238,7 @@ def test_runaway_templates_stop_and_fall_back_within_limits(template):
 
 def test_values_with_html_stay_text_and_the_table_escapes_them():
     context = CONTEXT | {"columns": ["<i>c</i>"], "rows": [["<script>x</script>", None]]}
-    rendered = messages.render(
-        context, subject="{{ job_name }}", body="{{ job_name }}", filename=""
-    )
+    rendered = messages.render(context, messages.Templates("{{ job_name }}", "{{ job_name }}"))
     assert rendered.subject == "<b>Jobs</b>" and rendered.body == "<b>Jobs</b>"
     assert "<script>" not in rendered.html and "&lt;script&gt;x&lt;/script&gt;" in rendered.html
     assert "&lt;b&gt;Jobs&lt;/b&gt;" in rendered.html and "<i>" not in rendered.html
