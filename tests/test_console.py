@@ -392,7 +392,8 @@ def test_runs_lists_ids_and_filters_by_job_status_and_limit(console, conn):
     assert console(*("job", "run", bad)).returncode == 1
     table = console.ok("runs", good).splitlines()
     assert table[0].split("\t") == [
-        "id", "job", "status", "queued_at", "started_at", "finished_at", "rows", "error"
+        "id", "job", "status", "queued_at", "started_at", "finished_at", "rows", "error",
+        "delivery",
     ]  # fmt: skip
     assert len(table) == 3 and all(row.split("\t")[1] == good for row in table[1:])
     assert [row.split("\t")[6] for row in table[1:]] == ["10", "10"]
@@ -404,7 +405,8 @@ def test_runs_lists_ids_and_filters_by_job_status_and_limit(console, conn):
     latest = console.json("runs", "--limit", "1")
     assert [r["id"] for r in latest] == [failed[0]["id"]]
     assert set(latest[0]) == {
-        "id", "job_id", "job", "status", "queued_at", "started_at", "finished_at", "rows", "error"
+        "id", "job_id", "job", "status", "queued_at", "started_at", "finished_at", "rows", "error",
+        "delivery",
     }  # fmt: skip
     assert latest[0]["finished_at"].endswith("Z")
     assert console.json("runs", good, "--status", "result_expired") == []
@@ -944,4 +946,9 @@ def test_job_recipients_take_rules_conditions_and_templates(console, conn, runti
     )  # fmt: skip
     console.ok("job", "run", job)
     [run] = [r for r in console.json("runs", job)]
-    assert run["delivery"] == ""  # nobody is mailed by a console run
+    # Each recipient's fate and why; here email is off (no SMTP_HOST), so those it would
+    # have mailed failed, saying so, and the condition skipped the third.
+    fates = dict(part.split(": ", 1) for part in run["delivery"].split("; "))
+    assert fates["big@example.com"] == "skipped (condition false: n = 0)"
+    for sent in ("always@example.com", "rows@example.com"):
+        assert fates[sent].startswith("failed (email is not configured"), fates

@@ -8,7 +8,7 @@ from typing import Any
 from dancecat_core.commands import output, references
 from dancecat_core.commands.database import sessions_for
 from dancecat_core.db import session_scope
-from dancecat_core.models import Tracker, TrackerStatus
+from dancecat_core.models import Notification, NotificationStatus, Tracker, TrackerStatus
 from dancecat_core.services import trackers
 
 COLUMNS = (
@@ -64,11 +64,17 @@ def _row(run: Tracker) -> dict[str, Any]:
         "error": run.error,
         # Each recipient's fate and why: "a@x.com: skipped (no rows); b@x.com: sent (always)".
         "delivery": "; ".join(
-            f"{n.recipient}: {n.status}"
-            + (f" ({n.note or n.last_error})" if n.note or n.last_error else "")
+            f"{n.recipient}: {n.status}" + (f" ({why})" if (why := _why(n)) else "")
             for n in run.notifications
         ),
     }
+
+
+def _why(notification: Notification) -> str | None:
+    """A failed delivery's error; else why it was sent or skipped (and what fell back)."""
+    if notification.status == NotificationStatus.FAILED and notification.last_error:
+        return notification.last_error
+    return notification.note
 
 
 def runs_command(args: argparse.Namespace) -> int:
