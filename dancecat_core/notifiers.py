@@ -43,7 +43,7 @@ class RunNotice:
     # The job's message templates and the names they may use (``dancecat_core.messages``):
     # a notifier renders them with ``messages.render``, adding what only it knows (links,
     # its attachment's name), and returns the notice with ``notes`` saying what fell back.
-    templates: Templates = attrs.field(factory=lambda: Templates())
+    templates: Templates = attrs.field(factory=Templates)
     context: Mapping[str, Any] = attrs.field(factory=dict)
     notes: tuple[str, ...] = ()
 

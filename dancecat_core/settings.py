@@ -102,6 +102,8 @@ def _text(raw: str) -> str:
     return raw
 
 
+
+
 def _optional_text(raw: str) -> str | None:
     return raw.strip() or None
 
@@ -161,7 +163,9 @@ class SettingSpec:
         try:
             return self.type.parse(raw)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(f"setting {self.key}: {raw!r} {str(exc) or 'is malformed'}") from None
+            raise ConfigError(
+                f"setting {self.key}: {raw!r} {str(exc) or 'is malformed'}"
+            ) from None
 
 
 def shown_value(value: Any) -> str:
@@ -235,7 +239,6 @@ DEFAULT_SCRUB_PATTERNS = (
     "hashed_pw",
     "recovery_code",
 )
-
 
 @attrs.frozen
 class Settings:
@@ -382,7 +385,9 @@ class Settings:
     login_max_failures: int = setting(
         POSITIVE_INT, 5, "failed sign-ins before an email is locked out"
     )
-    login_lockout_seconds: int = setting(POSITIVE_INT, 300, "how long a locked-out email waits")
+    login_lockout_seconds: int = setting(
+        POSITIVE_INT, 300, "how long a locked-out email waits"
+    )
     password_min_length: int = setting(POSITIVE_INT, 10, "shortest password accepted")
     config_file: Path | None = None
     plugin_values: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
@@ -454,7 +459,6 @@ def collect_specs(pm: pluggy.PluginManager) -> tuple[SettingSpec, ...]:
                 )
             specs[spec.key] = attrs.evolve(spec, origin=impl.plugin_name)
     return tuple(specs.values())
-
 
 def read_ini(path: str | os.PathLike[str]) -> dict[str, str]:
     """The ``[app:main]`` section of a Pyramid-style INI file, keys upper-cased.
