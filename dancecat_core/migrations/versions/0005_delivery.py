@@ -78,8 +78,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_alerts_job_id"), table_name="alerts")
-    op.drop_table("alerts")
+    op.drop_table("alerts")  # its index goes with it (MySQL refuses to drop it first: FK)
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_column("alerts_opt_in")
     with op.batch_alter_table("notifications", schema=None) as batch_op:
