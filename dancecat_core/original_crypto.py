@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 
-from cryptography.hazmat.decrepit.ciphers.algorithms import ARC4
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from dancecat_core.errors import DancecatError
@@ -71,17 +70,35 @@ def aes_decrypt(stored: str, key: str) -> str:
     return text
 
 
+def rc4(key: bytes, data: bytes) -> bytes:
+    """RC4 (encrypting and decrypting are the same). Written out because the original's
+    pycrypto took any key of 1 to 256 bytes, and ``cryptography``'s RC4 only a few sizes
+    (a 29-byte DB_ENCRYPT_KEY like the original's sample config would be refused)."""
+    state = list(range(256))
+    j = 0
+    for i in range(256):
+        j = (j + state[i] + key[i % len(key)]) % 256
+        state[i], state[j] = state[j], state[i]
+    out = bytearray()
+    i = j = 0
+    for byte in data:
+        i = (i + 1) % 256
+        j = (j + state[i]) % 256
+        state[i], state[j] = state[j], state[i]
+        out.append(byte ^ state[(state[i] + state[j]) % 256])
+    return bytes(out)
+
+
 def rc4_decrypt(stored: str, key: str) -> str:
     try:
         blob = base64.b64decode(stored, validate=True)
     except (binascii.Error, ValueError):
         raise WrongKey("not the original's RC4 format (not Base64)") from None
     raw = _key_bytes(key)
-    if not 5 <= len(raw) <= 256:
-        raise WrongKey("an RC4 key must be 5 to 256 bytes")
-    decryptor = Cipher(ARC4(raw), mode=None).decryptor()
+    if len(raw) > 256:
+        raise WrongKey("an RC4 key is at most 256 bytes")
     try:
-        text = (decryptor.update(blob) + decryptor.finalize()).decode("utf-8")
+        text = rc4(raw, blob).decode("utf-8")
     except UnicodeDecodeError:
         raise WrongKey("does not decrypt under this DB_ENCRYPT_KEY") from None
     if not _printable(text):
