@@ -261,8 +261,10 @@ def _passwords(original: Original, key: str | None) -> dict[int, str]:
         what = f"connection {row['name']!r} (id {row['id']})"
         if key is None:
             raise ImportRefused(
-                f"{what} has a stored password: give the original's config file (--config) "
-                "for its DB_ENCRYPT_KEY"
+                # Worded without "password:" before the advice: the value masker would
+                # take the words after it for a password.
+                f"{what} has a password stored; to read it, give the original's config "
+                "file (--config) for its DB_ENCRYPT_KEY"
             )
         try:
             clear[row["id"]] = decrypt_connection_password(row["password"], key, row["version"])

@@ -110,7 +110,7 @@ def ini_lines(values: Mapping[str, Any], specs: Sequence[SettingSpec], source: s
     """The ``[app:main]`` lines for ``values``; secrets are never printed, only where to
     put them; original keys DanceCat has no use for are listed as comments."""
     by_key = {spec.key: spec for spec in specs}
-    lines = [f"# DanceCat settings from {source}: put them in the [app:main] section", "[app:main]"]
+    lines = [f"# DanceCat settings from {source}, for your DanceCat INI file", "[app:main]"]
     notes: list[str] = []
     wanted: list[tuple[str, str, str]] = []  # (DanceCat key, value text, original key)
     for key, value in values.items():

@@ -73,12 +73,13 @@ def source(request, tmp_path: Path) -> Iterator[dict]:
     """A throwaway original installation's database (its URL), on each kind."""
     pg = request.getfixturevalue("pg_database")  # what the imported Warehouse connection queries
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'dancecats.db'}"
+        url = built = f"sqlite:///{tmp_path / 'dancecats.db'}"
     elif request.param == "mysql":
-        url = request.getfixturevalue("mysql_database")["url"].replace("+pymysql", "")
+        built = request.getfixturevalue("mysql_database")["url"]
+        url = built.replace("+pymysql", "")  # as the original's config wrote it (MySQLdb)
     else:
-        url = pg["url"]
-    times = original.build(url, pg=pg)
+        url = built = pg["url"]
+    times = original.build(built, pg=pg)
     config = tmp_path / "config.cfg"
     original.config_file(config, url)
     yield {"url": url, "config": str(config), "kind": request.param, **times}
@@ -272,7 +273,7 @@ def test_config_lines_load_as_settings(console: Console, tmp_path: Path, pg_data
     config = tmp_path / "config.cfg"
     original.config_file(config, url)
     out = console.ok("import-dancecats", "--config", str(config), "--dry-run")
-    ini = out[out.index("[app:main]") :]
+    ini = out[out.index("\n[app:main]\n") :]
     assert "smtp_password" in ini and "DANCECAT_SMTP_PASSWORD" in ini
     assert "# SECRET_KEY: not carried over" in ini and "# REDISLITE_PATH: not used" in ini
     assert "# DB_ENCRYPT_KEY: not carried over" in ini
