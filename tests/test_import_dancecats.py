@@ -4,6 +4,7 @@ MariaDB and PostgreSQL."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -147,10 +148,11 @@ def test_import_on_each_database(console: Console, source: dict) -> None:
             assert daily.timeout_seconds == 90 and daily.run_count == 37
             assert [r.email for r in daily.recipients] == ["boss@example.com"]
             assert daily.shared and daily.owner.email == "alice@example.com"
+            # A daily schedule starts at the minute the original kept, in --timezone.
             schedule = {s["type"]: s for s in state["schedules"]}
-            assert schedule["daily"]["start"].endswith("09:30") or "09:30" in json.dumps(
-                schedule["daily"]
-            )
+            assert schedule["daily"]["start"].endswith(" 09:30")
+            assert schedule["daily"]["timezone"] == TZ
+            assert schedule["once"]["start"] == f"{source['later']:%Y-%m-%d %H:%M}"
             # The original's password signs in; it is then kept as argon2.
             user = accounts.sign_in(
                 session, rt.settings, "alice@example.com", original.ALICE_PASSWORD
@@ -165,7 +167,7 @@ def test_import_on_each_database(console: Console, source: dict) -> None:
 
     # The imported job runs on its imported connection (PostgreSQL, trust: any password).
     ran = console.ok("job", "run", "Daily numbers", "--no-notify")
-    assert "succeeded" in ran or "success" in ran.lower(), ran
+    assert ran.rstrip().endswith(": Success, 1 rows"), ran
 
     # Idempotent: a second run adds nothing and changes nothing.
     before = listing(console)
@@ -314,3 +316,21 @@ def test_rc4_of_the_fixture_is_rc4() -> None:
     key, data = b"sixteen byte key", b"attack at dawn, and again at dusk"
     expected = Cipher(ARC4(key), mode=None).encryptor().update(data)
     assert original.arc4(key, data) == expected
+
+
+def test_start_from_the_original_fields() -> None:
+    """The original moved ``nextRun`` on each run and clamped a 31st to shorter months; the
+    start comes from the minute, hour, weekday and day the user chose."""
+    from dancecat_core.importer import _start
+    from dancecat_core.models import ScheduleType
+
+    def row(kind: int, next_run: dt.datetime, **chosen: int) -> dict:
+        return {**original.schedule_fields(kind, next_run), **chosen, "nextRun": next_run}
+
+    clamped = dt.datetime(2031, 11, 30, 7, 15)  # relativedelta(day=31) in November
+    monthly = row(original.MONTHLY, clamped, dayOfMonth=31)
+    assert _start(monthly, ScheduleType.MONTHLY) == dt.datetime(2031, 10, 31, 7, 15)
+    weekly = row(original.WEEKLY, dt.datetime(2031, 11, 30, 7, 15), dayOfWeek=2)  # a Sunday
+    assert _start(weekly, ScheduleType.WEEKLY) == dt.datetime(2031, 11, 26, 7, 15)
+    hourly = row(original.HOURLY, dt.datetime(2031, 11, 30, 7, 15, 42), minuteOfHour=15)
+    assert _start(hourly, ScheduleType.HOURLY) == dt.datetime(2031, 11, 30, 7, 15)
