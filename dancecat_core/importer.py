@@ -18,7 +18,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -214,6 +214,8 @@ def import_original(
     """Import ``original`` in one transaction (rolled back when ``dry_run``)."""
     zone = math.zone(timezone, "--timezone")
     _check_schedule_types(original)
+    _check_unique_names(original, "connection", lambda row: True)
+    _check_unique_names(original, "job", lambda row: not row["isDeleted"])
     passwords = _passwords(original, key)  # a wrong key stops everything before any write
     report = Report()
     session = runtime.session_factory()
@@ -249,6 +251,24 @@ def _check_schedule_types(original: Original) -> None:
                 f"schedule id {row['id']} (job id {row['jobId']}): unknown schedule type "
                 f"{row['scheduleType']!r} (the original's are 0 once, 1 hourly, 2 daily, "
                 "3 weekly, 4 monthly)"
+            )
+
+
+def _check_unique_names(original: Original, table: str, counts: Callable[[Row], bool]) -> None:
+    """The original let one user give two connections (or jobs) the same name; DanceCat
+    does not, and matching by name would point the second one's jobs at the first."""
+    emails = {row["id"]: str(row["email"]).strip().lower() for row in original.rows("user")}
+    seen: dict[tuple[str, str], Row] = {}
+    for row in original.rows(table):
+        if not counts(row):
+            continue
+        key = (emails.get(row["userId"], str(row["userId"])), naming.same_name_key(row["name"]))
+        first = seen.setdefault(key, row)
+        if first is not row:
+            raise ImportRefused(
+                f"{table} {row['name']!r} (id {row['id']}): the same user's {table} id "
+                f"{first['id']} has the same name, and DanceCat names are unique per owner: "
+                "rename one in the original and import again"
             )
 
 

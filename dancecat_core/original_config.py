@@ -64,6 +64,8 @@ def read_original_config(path: str | Path) -> dict[str, Any]:
         raise OriginalConfigRefused(
             f"original config {where} line {exc.lineno}: not Python syntax"
         ) from None
+    except (ValueError, RecursionError, MemoryError):  # a NUL byte, absurd nesting
+        raise OriginalConfigRefused(f"original config {where}: not a Python file") from None
     values: dict[str, Any] = {}
     for node in tree.body:
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):

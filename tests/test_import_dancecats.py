@@ -223,6 +223,42 @@ def test_bad_input_gets_one_line(console: Console, tmp_path: Path, pg_database: 
     original.config_file(config, url)
     console.refused("import-dancecats", "--config", str(config), says="unknown schedule type 7")
 
+    # Two connections of one user with one name (the original allowed it): refused, as
+    # matching by name would point the second one's jobs at the first.
+    twin = tmp_path / "twin.db"
+    original.build(f"sqlite:///{twin}", pg=pg_database)
+    with sa.create_engine(f"sqlite:///{twin}").begin() as db:
+        db.execute(
+            original.connection.update()
+            .where(original.connection.c.id == 3)
+            .values(name="WAREHOUSE ")
+        )
+    console.refused(
+        "import-dancecats",
+        "--from",
+        f"sqlite:///{twin}",
+        "--config",
+        str(config),
+        says="connection 'WAREHOUSE ' (id 3): the same user's connection id 1 has the same name",
+    )
+
+    # A value DanceCat refuses, found after every password was decrypted: the row is named,
+    # nothing is written and no password is printed (``no_secret`` in ``refused``).
+    with sa.create_engine(f"sqlite:///{twin}").begin() as db:
+        db.execute(
+            original.connection.update()
+            .where(original.connection.c.id == 3)
+            .values(name="Legacy", host="no such host!")
+        )
+    console.refused(
+        "import-dancecats",
+        "--from",
+        f"sqlite:///{twin}",
+        "--config",
+        str(config),
+        says="connection 'Legacy' (id 3): DanceCat refuses it: Host must be",
+    )
+
     other = tmp_path / "other.db"
     sa.create_engine(f"sqlite:///{other}").connect().exec_driver_sql("CREATE TABLE t (x)").close()
     console.refused(
@@ -260,6 +296,9 @@ def test_bad_input_gets_one_line(console: Console, tmp_path: Path, pg_database: 
     console.refused(
         "import-dancecats", "--config", str(evil), says="line 1: not a KEY = value line"
     )
+    nul = tmp_path / "nul.cfg"
+    nul.write_bytes(b"DB_ENCRYPT_KEY = 'x'\x00\n")
+    console.refused("import-dancecats", "--config", str(nul), says="nul.cfg")
     computed = tmp_path / "computed.cfg"
     computed.write_text("MAIL_PASSWORD = 'Mail-' + 'Secret-555'\n", encoding="utf-8")
     console.refused(
