@@ -223,7 +223,7 @@ def import_original(
         users = _users(session, original, zone, report)
         kept = _connections(runtime, session, original, users, passwords, report)
         added = _jobs(session, original, users, kept, report)
-        _schedules(session, original, users, added, timezone, now or utcnow(), report)
+        _schedules(session, original, added, timezone, now or utcnow(), report)
         _not_imported(session, original, report)
         if dry_run:
             session.rollback()
@@ -302,7 +302,9 @@ def _email(value: Any, what: str) -> str:
         raise ImportRefused(f"{what}: {exc}") from None
 
 
-def _users(session: Session, original: Original, zone: dt.tzinfo, report: Report):
+def _users(
+    session: Session, original: Original, zone: dt.tzinfo, report: Report
+) -> dict[int, User]:
     """The allowed emails, then the users; returns the original user id -> DanceCat user."""
     known = set(session.scalars(sa.select(User.email)))
     for row in original.rows("allowed_email"):
@@ -352,7 +354,9 @@ def _owner(users: Mapping[int, User], row: Row, what: str) -> User:
         ) from None
 
 
-def _existing(session: Session, model: type[Connection] | type[Job], owner: User, name: str):
+def _existing(
+    session: Session, model: type[Connection] | type[Job], owner: User, name: str
+) -> Connection | Job | None:
     """The owner's live object with the same name (``naming``'s rule), if there is one."""
     key = naming.same_name_key(name)
     found = session.scalars(
@@ -367,7 +371,14 @@ def _refused(what: str, exc: DancecatError) -> ImportRefused:
     return ImportRefused(f"{what}: DanceCat refuses it: {exc}")
 
 
-def _connections(runtime, session, original, users, passwords, report) -> dict[int, Connection]:
+def _connections(
+    runtime: Runtime,
+    session: Session,
+    original: Original,
+    users: Mapping[int, User],
+    passwords: Mapping[int, str],
+    report: Report,
+) -> dict[int, Connection]:
     """Original connection id -> the DanceCat connection (added or already present)."""
     kept: dict[int, Connection] = {}
     for row in original.rows("connection"):
@@ -422,7 +433,13 @@ def _timeouts(original: Original) -> dict[int, int]:
     return found
 
 
-def _jobs(session, original, users, kept, report) -> dict[int, Job]:
+def _jobs(
+    session: Session,
+    original: Original,
+    users: Mapping[int, User],
+    kept: Mapping[int, Connection],
+    report: Report,
+) -> dict[int, Job]:
     """Original job id -> the DanceCat job added now (present ones keep their schedules)."""
     timeouts = _timeouts(original)
     recipients: dict[int, list[str]] = {}
@@ -488,7 +505,14 @@ def _start(row: Row, kind: ScheduleType) -> dt.datetime:
     return start
 
 
-def _schedules(session, original, users, added, timezone, now, report) -> None:
+def _schedules(
+    session: Session,
+    original: Original,
+    added: Mapping[int, Job],
+    timezone: str,
+    now: dt.datetime,
+    report: Report,
+) -> None:
     zone = math.zone(timezone, "--timezone")
     for row in original.rows("schedule"):
         job = added.get(row["jobId"])
