@@ -190,10 +190,16 @@ def test_import_on_each_database(console: Console, source: dict) -> None:
 def test_dry_run_writes_nothing(console: Console, tmp_path: Path, pg_database: dict) -> None:
     url = f"sqlite:///{tmp_path / 'o.db'}"
     original.build(url, pg=pg_database)
+    with sa.create_engine(url).begin() as db:  # a hash not in the original's format
+        db.execute(original.user.update().where(original.user.c.id == 2).values(password="x$y"))
     config = tmp_path / "config.cfg"
     original.config_file(config, url)
     out = console.ok("import-dancecats", "--config", str(config), "--dry-run")
     assert "job 'Daily numbers' of alice@example.com: added" in out
+    assert (
+        "user carol@example.com: added; its stored hash is not in the original's format: "
+        "sets a new password at the first sign-in" in out
+    )
     assert "would be added" in out and "dry run: nothing was written" in out
     assert console.json("user", "list") == [] and console.json("job", "list") == []
     assert console.json("connection", "list") == []
@@ -335,7 +341,7 @@ def test_original_console_names_work(console: Console) -> None:
     assert "add_allowed_user" in console.ok("--help")
 
 
-def test_unverifiable_hash_sets_a_new_password(tmp_path: Path) -> None:
+def test_original_hash_format() -> None:
     from dancecat_core.crypto import from_dancecats_hash, verify_password
 
     stored = original.encrypt_password("pw-of-the-original")
