@@ -38,11 +38,17 @@ class Command(NamedTuple):
     help: str
     declare: str  # "module:function", imported only when this command runs
     logs: bool = False  # a long-running service: log records go to stderr without --verbose
+    # Other names for it: the original DanceCats' console names (``add_allowed_user``), so
+    # its users' scripts keep working.
+    aliases: tuple[str, ...] = ()
 
 
 COMMANDS: tuple[Command, ...] = (
     Command(
-        "init", "create or upgrade the app database", "dancecat_core.commands.setup:declare_init"
+        "init",
+        "create or upgrade the app database",
+        "dancecat_core.commands.setup:declare_init",
+        aliases=("db_create_all",),
     ),
     Command(
         "rotate-key",
@@ -53,6 +59,7 @@ COMMANDS: tuple[Command, ...] = (
         "add-allowed-user",
         "let an email register (its first sign-in sets the password)",
         "dancecat_core.commands.accounts:declare_allow",
+        aliases=("add_allowed_user",),
     ),
     Command(
         "user",
@@ -83,6 +90,11 @@ COMMANDS: tuple[Command, ...] = (
         "schedule_update",
         "advance schedules whose next run passed while nothing was running",
         "dancecat_core.commands.schedule_update:declare",
+    ),
+    Command(
+        "import-dancecats",
+        "bring an original DanceCats installation over (users, connections, jobs, schedules)",
+        "dancecat_core.commands.import_dancecats:declare",
     ),
     Command(
         "settings",
@@ -135,7 +147,10 @@ def _chosen(argv: Sequence[str]) -> Command | None:
     except UsageError:
         return None  # the full parser reports it
     name = known.words[0] if known.words else None
-    return next((command for command in COMMANDS if command.name == name), None)
+    return next(
+        (command for command in COMMANDS if name == command.name or name in command.aliases),
+        None,
+    )
 
 
 def build_parser(chosen: Command | None) -> Parser:
@@ -150,7 +165,12 @@ def build_parser(chosen: Command | None) -> Parser:
         dest="command", metavar="COMMAND", required=True, parser_class=Parser
     )
     for command in COMMANDS:
-        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        sub = subparsers.add_parser(
+            command.name,
+            aliases=list(command.aliases),
+            help=command.help,
+            description=command.help,
+        )
         if command is chosen:
             module, _, function = command.declare.partition(":")
             getattr(importlib.import_module(module), function)(sub)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
+import re
 import secrets
 from collections.abc import Callable, Sequence
 
@@ -59,7 +61,33 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+# The original DanceCats (2016) stored SHA-512(salt + password) as "HEX:SALT". An imported
+# user keeps that hash under this tag until their first sign-in replaces it with argon2
+# (``password_needs_rehash``): nobody has to choose a new password because of the move.
+DANCECATS_SHA512 = "dancecats-sha512$"
+_DANCECATS_HASH = re.compile(r"([0-9a-f]{128}):([^:$\s]{1,64})")
+
+
+def from_dancecats_hash(stored: object) -> str | None:
+    """The original's stored hash in the tagged form ``verify_password`` checks; None when
+    ``stored`` is not in the original's format (that user sets a new password instead)."""
+    found = _DANCECATS_HASH.fullmatch(stored) if isinstance(stored, str) else None
+    if found is None:
+        return None
+    digest, salt = found.groups()
+    return f"{DANCECATS_SHA512}{salt}${digest}"
+
+
+def _verify_dancecats(password_hash: str, password: str) -> bool:
+    salt, _, digest = password_hash.removeprefix(DANCECATS_SHA512).partition("$")
+    mine = hashlib.sha512(salt.encode("utf-8") + password.encode("utf-8")).hexdigest()
+    return hmac.compare_digest(mine, digest)
+
+
 def verify_password(password_hash: str, password: str) -> bool:
+    if password_hash.startswith(DANCECATS_SHA512):
+        verify_nobody(password)  # the same argon2 cost: answer times tell no hash kinds apart
+        return _verify_dancecats(password_hash, password)
     try:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
@@ -79,6 +107,8 @@ def verify_nobody(password: str) -> None:
 
 
 def password_needs_rehash(password_hash: str) -> bool:
+    if password_hash.startswith(DANCECATS_SHA512):
+        return True
     return _hasher.check_needs_rehash(password_hash)
 
 
