@@ -132,9 +132,9 @@ class DriverSession(abc.ABC):
 class Driver(abc.ABC):
     """A kind of database DanceCat can query; registered by ``dancecat_register_drivers``."""
 
+    # Also names the lexicon its SQL is scanned with for ``{{ name }}`` placeholders
+    # (``placeholders.LEXICONS``; standard SQL for a name not there).
     name: ClassVar[str]
-    # How its SQL hides text from the ``{{ name }}`` scan (``placeholders.LEXICONS``).
-    dialect: ClassVar[str] = "standard"
     label: ClassVar[str]
     default_port: ClassVar[int | None] = None
     needs_host: ClassVar[bool] = True

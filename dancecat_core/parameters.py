@@ -314,13 +314,21 @@ def read_values(declared: Sequence[Parameter], given: Mapping[str, Any] | None) 
 
 
 def values_json(values: Mapping[str, Any]) -> str | None:
-    return json.dumps({k: to_json(v) for k, v in values.items()}, ensure_ascii=False) or None
+    """Values as the app database keeps them (``None``: none)."""
+    if not values:
+        return None
+    return json.dumps({k: to_json(v) for k, v in values.items()}, ensure_ascii=False)
 
 
 def load_values(stored: str | None) -> dict[str, Any]:
     """Values as a tracker or a schedule keeps them (JSON text, each read by its type
     again when used)."""
     return dict(json.loads(stored)) if stored else {}
+
+
+def summary(stored: str | None) -> str:
+    """A run's recorded values in one line, ``region=EU, due_date=2026-12-02``."""
+    return ", ".join(f"{name}={as_text(value)}" for name, value in load_values(stored).items())
 
 
 def parse_assignments(pairs: Iterable[str]) -> dict[str, str]:
@@ -367,3 +375,20 @@ def bind(
             )
     bound = BoundQuery(parts, tuple(values[name] for name in used), used)
     return bound, {name: values[name] for name in dict.fromkeys(used)}
+
+
+@attrs.frozen
+class RunParameters:
+    """What fills a run's placeholders: the job's declarations, the values the run was
+    given (JSON, as the tracker keeps them; a scheduled run: its schedule's fixed values)
+    and the occasion its built-in dates come from."""
+
+    declared_json: str | None
+    values_json: str | None
+    occasion: Occasion
+
+    def bind(self, sql: str, driver: str) -> tuple[BoundQuery, dict[str, Any]]:
+        """What the driver executes, and every value used (``bind``)."""
+        return bind(
+            sql, load(self.declared_json), load_values(self.values_json), self.occasion, driver
+        )

@@ -3,7 +3,7 @@
 A ``{{ name }}`` inside a string literal, a quoted identifier, a dollar-quoted body or a
 comment is text, not a parameter: ``WHERE note = '{{ x }}'`` compares with those characters.
 So the text is scanned with its dialect's rules for where those end (``LEXICONS``, chosen by
-the driver's ``dialect``). The scan only decides where DanceCat puts its bind markers; each
+the driver's name). The scan only decides where DanceCat puts its bind markers; each
 driver then proves, with its own lexer or its database's binding, that every marker landed
 where a value may stand, so a disagreement here becomes a refusal, never a value read as SQL.
 """

@@ -18,11 +18,11 @@ from typing import Any
 import attrs
 from sqlalchemy import update
 
-from dancecat_core import lifecycle
+from dancecat_core import lifecycle, parameters
 from dancecat_core.columns import Column
 from dancecat_core.csvcodec import RowFormatter, header_line
 from dancecat_core.db import session_scope
-from dancecat_core.drivers import ConnectionParams, DriverSession
+from dancecat_core.drivers import BoundQuery, ConnectionParams, DriverSession
 from dancecat_core.error_text import clean_error
 from dancecat_core.errors import DancecatError, QueryError, QueryTimeout
 from dancecat_core.lifecycle import ClaimedRun, RunOutcome
@@ -133,16 +133,20 @@ def execute_tracker(runtime: Runtime, tracker_id: int, *, wait_for_due: bool = F
         return run
     log.info("tracker %s: running job %s", tracker_id, run.job_id)
     clock = time.monotonic()
+    used: str | None = None
     try:
-        written = _run_query(runtime, run)
+        # Every value is typed before anything connects: a wrong one fails the run here.
+        bound, values = run.parameters.bind(run.sql, run.params.driver)
+        used = parameters.values_json(values)
+        written = _run_query(runtime, run, bound)
     except RunInterrupted:
         return lifecycle.hand_back(runtime, tracker_id)
     except Exception as exc:
-        return _record_failure(runtime, run, exc, clock)
-    return _record_success(runtime, run, written, clock)
+        return _record_failure(runtime, run, exc, clock, used)
+    return _record_success(runtime, run, written, clock, used)
 
 
-def _run_query(runtime: Runtime, run: ClaimedRun) -> _Written:
+def _run_query(runtime: Runtime, run: ClaimedRun, bound: BoundQuery) -> _Written:
     """Stream the run's rows into the store under the watchdog: past the deadline the
     query is cancelled (``QueryTimeout``); on shutdown, ``RunInterrupted``."""
     settings = runtime.settings
@@ -150,7 +154,7 @@ def _run_query(runtime: Runtime, run: ClaimedRun) -> _Written:
     key = result_key(run.tracker_id)
     with _Watchdog(runtime, run.tracker_id, deadline) as watchdog:
         try:
-            meta, size = _stream_to_store(runtime, run.params, run.sql, run.timeout, key, watchdog)
+            meta, size = _stream_to_store(runtime, run.params, bound, run.timeout, key, watchdog)
         except Exception as exc:
             if watchdog.interrupted:
                 raise RunInterrupted("the worker is shutting down") from exc
@@ -168,16 +172,16 @@ def _elapsed_ms(clock: float) -> int:
 
 
 def _record_failure(
-    runtime: Runtime, run: ClaimedRun, exc: BaseException, clock: float
+    runtime: Runtime, run: ClaimedRun, exc: BaseException, clock: float, used: str | None
 ) -> RunOutcome:
     message = _failure_message(runtime, exc, run.params, run.sql)
-    outcome = lifecycle.fail(runtime, run, message, _elapsed_ms(clock))
+    outcome = lifecycle.fail(runtime, run, message, _elapsed_ms(clock), used)
     log.warning("tracker %s: failed: %s", run.tracker_id, message)
     return outcome
 
 
 def _record_success(
-    runtime: Runtime, run: ClaimedRun, written: _Written, clock: float
+    runtime: Runtime, run: ClaimedRun, written: _Written, clock: float, used: str | None
 ) -> RunOutcome:
     """Mark the run Success with its result; drop the result if that is not to be."""
     store = runtime.store
@@ -190,6 +194,7 @@ def _record_success(
             meta=written.meta,
             size=written.size,
             duration_ms=_elapsed_ms(clock),
+            values_json=used,
         )
     except Exception:
         # The app database stayed away past our patience: the tracker stays Running and
@@ -269,7 +274,7 @@ def _failure_message(
 def _stream_to_store(
     runtime: Runtime,
     params: ConnectionParams,
-    sql: str,
+    sql: BoundQuery,
     timeout: int,
     key: str,
     watchdog: _Watchdog,
@@ -339,7 +344,7 @@ class Preview:
 def preview_query(
     runtime: Runtime,
     params: ConnectionParams,
-    sql: str,
+    sql: str | BoundQuery,
     *,
     timeout: int | None = None,
     limit: int | None = None,
@@ -366,7 +371,8 @@ def preview_query(
             finally:
                 timer.cancel()
     except QueryError as exc:
-        raise type(exc)(database_error_text(runtime, exc, params, sql)) from None
+        text = sql if isinstance(sql, str) else "".join(sql.parts)
+        raise type(exc)(database_error_text(runtime, exc, params, text)) from None
     truncated = len(rows) > limit
     rows = rows[:limit]
     masker = ValueMasker(_NullSink(), runtime.value_patterns)

@@ -394,7 +394,6 @@ def mysql_value(value: Any) -> Any:
 class MysqlDriver(Driver):
     name = "mysql"
     label = "MySQL / MariaDB"
-    dialect = "mysql"
     default_port = 3306
 
     def connect(self, params: ConnectionParams, *, timeout: float) -> DriverSession:

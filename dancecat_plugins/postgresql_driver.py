@@ -464,7 +464,6 @@ class PostgresSession(DriverSession):
 class PostgresDriver(Driver):
     name = "postgresql"
     label = "PostgreSQL"
-    dialect = "postgresql"
     default_port = 5432
 
     def connect(self, params: ConnectionParams, *, timeout: float) -> DriverSession:

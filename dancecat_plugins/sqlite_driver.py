@@ -414,7 +414,6 @@ class SqliteDriver(Driver):
 
     name = "sqlite"
     label = "SQLite"
-    dialect = "sqlite"
     needs_host = False
 
     def check_database(self, database: str, *, read_only: bool, files: LocalFileRules) -> None:

@@ -5,13 +5,24 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from dancecat_core import parameters
 from dancecat_core.commands import output, references
 from dancecat_core.commands.database import sessions_for
 from dancecat_core.db import session_scope
 from dancecat_core.models import Tracker, TrackerStatus
 from dancecat_core.services import trackers
 
-COLUMNS = ("id", "job", "status", "queued_at", "started_at", "finished_at", "rows", "error")
+COLUMNS = (
+    "id",
+    "job",
+    "status",
+    "queued_at",
+    "started_at",
+    "finished_at",
+    "rows",
+    "error",
+    "parameters",
+)
 MAX_LIMIT = 10_000
 STATUS_HELP = ", ".join(s.value.lower().replace(" ", "-") for s in TrackerStatus)
 
@@ -52,6 +63,7 @@ def _row(run: Tracker) -> dict[str, Any]:
         "finished_at": output.timestamp(run.finished_at),
         "rows": run.row_count,
         "error": run.error,
+        "parameters": parameters.summary(run.parameter_values_json),
     }
 
 

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Self
 
 import attrs
 
+from dancecat_core import parameters
 from dancecat_core.errors import ValidationError
 from dancecat_core.services import validation
 
@@ -51,6 +52,8 @@ class Kind(enum.StrEnum):
     EMAILS = "emails"
     OBJECT = "object"
     DATETIME = "datetime"
+    PARAMETERS = "parameters"  # declarations: [{name, type, default}] (``parameters``)
+    VALUES = "values"  # parameter values by name: {name: value}
 
 
 JSON_TYPES = {
@@ -62,6 +65,8 @@ JSON_TYPES = {
     Kind.EMAILS: "array",
     Kind.OBJECT: "object",
     Kind.DATETIME: "string",
+    Kind.PARAMETERS: "array",
+    Kind.VALUES: "object",
 }
 
 Choices = Sequence[tuple[str, str]] | Callable[[Any], Sequence[tuple[str, str]]]
@@ -115,7 +120,13 @@ class InputField:
     def clean(self, raw: Any, runtime: Any = None) -> Any:
         """The value this field stores for ``raw``, or ``ValidationError`` (by label)."""
         empty = raw is None or (isinstance(raw, str) and not raw.strip() and self.strip)
-        if empty and self.kind not in (Kind.BOOLEAN, Kind.EMAILS, Kind.OBJECT):
+        if empty and self.kind not in (
+            Kind.BOOLEAN,
+            Kind.EMAILS,
+            Kind.OBJECT,
+            Kind.PARAMETERS,
+            Kind.VALUES,
+        ):
             if self.required:
                 raise ValidationError(f"{self.label} is required", self.name)
             return self.default
@@ -153,7 +164,30 @@ class InputField:
             return validation.email_list(raw, name, label=label)
         if self.kind is Kind.DATETIME:
             return raw  # its ``check`` parses it
+        if self.kind is Kind.PARAMETERS:
+            return parameters.declare(raw)
+        if self.kind is Kind.VALUES:
+            return self._values(raw)
         return self._object(raw)
+
+    def _values(self, raw: Any) -> dict[str, Any]:
+        """Values by name: a JSON object (the API), ``KEY=VALUE`` texts (the console's
+        repeated flag) or lines of them (a form). Each is read by its type where the
+        job's declarations are known (``parameters.read_values``)."""
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return {}
+        if isinstance(raw, str):
+            raw = [line for line in raw.splitlines() if line.strip()]
+        if isinstance(raw, list | tuple):
+            raw = parameters.parse_assignments(raw)
+        if not isinstance(raw, dict):
+            raise ValidationError(f"{self.label} must be an object of name: value", self.name)
+        for name, value in raw.items():
+            if isinstance(value, dict | list) or value is None:
+                raise ValidationError(
+                    f"{self.label}: {name} must be text, a number or true/false", self.name
+                )
+        return dict(raw)
 
     def _choice(self, raw: Any, runtime: Any) -> str:
         if not isinstance(raw, str):

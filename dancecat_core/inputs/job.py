@@ -49,6 +49,19 @@ class JobInput(Input):
         file_flag="--sql-file",
         help="Tab leaves the editor; Ctrl-Enter runs a preview.",
     )
+    parameters: Any = spec(
+        "Parameters",
+        Kind.PARAMETERS,
+        default=(),
+        widget="parameters",
+        flag="--parameter",
+        off_flag="--no-parameters",
+        placeholder="since:date=2026-01-01",
+        help=(
+            "One per line, NAME:TYPE[=DEFAULT]; TYPE is text, integer, number, date, "
+            "datetime, boolean or allowed values as A|B|C. Use them as {{ NAME }}."
+        ),
+    )
     timeout_seconds: Any = spec(
         "Timeout (seconds)",
         Kind.INTEGER,
@@ -99,4 +112,4 @@ class JobInput(Input):
     )
 
 
-PREVIEW_FIELDS = ("connection_id", "query", "timeout_seconds")
+PREVIEW_FIELDS = ("connection_id", "query", "parameters", "timeout_seconds")

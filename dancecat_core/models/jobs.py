@@ -41,6 +41,8 @@ class Job(Base):
     # (``dancecat_core.chains``).
     after_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
     after_on: Mapped[str | None] = mapped_column(String(8))
+    # Declared parameters as JSON (``dancecat_core.parameters``); None: none.
+    parameters_json: Mapped[str | None] = mapped_column(Text)
 
     connection: Mapped[Connection] = relationship()
     after_job: Mapped[Job | None] = relationship(remote_side=[id])

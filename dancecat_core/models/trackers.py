@@ -102,6 +102,8 @@ class Tracker(Base):
     result_bytes: Mapped[int | None] = mapped_column(BigInteger)
     result_meta_json: Mapped[str | None] = mapped_column(Text)
     result_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The parameter values given for the run, then every value it used, as JSON.
+    parameter_values_json: Mapped[str | None] = mapped_column(Text)
 
     job: Mapped[Job] = relationship()
     schedule: Mapped[Schedule | None] = relationship()
