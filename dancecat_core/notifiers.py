@@ -30,6 +30,8 @@ class RunNotice:
     error: str | None
     scrub_note: str = ""
     finished_at: str | None = None
+    # The parameter values the run used, in one line (``parameters.summary``); "" if none.
+    parameters: str = ""
 
 
 @attrs.frozen

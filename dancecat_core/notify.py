@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dancecat_core import parameters
 from dancecat_core.db import session_scope
 from dancecat_core.error_text import clean_error
 from dancecat_core.models import (
@@ -121,6 +122,7 @@ def _notice(runtime: Runtime, tracker: Tracker, recipient: str) -> RunNotice:
         else tracker.error,
         scrub_note=ResultMeta.from_dict(meta).scrub_note if meta else "",
         finished_at=tracker.finished_at.isoformat() if tracker.finished_at else None,
+        parameters=parameters.summary(tracker.parameter_values_json),
     )
 
 

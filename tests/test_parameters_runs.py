@@ -205,3 +205,44 @@ def test_console_declares_runs_with_values_and_lists_them(tmp_path, sqlite_chino
     assert "{{ m }} is neither a declared parameter" in done.stderr
     console.ok("job", "edit", "pj", "--no-parameters", "--sql", "SELECT 1")
     assert tasks  # the queue module stays importable beside the console
+
+
+def test_the_job_page_asks_for_values_and_a_run_can_be_repeated(app, alice, job, runtime, queued):
+    from test_web_helpers import sign_in
+
+    csrf = sign_in(app, alice.email)
+    page = app.get(f"/jobs/{job['id']}")
+    form = next(f for f in page.forms.values() if "param-region" in f.fields)
+    assert form["param-region"].value == "EU" and form["param-limit_rows"].value == "10"
+    form["param-region"] = "US"
+    form["param-limit_rows"] = "7"
+    form.submit(status=303)
+    (first,) = queued
+    assert execute_tracker(runtime, first).status == TrackerStatus.SUCCESS
+    page = app.get(f"/jobs/{job['id']}")
+    assert "region=US" in page.text and "limit_rows=7" in page.text
+    again = next(f for f in page.forms.values() if "Run again" in f.text)
+    again.submit(status=303)
+    second = queued[-1]
+    assert execute_tracker(runtime, second).status == TrackerStatus.SUCCESS
+    first_row, second_row = (result_rows(app, alice, t)[0] for t in (first, second))
+    assert first_row == second_row  # the same values, built-in dates included
+    refused = app.post(
+        f"/jobs/{job['id']}/run", {"csrf_token": csrf, "param-limit_rows": "x"}, status=303
+    ).follow()
+    assert "parameter limit_rows: &#39;x&#39; is not a whole number" in refused.text
+
+
+def test_the_mail_says_which_values_the_run_used(runtime, job, app, alice):
+    from dancecat_core.notify import _notice
+    from dancecat_plugins.email_notifier import EmailNotifier
+
+    body = {"parameters": {"region": "US"}}
+    tracker = app.post_json(f"/api/v1/jobs/{job['id']}/runs", body, headers=alice.auth)
+    tracker_id = tracker.json["tracker"]["id"]
+    execute_tracker(runtime, tracker_id)
+    with runtime.session_factory() as session:
+        notice = _notice(runtime, session.get(Tracker, tracker_id), "x@example.com", "")
+    assert notice.parameters.startswith("region=US, limit_rows=10, due_date=")
+    text = EmailNotifier(runtime.settings)._body(notice, None)
+    assert f"Parameters: {notice.parameters}" in text
