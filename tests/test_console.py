@@ -392,7 +392,8 @@ def test_runs_lists_ids_and_filters_by_job_status_and_limit(console, conn):
     assert console(*("job", "run", bad)).returncode == 1
     table = console.ok("runs", good).splitlines()
     assert table[0].split("\t") == [
-        "id", "job", "status", "queued_at", "started_at", "finished_at", "rows", "error"
+        "id", "job", "status", "queued_at", "started_at", "finished_at", "rows", "error",
+        "parameters",
     ]  # fmt: skip
     assert len(table) == 3 and all(row.split("\t")[1] == good for row in table[1:])
     assert [row.split("\t")[6] for row in table[1:]] == ["10", "10"]
