@@ -242,7 +242,9 @@ def test_the_mail_says_which_values_the_run_used(runtime, job, app, alice):
     tracker_id = tracker.json["tracker"]["id"]
     execute_tracker(runtime, tracker_id)
     with runtime.session_factory() as session:
-        notice = _notice(runtime, session.get(Tracker, tracker_id), "x@example.com", "")
+        notice = _notice(runtime, session.get(Tracker, tracker_id), "x@example.com")
     assert notice.parameters.startswith("region=US, limit_rows=10, due_date=")
-    text = EmailNotifier(runtime.settings)._body(notice, None)
+    notifier = EmailNotifier(runtime.settings)
+    mail, _ = notifier.prepare(notice, None)
+    text = notifier._body(mail, None)
     assert f"Parameters: {notice.parameters}" in text
