@@ -405,7 +405,8 @@ def test_runs_lists_ids_and_filters_by_job_status_and_limit(console, conn):
     latest = console.json("runs", "--limit", "1")
     assert [r["id"] for r in latest] == [failed[0]["id"]]
     assert set(latest[0]) == {
-        "id", "job_id", "job", "status", "queued_at", "started_at", "finished_at", "rows", "error"
+        "id", "job_id", "job", "status", "queued_at", "started_at", "finished_at", "rows", "error",
+        "parameters",
     }  # fmt: skip
     assert latest[0]["finished_at"].endswith("Z")
     assert console.json("runs", good, "--status", "result_expired") == []
