@@ -58,8 +58,8 @@ class JobInput(Input):
         off_flag="--no-parameters",
         placeholder="since:date=2026-01-01",
         help=(
-            "One per line, NAME:TYPE[=DEFAULT]; TYPE is text, integer, number, date, "
-            "datetime, boolean or allowed values as A|B|C. Use them as {{ NAME }}."
+            "Each NAME:TYPE[=DEFAULT] (on the form, one per line); TYPE is text, integer, "
+            "number, date, datetime, boolean or allowed values as A|B|C. Use them as {{ NAME }}."
         ),
     )
     timeout_seconds: Any = spec(

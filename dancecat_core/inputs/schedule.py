@@ -81,7 +81,7 @@ class ScheduleInput(Input):
         widget="values",
         flag="--param",
         placeholder="region=EU",
-        help="One per line, NAME=VALUE: fixed for this schedule's runs (else the defaults).",
+        help="Each NAME=VALUE (on the form, one per line): fixed for this schedule's runs.",
     )
     catch_up: Any = spec(
         "After downtime",
