@@ -1,4 +1,4 @@
-"""Migration 0004 adds the parameter columns on every app-database backend, and back."""
+"""Migration 0007 adds the parameter columns on every app-database backend, and back."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def columns(engine) -> dict[str, set[str]]:
     return {table: {c["name"] for c in found.get_columns(table)} for table in COLUMNS}
 
 
-def test_migration_0004_adds_and_removes_the_parameter_columns(app_database_url):
+def test_migration_0007_adds_and_removes_the_parameter_columns(app_database_url):
     engine = db.get_engine(app_database_url)
     config = migrations.alembic_config(engine.url.render_as_string(hide_password=False))
     try:
@@ -37,7 +37,7 @@ def test_migration_0004_adds_and_removes_the_parameter_columns(app_database_url)
         assert all(COLUMNS[t] in names for t, names in columns(engine).items())
         with engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.downgrade(config, "0003")
+            command.downgrade(config, "0006")
         assert not any(COLUMNS[t] in names for t, names in columns(engine).items())
         migrations.upgrade(engine)
         assert all(COLUMNS[t] in names for t, names in columns(engine).items())

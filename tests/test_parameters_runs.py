@@ -248,3 +248,18 @@ def test_the_mail_says_which_values_the_run_used(runtime, job, app, alice):
     mail, _ = notifier.prepare(notice, None)
     text = notifier._body(mail, None)
     assert f"Parameters: {notice.parameters}" in text
+
+
+def test_a_trigger_gives_values_read_by_their_declared_types(app, alice, job, runtime, queued):
+    import re
+
+    made = app.post_json(
+        f"/api/v1/jobs/{job['id']}/triggers", {"name": "etl"}, headers=alice.auth, status=201
+    ).json["trigger"]
+    path = re.sub(r"^https?://[^/]+", "", made["url"])
+    refused = app.post_json(path, {"parameters": {"limit_rows": "many"}}, status=422)
+    assert "parameter limit_rows: 'many' is not a whole number" in refused.json["error"]["message"]
+    run = app.post_json(path, {"parameters": {"region": "US", "limit_rows": 3}}, status=202)
+    assert execute_tracker(runtime, run.json["run"]).status == TrackerStatus.SUCCESS
+    (row,) = result_rows(app, alice, run.json["run"])
+    assert (row["region"], row["limit_rows"]) == ("US", "3")
