@@ -26,10 +26,18 @@ FORMATS = ("csv", "xlsx", "json")
 # "my-csv-rows" is the MariaDB CSV case with the raw-packet path off
 # (DANCECAT_MYSQL_FAST_CSV=off in the worker): the row path that path falls back to, so the
 # fast path's cost in code stays weighed against what it saves.
-TARGETS = {"pg-csv": 2.0, "my-csv": 5.0, "my-csv-rows": 5.0, "pg-xlsx": 0.25, "pg-json": 1.2}
+TARGETS = {
+    "pg-csv": 2.0,
+    "pg-csv-params": 2.0,
+    "my-csv": 5.0,
+    "my-csv-rows": 5.0,
+    "pg-xlsx": 0.25,
+    "pg-json": 1.2,
+}
 MY_CASES = ("my-csv", "my-csv-rows")
 CASE_NAMES = {
     "pg-csv": "PostgreSQL → CSV",
+    "pg-csv-params": "PostgreSQL → CSV, parameterised",
     "my-csv": "MariaDB → CSV",
     "my-csv-rows": "MariaDB → CSV, row path (fast path off)",
     "pg-xlsx": "PostgreSQL → XLSX",
@@ -37,6 +45,7 @@ CASE_NAMES = {
 }
 FLOOR_NAMES = {
     "pg-csv": "psql \\copy CSV",
+    "pg-csv-params": "psql \\copy CSV",
     "my-csv": "mariadb --batch --quick",
     "my-csv-rows": "mariadb --batch --quick",
     "pg-xlsx": "openpyxl write-only",
@@ -46,6 +55,15 @@ FLOOR_NAMES = {
 CASE_ENV = {"my-csv-rows": {"DANCECAT_MYSQL_FAST_CSV": "off"}}
 # Each MariaDB case's kept output file.
 MY_OUT = {"my-csv": "ours-my.csv", "my-csv-rows": "ours-my-rows.csv"}
+
+
+# The parameterised case: every row of the table, filtered through a bound integer, date
+# and text, so its CSV must still be byte-identical to psql's copy of the whole table.
+PARAMS_SQL = (
+    "SELECT * FROM {table} WHERE id <= {{{{ max_id }}}} AND day <= {{{{ until }}}}"
+    " AND label <> {{{{ skip }}}}"
+)
+PARAMS = ("max_id:integer=2147483647", "until:date=9999-12-31", "skip:text='; DROP TABLE x; --")
 
 
 @attrs.define
@@ -136,9 +154,10 @@ class App:
     def has_driver(self, name: str) -> bool:
         return name in self.runtime.drivers
 
-    def job(self, driver: str, rows: int) -> int:
-        """The saved job that selects the bench table (created once, found by name)."""
-        key = (driver, rows)
+    def job(self, driver: str, rows: int, *, parameterised: bool = False) -> int:
+        """The saved job that selects the bench table (created once, found by name);
+        ``parameterised``: the same rows through three bound parameters (``PARAMS_SQL``)."""
+        key = (driver, rows, parameterised)
         if key in self._jobs:
             return self._jobs[key]
         from dancecat_core.errors import NotFound
@@ -169,7 +188,7 @@ class App:
                         user=user,
                     ),
                 )
-            job_name = f"bench-{driver}-{rows}"
+            job_name = f"bench-{driver}-{rows}" + ("-params" if parameterised else "")
             try:
                 job = jobs.get_by_name(session, None, job_name)
             except NotFound:
@@ -179,7 +198,10 @@ class App:
                     JobInput(
                         name=job_name,
                         connection_id=connection.id,
-                        query=data.select_sql(rows),
+                        query=PARAMS_SQL.format(table=data.table_name(rows))
+                        if parameterised
+                        else data.select_sql(rows),
+                        parameters=list(PARAMS) if parameterised else [],
                         timeout_seconds=7200,
                     ),
                 )
@@ -294,7 +316,9 @@ def run_plan(app: App, plan: Plan, out_dir: Path, log: Callable[[str], None]) ->
     have_my = app.has_driver("mysql")
     for key in my_cases if not have_my else []:
         cases[key].error = "no mysql driver registered yet (dancecat_plugins.mysql_driver)"
-    pg_job = app.job("postgresql", n) if pg_cases else None
+    pg_job = app.job("postgresql", n) if set(pg_cases) - {"pg-csv-params"} else None
+    params_job = app.job("postgresql", n, parameterised=True) if "pg-csv-params" in cases else None
+    pg_cases = [key for key in pg_cases if key != "pg-csv-params"]
     my_job = app.job("mysql", n) if have_my and my_cases else None
 
     def keep(name: str, repeat: int) -> Path:
@@ -331,6 +355,23 @@ def run_plan(app: App, plan: Plan, out_dir: Path, log: Callable[[str], None]) ->
         finally:
             if tracker is not None:
                 app.drop_result(tracker)
+        if params_job is not None:
+            case = cases["pg-csv-params"]
+            _step(case, "floor", lambda r=repeat: pg_floor_csv(n, keep("floor-pg.csv", r)))
+            tracker = None
+            try:
+                tracker, run = app.run(params_job)
+                case.run.append(run)
+                _step(
+                    case,
+                    "export",
+                    lambda r=repeat, t=tracker: app.export(t, "csv", keep("ours-pg-params.csv", r)),
+                )
+            except Exception as exc:
+                case.error = str(exc)
+            finally:
+                if tracker is not None:
+                    app.drop_result(tracker)
         if "pg-json" in cases and plan.json_floor:
             _step(
                 cases["pg-json"],
@@ -417,6 +458,11 @@ def _exactness(
         "pg-csv",
         "ours-pg.csv",
         lambda: checks.check_csv_pg(out_dir / "ours-pg.csv", floor_csv, plan.value_checks),
+    )
+    check(
+        "pg-csv-params",
+        "ours-pg-params.csv",
+        lambda: checks.check_csv_pg(out_dir / "ours-pg-params.csv", floor_csv, plan.value_checks),
     )
     if plan.value_checks:
         for key in MY_CASES:

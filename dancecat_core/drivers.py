@@ -11,7 +11,7 @@ rows. Both paths end in the same canonical CSV (``csvcodec``).
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO, ClassVar
 
 import attrs
@@ -44,6 +44,34 @@ class ConnectionParams:
         return tuple(s for s in (self.password,) if s)
 
 
+@attrs.frozen
+class BoundQuery:
+    """A job's text cut at its parameters, and the typed values that go between.
+
+    ``parts`` has one more item than ``values``; ``names`` says which parameter each value
+    is (for messages). A driver joins the parts with its own bind markers and hands the
+    values to its database client as query parameters, so no value is ever SQL text made
+    by DanceCat. Values are ``str``, ``int``, ``decimal.Decimal``, ``bool``,
+    ``datetime.date`` and ``datetime.datetime`` (aware ones are instants).
+    """
+
+    parts: tuple[str, ...]
+    values: tuple[Any, ...] = ()
+    names: tuple[str, ...] = ()
+
+    def joined(self, marker: Callable[[int], str], escape: Callable[[str], str] = str) -> str:
+        """The text with ``marker(i)`` for value ``i`` and ``escape`` applied to the rest."""
+        pieces = [escape(self.parts[0])]
+        for index, part in enumerate(self.parts[1:]):
+            pieces += [marker(index), escape(part)]
+        return "".join(pieces)
+
+
+def as_bound(query: str | BoundQuery) -> BoundQuery:
+    """A plain text as a ``BoundQuery`` without values (what callers without parameters pass)."""
+    return query if isinstance(query, BoundQuery) else BoundQuery((query,))
+
+
 class QueryCursor(abc.ABC):
     """An executing (or ready to execute) query whose columns are known."""
 
@@ -73,8 +101,13 @@ class DriverSession(abc.ABC):
         """Prove the connection works (``SELECT 1``); raise a ``QueryError`` if not."""
 
     @abc.abstractmethod
-    def open_query(self, sql: str, *, timeout: float, limit: int | None = None) -> QueryCursor:
+    def open_query(
+        self, sql: str | BoundQuery, *, timeout: float, limit: int | None = None
+    ) -> QueryCursor:
         """Start ``sql`` with a server-side timeout; ``limit`` caps rows for previews.
+
+        A ``BoundQuery`` carries parameter values: the driver binds them as its database
+        client's query parameters, each at its marker, never as text it formats itself.
 
         The one door every preview, run and test goes through: before sending anything,
         a driver applies ``dancecat_core.statements`` (one statement per job; only a query
@@ -99,6 +132,8 @@ class DriverSession(abc.ABC):
 class Driver(abc.ABC):
     """A kind of database DanceCat can query; registered by ``dancecat_register_drivers``."""
 
+    # Also names the lexicon its SQL is scanned with for ``{{ name }}`` placeholders
+    # (``placeholders.LEXICONS``; standard SQL for a name not there).
     name: ClassVar[str]
     label: ClassVar[str]
     default_port: ClassVar[int | None] = None

@@ -33,12 +33,15 @@ from dancecat_core.models import (
 from dancecat_core.models import (
     Job,
     JobRecipient,
+    Schedule,
     Tracker,
     TrackerStatus,
     check_transition,
     utcnow,
 )
+from dancecat_core.parameters import RunParameters
 from dancecat_core.resultstore import ResultMeta
+from dancecat_core.run_dates import occasion_of
 from dancecat_core.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,7 @@ class ClaimedRun:
     sql: str
     timeout: int
     params: ConnectionParams
+    parameters: RunParameters
     # The job's recipients' conditions, judged while the result streams (``delivery_rules``).
     conditions: tuple[str, ...] = ()
 
@@ -202,15 +206,16 @@ def _load_and_claim(
     now = utcnow()
     with session_scope(runtime.session_factory) as session:
         found = session.execute(
-            select(Tracker, Job, DbConnection)
+            select(Tracker, Job, DbConnection, Schedule)
             .join(Job, Job.id == Tracker.job_id)
             .join(DbConnection, DbConnection.id == Job.connection_id)
+            .outerjoin(Schedule, Schedule.id == Tracker.schedule_id)
             .where(Tracker.id == tracker_id)
         ).first()
         if found is None:
             log.warning("tracker %s: does not exist, nothing to run", tracker_id)
             return RunOutcome(tracker_id, TrackerStatus.FAILED, error="no such tracker")
-        tracker, job, connection = found
+        tracker, job, connection, schedule = found
         mine = repeat and tracker.status == TrackerStatus.RUNNING and tracker.worker == worker
         if tracker.status != TrackerStatus.QUEUED and not mine:
             log.info("tracker %s: already %s, not running it again", tracker_id, tracker.status)
@@ -227,6 +232,11 @@ def _load_and_claim(
             sql=job.query,
             timeout=job.timeout_seconds or settings.db_timeout,
             params=runtime.connection_params(connection),
+            parameters=RunParameters(
+                job.parameters_json,
+                tracker.parameter_values_json or (schedule and schedule.parameter_values_json),
+                occasion_of(tracker.due_at or tracker.queued_at, settings.timezone, schedule),
+            ),
             conditions=_conditions(session, job.id),
         )
         if mine:
@@ -291,15 +301,32 @@ def _recipient_emails(job_id: int) -> Callable[[Session], tuple[str, ...]]:
     return read
 
 
-def fail(runtime: Runtime, run: ClaimedRun, message: str, duration_ms: int) -> RunOutcome:
+def _recorded(values_json: str | None) -> dict[str, Any]:
+    """The parameter values a run used, to keep on its tracker (nothing: keep what it
+    was given)."""
+    return {} if values_json is None else {"parameter_values_json": values_json}
+
+
+def fail(
+    runtime: Runtime,
+    run: ClaimedRun,
+    message: str,
+    duration_ms: int,
+    values_json: str | None = None,
+) -> RunOutcome:
     """Running -> Failed with ``message`` (already cleaned), reading the job's recipients
-    in the same transaction."""
+    in the same transaction; ``values_json``: the parameter values it ran with."""
     failed, emails = _set_status(
         runtime,
         run.tracker_id,
         TrackerStatus.RUNNING,
         TrackerStatus.FAILED,
-        {"finished_at": utcnow(), "error": message, "duration_ms": duration_ms},
+        {
+            "finished_at": utcnow(),
+            "error": message,
+            "duration_ms": duration_ms,
+            **_recorded(values_json),
+        },
         also=_recipient_emails(run.job_id),
     )
     return RunOutcome(
@@ -322,6 +349,7 @@ def succeed(
     duration_ms: int,
     content_hash: str | None = None,
     delivery_facts: str | None = None,
+    values_json: str | None = None,
 ) -> RunOutcome:
     """Running -> Success with the stored result ``key``, reading the job's recipients in
     the same transaction. A Failed outcome ("declared dead") means the sweep gave up on
@@ -346,6 +374,7 @@ def succeed(
             + dt.timedelta(seconds=runtime.settings.job_result_valid_seconds),
             "content_hash": content_hash,
             "delivery_facts_json": delivery_facts,
+            **_recorded(values_json),
         },
         also=_recipient_emails(run.job_id),
     )

@@ -36,6 +36,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.filters import FILTERS
 from jinja2.sandbox import SandboxedEnvironment, safe_range
 
+from dancecat_core import parameters
 from dancecat_core.errors import ValidationError
 from dancecat_core.notifiers import Templates
 
@@ -356,9 +357,9 @@ def rows_table(columns: Sequence[str], rows: Sequence[Sequence[str | None]]) -> 
 
 
 def run_parameters(tracker: Any) -> dict[str, Any]:
-    """The parameter values the run used. Parameters land with their own change; until a
-    tracker records them this is the empty mapping, so templates may already name it."""
-    return {}
+    """The parameter values the run used, declared and built-in, by name (as recorded:
+    text, numbers and booleans)."""
+    return parameters.load_values(tracker.parameter_values_json)
 
 
 def run_context(

@@ -46,6 +46,8 @@ class RunNotice:
     templates: Templates = attrs.field(factory=Templates)
     context: Mapping[str, Any] = attrs.field(factory=dict)
     notes: tuple[str, ...] = ()
+    # The parameter values the run used, in one line (``parameters.summary``); "" if none.
+    parameters: str = ""
 
 
 @attrs.frozen

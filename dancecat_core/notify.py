@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dancecat_core import delivery_rules, messages
+from dancecat_core import delivery_rules, messages, parameters
 from dancecat_core.db import session_scope
 from dancecat_core.error_text import clean_error
 from dancecat_core.models import (
@@ -142,6 +142,7 @@ def _notice(runtime: Runtime, tracker: Tracker, recipient: str) -> RunNotice:
             error=error,
             first_rows=_first_rows(runtime, tracker),
         ),
+        parameters=parameters.summary(tracker.parameter_values_json),
     )
 
 

@@ -18,11 +18,11 @@ from typing import Any
 import attrs
 from sqlalchemy import update
 
-from dancecat_core import delivery_rules, lifecycle
+from dancecat_core import delivery_rules, lifecycle, parameters
 from dancecat_core.columns import Column
 from dancecat_core.csvcodec import RowFormatter, header_line
 from dancecat_core.db import session_scope
-from dancecat_core.drivers import ConnectionParams, DriverSession
+from dancecat_core.drivers import BoundQuery, ConnectionParams, DriverSession
 from dancecat_core.error_text import clean_error
 from dancecat_core.errors import DancecatError, QueryError, QueryTimeout
 from dancecat_core.lifecycle import ClaimedRun, RunOutcome
@@ -134,16 +134,20 @@ def execute_tracker(runtime: Runtime, tracker_id: int, *, wait_for_due: bool = F
         return run
     log.info("tracker %s: running job %s", tracker_id, run.job_id)
     clock = time.monotonic()
+    used: str | None = None
     try:
-        written = _run_query(runtime, run)
+        # Every value is typed before anything connects: a wrong one fails the run here.
+        bound, values = run.parameters.bind(run.sql, run.params.driver)
+        used = parameters.values_json(values)
+        written = _run_query(runtime, run, bound)
     except RunInterrupted:
         return lifecycle.hand_back(runtime, tracker_id)
     except Exception as exc:
-        return _record_failure(runtime, run, exc, clock)
-    return _record_success(runtime, run, written, clock)
+        return _record_failure(runtime, run, exc, clock, used)
+    return _record_success(runtime, run, written, clock, used)
 
 
-def _run_query(runtime: Runtime, run: ClaimedRun) -> _Written:
+def _run_query(runtime: Runtime, run: ClaimedRun, bound: BoundQuery) -> _Written:
     """Stream the run's rows into the store under the watchdog: past the deadline the
     query is cancelled (``QueryTimeout``); on shutdown, ``RunInterrupted``."""
     settings = runtime.settings
@@ -151,7 +155,7 @@ def _run_query(runtime: Runtime, run: ClaimedRun) -> _Written:
     key = result_key(run.tracker_id)
     with _Watchdog(runtime, run.tracker_id, deadline) as watchdog:
         try:
-            meta, size, observer = _stream_to_store(runtime, run, key, watchdog)
+            meta, size, observer = _stream_to_store(runtime, run, bound, key, watchdog)
         except Exception as exc:
             if watchdog.interrupted:
                 raise RunInterrupted("the worker is shutting down") from exc
@@ -169,16 +173,16 @@ def _elapsed_ms(clock: float) -> int:
 
 
 def _record_failure(
-    runtime: Runtime, run: ClaimedRun, exc: BaseException, clock: float
+    runtime: Runtime, run: ClaimedRun, exc: BaseException, clock: float, used: str | None
 ) -> RunOutcome:
     message = _failure_message(runtime, exc, run.params, run.sql)
-    outcome = lifecycle.fail(runtime, run, message, _elapsed_ms(clock))
+    outcome = lifecycle.fail(runtime, run, message, _elapsed_ms(clock), used)
     log.warning("tracker %s: failed: %s", run.tracker_id, message)
     return outcome
 
 
 def _record_success(
-    runtime: Runtime, run: ClaimedRun, written: _Written, clock: float
+    runtime: Runtime, run: ClaimedRun, written: _Written, clock: float, used: str | None
 ) -> RunOutcome:
     """Mark the run Success with its result; drop the result if that is not to be."""
     store = runtime.store
@@ -193,6 +197,7 @@ def _record_success(
             duration_ms=_elapsed_ms(clock),
             content_hash=written.observer.content_hash,
             delivery_facts=delivery_rules.facts_json(written.observer, written.meta.row_count),
+            values_json=used,
         )
     except Exception:
         # The app database stayed away past our patience: the tracker stays Running and
@@ -270,11 +275,12 @@ def _failure_message(
 
 
 def _stream_to_store(
-    runtime: Runtime, run: ClaimedRun, key: str, watchdog: _Watchdog
+    runtime: Runtime, run: ClaimedRun, sql: BoundQuery, key: str, watchdog: _Watchdog
 ) -> tuple[ResultMeta, int, delivery_rules.ResultObserver]:
-    """Run the job's SQL and write its scrubbed rows as canonical CSV under ``key``; the
-    observer sees those bytes too (content hash, the recipients' conditions)."""
-    params, sql, timeout = run.params, run.sql, run.timeout
+    """Run ``sql`` (the job's SQL with its values bound) and write its scrubbed rows as
+    canonical CSV under ``key``; the observer sees those bytes too (content hash, the
+    recipients' conditions)."""
+    params, timeout = run.params, run.timeout
     driver = runtime.driver(params.driver)
     writer = runtime.store.create(key)
     observer = delivery_rules.ResultObserver(writer, run.conditions)
@@ -340,7 +346,7 @@ class Preview:
 def preview_query(
     runtime: Runtime,
     params: ConnectionParams,
-    sql: str,
+    sql: str | BoundQuery,
     *,
     timeout: int | None = None,
     limit: int | None = None,
@@ -367,7 +373,8 @@ def preview_query(
             finally:
                 timer.cancel()
     except QueryError as exc:
-        raise type(exc)(database_error_text(runtime, exc, params, sql)) from None
+        text = sql if isinstance(sql, str) else "".join(sql.parts)
+        raise type(exc)(database_error_text(runtime, exc, params, text)) from None
     truncated = len(rows) > limit
     rows = rows[:limit]
     masker = ValueMasker(_NullSink(), runtime.value_patterns)

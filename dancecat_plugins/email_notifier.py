@@ -147,6 +147,8 @@ class EmailNotifier(Notifier):
             f"Run: {notice.tracker_id}",
             f"Status: {notice.status}",
         ]
+        if notice.parameters:
+            lines.append(f"Parameters: {notice.parameters}")
         if notice.finished_at:
             lines.append(f"Finished: {notice.finished_at} (UTC)")
         if notice.duration_ms is not None:

@@ -23,7 +23,14 @@ from pymysql.constants import CR, ER, FIELD_TYPE
 
 from dancecat_core.columns import Column, ColumnType
 from dancecat_core.csvcodec import UTC_OFFSET, datetime_string
-from dancecat_core.drivers import ConnectionParams, Driver, DriverSession, QueryCursor
+from dancecat_core.drivers import (
+    BoundQuery,
+    ConnectionParams,
+    Driver,
+    DriverSession,
+    QueryCursor,
+    as_bound,
+)
 from dancecat_core.error_text import HIDDEN_SECRET
 from dancecat_core.errors import ConnectionFailed, QueryError, QueryTimeout, ReadOnlyViolation
 from dancecat_core.hookspecs import hookimpl
@@ -31,7 +38,7 @@ from dancecat_core.provenance import Traced, trace
 from dancecat_core.statements import single
 from dancecat_plugins import mysql_fast_csv
 from dancecat_plugins.mysql_provenance import MysqlCatalog
-from dancecat_plugins.mysql_statements import SqlMode, parse
+from dancecat_plugins.mysql_statements import OTHER, SqlMode, parse, tokens
 
 BINARY_CHARSET = 63  # charsetnr of binary strings: BLOB, BINARY, VARBINARY, BIT
 # Server error codes.
@@ -285,8 +292,12 @@ class MysqlSession(DriverSession):
         millis = max(1, round(timeout * 1000))
         cursor.execute(f"SET max_execution_time = {millis}, sql_select_limit = {rows}")
 
-    def open_query(self, sql: str, *, timeout: float, limit: int | None = None) -> QueryCursor:
-        statement = single(parse(sql, self._mode), read_only=self.read_only)
+    def open_query(
+        self, sql: str | BoundQuery, *, timeout: float, limit: int | None = None
+    ) -> QueryCursor:
+        bound = as_bound(sql)
+        statement = single(parse(bound.joined(lambda i: "?"), self._mode), read_only=self.read_only)
+        text, values = self._bind_markers(statement.text, bound)
         self._timeout = timeout
         self._failed = False
         with self.errors():
@@ -303,8 +314,32 @@ class MysqlSession(DriverSession):
             # rows are read off the socket as batches() asks for them. Without
             # CLIENT.MULTI_STATEMENTS the server refuses a second statement in the text.
             cursor = self.connection.cursor(pymysql.cursors.SSCursor)
-            cursor.execute(statement.text)  # no arguments: PyMySQL leaves the text alone
+            # Without values PyMySQL leaves the text alone; with them it quotes each one
+            # with the connection's escaping (which follows NO_BACKSLASH_ESCAPES).
+            cursor.execute(text, values)
         return MysqlCursor(self, cursor, limit, traced)
+
+    def _bind_markers(self, sql: str, bound: BoundQuery) -> tuple[str, tuple[Any, ...] | None]:
+        """``sql`` (with ``?`` markers) in PyMySQL's ``%s`` form, and the values.
+
+        The ``?`` tokens this session's lexer finds (its ``sql_mode`` decides where strings
+        end) must be exactly one per value: a marker the scan placed inside what the server
+        reads as a string or comment is refused rather than quoted into it.
+        """
+        if not bound.values:
+            return sql, None
+        marks = [t.start for t in tokens(sql, self._mode) if t.kind == OTHER and t.text == "?"]
+        if len(marks) != len(bound.values):
+            raise QueryError(
+                "the query's parameters could not be placed: write each as {{ name }} "
+                "outside strings and comments"
+            )
+        pieces, position = [], 0
+        for start, value in zip(marks, bound.values, strict=True):
+            pieces += [sql[position:start].replace("%", "%%"), _typed_marker(value)]
+            position = start + 1
+        pieces.append(sql[position:].replace("%", "%%"))
+        return "".join(pieces), tuple(mysql_value(value) for value in bound.values)
 
     def cancel(self) -> None:
         self._cancelled.set()
@@ -336,6 +371,24 @@ class MysqlSession(DriverSession):
     def close(self) -> None:
         if self.connection.open:
             self.connection.close()  # COM_QUIT and close the socket; reads nothing
+
+
+def _typed_marker(value: Any) -> str:
+    """``%s``, as a typed literal for dates and times (``DATE '2026-01-31'``): PyMySQL
+    quotes them as plain strings."""
+    if isinstance(value, dt.datetime):
+        return "TIMESTAMP %s"
+    if isinstance(value, dt.date):
+        return "DATE %s"
+    return "%s"
+
+
+def mysql_value(value: Any) -> Any:
+    """A parameter value as PyMySQL quotes it: an instant as UTC wall time (the session's
+    ``time_zone`` is UTC; PyMySQL would drop the offset)."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
 
 
 class MysqlDriver(Driver):

@@ -20,6 +20,7 @@ loaded: every console command loads every plugin, and most never connect to Post
 from __future__ import annotations
 
 import contextlib
+import decimal
 import functools
 import math
 import re
@@ -28,8 +29,17 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+import attrs
+
 from dancecat_core.columns import Column, ColumnType
-from dancecat_core.drivers import ConnectionParams, Driver, DriverSession, QueryCursor
+from dancecat_core.drivers import (
+    BoundQuery,
+    ConnectionParams,
+    Driver,
+    DriverSession,
+    QueryCursor,
+    as_bound,
+)
 from dancecat_core.error_text import HIDDEN_SECRET
 from dancecat_core.errors import ConnectionFailed, QueryError, QueryTimeout, ReadOnlyViolation
 from dancecat_core.hookspecs import hookimpl
@@ -153,19 +163,81 @@ def one_line(message: str, secrets: Sequence[str] = ()) -> str:
     return text
 
 
+@attrs.frozen
+class Pyformat:
+    """The statement in psycopg2's ``%s`` form and the values psycopg2 quotes into it.
+
+    psycopg2 binds on the client: ``execute(text, values)`` quotes each value with libpq's
+    escaping for this connection and the value's type (``'...'::date``, `` -5``). COPY
+    cannot take parameters, so its text is made by the same quoting (``mogrify``); either
+    way DanceCat formats no value itself. Without values the text is sent untouched.
+    """
+
+    text: str
+    values: tuple[Any, ...] | None
+
+    def wrap(self, before: str, after: str) -> str:
+        """The statement between a wrapper's two halves, ``%`` escaped when bound."""
+        if self.values is not None:
+            before, after = before.replace("%", "%%"), after.replace("%", "%%")
+        return f"{before}\n{self.text}\n{after}"
+
+
+def _typed_marker(value: Any) -> str:
+    """``%s`` with the type psycopg2's literal lacks: a quoted string is of type
+    ``unknown`` and a number's type depends on its size; dates, times and booleans carry
+    theirs (``'...'::date``, ``true``)."""
+    if isinstance(value, bool):
+        return "%s"
+    for kind, name in ((str, "text"), (int, "bigint"), (decimal.Decimal, "numeric")):
+        if isinstance(value, kind):
+            return f"CAST(%s AS {name})"
+    return "%s"
+
+
+def bind_markers(sql: str, bound: BoundQuery) -> Pyformat:
+    """``sql`` (the parsed statement, with ``$n`` markers) in psycopg2's form.
+
+    The ``$n`` tokens PostgreSQL's own lexer finds must be exactly ``$1`` .. ``$N`` in
+    order: a marker the scan placed where PostgreSQL reads a string or a comment, or a
+    ``$n`` the user wrote, is refused rather than guessed at.
+    """
+    if not bound.values:
+        return Pyformat(sql, None)
+    for name, value in zip(bound.names, bound.values, strict=False):
+        if isinstance(value, str) and "\x00" in value:
+            raise QueryError(f"parameter {name}: PostgreSQL text cannot hold a NUL (U+0000)")
+    from pglast import parser  # at first use: start-up time (see the module docstring)
+
+    params = [token for token in parser.scan(sql) if token.name == "PARAM"]
+    if [sql[t.start : t.end + 1] for t in params] != [
+        f"${i + 1}" for i in range(len(bound.values))
+    ]:
+        raise QueryError(
+            "the query's parameters could not be placed: write each as {{ name }} outside "
+            "strings and comments, and no $1-style parameters"
+        )
+    pieces, position = [], 0
+    for token, value in zip(params, bound.values, strict=True):
+        pieces += [sql[position : token.start].replace("%", "%%"), _typed_marker(value)]
+        position = token.end + 1
+    pieces.append(sql[position:].replace("%", "%%"))
+    return Pyformat("".join(pieces), tuple(bound.values))
+
+
 class PostgresCursor(QueryCursor):
     """Columns are described up front; rows are only computed by batches() or copy_csv()."""
 
     def __init__(
         self,
         session: PostgresSession,
-        sql: str,
+        query: Pyformat,
         columns: tuple[list[Column], list[int]],
         limit: int | None,
         statement: psycopg2.extensions.cursor | None = None,
     ):
         self._session = session
-        self._sql = sql
+        self._query = query
         self._limit = "" if limit is None else f" LIMIT {int(limit)}"
         self._statement = statement  # a read-write statement already run (see open_query)
         self._named: psycopg2.extensions.cursor | None = None
@@ -192,7 +264,10 @@ class PostgresCursor(QueryCursor):
                 psycopg2.extensions.register_type(caster, source)
             with session.errors():
                 session.arm_timeout()
-                source.execute(f"SELECT * FROM (\n{self._sql}\n) AS q{self._limit}")
+                source.execute(
+                    self._query.wrap("SELECT * FROM (", f") AS q{self._limit}"),
+                    self._query.values,
+                )
         while True:
             with session.errors():
                 if self._named is not None:
@@ -209,12 +284,15 @@ class PostgresCursor(QueryCursor):
         names = ", ".join(f"c{i}" for i in range(len(self.columns)))
         alias = f"q({names})" if self.columns else "q"
         kept = ", ".join(CANONICAL_TEXT.get(self._oids[i], "{}").format(f"c{i}") for i in keep)
-        copy = (
-            f"COPY (SELECT {kept} FROM (\n{self._sql}\n) AS {alias}{self._limit})"
-            " TO STDOUT WITH (FORMAT csv)"
-        )
         session = self._session
         with session.errors(), session.connection.cursor() as cursor:
+            copy = self._query.wrap(
+                f"COPY (SELECT {kept} FROM (",
+                f") AS {alias}{self._limit}) TO STDOUT WITH (FORMAT csv)",
+            )
+            if self._query.values is not None:
+                # COPY takes no parameters: psycopg2 quotes the values into its text.
+                copy = cursor.mogrify(copy, self._query.values).decode("utf-8")
             session.arm_timeout()
             cursor.copy_expert(copy, sink)
             return cursor.rowcount
@@ -300,9 +378,14 @@ class PostgresSession(DriverSession):
             return ReadOnlyViolation(f"this connection is read-only: {message}")
         return QueryError(message)
 
-    def open_query(self, sql: str, *, timeout: float, limit: int | None = None) -> QueryCursor:
-        statement = single(parse(sql), read_only=self.read_only)
+    def open_query(
+        self, sql: str | BoundQuery, *, timeout: float, limit: int | None = None
+    ) -> QueryCursor:
+        bound = as_bound(sql)
+        # ``$n`` markers: PostgreSQL's own parser sees each value's place as a parameter.
+        statement = single(parse(bound.joined(lambda i: f"${i + 1}")), read_only=self.read_only)
         sql = statement.text
+        query = bind_markers(sql, bound)
         self._timeout = timeout
         self._deadline = time.monotonic() + timeout
         with self.errors(), self.connection.cursor() as cursor:
@@ -311,11 +394,11 @@ class PostgresSession(DriverSession):
             if not statement.wrappable:
                 # Not a query (INSERT, CREATE, ...), on a read-write connection: run as is.
                 run = self.connection.cursor()
-                run.execute(sql)
-                return PostgresCursor(self, sql, self._columns(run, sql), limit, run)
+                run.execute(query.text, query.values)
+                return PostgresCursor(self, query, self._columns(run, sql), limit, run)
             # LIMIT 0 plans the query without running it: the columns, for free.
-            cursor.execute(f"SELECT * FROM (\n{sql}\n) AS q LIMIT 0")
-            return PostgresCursor(self, sql, self._columns(cursor, sql), limit)
+            cursor.execute(query.wrap("SELECT * FROM (", ") AS q LIMIT 0"), query.values)
+            return PostgresCursor(self, query, self._columns(cursor, sql), limit)
 
     def _columns(
         self, cursor: psycopg2.extensions.cursor, sql: str

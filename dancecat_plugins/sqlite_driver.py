@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import decimal
 import os
 import re
 import sqlite3
@@ -35,7 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from dancecat_core.columns import Column
-from dancecat_core.drivers import ConnectionParams, Driver, DriverSession, QueryCursor
+from dancecat_core.drivers import (
+    BoundQuery,
+    ConnectionParams,
+    Driver,
+    DriverSession,
+    QueryCursor,
+    as_bound,
+)
 from dancecat_core.errors import (
     ConnectionFailed,
     QueryError,
@@ -307,8 +315,13 @@ class SqliteSession(DriverSession):
         with self.errors():
             self._connection.execute("SELECT 1").fetchall()
 
-    def open_query(self, sql: str, *, timeout: float, limit: int | None = None) -> QueryCursor:
-        sql = checked_text(sql).strip(string.whitespace + ";")
+    def open_query(
+        self, sql: str | BoundQuery, *, timeout: float, limit: int | None = None
+    ) -> QueryCursor:
+        bound = as_bound(sql)
+        # ``?`` is SQLite's own binding: a value is never part of the compiled text.
+        sql = checked_text(bound.joined(lambda index: "?")).strip(string.whitespace + ";")
+        values = tuple(sqlite_value(value) for value in bound.values)
         if _BLANK.fullmatch(sql):
             raise empty()
         self._timeout = timeout
@@ -316,14 +329,14 @@ class SqliteSession(DriverSession):
         self._connection.set_progress_handler(self._progress, _PROGRESS_STEPS)
         with self.errors():
             if self._read_only:
-                self._require_query(sql)
+                self._require_query(sql, values)
             traced = trace(SqliteCatalog(self._connection), sql)
             # execute() runs the statement up to its first row; the sqlite3 module refuses
             # text holding more than one statement before running any of it.
-            cursor = self._connection.execute(sql)
+            cursor = self._connection.execute(sql, values)
         return SqliteCursor(self, cursor, limit, traced)
 
-    def _require_query(self, sql: str) -> None:
+    def _require_query(self, sql: str, values: Sequence[Any] = ()) -> None:
         """Compile ``sql`` without running it (EXPLAIN) and refuse it unless it is a query.
 
         The authorizer refuses every action a query does not need while SQLite compiles.
@@ -334,7 +347,7 @@ class SqliteSession(DriverSession):
             self._first_action = None
             self._refused = ""
             try:
-                self._connection.execute(f"EXPLAIN {sql}").close()
+                self._connection.execute(f"EXPLAIN {sql}", values).close()
             except sqlite3.DatabaseError as exc:
                 if getattr(exc, "sqlite_errorname", "") != "SQLITE_AUTH":
                     raise
@@ -379,6 +392,21 @@ class SqliteSession(DriverSession):
         if name == "SQLITE_AUTH" and self._refused:
             return QueryError(self._refused)
         return QueryError(str(exc))
+
+
+def sqlite_value(value: Any) -> Any:
+    """A parameter value as SQLite stores it: dates and times as the ISO text its date
+    functions read (an instant as UTC), a decimal as an integer when whole, else a float."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        whole = value == value.to_integral_value() and abs(value) < 2**63
+        return int(value) if whole else float(value)
+    return value
 
 
 class SqliteDriver(Driver):

@@ -393,6 +393,7 @@ def test_runs_lists_ids_and_filters_by_job_status_and_limit(console, conn):
     table = console.ok("runs", good).splitlines()
     assert table[0].split("\t") == [
         "id", "job", "status", "queued_at", "started_at", "finished_at", "rows", "error",
+        "parameters",
         "delivery",
     ]  # fmt: skip
     assert len(table) == 3 and all(row.split("\t")[1] == good for row in table[1:])
@@ -406,6 +407,7 @@ def test_runs_lists_ids_and_filters_by_job_status_and_limit(console, conn):
     assert [r["id"] for r in latest] == [failed[0]["id"]]
     assert set(latest[0]) == {
         "id", "job_id", "job", "status", "queued_at", "started_at", "finished_at", "rows", "error",
+        "parameters",
         "delivery",
     }  # fmt: skip
     assert latest[0]["finished_at"].endswith("Z")

@@ -15,9 +15,18 @@ from dancecat_core.commands import progress, references
 from dancecat_core.commands.context import runtime_for
 from dancecat_core.console import one_line
 from dancecat_core.db import session_scope
+from dancecat_core.inputs.console import from_args
+from dancecat_core.inputs.run import RunInput
 from dancecat_core.models import TrackerStatus
 from dancecat_core.runner import execute_tracker
 from dancecat_core.services import jobs, trackers
+
+
+def _values(args: argparse.Namespace) -> RunInput:
+    """The ``--param NAME=VALUE`` flags as the run's input."""
+    run = from_args(RunInput, args)
+    assert isinstance(run, RunInput)
+    return run
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -28,7 +37,7 @@ def run_command(args: argparse.Namespace) -> int:
     tasks.configure(runtime=runtime)
     with session_scope(runtime.session_factory) as session:
         job = references.job(session, args.job)
-        tracker_id = jobs.queue_run(session, None, job.id).id
+        tracker_id = jobs.queue_run(session, None, job.id, _values(args)).id
     counter = progress.CsvCounter()
     if progress.wanted():
         store = runtime.store
@@ -67,7 +76,7 @@ def _run_in_background(args: argparse.Namespace) -> int:
     tasks.configure(runtime=runtime)
     with session_scope(runtime.session_factory) as session:
         job = references.job(session, args.job)
-        tracker_id = jobs.queue_run(session, None, job.id).id
+        tracker_id = jobs.queue_run(session, None, job.id, _values(args)).id
     tasks.enqueue_run(tracker_id)
     print(f"run {tracker_id} queued")
     return 0

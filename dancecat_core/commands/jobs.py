@@ -13,6 +13,7 @@ from dancecat_core.db import session_scope
 from dancecat_core.errors import Conflict
 from dancecat_core.inputs.console import add_arguments, from_args
 from dancecat_core.inputs.job import JobInput
+from dancecat_core.inputs.run import RunInput
 from dancecat_core.models import Job
 from dancecat_core.services import jobs
 
@@ -49,6 +50,7 @@ def declare(parser: argparse.ArgumentParser) -> None:
 
     run = actions.add_parser("run", help="run a job now and wait for it")
     run.add_argument("job", help=JOB_HELP)
+    add_arguments(run, RunInput)
     how = run.add_mutually_exclusive_group()
     how.add_argument(
         "--background",

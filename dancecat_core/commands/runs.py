@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from dancecat_core import parameters
 from dancecat_core.commands import output, references
 from dancecat_core.commands.database import sessions_for
 from dancecat_core.db import session_scope
@@ -20,6 +21,7 @@ COLUMNS = (
     "finished_at",
     "rows",
     "error",
+    "parameters",
     "delivery",
 )
 MAX_LIMIT = 10_000
@@ -62,6 +64,7 @@ def _row(run: Tracker) -> dict[str, Any]:
         "finished_at": output.timestamp(run.finished_at),
         "rows": run.row_count,
         "error": run.error,
+        "parameters": parameters.summary(run.parameter_values_json),
         # Each recipient's fate and why: "a@x.com: skipped (no rows); b@x.com: sent (always)".
         "delivery": "; ".join(
             f"{n.recipient}: {n.status}" + (f" ({why})" if (why := _why(n)) else "")

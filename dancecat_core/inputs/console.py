@@ -13,6 +13,7 @@ What each declaration gives (see ``InputField``):
   ``--flag`` when editing (``job edit JOB --name N``);
 - a boolean: ``flag`` on and ``off_flag`` (default ``--no-<flag>``) off;
 - on an edit, ``off_flag`` of another field empties it (``--no-timeout``);
+- a list (recipients, parameters, parameter values): ``flag`` repeated, one item each;
 - ``file_flag``: the text read from that file instead (``--sql-file``);
 - a secret: ``flag`` reads it from standard input, one line.
 """
@@ -76,7 +77,18 @@ def _choice_type(field: InputField) -> Callable[[str], str]:
 
 
 def _empty(field: InputField) -> Any:
-    return [] if field.kind in LIST_KINDS else None
+    if field.kind in LIST_KINDS or field.kind is Kind.PARAMETERS:
+        return []
+    return {} if field.kind is Kind.VALUES else None
+
+
+# The repeatable flags: each use adds one item; how one is written.
+REPEATED = {
+    Kind.EMAILS: None,
+    Kind.RECIPIENTS: None,
+    Kind.PARAMETERS: "NAME:TYPE[=DEFAULT]",
+    Kind.VALUES: "NAME=VALUE",
+}
 
 
 def add_arguments(
@@ -117,8 +129,11 @@ def add_arguments(
             options["action"] = "store_true"
             del options["metavar"]
             options["help"] = _help(field, note, "Read from standard input, one line")
-        elif field.kind in LIST_KINDS:
+        elif field.kind in REPEATED:
             options["action"] = "append"
+            options["metavar"] = REPEATED[field.kind] or options["metavar"]
+            if field.kind is not Kind.EMAILS:
+                options["help"] = _help(field, note, "Repeatable")
         elif field.kind is Kind.CHOICE and not callable(field.choices):
             options["choices"] = [value for value, _ in field.options()]
             del options["metavar"]  # argparse shows the choices

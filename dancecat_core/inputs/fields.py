@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Self
 
 import attrs
 
+from dancecat_core import parameters
 from dancecat_core.errors import ValidationError
 from dancecat_core.inputs.recipients import recipient_list
 from dancecat_core.services import validation
@@ -53,6 +54,8 @@ class Kind(enum.StrEnum):
     RECIPIENTS = "recipients"  # emails, each with its delivery rule (``inputs.recipients``)
     OBJECT = "object"
     DATETIME = "datetime"
+    PARAMETERS = "parameters"  # declarations: [{name, type, default}] (``parameters``)
+    VALUES = "values"  # parameter values by name: {name: value}
 
 
 JSON_TYPES = {
@@ -65,6 +68,8 @@ JSON_TYPES = {
     Kind.RECIPIENTS: "array",
     Kind.OBJECT: "object",
     Kind.DATETIME: "string",
+    Kind.PARAMETERS: "array",
+    Kind.VALUES: "object",
 }
 
 # Kinds whose value is a list of texts (a form draws one input per entry).
@@ -121,7 +126,13 @@ class InputField:
     def clean(self, raw: Any, runtime: Any = None) -> Any:
         """The value this field stores for ``raw``, or ``ValidationError`` (by label)."""
         empty = raw is None or (isinstance(raw, str) and not raw.strip() and self.strip)
-        if empty and self.kind not in (Kind.BOOLEAN, Kind.OBJECT, *LIST_KINDS):
+        if empty and self.kind not in (
+            Kind.BOOLEAN,
+            Kind.OBJECT,
+            Kind.PARAMETERS,
+            Kind.VALUES,
+            *LIST_KINDS,
+        ):
             if self.required:
                 raise ValidationError(f"{self.label} is required", self.name)
             return self.default
@@ -161,7 +172,30 @@ class InputField:
             return recipient_list(raw, name, label=label)
         if self.kind is Kind.DATETIME:
             return raw  # its ``check`` parses it
+        if self.kind is Kind.PARAMETERS:
+            return parameters.declare(raw)
+        if self.kind is Kind.VALUES:
+            return self._values(raw)
         return self._object(raw)
+
+    def _values(self, raw: Any) -> dict[str, Any]:
+        """Values by name: a JSON object (the API), ``KEY=VALUE`` texts (the console's
+        repeated flag) or lines of them (a form). Each is read by its type where the
+        job's declarations are known (``parameters.read_values``)."""
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return {}
+        if isinstance(raw, str):
+            raw = [line for line in raw.splitlines() if line.strip()]
+        if isinstance(raw, list | tuple):
+            raw = parameters.parse_assignments(raw)
+        if not isinstance(raw, dict):
+            raise ValidationError(f"{self.label} must be an object of name: value", self.name)
+        for name, value in raw.items():
+            if isinstance(value, dict | list) or value is None:
+                raise ValidationError(
+                    f"{self.label}: {name} must be text, a number or true/false", self.name
+                )
+        return dict(raw)
 
     def _choice(self, raw: Any, runtime: Any) -> str:
         if not isinstance(raw, str):

@@ -67,6 +67,19 @@ class JobInput(Input):
         file_flag="--sql-file",
         help="Tab leaves the editor; Ctrl-Enter runs a preview.",
     )
+    parameters: Any = spec(
+        "Parameters",
+        Kind.PARAMETERS,
+        default=(),
+        widget="parameters",
+        flag="--parameter",
+        off_flag="--no-parameters",
+        placeholder="since:date=2026-01-01",
+        help=(
+            "Each NAME:TYPE[=DEFAULT] (on the form, one per line); TYPE is text, integer, "
+            "number, date, datetime, boolean or allowed values as A|B|C. Use them as {{ NAME }}."
+        ),
+    )
     timeout_seconds: Any = spec(
         "Timeout (seconds)",
         Kind.INTEGER,
@@ -166,4 +179,4 @@ class JobInput(Input):
     )
 
 
-PREVIEW_FIELDS = ("connection_id", "query", "timeout_seconds")
+PREVIEW_FIELDS = ("connection_id", "query", "parameters", "timeout_seconds")

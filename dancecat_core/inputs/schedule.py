@@ -74,6 +74,15 @@ class ScheduleInput(Input):
         off_flag="--inactive",
         help="An inactive schedule is kept but does not run.",
     )
+    parameters: Any = spec(
+        "Parameter values",
+        Kind.VALUES,
+        default={},
+        widget="values",
+        flag="--param",
+        placeholder="region=EU",
+        help="Each NAME=VALUE (on the form, one per line): fixed for this schedule's runs.",
+    )
     catch_up: Any = spec(
         "After downtime",
         Kind.CHOICE,

@@ -48,6 +48,8 @@ class Job(Base):
     body_rows: Mapped[int] = mapped_column(Integer, default=0)
     # The owner is alerted after this many failed runs in a row; 0: never (migration 0005).
     alert_after_failures: Mapped[int] = mapped_column(Integer, default=1)
+    # Declared parameters as JSON (``dancecat_core.parameters``); None: none.
+    parameters_json: Mapped[str | None] = mapped_column(Text)
 
     connection: Mapped[Connection] = relationship()
     after_job: Mapped[Job | None] = relationship(remote_side=[id])

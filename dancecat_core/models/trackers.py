@@ -106,6 +106,8 @@ class Tracker(Base):
     # SHA-256 of the scrubbed result, and each recipient condition's verdict.
     content_hash: Mapped[str | None] = mapped_column(String(64))
     delivery_facts_json: Mapped[str | None] = mapped_column(Text)
+    # The parameter values given for the run, then every value it used, as JSON.
+    parameter_values_json: Mapped[str | None] = mapped_column(Text)
 
     job: Mapped[Job] = relationship()
     schedule: Mapped[Schedule | None] = relationship()

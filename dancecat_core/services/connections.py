@@ -200,4 +200,3 @@ def list_visible(session: Session, actor: User | None) -> list[Connection]:
             .order_by(Connection.name, Connection.id)
         )
     )
-

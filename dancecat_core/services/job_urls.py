@@ -23,10 +23,12 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dancecat_core import parameters
 from dancecat_core.crypto import hash_token
 from dancecat_core.db import session_scope
 from dancecat_core.errors import NotFound, ValidationError
 from dancecat_core.inputs.job_urls import PullUrlInput, TriggerInput
+from dancecat_core.inputs.run import RunInput
 from dancecat_core.models import Job, PullUrl, PullUse, Tracker, Trigger, User, utcnow
 from dancecat_core.runtime import Runtime
 from dancecat_core.services import access
@@ -254,16 +256,17 @@ def idempotency_key(raw: str | None) -> str | None:
 
 
 def run_values(job: Job, given: dict[str, Any]) -> dict[str, Any]:
-    """The parameter values a triggered run gets. Jobs declare no parameters yet, so
-    any value given is refused, naming it."""
-    if given:
-        names = ", ".join(sorted(given))
-        raise ValidationError(f"parameters: job {job.name!r} declares none ({names})", "parameters")
-    return {}
+    """The parameter values a triggered run gets, each read by the type the job declares
+    (``parameters.read_values``): an unknown name or a wrong value is refused, naming it."""
+    cleaned = RunInput(parameters=given).cleaned()["parameters"]
+    return parameters.read_values(parameters.load(job.parameters_json), cleaned)
 
 
-def fire(runtime: Runtime, trigger_id: int, key: str | None) -> tuple[int, bool]:
-    """Queue one run for a trigger delivery: (tracker id, whether it is new).
+def fire(
+    runtime: Runtime, trigger_id: int, key: str | None, values: dict[str, Any] | None = None
+) -> tuple[int, bool]:
+    """Queue one run for a trigger delivery, with ``values`` (``run_values``) for its
+    parameters: (tracker id, whether it is new).
 
     Its own transaction, committed before the caller enqueues. A delivery repeating an
     ``Idempotency-Key`` gets the first delivery's run: ``UNIQUE(trigger_id,
@@ -274,7 +277,12 @@ def fire(runtime: Runtime, trigger_id: int, key: str | None) -> tuple[int, bool]
     try:
         with session_scope(runtime.session_factory) as session:
             trigger = session.get(Trigger, trigger_id)
-            tracker = Tracker(job_id=trigger.job_id, trigger_id=trigger.id, idempotency_key=key)
+            tracker = Tracker(
+                job_id=trigger.job_id,
+                trigger_id=trigger.id,
+                idempotency_key=key,
+                parameter_values_json=parameters.values_json(values or {}),
+            )
             session.add(tracker)
             session.flush()
             session.execute(

@@ -8,12 +8,13 @@ import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from dancecat_core import chains
+from dancecat_core import chains, parameters
 from dancecat_core.delivery_rules import SendWhen
 from dancecat_core.errors import Conflict, NotFound, ValidationError
 from dancecat_core.inputs.fields import Problems
 from dancecat_core.inputs.job import MAX_QUERY_CHARS as MAX_QUERY_CHARS
 from dancecat_core.inputs.job import JobInput
+from dancecat_core.inputs.run import RunInput
 from dancecat_core.models import Connection, Job, JobRecipient, Schedule, Tracker, User, utcnow
 from dancecat_core.services import access, naming
 
@@ -36,6 +37,7 @@ def stored(job: Job) -> dict[str, Any]:
         "annotation": job.annotation or "",
         "connection_id": job.connection_id,
         "query": job.query,
+        "parameters": parameters.load(job.parameters_json),
         "timeout_seconds": job.timeout_seconds,
         "recipients": [recipient_text(recipient) for recipient in job.recipients],
         "after_job_id": job.after_job_id,
@@ -65,6 +67,13 @@ def _checked(
         _check_chain(session, actor, job_id, values)
     except ValidationError as error:
         problems.add(error)
+    if values.get("query") and "connection" in values and not problems.has("parameters"):
+        try:
+            parameters.check_query(
+                values["query"], values.get("parameters", ()), values["connection"].driver
+            )
+        except ValidationError as error:
+            problems.add(error)
     problems.raise_any()
     return values
 
@@ -89,6 +98,7 @@ def _check_chain(
 
 def _apply(job: Job, values: dict[str, Any]) -> None:
     recipients = values.pop("recipients")
+    job.parameters_json = parameters.dump(values.pop("parameters", ()))
     for key, value in values.items():
         setattr(job, key, value)
     current = {r.email: r for r in job.recipients}
@@ -199,12 +209,24 @@ def list_visible(
     return list(session.scalars(query))
 
 
-def queue_run(session: Session, actor: User | None, job_id: int) -> Tracker:
-    """Create a Queued tracker for a manual run. The caller enqueues it after commit."""
+def queue_run(
+    session: Session, actor: User | None, job_id: int, run: RunInput | None = None
+) -> Tracker:
+    """Create a Queued tracker for a manual run. The caller enqueues it after commit.
+
+    The parameter values ``run`` gives are read by their declared types here, so a wrong
+    one is refused before any run exists; the defaults and built-in dates are filled in
+    when it runs (``runner.RunQuery``)."""
     job = get(session, actor, job_id)
     if job.connection.is_deleted:
         raise Conflict("the job's connection was deleted; choose another connection first")
-    tracker = Tracker(job_id=job.id, triggered_by_id=actor.id if actor else None)
+    given = (run or RunInput()).cleaned()["parameters"]
+    values = parameters.read_values(parameters.load(job.parameters_json), given)
+    tracker = Tracker(
+        job_id=job.id,
+        triggered_by_id=actor.id if actor else None,
+        parameter_values_json=parameters.values_json(values) if values else None,
+    )
     session.add(tracker)
     job.run_count = (job.run_count or 0) + 1
     session.flush()

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dancecat_core import parameters
 from dancecat_core import schedules as math
 from dancecat_core.errors import NotFound, ValidationError
 from dancecat_core.inputs.fields import Problems, relabel
@@ -44,6 +45,10 @@ def stored(schedule: Schedule) -> dict[str, Any]:
         "cron": schedule.cron,
         "active": bool(schedule.active),
         "catch_up": schedule.catch_up,
+        "parameters": {
+            name: parameters.as_text(value)
+            for name, value in parameters.load_values(schedule.parameter_values_json).items()
+        },
     }
 
 
@@ -51,6 +56,8 @@ def _fields(data: ScheduleInput, default_timezone: str, problems: Problems) -> d
     """Each field checked on its own and with the others (cron only with type cron)."""
     values = data.cleaned(problems=problems)
     values["timezone"] = values.get("timezone") or default_timezone
+    if "parameters" in values:  # as text, as a form shows them: the same values compare equal
+        values["parameters"] = {k: parameters.as_text(v) for k, v in values["parameters"].items()}
     kind, cron = values.get("type"), values.get("cron")
     if kind == ScheduleType.CRON and not problems.has("cron"):
         try:
@@ -62,9 +69,21 @@ def _fields(data: ScheduleInput, default_timezone: str, problems: Problems) -> d
     return values
 
 
-def _checked(data: ScheduleInput, default_timezone: str, now: dt.datetime) -> dict[str, Any]:
+def _checked(
+    data: ScheduleInput, default_timezone: str, now: dt.datetime, job: Job | None = None
+) -> dict[str, Any]:
+    """The schedule's columns; its fixed parameter values read by the types ``job``
+    declares (without a job, only their shape is checked)."""
     problems = Problems()
     values = _fields(data, default_timezone, problems)
+    fixed: dict[str, Any] = {}
+    if job is not None and not problems.has("parameters"):
+        try:
+            fixed = parameters.read_values(
+                parameters.load(job.parameters_json), values["parameters"]
+            )
+        except ValidationError as error:
+            problems.add(error)
     problems.raise_any()
     kind, start, timezone = values["type"], values["start"], values["timezone"]
     next_run = math.next_after(
@@ -83,6 +102,7 @@ def _checked(data: ScheduleInput, default_timezone: str, now: dt.datetime) -> di
         "catch_up": values["catch_up"],
         "active": values["active"],
         "next_run_at": next_run if values["active"] else None,
+        "parameter_values_json": parameters.values_json(fixed) if fixed else None,
     }
 
 
@@ -122,7 +142,7 @@ def create(
     now: dt.datetime | None = None,
 ) -> Schedule:
     job = _job(session, actor, job_id)
-    schedule = Schedule(job_id=job.id, **_checked(data, default_timezone, now or utcnow()))
+    schedule = Schedule(job_id=job.id, **_checked(data, default_timezone, now or utcnow(), job))
     session.add(schedule)
     session.flush()
     return schedule
@@ -210,7 +230,7 @@ def update(
     data = data.merged(stored(schedule))  # a field not given keeps its value
     if _unchanged(schedule, data, default_timezone):
         return schedule  # saving a form again must not disturb runs already claimed
-    values = _checked(data, default_timezone, now)
+    values = _checked(data, default_timezone, now, schedule.job)
     _withdraw_unstarted(session, schedule.id, now)
     for key, value in values.items():
         setattr(schedule, key, value)

@@ -109,7 +109,7 @@ class LatestResult:
 
 
 def expired_text(tracker: Tracker) -> str:
-    """"the result of run 41 expired on 3 Dec 2026 at 14:08 UTC", fit to show anywhere."""
+    """ "the result of run 41 expired on 3 Dec 2026 at 14:08 UTC", fit to show anywhere."""
     when = tracker.result_expires_at
     if when is None:
         return f"the result of run {tracker.id} has expired"

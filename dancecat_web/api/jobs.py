@@ -11,6 +11,7 @@ from pyramid.view import view_config
 
 from dancecat_core.errors import ValidationError
 from dancecat_core.inputs.job import PREVIEW_FIELDS, JobInput
+from dancecat_core.inputs.run import RunInput
 from dancecat_core.models import Job, TrackerStatus
 from dancecat_core.services import jobs, probes, schedules, trackers
 from dancecat_web.api import MAX_ID, bodies, created, no_content, object_id
@@ -32,7 +33,11 @@ FIELDS = {
     "schedules": Field("array", items=SCHEDULE_FIELDS, item_required=SCHEDULE_REQUIRED),
 }
 REQUIRED = bodies.required_fields(JobInput)
-PREVIEW_BODY = bodies.input_fields(JobInput, only=PREVIEW_FIELDS)
+RUN_BODY = bodies.input_fields(RunInput)
+PREVIEW_BODY = {
+    **bodies.input_fields(JobInput, only=PREVIEW_FIELDS),
+    "values": bodies.input_fields(RunInput)["parameters"],
+}
 RUNS_MAX_LIMIT = 500
 
 
@@ -105,8 +110,13 @@ def delete_job(request: Request) -> Response:
 @view_config(route_name="api.job.preview", request_method="POST", renderer="json")
 def preview_job(request: Request) -> dict[str, Any]:
     """The saved job's first ``QUERY_TEST_LIMIT`` rows, scrubbed; nothing is stored."""
+    values = bodies.parse(request, RUN_BODY, optional_body=True)
     preview = probes.preview_saved(
-        request.runtime, request.dbsession, request.user, object_id(request)
+        request.runtime,
+        request.dbsession,
+        request.user,
+        object_id(request),
+        RunInput.from_values(values),
     )
     return preview_json(preview)
 
@@ -122,13 +132,18 @@ def preview_query(request: Request) -> dict[str, Any]:
         connection_id=values["connection_id"],
         query=values["query"],
         timeout_seconds=values.get("timeout_seconds"),
+        declared=values.get("parameters", ()),
+        run=RunInput(parameters=values.get("values", {})),
     )
     return preview_json(preview)
 
 
 @view_config(route_name="api.job.runs", request_method="POST", renderer="json")
 def run_job(request: Request) -> dict[str, Any]:
-    tracker = jobs.queue_run(request.dbsession, request.user, object_id(request))
+    values = bodies.parse(request, RUN_BODY, optional_body=True)
+    tracker = jobs.queue_run(
+        request.dbsession, request.user, object_id(request), RunInput.from_values(values)
+    )
     enqueue_after_commit(request, tracker.id)
     request.response.status_int = 202
     request.response.headers["Location"] = request.route_url("api.tracker", id=tracker.id)

@@ -16,10 +16,12 @@ from pyramid.request import Request
 from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
+from dancecat_core import parameters, placeholders
 from dancecat_core.inputs.connection import ConnectionInput
 from dancecat_core.inputs.fields import Input, InputField, Kind
 from dancecat_core.inputs.job import PREVIEW_FIELDS, JobInput
 from dancecat_core.inputs.job_urls import PullUrlInput, TriggerInput
+from dancecat_core.inputs.run import RunInput
 from dancecat_core.inputs.schedule import ScheduleInput
 from dancecat_core.models import NotificationStatus, RunAfter, TrackerStatus
 
@@ -88,6 +90,26 @@ def format_parameter(formats: list[str]) -> dict[str, Any]:
     }
 
 
+VALUE_SCHEMA = {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}
+VALUES = {"type": "object", "additionalProperties": VALUE_SCHEMA}
+PARAMETER_SCHEMA = {
+    "type": "object",
+    "required": ["name", "type"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "pattern": f"^{placeholders.NAME}$"},
+        "type": {
+            "oneOf": [
+                {"type": "string", "enum": list(parameters.TYPES)},
+                {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+            ],
+            "description": "A type, or the list of allowed values.",
+        },
+        "default": {**VALUE_SCHEMA, "nullable": True},
+    },
+}
+
+
 def field_schema(field: InputField, runtime: Any) -> dict[str, Any]:
     """One input field's JSON schema, from its declaration (limits, choices, help)."""
     schema: dict[str, Any] = {"type": field.json_type}
@@ -95,6 +117,10 @@ def field_schema(field: InputField, runtime: Any) -> dict[str, Any]:
         schema["items"] = {"type": "string", "format": "email", "maxLength": field.max_length}
     elif field.kind is Kind.RECIPIENTS:
         schema["items"] = {"type": "string", "maxLength": field.max_length}
+    elif field.kind is Kind.PARAMETERS:
+        schema["items"] = PARAMETER_SCHEMA
+    elif field.kind is Kind.VALUES:
+        schema["additionalProperties"] = VALUE_SCHEMA
     elif field.json_type == "string":
         if field.max_length is not None:
             schema["maxLength"] = field.max_length
@@ -146,13 +172,17 @@ def input_schemas(runtime: Any) -> dict[str, Any]:
     """The request bodies, derived from the input declarations for this runtime."""
     schedule_id = nullable({"type": "integer", "description": "An existing schedule to keep"})
     schedules = {"schedules": {"type": "array", "items": ref("ScheduleInput")}}
+    run_values = field_schema(RunInput.field("parameters"), runtime)
     return {
         "ConnectionInput": input_schema(ConnectionInput, runtime),
         "ConnectionPatch": input_schema(ConnectionInput, runtime, required=False),
         "ScheduleInput": input_schema(ScheduleInput, runtime, extra={"id": schedule_id}),
         "JobInput": input_schema(JobInput, runtime, extra=schedules),
         "JobPatch": input_schema(JobInput, runtime, required=False, extra=schedules),
-        "PreviewInput": input_schema(JobInput, runtime, only=PREVIEW_FIELDS),
+        "PreviewInput": input_schema(
+            JobInput, runtime, only=PREVIEW_FIELDS, extra={"values": run_values}
+        ),
+        "RunInput": input_schema(RunInput, runtime),
         "PullUrlInput": input_schema(PullUrlInput, runtime),
         "TriggerInput": input_schema(TriggerInput, runtime),
     }
@@ -275,6 +305,7 @@ SCHEMAS: dict[str, Any] = {
             "cron",
             "active",
             "catch_up",
+            "parameters",
             "next_run_at",
             "last_run_at",
         ],
@@ -286,6 +317,7 @@ SCHEMAS: dict[str, Any] = {
             "cron": nullable(STRING),
             "active": BOOLEAN,
             "catch_up": STRING,
+            "parameters": VALUES,
             "next_run_at": nullable(TIMESTAMP),
             "last_run_at": nullable(TIMESTAMP),
         },
@@ -299,6 +331,7 @@ SCHEMAS: dict[str, Any] = {
             "connection_id",
             "connection_deleted",
             "query",
+            "parameters",
             "timeout_seconds",
             "recipients",
             "schedules",
@@ -327,6 +360,7 @@ SCHEMAS: dict[str, Any] = {
             "connection_id": INTEGER,
             "connection_deleted": BOOLEAN,
             "query": STRING,
+            "parameters": {"type": "array", "items": PARAMETER_SCHEMA},
             "timeout_seconds": nullable(INTEGER),
             "recipients": {"type": "array", "items": STRING},
             "schedules": {"type": "array", "items": ref("Schedule")},
@@ -413,6 +447,7 @@ SCHEMAS: dict[str, Any] = {
             "finished_at",
             "duration_ms",
             "row_count",
+            "parameters",
             "error",
             "result_expires_at",
             "notifications",
@@ -430,6 +465,7 @@ SCHEMAS: dict[str, Any] = {
             "finished_at": nullable(TIMESTAMP),
             "duration_ms": nullable(INTEGER),
             "row_count": nullable(INTEGER),
+            "parameters": VALUES,
             "error": nullable(STRING),
             "result_expires_at": nullable(TIMESTAMP),
             "notifications": {"type": "array", "items": ref("Notification")},
@@ -659,6 +695,7 @@ def _paths(formats: list[str]) -> dict[str, Any]:
             "post": {
                 "operationId": "previewJob",
                 "summary": "First QUERY_TEST_LIMIT rows of the saved job, scrubbed",
+                "requestBody": body(ref("RunInput"), required=False),
                 "responses": {
                     **responses("404", "422", r200=json_ok("Rows", ref("Preview"))),
                     "409": error_response("The job's connection was deleted"),
@@ -670,6 +707,7 @@ def _paths(formats: list[str]) -> dict[str, Any]:
             "post": {
                 "operationId": "runJob",
                 "summary": "Queue a run now",
+                "requestBody": body(ref("RunInput"), required=False),
                 "responses": {
                     **responses("404", r202=json_ok("Queued", ref("TrackerEnvelope"))),
                     "409": error_response("The job's connection was deleted"),

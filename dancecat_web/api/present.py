@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from dancecat_core import parameters
 from dancecat_core.error_text import shown_error
 from dancecat_core.models import Connection, Job, PullUrl, Tracker, Trigger, User
 from dancecat_core.runner import Preview
@@ -54,6 +55,7 @@ def job_json(job: Job, schedules: list[dict[str, Any]]) -> dict[str, Any]:
         "connection_id": job.connection_id,
         "connection_deleted": job.connection.is_deleted,
         "query": job.query,
+        "parameters": [p.to_json() for p in parameters.load(job.parameters_json)],
         "timeout_seconds": job.timeout_seconds,
         "recipients": [recipient_text(recipient) for recipient in job.recipients],
         "subject_template": job.subject_template,
@@ -109,6 +111,7 @@ def tracker_json(tracker: Tracker, patterns: Sequence[ValuePattern]) -> dict[str
         "finished_at": timestamp(tracker.finished_at),
         "duration_ms": tracker.duration_ms,
         "row_count": tracker.row_count,
+        "parameters": parameters.load_values(tracker.parameter_values_json),
         "error": shown_error(tracker.error, patterns),
         "result_expires_at": timestamp(tracker.result_expires_at),
         "notifications": [

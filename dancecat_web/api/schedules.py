@@ -12,6 +12,7 @@ from typing import Any
 
 from pyramid.request import Request
 
+from dancecat_core import parameters
 from dancecat_core.inputs.schedule import ScheduleInput
 from dancecat_core.models import Job, Schedule
 from dancecat_core.services import schedules
@@ -32,6 +33,7 @@ def schedule_json(schedule: Schedule) -> dict[str, Any]:
         "cron": schedule.cron,
         "active": bool(schedule.active),
         "catch_up": schedule.catch_up,
+        "parameters": parameters.load_values(schedule.parameter_values_json),
         "next_run_at": timestamp(schedule.next_run_at),
         "last_run_at": timestamp(schedule.last_run_at),
     }

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 from webob.multidict import MultiDict
 
+from dancecat_core import parameters
 from dancecat_core.errors import ValidationError
 from dancecat_core.inputs.fields import LIST_KINDS, Input, InputField, Kind
 
@@ -85,6 +86,16 @@ def shown(field: InputField, value: Any) -> Any:
         return json.dumps(value, indent=2, sort_keys=True) if value else ""
     if field.kind in LIST_KINDS:
         return list(value)
+    if isinstance(value, str) and field.kind in (Kind.PARAMETERS, Kind.VALUES):
+        return value  # as posted (a refused form shows what was typed)
+    if field.kind is Kind.PARAMETERS:
+        return "\n".join(
+            f"{p.name}:{p.type_text}"
+            + ("" if p.default is None else f"={parameters.as_text(p.default)}")
+            for p in parameters.declare(value)
+        )
+    if field.kind is Kind.VALUES:
+        return "\n".join(f"{name}={parameters.as_text(v)}" for name, v in value.items())
     if isinstance(value, dt.datetime):
         return value.strftime(START_INPUT_FORMAT)
     return value

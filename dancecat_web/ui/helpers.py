@@ -15,6 +15,7 @@ from pyramid.config import Configurator
 from pyramid.events import BeforeRender
 from pyramid.request import Request
 
+from dancecat_core import parameters
 from dancecat_core.error_text import shown_error
 from dancecat_core.models import TrackerStatus
 from dancecat_core.services import access
@@ -85,6 +86,21 @@ class Helpers:
     def error(self, text: str | None) -> str:
         """A stored error text masked as it is shown (``shown_error``); '' for none."""
         return shown_error(text, self.request.runtime.value_patterns) or ""
+
+    def parameter_values(self, stored: str | None) -> list[tuple[str, str]]:
+        """A run's recorded parameter values as ``(name, text)``, for showing and for the
+        hidden inputs of "Run again with these values"."""
+        return [
+            (name, parameters.as_text(value))
+            for name, value in parameters.load_values(stored).items()
+        ]
+
+    def value_text(self, value: Any) -> str:
+        return parameters.as_text(value)
+
+    def declared(self, job: Any) -> list[Any]:
+        """A job's declared parameters (the Run form's inputs)."""
+        return list(parameters.load(job.parameters_json))
 
     def number(self, value: int | None) -> str:
         return "—" if value is None else f"{value:,}"

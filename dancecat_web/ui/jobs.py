@@ -17,6 +17,7 @@ from dancecat_core import schedules as schedule_math
 from dancecat_core.errors import Conflict, NotFound, QueryError, ValidationError
 from dancecat_core.inputs.job import JobInput
 from dancecat_core.inputs.job_urls import PullUrlInput, TriggerInput
+from dancecat_core.inputs.run import RunInput
 from dancecat_core.inputs.schedule import ScheduleInput
 from dancecat_core.models import Job, Tracker, TrackerStatus
 from dancecat_core.services import access, connections, job_urls, jobs, probes, schedules, trackers
@@ -217,6 +218,7 @@ def run_preview(request: Request, form: JobForm) -> dict[str, Any]:
             connection_id=form.values["connection_id"] or None,
             query=form.values["query"],
             timeout_seconds=form.values["timeout_seconds"] or None,
+            declared=form.values.get("parameters") or (),
         )
     except (ValidationError, QueryError, Conflict) as error:
         return {"error": str(error)}
@@ -252,14 +254,32 @@ def preview_fragment(request: Request) -> dict[str, Any]:
     return {"preview": run_preview(request, JobForm.from_post(request.POST))}
 
 
+PARAM_PREFIX = "param-"
+
+
+def run_values(post: Any) -> RunInput:
+    """The Run form's ``param-NAME`` inputs (the job page's, or a run's "Run again") as
+    the run's values; an empty one is left out, so its default applies."""
+    return RunInput(
+        parameters={
+            key.removeprefix(PARAM_PREFIX): value
+            for key, value in post.items()
+            if key.startswith(PARAM_PREFIX) and isinstance(value, str) and value != ""
+        }
+    )
+
+
 @view_config(route_name="ui.job.run", request_method="POST")
 def run_job(request: Request) -> Any:
     """Queue a run; the worker gets it once the tracker is committed."""
     try:
-        tracker = jobs.queue_run(request.dbsession, request.user, object_id(request))
-    except Conflict as error:
+        tracker = jobs.queue_run(
+            request.dbsession, request.user, object_id(request), run_values(request.POST)
+        )
+    except (Conflict, ValidationError) as error:
         if wants_json(request):
-            return json_error(409, error.code, str(error))
+            status = 409 if isinstance(error, Conflict) else 422
+            return json_error(status, error.code, str(error))
         flash(request, str(error), "error")
         return HTTPSeeOther(request.referer or request.route_url("ui.jobs"))
     enqueue_after_commit(request, tracker.id)

@@ -96,10 +96,10 @@ def trigger(request: Request) -> Any:
     try:
         key = job_urls.idempotency_key(request.headers.get("Idempotency-Key"))
         values = check_object(json_body(request), TRIGGER_BODY) if body.strip() else {}
-        job_urls.run_values(found.job, values.get("parameters") or {})
+        given = job_urls.run_values(found.job, values.get("parameters") or {})
     except DancecatError as error:
         return _refused(request, error, 400 if error.code == "malformed_body" else 422)
-    tracker_id, new = job_urls.fire(request.runtime, found.id, key)
+    tracker_id, new = job_urls.fire(request.runtime, found.id, key, given)
     if new:
         enqueue_committed(request, tracker_id)
     request.response.status_int = 202

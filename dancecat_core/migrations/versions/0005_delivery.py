@@ -7,7 +7,7 @@ the result streamed; ``notifications.note`` says why one was skipped or what fel
 streaks; ``users.alerts_opt_in`` lets an admin get every job's alerts.
 
 Revision ID: 0005
-Revises: 0006
+Revises: 0004
 Create Date: 2026-12-03 19:00:00
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import dancecat_core.models.meta
 
 revision = "0005"
-down_revision = "0006"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -5,7 +5,7 @@ pull. ``jobs.after_job_id`` / ``after_on`` chain a job after another. On ``track
 ``UNIQUE(upstream_tracker_id, job_id)`` is the exactly-once claim of a chained run and
 ``UNIQUE(trigger_id, idempotency_key)`` makes repeated trigger deliveries one run.
 
-Revision ID: 0006
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-10 10:00:00
 """
@@ -15,7 +15,7 @@ from alembic import op
 
 import dancecat_core.models.meta
 
-revision = "0006"
+revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
