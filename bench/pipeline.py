@@ -193,6 +193,7 @@ class App:
                 job = jobs.get_by_name(session, None, job_name)
             except NotFound:
                 job = jobs.create(
+                    self.runtime,
                     session,
                     None,
                     JobInput(

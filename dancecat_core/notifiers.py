@@ -8,12 +8,42 @@ a notifier that ``Notifier`` does not define, and reads nothing on a notice that
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 import attrs
 
 from dancecat_core.settings import Settings
+
+# What replaces a secret in a destination as it is stored in the clear and shown.
+MASK = "***"
+
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def scheme_of(destination: str) -> str:
+    """The scheme of a destination in lower case; ``"mailto"`` for a bare email address
+    (no ``scheme:`` before an ``@``)."""
+    match = _SCHEME.match(destination.strip())
+    if match is None or "@" in match.group(1):
+        return "mailto"
+    scheme = match.group(1).lower()
+    # "ana@example.com" has no scheme; "user:x@host" neither, unless written as a URL.
+    if "@" in destination and "//" not in destination and scheme != "mailto":
+        return "mailto"
+    return scheme
+
+
+@attrs.frozen
+class Destination:
+    """A destination as a notifier read it: ``shown`` is stored in the clear and shown
+    everywhere (its secrets replaced by ``MASK``); ``secrets`` are stored encrypted and only
+    handed to ``deliver`` (key ``"url"``: the full URL, when ``shown`` masks part of it)."""
+
+    shown: str
+    secrets: Mapping[str, str] = attrs.field(factory=dict, repr=False)
 
 
 @attrs.frozen
@@ -48,6 +78,21 @@ class RunNotice:
     notes: tuple[str, ...] = ()
     # The parameter values the run used, in one line (``parameters.summary``); "" if none.
     parameters: str = ""
+    # The same values by name, as JSON values (``parameters.load_values``).
+    parameter_values: Mapping[str, Any] = attrs.field(factory=dict)
+    due_at: str | None = None
+    # The same on every try of one delivery (a resend after a worker died included), unique
+    # per run and destination: receivers drop a duplicate by it.
+    delivery_key: str = ""
+    # The destination's stored secrets (``Destination.secrets``); never logged.
+    secrets: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    # A "Send test": nothing ran; the notice describes a sample run.
+    test: bool = False
+
+    @property
+    def url(self) -> str:
+        """The destination with its secrets: what to connect to."""
+        return self.secrets.get("url") or self.recipient
 
 
 @attrs.frozen
@@ -102,6 +147,12 @@ class Notifier(abc.ABC):
     name: ClassVar[str]
     # True for a notifier that also carries alerts to a job's owner (``deliver_alert``).
     carries_alerts: ClassVar[bool] = False
+    # The URL schemes of the destinations this notifier delivers to (``"mailto"``: also a
+    # bare email address). Two notifiers claiming one scheme are refused at start-up.
+    schemes: ClassVar[tuple[str, ...]] = ()
+    # Set (e.g. "webhook secret"): each new destination gets a random secret under
+    # ``secrets["generated"]``, shown once, as "LABEL for DESTINATION: SECRET".
+    generated_secret: ClassVar[str | None] = None
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -123,10 +174,19 @@ class Notifier(abc.ABC):
         """Texts (passwords, tokens) masked out of this notifier's error messages."""
         return ()
 
+    def parse(self, url: str) -> Destination:
+        """Check a destination of one of ``schemes`` as typed, and split off its secrets.
+
+        Raises ``ValidationError`` with one line saying what is wrong (no field prefix:
+        the caller adds the field's label). Default: taken as typed, nothing secret.
+        """
+        return Destination(url)
+
     def recipients_for(self, emails: Sequence[str]) -> list[str]:
-        """Whom to tell about a run of a job whose recipients are ``emails`` (in order);
-        an empty list means nobody. Default: every job recipient."""
-        return list(emails)
+        """Whom to tell about a run of a job whose destinations (as shown) are ``emails``
+        (in order); an empty list means nobody. Default: those of this notifier's
+        ``schemes`` (``scheme_of``)."""
+        return [email for email in emails if scheme_of(email) in self.schemes]
 
     def prepare(
         self, notice: RunNotice, export: Export | None

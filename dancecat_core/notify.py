@@ -4,27 +4,36 @@ The pipeline is apart from the run on purpose (the original corrupted results wh
 failed): notifications are created after the tracker is already final, only read the
 tracker and its result, and keep their own status, attempt count and last error.
 
-Delivery is exactly once as far as the database can tell: a delivery claims the row with
-a compare-and-set on ``attempts`` while it is ``pending``, and marks it ``sent`` right
-after the notifier returns. A retry (huey ``retries``/``retry_delay``, doubling) only ever
-happens while the row is still pending. The one window left is a crash between the SMTP
-server accepting the message and the ``sent`` update: that message may go out twice.
+Delivery is exactly once as far as the database can tell: a try claims the row with a
+compare-and-set on ``attempts`` while it is ``pending`` and not claimed by a try in
+progress (``claimed_at``), and marks it ``sent`` right after the notifier returns. A retry
+(huey ``retries``/``retry_delay``, doubling) only ever happens while the row is still
+pending. A try whose worker died (its claim older than ``DELIVERY_LEASE_SECONDS``) is
+queued again by the sweep (``requeue_stalled``).
+
+The one window left is a crash between the receiver accepting the message and the
+``sent`` update: that message may go out twice. Every try of one row carries the same
+``delivery_key`` (``X-DanceCat-Delivery`` for webhooks, the same file name for folders), so
+the receiving side can drop the duplicate.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import logging
+import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dancecat_core import delivery_rules, messages, parameters
+from dancecat_core import delivery_rules, destinations, messages, parameters
 from dancecat_core.db import session_scope
 from dancecat_core.error_text import clean_error
 from dancecat_core.models import (
+    JobRecipient,
     Notification,
     NotificationStatus,
     Tracker,
@@ -81,7 +90,11 @@ def _add_missing(runtime: Runtime, session: Session, tracker_id: int) -> list[No
                 continue
             decision = decide(recipient)
             row = Notification(
-                tracker_id=tracker_id, notifier=name, recipient=recipient, note=decision.reason
+                tracker_id=tracker_id,
+                notifier=name,
+                recipient=recipient,
+                note=decision.reason,
+                delivery_key=new_delivery_key(),
             )
             if not decision.send:
                 row.status = NotificationStatus.SKIPPED.value
@@ -92,6 +105,11 @@ def _add_missing(runtime: Runtime, session: Session, tracker_id: int) -> list[No
             rows.append(row)
     session.flush()
     return rows
+
+
+def new_delivery_key() -> str:
+    """A delivery key: random, so unique per run and destination across installations."""
+    return uuid.uuid4().hex
 
 
 def wanted(runtime: Runtime, emails: Sequence[str] | None) -> bool:
@@ -116,7 +134,18 @@ def after_run(runtime: Runtime, tracker_id: int) -> list[int]:
         return []
 
 
-def _notice(runtime: Runtime, tracker: Tracker, recipient: str) -> RunNotice:
+def _secrets(runtime: Runtime, session: Session, job_id: int, shown: str) -> dict[str, str]:
+    """The stored secrets of the job's destination ``shown`` ({} once it was removed from
+    the job, or when it has none: a notifier needing them says so when it delivers)."""
+    sealed = session.scalar(
+        select(JobRecipient.secrets_encrypted).where(
+            JobRecipient.job_id == job_id, JobRecipient.email == shown
+        )
+    )
+    return destinations.unseal(runtime.secret_box, sealed)
+
+
+def _notice(runtime: Runtime, session: Session, tracker: Tracker, row: Notification) -> RunNotice:
     meta = tracker.result_meta
     scrub_note = ResultMeta.from_dict(meta).scrub_note if meta else ""
     error = clean_error(tracker.error, patterns=runtime.value_patterns) if tracker.error else ""
@@ -126,7 +155,7 @@ def _notice(runtime: Runtime, tracker: Tracker, recipient: str) -> RunNotice:
         job_id=tracker.job_id,
         job_name=tracker.job.name,
         status=tracker.status,
-        recipient=recipient,
+        recipient=row.recipient,
         row_count=tracker.row_count,
         duration_ms=tracker.duration_ms,
         error=error or tracker.error,
@@ -137,12 +166,16 @@ def _notice(runtime: Runtime, tracker: Tracker, recipient: str) -> RunNotice:
         ),
         context=messages.run_context(
             tracker,
-            recipient,
+            row.recipient,
             scrub_note=scrub_note,
             error=error,
             first_rows=_first_rows(runtime, tracker),
         ),
         parameters=parameters.summary(tracker.parameter_values_json),
+        parameter_values=parameters.load_values(tracker.parameter_values_json),
+        due_at=tracker.due_at.isoformat() if tracker.due_at else None,
+        delivery_key=row.delivery_key or f"dc-{row.id}",
+        secrets=_secrets(runtime, session, tracker.job_id, row.recipient),
     )
 
 
@@ -170,10 +203,17 @@ def _export(runtime: Runtime, tracker: Tracker) -> Export | None:
 
 def _with_notes(reason: str | None, notes: Sequence[str]) -> str:
     return "; ".join([*([reason] if reason else []), *notes])[:4000]
+def _lease_start(runtime: Runtime) -> dt.datetime:
+    """Claims older than this are taken for lost: their worker died mid-try."""
+    return utcnow() - dt.timedelta(seconds=runtime.settings.delivery_lease_seconds)
+
+
+def _unclaimed(runtime: Runtime) -> ColumnElement[bool]:
+    return or_(Notification.claimed_at.is_(None), Notification.claimed_at < _lease_start(runtime))
 
 
 def _claim(runtime: Runtime, notification_id: int) -> Notification | None:
-    """Take the row for one attempt; None if it is not pending or someone else took it."""
+    """Take the row for one attempt; None if it is not pending or another try holds it."""
     with session_scope(runtime.session_factory) as session:
         row = session.get(Notification, notification_id)
         if row is None or row.status != NotificationStatus.PENDING.value:
@@ -184,8 +224,9 @@ def _claim(runtime: Runtime, notification_id: int) -> Notification | None:
                 Notification.id == notification_id,
                 Notification.status == NotificationStatus.PENDING.value,
                 Notification.attempts == row.attempts,
+                _unclaimed(runtime),
             )
-            .values(attempts=row.attempts + 1)
+            .values(attempts=row.attempts + 1, claimed_at=utcnow())
             .execution_options(synchronize_session=False)
         )
         if taken.rowcount != 1:
@@ -195,6 +236,7 @@ def _claim(runtime: Runtime, notification_id: int) -> Notification | None:
 
 
 def _finish(runtime: Runtime, notification_id: int, **values: object) -> None:
+    values["claimed_at"] = None
     with session_scope(runtime.session_factory) as session:
         session.execute(
             update(Notification)
@@ -224,19 +266,19 @@ def deliver(runtime: Runtime, notification_id: int, *, final: bool = True) -> st
         )
         log.warning("tracker %s: notifier %s is not installed", tracker_id, row.notifier)
         return "failed"
+    secrets: list[str] = list(notifier.secrets)
     try:
         with runtime.session_factory() as session:
             tracker = session.get(Tracker, tracker_id)
-            notice = _notice(runtime, tracker, row.recipient)
+            notice = _notice(runtime, session, tracker, row)
+            secrets += notice.secrets.values()
             notice, attachment = notifier.prepare(notice, _export(runtime, tracker))
         if notice.notes:  # a template fell back to the default: the run says so
             _finish(runtime, notification_id, note=_with_notes(row.note, notice.notes))
         notifier.deliver(notice, attachment)
     except Exception as exc:
         error = clean_error(
-            f"{type(exc).__name__}: {exc}",
-            secrets=notifier.secrets,
-            patterns=runtime.value_patterns,
+            f"{type(exc).__name__}: {exc}", secrets=secrets, patterns=runtime.value_patterns
         )[:2000]
         values: dict[str, object] = {"last_error": error}
         if final:
@@ -263,3 +305,21 @@ def deliver(runtime: Runtime, notification_id: int, *, final: bool = True) -> st
     )
     log.info("tracker %s: %s to %s sent", tracker_id, row.notifier, row.recipient)
     return "sent"
+
+
+def stalled(runtime: Runtime) -> list[int]:
+    """Pending notifications whose try began more than ``DELIVERY_LEASE_SECONDS`` ago and
+    never finished: the worker sending them died. The sweep queues them again; the claim
+    lets only one try take each."""
+    with runtime.session_factory() as session:
+        return list(
+            session.scalars(
+                select(Notification.id)
+                .where(
+                    Notification.status == NotificationStatus.PENDING.value,
+                    Notification.claimed_at < _lease_start(runtime),
+                )
+                .order_by(Notification.id)
+                .limit(500)
+            )
+        )

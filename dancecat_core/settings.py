@@ -102,8 +102,6 @@ def _text(raw: str) -> str:
     return raw
 
 
-
-
 def _optional_text(raw: str) -> str | None:
     return raw.strip() or None
 
@@ -163,9 +161,7 @@ class SettingSpec:
         try:
             return self.type.parse(raw)
         except (ValueError, TypeError) as exc:
-            raise ConfigError(
-                f"setting {self.key}: {raw!r} {str(exc) or 'is malformed'}"
-            ) from None
+            raise ConfigError(f"setting {self.key}: {raw!r} {str(exc) or 'is malformed'}") from None
 
 
 def shown_value(value: Any) -> str:
@@ -239,6 +235,7 @@ DEFAULT_SCRUB_PATTERNS = (
     "hashed_pw",
     "recovery_code",
 )
+
 
 @attrs.frozen
 class Settings:
@@ -367,6 +364,23 @@ class Settings:
         "a scheduled job with no successful run for its schedule's interval plus this many "
         "seconds alerts its owner (docs/DELIVERY.md)",
     )
+    delivery_timeout: int = setting(
+        POSITIVE_INT, 30, "seconds a destination (webhook, chat...) gets to answer one try"
+    )
+    delivery_lease_seconds: int = setting(
+        POSITIVE_INT,
+        300,
+        "a delivery still unfinished this long after its try began is taken for lost (its "
+        "worker died) and sent again with the same delivery key; keep it above the slowest "
+        "delivery",
+    )
+    delivery_allow_private_hosts: bool = setting(
+        BOOLEAN,
+        False,
+        "let webhooks and chat destinations reach private, loopback and link-local "
+        "addresses (this machine, your LAN, cloud metadata): see docs/DELIVERY.md before "
+        "turning it on",
+    )
     base_url: str = setting(
         TEXT, "http://127.0.0.1:6543", "the web app's address, for links in notifications"
     )
@@ -385,9 +399,7 @@ class Settings:
     login_max_failures: int = setting(
         POSITIVE_INT, 5, "failed sign-ins before an email is locked out"
     )
-    login_lockout_seconds: int = setting(
-        POSITIVE_INT, 300, "how long a locked-out email waits"
-    )
+    login_lockout_seconds: int = setting(POSITIVE_INT, 300, "how long a locked-out email waits")
     password_min_length: int = setting(POSITIVE_INT, 10, "shortest password accepted")
     config_file: Path | None = None
     plugin_values: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
@@ -459,6 +471,7 @@ def collect_specs(pm: pluggy.PluginManager) -> tuple[SettingSpec, ...]:
                 )
             specs[spec.key] = attrs.evolve(spec, origin=impl.plugin_name)
     return tuple(specs.values())
+
 
 def read_ini(path: str | os.PathLike[str]) -> dict[str, str]:
     """The ``[app:main]`` section of a Pyramid-style INI file, keys upper-cased.

@@ -337,7 +337,7 @@ def check_schedules() -> int:
 def sweep() -> int:
     """Fail runs whose worker died (stale heartbeat) and notify about them; expire
     never-run Queued trackers; enqueue again Queued runs the queue lost
-    (``dancecat_core.redelivery``)."""
+    (``dancecat_core.redelivery``) and deliveries whose worker died mid-try."""
     runtime = get_runtime()
     swept = lifecycle.sweep_dead(runtime)
     for tracker_id in swept.failed:
@@ -346,6 +346,10 @@ def sweep() -> int:
     for tracker_id in swept.died_in_queue:
         alerts.after_finish(runtime, tracker_id)
     requeue_lost(runtime, huey, run_job.task_class.__name__, enqueue_run)
+    stalled = notify.stalled(runtime)
+    if stalled:
+        log.warning("notifications %s: their worker died mid-delivery; sending again", stalled)
+        _queue_notifications(stalled)
     return swept.changed
 
 

@@ -15,9 +15,17 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from dancecat_core.errors import DancecatError
+from dancecat_core.errors import DancecatError, ValidationError
 from dancecat_core.hookspecs import hookimpl
-from dancecat_core.notifiers import AlertNotice, Attachment, Export, Notifier, RunNotice
+from dancecat_core.notifiers import (
+    AlertNotice,
+    Attachment,
+    Destination,
+    Export,
+    Notifier,
+    RunNotice,
+)
+from dancecat_core.services import validation
 from dancecat_core.settings import (
     OPTIONAL_TEXT,
     POSITIVE_INT,
@@ -47,7 +55,19 @@ class MailNotice(RunNotice):
 
 
 class EmailNotifier(Notifier):
+    """Destinations: bare email addresses (``mailto:ADDRESS`` is read as ADDRESS)."""
+
     name = "email"
+    schemes = ("mailto",)
+
+    def parse(self, url: str) -> Destination:
+        address = url.strip()
+        if address.lower().startswith("mailto:"):
+            address = address[len("mailto:") :]
+        try:
+            return Destination(validation.email(address, "recipients", label="email"))
+        except ValidationError as error:
+            raise ValidationError(str(error).removeprefix("email: ")) from None
 
     @property
     def configured(self) -> bool:

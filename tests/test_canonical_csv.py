@@ -117,7 +117,7 @@ def add_job(runtime, kind: str, facts, sql: str) -> int:
     with runtime.session_factory() as session:
         connection = connections.create(runtime, session, None, connection_input(kind, facts))
         job = jobs.create(
-            session, None, JobInput(name=kind, connection_id=connection.id, query=sql)
+            runtime, session, None, JobInput(name=kind, connection_id=connection.id, query=sql)
         )
         session.commit()
         return job.id

@@ -239,6 +239,7 @@ def test_other_owners_may_use_the_same_name_and_old_duplicates_keep_working(
             ConnectionInput(name=conn, driver="sqlite", database=str(data_db)),
         )  # the same name as ours: another owner's
         theirs = jobs.create(
+            runtime,
             session,
             user,
             jobs.JobInput(name=shared, connection_id=their_conn.id, query="SELECT * FROM t"),

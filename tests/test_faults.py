@@ -298,6 +298,7 @@ def _connection_and_job(runtime, kind: str, facts: dict, sql: str, password: str
             ),
         )
         job = jobs.create(
+            runtime,
             session,
             None,
             JobInput(
@@ -443,6 +444,7 @@ def _sqlite_job(runtime, chinook: Path, sql: str) -> int:
             ),
         )
         return jobs.create(
+            runtime,
             session, None, JobInput(name=f"j{uuid.uuid4().hex[:6]}", connection_id=connection.id,
                                     query=sql)
         ).id  # fmt: skip

@@ -19,10 +19,10 @@ from dancecat_core.models import Connection
 from dancecat_core.services import connections, jobs, schedules
 
 
-def test_every_refusal_is_raised_together_by_label():
+def test_every_refusal_is_raised_together_by_label(runtime):
     data = JobInput(name=" ", connection_id="x", query="", timeout_seconds=0, recipients=["a"])
     with pytest.raises(InvalidInput) as caught:
-        data.cleaned()
+        data.cleaned(runtime)
     found = {problem.field: str(problem) for problem in caught.value.problems}
     assert found == {
         "name": "Name is required",
@@ -78,16 +78,15 @@ def test_choices_accept_other_cases_and_refuse_lookalikes():
             kind.clean(raw)
 
 
-def test_recipients_drop_duplicates_and_refuse_blanks():
+def test_recipients_drop_duplicates_and_refuse_blanks(runtime):
     recipients = JobInput.field("recipients")
-    assert recipients.clean(["A@Example.com", "a@example.com", "b@example.com"]) == [
-        "a@example.com",
-        "b@example.com",
-    ]
-    with pytest.raises(ValidationError, match="Send result to is required"):
-        recipients.clean(["a@example.com", " "])
+    assert recipients.clean(
+        ["A@Example.com", "a@example.com", "mailto:a@example.com", "b@example.com"], runtime
+    ) == ["a@example.com", "b@example.com"]
+    with pytest.raises(ValidationError, match="Send result to: an empty entry"):
+        recipients.clean(["a@example.com", " "], runtime)
     with pytest.raises(ValidationError, match="must be a list"):
-        recipients.clean("a@example.com")
+        recipients.clean("a@example.com", runtime)
 
 
 def test_unset_is_not_empty():
@@ -155,6 +154,7 @@ def test_an_edit_giving_one_field_keeps_every_other(runtime, sqlite_chinook):
             ),
         )
         job = jobs.create(
+            runtime,
             session,
             None,
             JobInput(
@@ -175,7 +175,7 @@ def test_an_edit_giving_one_field_keeps_every_other(runtime, sqlite_chinook):
         before_job, before_schedule = jobs.stored(job), schedules.stored(schedule)
         before_connection = connections.stored(connection)
         edit = from_args(JobInput, _parser(JobInput, editing=True).parse_args(["--timeout", "5"]))
-        jobs.update(session, None, job.id, edit)
+        jobs.update(runtime, session, None, job.id, edit)
         connections.update(runtime, session, None, connection.id, ConnectionInput(port=None))
         schedules.update(session, None, schedule.id, ScheduleInput(timezone="Asia/Tokyo"))
         assert jobs.stored(job) == {**before_job, "timeout_seconds": 5}

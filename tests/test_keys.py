@@ -53,7 +53,7 @@ def test_rotate_key_reencrypts_and_running_processes_keep_working(tmp_path):
 
     rotated = dancecat(home, "rotate-key")
     assert rotated.returncode == 0, rotated.stderr
-    assert "re-encrypted 1 connection password" in rotated.stdout
+    assert "re-encrypted 1 connection password(s) and the secrets of 0 dest" in rotated.stdout
     assert len((home / "encryption_keys").read_text().split()) == 2
 
     with running.session_factory() as session:

@@ -240,6 +240,7 @@ def test_notification_bookkeeping_is_skipped_only_when_no_notifier_picks_anyone(
 
     class Plain(Notifier):
         name = "plain"
+        schemes = ("mailto",)
 
         def deliver(self, notice, attachment):
             raise AssertionError("not called here")

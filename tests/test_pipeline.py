@@ -39,6 +39,7 @@ def add_job(runtime, data: ConnectionInput, sql: str, timeout=None) -> int:
     with runtime.session_factory() as session:
         connection = connections.create(runtime, session, None, data)
         job = jobs.create(
+            runtime,
             session,
             None,
             JobInput(name="job", connection_id=connection.id, query=sql, timeout_seconds=timeout),

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from dancecat_core.commands import output, references
+from dancecat_core.commands.context import runtime_for
 from dancecat_core.commands.database import sessions_for
 from dancecat_core.db import session_scope
 from dancecat_core.errors import Conflict
@@ -79,10 +80,18 @@ def _input(session: Session, args: argparse.Namespace) -> JobInput:
 
 
 def add_command(args: argparse.Namespace) -> int:
-    with session_scope(sessions_for(args)) as session:
-        job = jobs.create(session, None, _input(session, args))
+    runtime = runtime_for(args)
+    with session_scope(runtime.session_factory) as session:
+        job = jobs.create(runtime, session, None, _input(session, args))
         print(f"job {job.id} {job.name} added")
+        _announce(job)
     return 0
+
+
+def _announce(job: Job) -> None:
+    """Print the secrets generated for new destinations: this is the only time they show."""
+    for line in job.announcements:
+        print(line)
 
 
 def _row(job: Job) -> dict[str, Any]:
@@ -104,10 +113,12 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def edit_command(args: argparse.Namespace) -> int:
-    with session_scope(sessions_for(args)) as session:
+    runtime = runtime_for(args)
+    with session_scope(runtime.session_factory) as session:
         job = references.job(session, args.job)
-        job = jobs.update(session, None, job.id, _input(session, args))
+        job = jobs.update(runtime, session, None, job.id, _input(session, args))
         print(f"job {job.id} {job.name} changed")
+        _announce(job)
     return 0
 
 

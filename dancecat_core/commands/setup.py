@@ -13,7 +13,7 @@ from dancecat_core.commands.context import runtime_for
 from dancecat_core.crypto import SecretBox
 from dancecat_core.db import session_scope
 from dancecat_core.errors import ConfigError
-from dancecat_core.models import Connection, Trigger
+from dancecat_core.models import Connection, JobRecipient, Trigger
 from dancecat_core.settings import encryption_key_file
 
 
@@ -65,9 +65,16 @@ def rotate_key_command(args: argparse.Namespace) -> int:
             select(Trigger).where(Trigger.secret_encrypted.is_not(None))
         ):
             trigger.secret_encrypted = box.rotate(trigger.secret_encrypted)
+        sealed = 0
+        for recipient in session.scalars(
+            select(JobRecipient).where(JobRecipient.secrets_encrypted.is_not(None))
+        ):
+            recipient.secrets_encrypted = box.rotate(recipient.secrets_encrypted)
+            sealed += 1
         os.replace(temp, path)
     print(
-        f"re-encrypted {count} connection password(s) under a new key; "
+        f"re-encrypted {count} connection password(s) and the secrets of {sealed} "
+        "destination(s) under a new key; "
         f"{len(keys) - 1} older key(s) kept for running processes"
     )
     return 0

@@ -169,7 +169,7 @@ class InputField:
         if self.kind is Kind.EMAILS:
             return validation.email_list(raw, name, label=label)
         if self.kind is Kind.RECIPIENTS:
-            return recipient_list(raw, name, label=label)
+            return recipient_list(raw, name, label=label, runtime=runtime)
         if self.kind is Kind.DATETIME:
             return raw  # its ``check`` parses it
         if self.kind is Kind.PARAMETERS:

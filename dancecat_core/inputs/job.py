@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+from dancecat_core import destinations
 from dancecat_core.inputs.fields import Input, Kind, spec
 from dancecat_core.inputs.recipients import GRAMMAR_HELP
 from dancecat_core.messages import (
@@ -34,7 +35,8 @@ def _template(name: str, label: str) -> Callable[[str], str | None]:
 
 @attrs.frozen
 class JobInput(Input):
-    """A job. ``recipients`` is the recipient list (each an email address)."""
+    """A job. ``recipients`` is its destinations: email addresses and URLs
+    (``dancecat_core.destinations``)."""
 
     name: Any = spec("Name", Kind.TEXT, required=True, max_length=200, flag="name")
     annotation: Any = spec(
@@ -94,11 +96,11 @@ class JobInput(Input):
         "Send result to",
         Kind.RECIPIENTS,
         default=(),
-        max_length=800,
+        max_length=destinations.MAX_LENGTH + 200,
         widget="emails",
         flag="--recipient",
         off_flag="--no-recipients",
-        placeholder="report_to@example.com when rows",
+        placeholder="report_to@example.com when rows, or https://…",
         help=GRAMMAR_HELP,
     )
     subject_template: Any = spec(

@@ -1,4 +1,6 @@
-"""A recipient as typed anywhere: ``EMAIL [when RULE] [if CONDITION]``.
+"""A recipient as typed anywhere: ``DESTINATION [when RULE] [if CONDITION]``.
+
+DESTINATION is an email address or a URL (``dancecat_core.destinations``).
 
 One text form for the console, the job form and the API, so no channel can spell a rule
 differently: ``ops@example.com``, ``ops@example.com when rows``,
@@ -12,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from dancecat_core import destinations
 from dancecat_core.delivery_rules import RULE_HELP, RecipientRule, SendWhen, parse_condition
 from dancecat_core.errors import ValidationError
 from dancecat_core.services import validation
@@ -22,20 +25,31 @@ _LINE = re.compile(
 )
 RULES = tuple(rule.value for rule in SendWhen)
 GRAMMAR_HELP = (
-    "One per entry: EMAIL [when RULE] [if CONDITION]. RULE: "
+    "One per entry: DESTINATION [when RULE] [if CONDITION]; DESTINATION: an email address, "
+    "a webhook (https://…), a chat (slack://…, workflows://… for Teams, discord://…: apprise "
+    "URLs) or a folder (file:///path/), secrets kept encrypted and shown as ***. RULE: "
     + "; ".join(f"{rule.value}: {text}" for rule, text in RULE_HELP.items())
     + ". CONDITION: rows > 0, or a column of the first row: total >= 100, "
     "\"Order status\" = 'stuck'."
 )
 
 
-def parse_recipient(raw: Any, field: str, label: str) -> RecipientRule:
+def parse_recipient(raw: Any, field: str, label: str, runtime: Any = None) -> RecipientRule:
+    """One entry; its destination is checked by the notifier of its scheme
+    (``destinations.check``, with the runtime's notifiers; without a runtime, only an
+    email address is accepted)."""
     if not isinstance(raw, str):
         raise ValidationError(f"{label} must be a list of texts: EMAIL [when RULE]", field)
     match = _LINE.match(raw)
     if match is None:
         raise ValidationError(f"{label}: an entry is empty", field)
-    address = validation.email(match["email"], field, label=label)
+    if runtime is None:
+        address = validation.email(match["email"], field, label=label)
+    else:
+        try:
+            address = destinations.check(runtime.notifiers, match["email"])
+        except ValidationError as error:
+            raise ValidationError(f"{label}: {error}", field) from None
     rule_text = (match["rule"] or SendWhen.ALWAYS.value).lower()
     if rule_text not in RULES:
         raise ValidationError(
@@ -53,14 +67,16 @@ def parse_recipient(raw: Any, field: str, label: str) -> RecipientRule:
     return RecipientRule(address, rule, condition)
 
 
-def recipient_list(value: Any, field: str, *, label: str) -> list[RecipientRule]:
-    """Distinct addresses in the order given (a repeated address: its first entry)."""
+def recipient_list(
+    value: Any, field: str, *, label: str, runtime: Any = None
+) -> list[RecipientRule]:
+    """Distinct destinations in the order given (a repeated one: its first entry)."""
     if value is None:
         return []
     if not isinstance(value, list | tuple):
         raise ValidationError(f"{label} must be a list of email addresses", field)
     found: dict[str, RecipientRule] = {}
     for item in value:
-        rule = parse_recipient(item, field, label)
+        rule = parse_recipient(item, field, label, runtime)
         found.setdefault(rule.email, rule)
     return list(found.values())

@@ -1,4 +1,4 @@
-"""Jobs (saved queries) and the addresses their results are mailed to."""
+"""Jobs (saved queries) and the destinations their results go to."""
 
 from __future__ import annotations
 
@@ -58,6 +58,10 @@ class Job(Base):
         back_populates="job", cascade="all, delete-orphan", order_by="JobRecipient.email"
     )
 
+    # Not stored: set by ``services.jobs.create``/``update`` to the one-time lines showing
+    # secrets generated for new destinations.
+    announcements: tuple[str, ...] = ()
+
     @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
@@ -67,14 +71,22 @@ class Job(Base):
 
 
 class JobRecipient(Base):
+    """One destination of a job's results (``dancecat_core.destinations``).
+
+    ``email`` (the column's historical name) is the destination as shown: a bare email
+    address or a URL with its secrets masked; ``secrets_encrypted`` holds those secrets
+    (a JSON object, Fernet-encrypted like connection passwords), None when it has none.
+    """
+
     __tablename__ = "job_recipients"
     __table_args__ = (UniqueConstraint("job_id", "email"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
-    email: Mapped[str] = mapped_column(String(254))
-    # When this address is mailed (``dancecat_core.delivery_rules``): always, rows, changed,
-    # failed; and an optional condition on the result, as its text ("rows > 0").
+    email: Mapped[str] = mapped_column(String(600))
+    secrets_encrypted: Mapped[str | None] = mapped_column(Text)
+    # When this destination gets the result (``dancecat_core.delivery_rules``): always,
+    # rows, changed, failed; and an optional condition on the result, as its text.
     send_when: Mapped[str] = mapped_column(String(10), default="always")
     condition: Mapped[str | None] = mapped_column(String(500))
 

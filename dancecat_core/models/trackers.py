@@ -164,9 +164,13 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     tracker_id: Mapped[int] = mapped_column(ForeignKey("trackers.id"), index=True)
     notifier: Mapped[str] = mapped_column(String(50))
-    recipient: Mapped[str] = mapped_column(String(254))
+    recipient: Mapped[str] = mapped_column(String(600))
     status: Mapped[str] = mapped_column(String(10), default=NotificationStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Sent with every try, so the receiver can drop a duplicate (``notify``).
+    delivery_key: Mapped[str | None] = mapped_column(String(64))
+    # When the try in progress began; None between tries (``DELIVERY_LEASE_SECONDS``).
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

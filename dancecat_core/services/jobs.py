@@ -1,14 +1,14 @@
-"""Jobs: saved queries, their recipients and manual runs (previews: ``probes``)."""
+"""Jobs: saved queries, their destinations and manual runs (previews: ``probes``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from dancecat_core import chains, parameters
+from dancecat_core import chains, destinations, parameters
 from dancecat_core.delivery_rules import SendWhen
 from dancecat_core.errors import Conflict, NotFound, ValidationError
 from dancecat_core.inputs.fields import Problems
@@ -17,6 +17,9 @@ from dancecat_core.inputs.job import JobInput
 from dancecat_core.inputs.run import RunInput
 from dancecat_core.models import Connection, Job, JobRecipient, Schedule, Tracker, User, utcnow
 from dancecat_core.services import access, naming
+
+if TYPE_CHECKING:  # only named in annotations: importing it would load every plugin module
+    from dancecat_core.runtime import Runtime
 
 CONNECTION = JobInput.field("connection_id")
 AFTER = JobInput.field("after_job_id")
@@ -51,12 +54,19 @@ def stored(job: Job) -> dict[str, Any]:
     }
 
 
+RECIPIENTS = JobInput.field("recipients")
+
+
 def _checked(
-    session: Session, actor: User | None, data: JobInput, job_id: int | None = None
+    runtime: Runtime,
+    session: Session,
+    actor: User | None,
+    data: JobInput,
+    job_id: int | None = None,
 ) -> dict[str, Any]:
     """Every field checked at once; the refusals are raised together."""
     problems = Problems()
-    values = data.cleaned(problems=problems)
+    values = data.cleaned(runtime, problems)
     number = values.pop("connection_id", None)
     if number is not None:
         try:
@@ -96,23 +106,40 @@ def _check_chain(
         raise ValidationError(f"{AFTER.label}: that would make a cycle: {names}", AFTER.name)
 
 
-def _apply(job: Job, values: dict[str, Any]) -> None:
-    recipients = values.pop("recipients")
+def _apply(runtime: Runtime, job: Job, values: dict[str, Any]) -> tuple[str, ...]:
+    """Set the job's fields; returns the one-time lines showing secrets generated for new
+    destinations ("webhook secret for URL: SECRET")."""
+    typed = values.pop("recipients")
     job.parameters_json = parameters.dump(values.pop("parameters", ()))
     for key, value in values.items():
         setattr(job, key, value)
+    box = runtime.secret_box
     current = {r.email: r for r in job.recipients}
-    kept = []
-    for rule in recipients:
-        row = current.get(rule.email) or JobRecipient(email=rule.email)
+    kept = destinations.stored_secrets(box, job.recipients)
+    rows: dict[str, JobRecipient] = {}
+    announcements = []
+    for rule in typed:
+        try:
+            [item] = destinations.resolve(runtime.notifiers, [rule.email], kept)
+        except ValidationError as error:
+            raise ValidationError(f"{RECIPIENTS.label}: {error}", RECIPIENTS.name) from None
+        if item.shown in rows:
+            continue  # listed twice: its first entry counts, as for any recipient
+        row = current.get(item.shown) or JobRecipient(email=item.shown)
+        if item.secrets != kept.get(item.shown):
+            row.secrets_encrypted = destinations.seal(box, item.secrets)
         row.send_when = rule.send_when.value
         row.condition = rule.condition.text if rule.condition else None
-        kept.append(row)
-    job.recipients = kept
+        rows[item.shown] = row
+        if item.announce:
+            announcements.append(item.announce)
+    job.recipients = list(rows.values())
+    return tuple(announcements)
 
 
 def recipient_text(recipient: JobRecipient) -> str:
-    """A stored recipient in the form it is typed: ``EMAIL [when RULE] [if CONDITION]``."""
+    """A stored recipient in the form it is typed: ``DESTINATION [when RULE] [if
+    CONDITION]`` (the destination as shown: its secrets masked)."""
     parts = [recipient.email]
     if recipient.send_when and recipient.send_when != SendWhen.ALWAYS:
         parts.append(f"when {recipient.send_when}")
@@ -121,22 +148,26 @@ def recipient_text(recipient: JobRecipient) -> str:
     return " ".join(parts)
 
 
-def create(session: Session, actor: User | None, data: JobInput) -> Job:
+def create(runtime: Runtime, session: Session, actor: User | None, data: JobInput) -> Job:
+    """A new job; ``job.announcements`` holds the secrets to show its creator once."""
     job = Job(owner_id=actor.id if actor else None)
-    values = _checked(session, actor, data)
+    values = _checked(runtime, session, actor, data)
     naming.require_unique(session, Job, job.owner_id, values["name"])
-    _apply(job, values)
+    job.announcements = _apply(runtime, job, values)
     session.add(job)
     session.flush()
     return job
 
 
-def update(session: Session, actor: User | None, job_id: int, data: JobInput) -> Job:
-    """Change the fields ``data`` gives; the ones it leaves unset keep their values."""
+def update(
+    runtime: Runtime, session: Session, actor: User | None, job_id: int, data: JobInput
+) -> Job:
+    """Change the fields ``data`` gives; the ones it leaves unset keep their values.
+    ``job.announcements``: as for ``create``, for destinations new to the job."""
     job = access.require_changeable(actor, session.get(Job, job_id), "job")
-    values = _checked(session, actor, data.merged(stored(job)), job.id)
+    values = _checked(runtime, session, actor, data.merged(stored(job)), job.id)
     naming.require_unique(session, Job, job.owner_id, values["name"], current=job)
-    _apply(job, values)
+    job.announcements = _apply(runtime, job, values)
     job.updated_at = utcnow()
     session.flush()
     return job

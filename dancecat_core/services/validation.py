@@ -79,22 +79,6 @@ def email(value: Any, field: str = "email", *, label: str | None = None) -> str:
     return address
 
 
-def email_list(value: Any, field: str, *, label: str | None = None) -> list[str]:
-    """Distinct addresses in the order given. An empty entry is refused like any other
-    bad address (a form drops its blank rows before this)."""
-    label = label or field
-    if value is None:
-        return []
-    if not isinstance(value, list | tuple):
-        raise ValidationError(f"{label} must be a list of email addresses", field)
-    found: list[str] = []
-    for item in value:
-        address = email(item, field, label=label)
-        if address not in found:
-            found.append(address)
-    return found
-
-
 def boolean(value: Any, field: str, *, label: str | None = None) -> bool:
     if isinstance(value, bool):
         return value

@@ -42,15 +42,20 @@ RUNS_MAX_LIMIT = 500
 
 
 def _one(request: Request, job: Job) -> dict[str, Any]:
-    return {"job": job_json(job, schedules_json(request, job))}
+    """The job; after a save that generated destination secrets, also ``secrets``: the
+    lines showing them, this once ("webhook secret for URL: SECRET")."""
+    answer: dict[str, Any] = {"job": job_json(job, schedules_json(request, job))}
+    if job.announcements:
+        answer["secrets"] = list(job.announcements)
+    return answer
 
 
 def _save(request: Request, job_id: int | None, data: JobInput, values: dict[str, Any]) -> Job:
     """Create or change the job, then its schedules when the body lists them."""
     if job_id is None:
-        job = jobs.create(request.dbsession, request.user, data)
+        job = jobs.create(request.runtime, request.dbsession, request.user, data)
     else:
-        job = jobs.update(request.dbsession, request.user, job_id, data)
+        job = jobs.update(request.runtime, request.dbsession, request.user, job_id, data)
     if "schedules" in values:
         replace_schedules(request, job, values["schedules"])
     return job

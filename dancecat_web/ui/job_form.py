@@ -173,9 +173,11 @@ def save(request: Request, form: JobForm, job_id: int | None) -> Job:
     job = None
     try:
         if job_id is None:
-            job = jobs.create(request.dbsession, request.user, form.job_input())
+            job = jobs.create(request.runtime, request.dbsession, request.user, form.job_input())
         else:
-            job = jobs.update(request.dbsession, request.user, job_id, form.job_input())
+            job = jobs.update(
+                request.runtime, request.dbsession, request.user, job_id, form.job_input()
+            )
     except ValidationError as error:
         errors.add(error)
     if job is None and job_id is not None:

@@ -245,6 +245,8 @@ def save_job(request: Request) -> Any:
         refuse(request)
         return _form_page(request, form, job, refused.errors)
     flash(request, f"Job “{saved.name}” saved.")
+    for line in saved.announcements:
+        flash(request, f"Shown once, keep it now: {line}")
     return HTTPSeeOther(request.route_url("ui.job", id=saved.id))
 
 
