@@ -72,6 +72,11 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("job", "saved queries", "dancecat_core.commands.jobs:declare"),
     Command(
+        "destination",
+        "where results go: test one now",
+        "dancecat_core.commands.destinations:declare",
+    ),
+    Command(
         "runs", "list runs (newest first), to find a run id", "dancecat_core.commands.runs:declare"
     ),
     Command("export", "write a run's result in a format", "dancecat_core.commands.export:declare"),

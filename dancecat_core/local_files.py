@@ -83,6 +83,10 @@ class LocalFileRules:
             protected_files=tuple(files),
         )
 
+    def protects(self, path: Path) -> bool:
+        """True when the real ``path`` is one of DanceCat's own folders or inside one."""
+        return any(_inside(path, folder) for folder in self.protected_dirs)
+
     def check(self, path: str, *, exists: bool = True) -> tuple[Path, os.stat_result | None]:
         """The real file behind the absolute ``path`` and its status, or ``ValidationError``.
 
@@ -97,7 +101,7 @@ class LocalFileRules:
             real = _real(path)
         except OSError as exc:  # a link removed while it was being read
             raise ValidationError(f"database {path}: {exc.strerror}", "database") from None
-        if any(_inside(real, folder) for folder in self.protected_dirs):
+        if self.protects(real):
             raise ValidationError(OWN_FILES, "database")
         if not any(_inside(real, folder) for folder in self.allowed_dirs):
             allowed = ", ".join(str(d) for d in self.allowed_dirs) or "none"

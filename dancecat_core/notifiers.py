@@ -18,6 +18,18 @@ from dancecat_core.settings import Settings
 
 # What replaces a secret in a destination as it is stored in the clear and shown.
 MASK = "***"
+# Where a run's result can be downloaded in a format (the web app's result route).
+RESULT_PATH = "/runs/{tracker_id}/result.{fmt}"
+# The formats a message links to.
+LINKED_FORMATS = ("csv", "xlsx", "json")
+
+
+def result_links(settings: Settings, tracker_id: int) -> dict[str, str]:
+    """The download link of a run's result in each of ``LINKED_FORMATS``."""
+    return {
+        fmt: settings.base_url + RESULT_PATH.format(tracker_id=tracker_id, fmt=fmt)
+        for fmt in LINKED_FORMATS
+    }
 
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
@@ -154,8 +166,10 @@ class Notifier(abc.ABC):
     # ``secrets["generated"]``, shown once, as "LABEL for DESTINATION: SECRET".
     generated_secret: ClassVar[str | None] = None
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, formats: Sequence[str] = ()):
         self.settings = settings
+        # The registered download formats (exporters), for a destination naming one.
+        self.formats = tuple(formats)
 
     @property
     def configured(self) -> bool:

@@ -159,7 +159,10 @@ def build_runtime(
             drivers={name: cls() for name, cls in driver_classes.items()},
             exporters={name: cls() for name, cls in exporter_classes.items()},
             stores={name: cls(settings, factory) for name, cls in store_classes.items()},
-            notifiers={name: cls(settings) for name, cls in notifier_classes.items()},
+            notifiers={
+                name: cls(settings, sorted(exporter_classes))
+                for name, cls in notifier_classes.items()
+            },
             value_patterns=patterns,
             secret_box=SecretBox(settings.encryption_keys, reload=_key_reloader(settings)),
         )

@@ -24,6 +24,7 @@ from dancecat_core.notifiers import (
     Export,
     Notifier,
     RunNotice,
+    result_links,
 )
 from dancecat_core.services import validation
 from dancecat_core.settings import (
@@ -37,8 +38,6 @@ from dancecat_core.settings import (
 if TYPE_CHECKING:  # only named in annotations: the email modules load at first use
     from email.message import EmailMessage
 
-# Where a run's XLSX can be downloaded (the web app's result route); BASE_URL + this.
-RESULT_PATH = "/runs/{tracker_id}/result.xlsx"
 ATTACHED_FORMAT = "xlsx"
 
 
@@ -82,7 +81,7 @@ class EmailNotifier(Notifier):
         return (self.settings.smtp_password,) if self.settings.smtp_password else ()
 
     def result_url(self, tracker_id: int) -> str:
-        return self.settings.base_url + RESULT_PATH.format(tracker_id=tracker_id)
+        return result_links(self.settings, tracker_id)[ATTACHED_FORMAT]
 
     def prepare(
         self, notice: RunNotice, export: Export | None

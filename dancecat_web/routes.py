@@ -84,6 +84,7 @@ def includeme(config: Configurator) -> None:
     config.add_route("ui.pull_url.revoke", f"/pull-urls/{ID}/revoke")
     config.add_route("ui.pull_url.rotate", f"/pull-urls/{ID}/rotate")
     config.add_route("ui.trigger.revoke", f"/triggers/{ID}/revoke")
+    config.add_route("ui.job.destination_test", f"/jobs/{ID}/destinations/test")
 
     config.add_route("ui.trackers.status", "/runs/status.json")
     config.add_route("ui.tracker.download", rf"/runs/{ID}/result.{{format:{downloads}}}")

@@ -13,8 +13,9 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
+from dancecat_core import destinations
 from dancecat_core import schedules as schedule_math
-from dancecat_core.errors import Conflict, NotFound, QueryError, ValidationError
+from dancecat_core.errors import Conflict, DancecatError, NotFound, QueryError, ValidationError
 from dancecat_core.inputs.job import JobInput
 from dancecat_core.inputs.job_urls import PullUrlInput, TriggerInput
 from dancecat_core.inputs.run import RunInput
@@ -290,6 +291,33 @@ def run_job(request: Request) -> Any:
         return Response(json=body, status=202, charset="utf-8")
     flash(request, f"Run {tracker.id} of “{tracker.job.name}” queued.")
     return HTTPSeeOther(request.route_url("ui.jobs"))
+
+
+@view_config(route_name="ui.job.destination_test", request_method="POST")
+def test_destination(request: Request) -> HTTPSeeOther:
+    """The "Send test" button: a sample message to one of the job's destinations, now,
+    with its stored secrets; the outcome (or why it failed) is flashed on the job page."""
+    job = access.require_changeable(
+        request.user, jobs.get(request.dbsession, request.user, object_id(request)), "job"
+    )
+    shown = request.POST.get("destination", "")
+    stored = destinations.stored_secrets(request.runtime.secret_box, job.recipients)
+    if shown not in stored:
+        flash(request, "That destination is no longer on this job.", "error")
+    else:
+        try:
+            destinations.send_test(
+                request.runtime.notifiers,
+                shown,
+                stored,
+                job_name=job.name,
+                patterns=request.runtime.value_patterns,
+            )
+        except DancecatError as error:
+            flash(request, f"Test failed: {error}", "error")
+        else:
+            flash(request, f"Test message sent to {shown}.")
+    return HTTPSeeOther(request.route_url("ui.job", id=job.id))
 
 
 @view_config(route_name="ui.job.delete", request_method="GET", renderer="job_delete.jinja2")
