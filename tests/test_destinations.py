@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from test_web_helpers import dancecat, make_app, make_user, sign_in
 
 from dancecat_core import db, destinations, migrations, outbound, tasks
 from dancecat_core.errors import DancecatError, ValidationError
@@ -578,3 +579,88 @@ def test_send_test_reaches_the_destination_with_its_stored_secret(runtime, recei
     assert request["headers"]["X-DanceCat-Delivery"].startswith("test-")
     with pytest.raises(DancecatError, match="DELIVERY_ALLOW_PRIVATE_HOSTS"):
         destinations.send_test(runtime.notifiers, receiver.url("/x?token=zzz"), {}, job_name="J")
+
+
+# --- console, API and screens --------------------------------------------------------------
+
+
+def test_console_shows_the_webhook_secret_once_and_tests_a_destination(
+    tmp_path, receiver, sqlite_chinook
+):
+    home = tmp_path / "home"
+    env = {"DANCECAT_DELIVERY_ALLOW_PRIVATE_HOSTS": "true"}
+    dancecat(home, "init", env=env)
+    dancecat(home, "connection", "add", "chinook", "--driver", "sqlite",
+             "--database", str(sqlite_chinook), env=env)  # fmt: skip
+    url = receiver.url("/hook?token=t0ken")
+    added = dancecat(home, "job", "add", "J", "--connection", "chinook", "--sql", "SELECT 1",
+                     "--recipient", url, "--recipient", "ana@example.com", env=env)  # fmt: skip
+    shown = f"http://127.0.0.1:{receiver.port}/hook?token=***"
+    lines = added.splitlines()
+    assert lines[0].startswith("job ") and lines[1].startswith(f"webhook secret for {shown}: ")
+    secret = lines[1].rpartition(": ")[2]
+    # Editing with the masked form keeps the secret and shows nothing new.
+    edited = dancecat(home, "job", "edit", "J", "--recipient", shown, env=env)
+    assert "secret" not in edited and "t0ken" not in edited
+    listed = json.loads(dancecat(home, "job", "list", "--json", env=env))
+    assert "t0ken" not in json.dumps(listed)
+    tested = dancecat(home, "destination", "test", shown, "--job", "J", env=env)
+    assert tested == f"test message sent to {shown}\n"
+    [request] = receiver.requests
+    assert signed(request, secret) and request["path"] == "/hook?token=t0ken"
+    # Without DELIVERY_ALLOW_PRIVATE_HOSTS: refused in one line.
+    done = subprocess.run(
+        [sys.executable, "-m", "dancecat_core.console", "destination", "test", url],
+        env={**os.environ, "DANCECAT_HOME": str(home)}, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode != 0 and len(done.stderr.splitlines()) == 1
+    assert "DELIVERY_ALLOW_PRIVATE_HOSTS" in done.stderr and "t0ken" not in done.stderr
+
+
+def test_api_and_job_page_show_secrets_masked_and_send_test(runtime, receiver, sqlite_chinook):
+    allowed = build_runtime(
+        load_settings(
+            environ={
+                "DANCECAT_HOME": str(runtime.settings.home),
+                "DANCECAT_SQLITE_ALLOWED_DIRS": str(sqlite_chinook.parent),
+                "DANCECAT_DELIVERY_ALLOW_PRIVATE_HOSTS": "true",
+            }
+        ),
+        engine=runtime.engine,
+    )
+    owner = make_user(allowed, "owner@example.com")
+    app = make_app(allowed)
+    with db.session_scope(allowed.session_factory) as session:
+        connection = Connection(
+            name="c", driver="sqlite", database=str(sqlite_chinook), owner_id=owner.id
+        )
+        session.add(connection)
+        session.flush()
+        connection_id = connection.id
+    typed = f"json://bot:hunter22@127.0.0.1:{receiver.port}/chat"
+    created = app.post_json(
+        "/api/v1/jobs",
+        {"name": "J", "connection_id": connection_id, "query": "SELECT 1",
+         "recipients": [receiver.url("/h?token=abc123"), typed]},
+        headers=owner.auth, status=201,
+    ).json  # fmt: skip
+    shown = created["job"]["recipients"]
+    assert "abc123" not in json.dumps(created["job"]) and "hunter22" not in json.dumps(created)
+    [line] = created["secrets"]
+    assert line.startswith(f"webhook secret for http://127.0.0.1:{receiver.port}/h?token=***: ")
+    job_id = created["job"]["id"]
+    again = app.get(f"/api/v1/jobs/{job_id}", headers=owner.auth).json
+    assert again["job"]["recipients"] == shown and "secrets" not in again
+    # PATCH with the masked forms keeps every secret.
+    app.patch_json(f"/api/v1/jobs/{job_id}", {"recipients": shown}, headers=owner.auth)
+    sign_in(app, owner.email)
+    page = app.get(f"/jobs/{job_id}")
+    assert "abc123" not in page.text and "hunter22" not in page.text
+    chat = next(s for s in shown if s.startswith("json://"))
+    form = next(f for f in page.forms.values() if f.get("destination", default=None)
+                and f["destination"].value == chat)  # fmt: skip
+    after = form.submit(status=303).follow()
+    assert f"Test message sent to {chat}" in after.text
+    [request] = receiver.requests
+    assert json.loads(request["body"])["title"] == "DanceCat: test message for J"
+    assert request["headers"]["Authorization"].startswith("Basic ")

@@ -373,7 +373,19 @@ SCHEMAS: dict[str, Any] = {
             "updated_at": TIMESTAMP,
         },
     },
-    "JobEnvelope": {"type": "object", "required": ["job"], "properties": {"job": ref("Job")}},
+    "JobEnvelope": {
+        "type": "object",
+        "required": ["job"],
+        "properties": {
+            "job": ref("Job"),
+            "secrets": {
+                "type": "array",
+                "items": STRING,
+                "description": "After a save that added destinations with a generated "
+                "secret (webhooks): 'webhook secret for URL: SECRET', shown this once",
+            },
+        },
+    },
     "JobList": {
         "type": "object",
         "required": ["jobs"],
