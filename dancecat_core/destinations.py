@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
+import urllib.parse
 import uuid
 from collections.abc import Mapping, Sequence
 
@@ -37,20 +38,28 @@ MAX_LENGTH = 600
 
 def notifier_for(notifiers: Mapping[str, Notifier], destination: str) -> Notifier:
     """The notifier claiming ``destination``'s scheme, or ``ValidationError`` naming the
-    schemes there are."""
+    schemes there are (never quoting the destination: it may hold a secret)."""
     scheme = scheme_of(destination)
     for notifier in notifiers.values():
         if scheme in notifier.schemes:
             return notifier
-    known = ", ".join(sorted(f"{s}:" for n in notifiers.values() for s in n.schemes))
-    raise ValidationError(
-        f"{shorten(destination)}: no destination type for {scheme}: (known: {known})"
-    )
+    known = sorted({s for n in notifiers.values() for s in n.schemes}, key=_common_first)
+    shown = ", ".join(f"{s}:" for s in known[:KNOWN_SHOWN])
+    more = f" and {len(known) - KNOWN_SHOWN} more" if len(known) > KNOWN_SHOWN else ""
+    raise ValidationError(f"no destination type for {scheme}: (known: {shown}{more})")
+
+
+# The schemes an error line names first (then alphabetical).
+COMMON = ("mailto", "https", "http", "file", "slack", "workflows", "discord", "mmost", "tgram")
+KNOWN_SHOWN = 12
+
+
+def _common_first(scheme: str) -> tuple[int, str]:
+    return (COMMON.index(scheme) if scheme in COMMON else len(COMMON), scheme)
 
 
 def shorten(text: str, limit: int = 80) -> str:
-    """``text`` cut for an error line; ``MASK`` hides nothing here, so callers pass only
-    shown forms or texts that failed before any secret was read from them."""
+    """A shown form (secrets masked) cut for an error line."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -96,8 +105,10 @@ def resolve(
         if text in stored:
             destination = Destination(text, stored[text])
         elif MASK in text:
+            host = urllib.parse.urlsplit(text).hostname or scheme_of(text)
             raise ValidationError(
-                f"{shorten(text)}: its secret is masked ({MASK}); type the whole URL again"
+                f"the destination on {host} has a masked secret ({MASK}) but is not one "
+                "this job has stored; type the whole URL again"
             )
         else:
             parsed = notifier.parse(text)

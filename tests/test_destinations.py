@@ -358,7 +358,7 @@ def test_editing_keeps_the_secret_unless_replaced(runtime, sqlite_chinook):
         assert edited.announcements == ()  # nothing new to show
         after = destinations.stored_secrets(box, edited.recipients)
         assert after[shown] == before
-        with pytest.raises(ValidationError, match="type the whole URL again"):
+        with pytest.raises(ValidationError, match="not one this job has stored; type"):
             job_service.update(
                 runtime, session, None, job.id,
                 JobInput(recipients=["https://evil.example.com/services/T0001/B0002/***"]),
@@ -656,6 +656,7 @@ def test_api_and_job_page_show_secrets_masked_and_send_test(runtime, receiver, s
     sign_in(app, owner.email)
     page = app.get(f"/jobs/{job_id}")
     assert "abc123" not in page.text and "hunter22" not in page.text
+    assert "SMTP_HOST" not in page.text  # email is off, but no destination is an email
     chat = next(s for s in shown if s.startswith("json://"))
     form = next(f for f in page.forms.values() if f.get("destination", default=None)
                 and f["destination"].value == chat)  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Sequence
 from typing import Any
 
 from markupsafe import Markup
@@ -75,12 +76,14 @@ class Helpers:
         """Whether to offer Edit / Delete (the services check again on submit)."""
         return access.can_change(self.request.user, obj)
 
-    def mail_unavailable(self) -> list[str]:
-        """Why results cannot be sent: each registered notifier that is not configured."""
+    def mail_unavailable(self, destinations: Sequence[str] | None = None) -> list[str]:
+        """Why results cannot be sent: each registered notifier that is not configured
+        (given a job's ``destinations``: only those that would deliver one of them)."""
         return [
             notifier.unconfigured_reason
             for _, notifier in sorted(self.request.runtime.notifiers.items())
             if not notifier.configured
+            and (destinations is None or notifier.recipients_for(destinations))
         ]
 
     def error(self, text: str | None) -> str:
