@@ -8,8 +8,8 @@ keeps a destination's secrets (the full URL, a webhook's signing secret) Fernet-
 can drop a duplicate; ``notifications.claimed_at`` marks a try in progress, so that a try
 whose worker died is found and sent again (``DELIVERY_LEASE_SECONDS``).
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-03 19:40:00
 """
 
@@ -18,8 +18,8 @@ from alembic import op
 
 import dancecat_core.models.meta
 
-revision = "0004"
-down_revision = "0003"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
