@@ -222,7 +222,7 @@ def import_original(
     try:
         users = _users(session, original, zone, report)
         kept = _connections(runtime, session, original, users, passwords, report)
-        added = _jobs(session, original, users, kept, report)
+        added = _jobs(runtime, session, original, users, kept, report)
         _schedules(session, original, added, timezone, now or utcnow(), report)
         _not_imported(session, original, report)
         if dry_run:
@@ -434,6 +434,7 @@ def _timeouts(original: Original) -> dict[int, int]:
 
 
 def _jobs(
+    runtime: Runtime,
     session: Session,
     original: Original,
     users: Mapping[int, User],
@@ -474,7 +475,7 @@ def _jobs(
             shared=True,
         )
         try:
-            job = jobs.create(session, owner, data)
+            job = jobs.create(runtime, session, owner, data)
         except (ValidationError, NotFound) as exc:
             raise _refused(what, exc) from None
         job.run_count = row["noOfExecuted"] or 0

@@ -59,7 +59,7 @@ def owned_job(runtime, chinook, owner_id: int, sql: str, failures: int = 1) -> i
         data = JobInput(
             name="Orders", connection_id=connection.id, query=sql, alert_after_failures=failures
         )
-        return job_service.create(session, owner, data).id
+        return job_service.create(runtime, session, owner, data).id
 
 
 def run(runtime, job_id: int) -> int:
@@ -105,7 +105,7 @@ def test_failing_streak_is_told_once_and_ended_by_a_recovery(mail, sqlite_chinoo
     assert len(alert_mails(mailer)) == 1  # still the same streak: not told again
 
     with db.session_scope(runtime.session_factory) as session:
-        job_service.update(session, None, job_id, JobInput(query="SELECT 1 AS ok"))
+        job_service.update(runtime, session, None, job_id, JobInput(query="SELECT 1 AS ok"))
     fixed = run(runtime, job_id)
     wait("the recovery", lambda: len(alert_mails(mailer)) == 2)
     assert alert_mails(mailer)[1] == ([OWNER, ADMIN], "DanceCat alert: Orders has recovered")

@@ -40,12 +40,12 @@ def make_job(runtime, chinook, sql: str, recipients: list[str], **fields) -> int
         data = JobInput(
             name="Artists", connection_id=connection.id, query=sql, recipients=recipients, **fields
         )
-        return job_service.create(session, None, data).id
+        return job_service.create(runtime, session, None, data).id
 
 
 def set_sql(runtime, job_id: int, sql: str) -> None:
     with db.session_scope(runtime.session_factory) as session:
-        job_service.update(session, None, job_id, JobInput(query=sql))
+        job_service.update(runtime, session, None, job_id, JobInput(query=sql))
 
 
 def run_and_settle(runtime, job_id: int, expected: int) -> tuple[int, dict[str, tuple]]:

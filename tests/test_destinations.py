@@ -378,7 +378,7 @@ def test_editing_keeps_the_secret_unless_replaced(runtime, sqlite_chinook):
         ("ftp://example.com/x", "no destination type for ftp:"),
         ("https://", "needs a host"),
         ("https://example.com:99999/", "port is not a number"),
-        ("not an address", "is not a valid email address"),
+        ("not-an-address", "is not a valid email address"),
         ("slack://", "not a valid slack:// URL"),
         ("file:///etc/", "outside DELIVERY_ALLOWED_DIRS"),
     ],

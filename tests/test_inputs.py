@@ -80,10 +80,11 @@ def test_choices_accept_other_cases_and_refuse_lookalikes():
 
 def test_recipients_drop_duplicates_and_refuse_blanks(runtime):
     recipients = JobInput.field("recipients")
-    assert recipients.clean(
+    cleaned = recipients.clean(
         ["A@Example.com", "a@example.com", "mailto:a@example.com", "b@example.com"], runtime
-    ) == ["a@example.com", "b@example.com"]
-    with pytest.raises(ValidationError, match="Send result to: an empty entry"):
+    )
+    assert [rule.email for rule in cleaned] == ["a@example.com", "b@example.com"]
+    with pytest.raises(ValidationError, match="Send result to: an entry is empty"):
         recipients.clean(["a@example.com", " "], runtime)
     with pytest.raises(ValidationError, match="must be a list"):
         recipients.clean("a@example.com", runtime)
