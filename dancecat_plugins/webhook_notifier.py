@@ -100,7 +100,7 @@ class WebhookNotifier(Notifier):
                 "rows": notice.row_count,
                 "due_at": notice.due_at,
                 "finished_at": notice.finished_at,
-                "parameters": dict(notice.parameters),
+                "parameters": dict(notice.parameter_values),
             },
             "links": links_of(self.settings, notice.tracker_id)
             if ok and not notice.test

@@ -9,7 +9,7 @@ can drop a duplicate; ``notifications.claimed_at`` marks a try in progress, so t
 whose worker died is found and sent again (``DELIVERY_LEASE_SECONDS``).
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-03 19:40:00
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 import dancecat_core.models.meta
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
