@@ -17,8 +17,9 @@ from pyramid.request import Request
 
 from dancecat_core import parameters
 from dancecat_core.error_text import shown_error
+from dancecat_core.errors import ValidationError
 from dancecat_core.models import TrackerStatus
-from dancecat_core.services import access
+from dancecat_core.services import access, validation
 
 FLASH_QUEUES = ("success", "error", "info")
 STATUS_CLASS = {
@@ -82,6 +83,15 @@ class Helpers:
             for _, notifier in sorted(self.request.runtime.notifiers.items())
             if not notifier.configured
         ]
+
+    def bad_email(self, address: str) -> bool:
+        """Whether a typed recipient is refused, so a refused form marks that very input
+        (``aria-invalid``) and not only the group's message."""
+        try:
+            validation.email(address)
+        except ValidationError:
+            return True
+        return False
 
     def error(self, text: str | None) -> str:
         """A stored error text masked as it is shown (``shown_error``); '' for none."""
