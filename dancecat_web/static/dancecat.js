@@ -62,6 +62,9 @@
     if (area.getAttribute("aria-invalid")) { input.setAttribute("aria-invalid", "true"); }
     input.setAttribute("aria-labelledby", "query-label");
     editor.on("change", function () { editor.save(); });
+    // Tab lands on the editor's tiny input: bring the whole editor into view, clear of
+    // the sticky bar (the page's scroll padding), not just its first line.
+    editor.on("focus", function () { editor.getWrapperElement().scrollIntoView({ block: "nearest" }); });
   }
 
   /* ---- Schedule and recipient blocks -------------------------------------------- */
