@@ -56,10 +56,11 @@ RING = """el => {
   const offset = parseFloat(s.outlineOffset) || 0;
   const box = target.getBoundingClientRect();
   const bar = document.querySelector('.sticky-actions');
+  const label = el.labels && el.labels.length ? el.labels[0].textContent : '';
   return {
     name: el.tagName + (el.id ? '#' + el.id : '') + ' ' +
-          (el.getAttribute('aria-label') || (el.labels && el.labels.length && el.labels[0].textContent)
-           || el.textContent || el.name || '').trim().slice(0, 40),
+          (el.getAttribute('aria-label') || label || el.textContent || el.name || '')
+            .trim().slice(0, 40),
     style: s.outlineStyle, width: parseFloat(s.outlineWidth), color: rgba(s.outlineColor),
     background: behind(offset < 0 ? target : target.parentElement),
     top: box.top, bottom: box.bottom, left: box.left, right: box.right,
