@@ -368,3 +368,26 @@ def test_a_refused_save_links_every_wrong_field_and_focuses_the_first(page, serv
     # The editor's own input is the one a keyboard reaches: it says so too.
     assert page.locator(".CodeMirror textarea").get_attribute("aria-invalid") == "true"
     assert _focused(page)["id"] == "name"
+
+
+@pytest.mark.parametrize("width", [320, 375, 768, 1024, 1280])
+def test_every_table_fits_or_reflows(page, server, width):
+    """No page scrolls sideways and no data table hides a column behind its own sideways
+    scroll, from 320 px up (the Jobs table's Actions, the runs table's Notifications)."""
+    page.set_viewport_size({"width": width, "height": 900})
+    for path in ("/jobs", "/jobs/1", "/connections", "/users"):
+        page.goto(server.url + path)
+        page_width = page.evaluate("document.documentElement.scrollWidth")
+        assert page_width <= width, f"{path} is {page_width}px wide at {width}px"
+        hidden = page.evaluate(
+            """() => [...document.querySelectorAll('.table-wrap:not(.preview-wrap)')]
+                 .filter(w => w.scrollWidth > w.clientWidth + 1)
+                 .map(w => w.querySelector('table').className + ' ' + w.scrollWidth)"""
+        )
+        assert hidden == [], f"{path} at {width}px: {hidden}"
+    page.goto(server.url + "/jobs")
+    cells = page.locator("td.actions, td[data-label=Notifications]")
+    assert cells.count() >= 3
+    for cell in cells.all():
+        box = cell.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, (cell.inner_html(), box)
