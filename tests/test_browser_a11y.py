@@ -154,11 +154,12 @@ def violations(page) -> list[dict]:
 
 
 def refused_job_form(page, url: str) -> None:
-    """The new-job form saved with an empty name and query, a bad recipient and a bad
+    """The new-job form saved with an empty name and query, two bad recipients and a bad
     cron: the browser's own checks are switched off so the server refuses it."""
     page.goto(url + "/jobs/new")
-    page.get_by_role("button", name="Add recipient").click()
-    page.locator("input[name=recipients][type=email]").last.fill("not-an-email")
+    for address in ("not-an-email", "ok@example.com", "also@bad@example.com"):
+        page.get_by_role("button", name="Add recipient").click()
+        page.locator("input[name=recipients][type=email]").last.fill(address)
     page.get_by_role("button", name="New schedule").click()
     block = page.locator("fieldset.schedule").last
     block.get_by_label("Schedule type").select_option("cron")
@@ -364,8 +365,10 @@ def test_a_refused_save_links_every_wrong_field_and_focuses_the_first(page, serv
     ids = invalid.evaluate_all("els => els.map(el => el.id)")
     assert "name" in ids and "query" in ids
     assert "schedule-0-cron" in ids or any(i.endswith("-cron") for i in ids), ids
-    recipient = page.locator("input[name=recipients][type=email][aria-invalid=true]")
-    assert recipient.count() == 1 and recipient.input_value() == "not-an-email"
+    recipients = page.locator("input[name=recipients][type=email][aria-invalid=true]")
+    assert [r.input_value() for r in recipients.all()] == ["not-an-email", "also@bad@example.com"]
+    message = page.locator("#recipients-error").inner_text()
+    assert "'not-an-email'" in message and "'also@bad@example.com'" in message, message
     for element in invalid.all():
         described = (element.get_attribute("aria-describedby") or "").split()
         messages = [page.locator(f"#{i}").inner_text() for i in described if i.endswith("-error")]
