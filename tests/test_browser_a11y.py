@@ -122,6 +122,13 @@ def signed_in(chromium, server):  # noqa: F811 - the fixture
     page.get_by_label("Confirm password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in or sign up").click()
     page.wait_for_url("**/")
+    # A job of the admin's own (id 2): its page also shows the pull URL and trigger forms.
+    page.goto(server.url + "/jobs/new")
+    page.get_by_label("Name").fill("Mine")
+    page.locator(".CodeMirror").click()
+    page.keyboard.insert_text("SELECT Name FROM Artist")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.wait_for_url("**/jobs/2")
     page.close()
     yield context
     context.close()
@@ -174,6 +181,7 @@ SCREENS = {
     "home": "/",
     "jobs": "/jobs",
     "job": "/jobs/1",
+    "own job": "/jobs/2",
     "job form": "/jobs/new",
     "connections": "/connections",
     "connection form": "/connections/new",
@@ -264,7 +272,11 @@ def test_tab_through_the_job_form_every_focus_is_seen(page, server, width):
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize(
     ("path", "wanted"),
-    [("/jobs/1", ("Run now", "PRE", "Log out")), ("/jobs", (f"Run {JOB}", "Filter", "Log out"))],
+    [
+        ("/jobs/1", ("Run now", "PRE", "Log out")),
+        ("/jobs/2", ("New pull URL", "Require a signature", "New trigger URL", "Delete")),
+        ("/jobs", (f"Run {JOB}", "Filter", "Log out")),
+    ],
 )
 def test_tab_through_the_job_page_the_jobs_screen_and_top_bar(page, server, width, path, wanted):
     """The job page (Run now, the long query's box) and the Jobs screen (Run, the filters),
@@ -383,7 +395,7 @@ def test_every_table_fits_or_reflows(page, server, width):
     """No page scrolls sideways and no data table hides a column behind its own sideways
     scroll, from 320 px up (the Jobs table's Actions, the runs table's Notifications)."""
     page.set_viewport_size({"width": width, "height": 900})
-    for path in ("/jobs", "/jobs/1", "/connections", "/users"):
+    for path in ("/jobs", "/jobs/1", "/jobs/2", "/connections", "/users"):
         page.goto(server.url + path)
         page_width = page.evaluate("document.documentElement.scrollWidth")
         assert page_width <= width, f"{path} is {page_width}px wide at {width}px"
