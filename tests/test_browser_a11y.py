@@ -124,7 +124,7 @@ def signed_in(chromium, server):  # noqa: F811 - the fixture
     page.wait_for_url("**/")
     # A job of the admin's own (id 2): its page also shows the pull URL and trigger forms.
     page.goto(server.url + "/jobs/new")
-    page.get_by_label("Name").fill("Mine")
+    page.get_by_label("Name", exact=True).fill("Mine")
     page.locator(".CodeMirror").click()
     page.keyboard.insert_text("SELECT Name FROM Artist")
     page.get_by_role("button", name="Save", exact=True).click()
@@ -166,7 +166,7 @@ def refused_job_form(page, url: str) -> None:
     page.goto(url + "/jobs/new")
     for address in ("not-an-email", "ok@example.com", "also@bad@example.com"):
         page.get_by_role("button", name="Add recipient").click()
-        page.locator("input[name=recipients][type=email]").last.fill(address)
+        page.locator("input[name=recipients][inputmode=email]").last.fill(address)
     page.get_by_role("button", name="New schedule").click()
     block = page.locator("fieldset.schedule").last
     block.get_by_label("Schedule type").select_option("cron")
@@ -241,6 +241,8 @@ def tab_through(page, limit: int = 120) -> list[dict]:
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement === document.body"):
             break
+        # The page may adjust its scroll a frame after the focus moved: measure after it.
+        page.evaluate("() => new Promise(r => requestAnimationFrame(() => setTimeout(r)))")
         handle = page.evaluate_handle("document.activeElement")
         if seen and handle.evaluate("(el, last) => el === last", seen[-1]):
             continue  # a date input's next part (day, month, year…): the same element
@@ -360,7 +362,7 @@ def test_focus_after_run_on_the_jobs_screen_and_the_job_page(page, server):
 
 def test_focus_after_test_connection_goes_to_its_result(page, server):
     page.goto(server.url + "/connections/new")
-    page.get_by_label("Name").fill("nowhere")
+    page.get_by_label("Name", exact=True).fill("nowhere")
     page.get_by_label("Database").fill(str(server.home.parent / "chinook.sqlite"))
     page.get_by_role("button", name="Test Connection").focus()
     page.keyboard.press("Enter")
@@ -377,7 +379,7 @@ def test_a_refused_save_links_every_wrong_field_and_focuses_the_first(page, serv
     ids = invalid.evaluate_all("els => els.map(el => el.id)")
     assert "name" in ids and "query" in ids
     assert "schedule-0-cron" in ids or any(i.endswith("-cron") for i in ids), ids
-    recipients = page.locator("input[name=recipients][type=email][aria-invalid=true]")
+    recipients = page.locator("input[name=recipients][inputmode=email][aria-invalid=true]")
     assert [r.input_value() for r in recipients.all()] == ["not-an-email", "also@bad@example.com"]
     message = page.locator("#recipients-error").inner_text()
     assert "'not-an-email'" in message and "'also@bad@example.com'" in message, message

@@ -88,21 +88,10 @@ def email_list(value: Any, field: str, *, label: str | None = None) -> list[str]
     if not isinstance(value, list | tuple):
         raise ValidationError(f"{label} must be a list of email addresses", field)
     found: list[str] = []
-    refused: list[ValidationError] = []
     for item in value:
-        try:
-            address = email(item, field, label=label)
-        except ValidationError as error:
-            refused.append(error)
-            continue
+        address = email(item, field, label=label)
         if address not in found:
             found.append(address)
-    if len(refused) == 1:
-        raise refused[0]
-    if refused:
-        # Every refused address at once (a form marks each input), under one label.
-        parts = [str(error).removeprefix(f"{label}: ") for error in refused]
-        raise ValidationError(f"{label}: {'; '.join(parts)}", field)
     return found
 
 

@@ -62,9 +62,6 @@
     if (area.getAttribute("aria-invalid")) { input.setAttribute("aria-invalid", "true"); }
     input.setAttribute("aria-labelledby", "query-label");
     editor.on("change", function () { editor.save(); });
-    // Tab lands on the editor's tiny input: bring the whole editor into view, clear of
-    // the sticky bar (the page's scroll padding), not just its first line.
-    editor.on("focus", function () { editor.getWrapperElement().scrollIntoView({ block: "nearest" }); });
   }
 
   /* ---- Schedule and recipient blocks -------------------------------------------- */
@@ -325,10 +322,25 @@
   /* ---- The sticky Save/Run bar: the page's scroll padding is its measured height ------- */
   function setupStickyBar() {
     var bar = $(".sticky-actions");
-    if (!bar || !window.ResizeObserver) { return; }
-    new window.ResizeObserver(function () {
-      document.documentElement.style.setProperty("--sticky-bar", bar.offsetHeight + "px");
-    }).observe(bar);
+    if (!bar) { return; }
+    if (window.ResizeObserver) {
+      new window.ResizeObserver(function () {
+        document.documentElement.style.setProperty("--sticky-bar", bar.offsetHeight + "px");
+      }).observe(bar);
+    }
+    // The browser scrolls a focused textarea only as far as its caret, and the editor only
+    // as far as its tiny input: after that, lift the whole box clear of the bar (if it fits).
+    document.addEventListener("focusin", function (event) {
+      var box = event.target.closest(".CodeMirror") || event.target;
+      if (bar.contains(box)) { return; }
+      window.requestAnimationFrame(function () {
+        var rect = box.getBoundingClientRect();
+        var top = bar.getBoundingClientRect().top;
+        if (rect.bottom > top && rect.top - (rect.bottom - top) >= 0) {
+          window.scrollBy(0, rect.bottom - top + 8);
+        }
+      });
+    });
   }
 
   /* ---- Small things ----------------------------------------------------------------- */

@@ -18,8 +18,9 @@ from pyramid.request import Request
 from dancecat_core import parameters
 from dancecat_core.error_text import shown_error
 from dancecat_core.errors import ValidationError
+from dancecat_core.inputs.recipients import parse_recipient
 from dancecat_core.models import TrackerStatus
-from dancecat_core.services import access, validation
+from dancecat_core.services import access
 
 FLASH_QUEUES = ("success", "error", "info")
 STATUS_CLASS = {
@@ -84,11 +85,11 @@ class Helpers:
             if not notifier.configured
         ]
 
-    def bad_email(self, address: str) -> bool:
-        """Whether a typed recipient is refused, so a refused form marks that very input
-        (``aria-invalid``) and not only the group's message."""
+    def bad_recipient(self, entry: str) -> bool:
+        """Whether a typed recipient entry is refused, so a refused form marks that very
+        input (``aria-invalid``) and not only the group's message."""
         try:
-            validation.email(address)
+            parse_recipient(entry, "recipients", "Send result to")
         except ValidationError:
             return True
         return False
