@@ -319,17 +319,13 @@
     focusOn(wrong);
   }
 
-  /* ---- The sticky Save/Run bar: the page's scroll padding is its measured height ------- */
+  /* ---- The sticky Save/Run bar ------------------------------------------------------ */
   function setupStickyBar() {
     var bar = $(".sticky-actions");
     if (!bar) { return; }
-    if (window.ResizeObserver) {
-      new window.ResizeObserver(function () {
-        document.documentElement.style.setProperty("--sticky-bar", bar.offsetHeight + "px");
-      }).observe(bar);
-    }
     // The browser scrolls a focused textarea only as far as its caret, and the editor only
-    // as far as its tiny input: after that, lift the whole box clear of the bar (if it fits).
+    // as far as its tiny input, and a bar that wraps is taller than the page's scroll
+    // padding: after the browser's scroll, lift the whole box clear of the bar (if it fits).
     document.addEventListener("focusin", function (event) {
       var box = event.target.closest(".CodeMirror") || event.target;
       if (bar.contains(box)) { return; }
