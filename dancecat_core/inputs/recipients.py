@@ -76,7 +76,18 @@ def recipient_list(
     if not isinstance(value, list | tuple):
         raise ValidationError(f"{label} must be a list of email addresses", field)
     found: dict[str, RecipientRule] = {}
+    refused: list[ValidationError] = []
     for item in value:
-        rule = parse_recipient(item, field, label, runtime)
+        try:
+            rule = parse_recipient(item, field, label, runtime)
+        except ValidationError as error:
+            refused.append(error)
+            continue
         found.setdefault(rule.email, rule)
+    if len(refused) == 1:
+        raise refused[0]
+    if refused:
+        # Every refused entry at once (the form marks each of their inputs), one label.
+        parts = [str(error).removeprefix(f"{label}: ") for error in refused]
+        raise ValidationError(f"{label}: {'; '.join(parts)}", field)
     return list(found.values())

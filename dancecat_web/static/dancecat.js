@@ -19,6 +19,16 @@
     });
   }
 
+  /* Move focus to what an action produced (a result, a status line, a wrong field), so a
+     keyboard or screen-reader user lands on it instead of on <body>. */
+  function focusOn(element) {
+    if (!element) { return; }
+    if (!element.matches("a[href], button, input, select, textarea, [tabindex]")) {
+      element.setAttribute("tabindex", "-1");
+    }
+    element.focus();
+  }
+
   function busy(button, on) {
     if (!button) { return; }
     button.disabled = on;
@@ -49,6 +59,7 @@
     var hint = area.getAttribute("aria-describedby");
     var input = editor.getInputField();
     if (hint) { input.setAttribute("aria-describedby", hint); }
+    if (area.getAttribute("aria-invalid")) { input.setAttribute("aria-invalid", "true"); }
     input.setAttribute("aria-labelledby", "query-label");
     editor.on("change", function () { editor.save(); });
   }
@@ -203,7 +214,7 @@
           box.appendChild(p);
         })
         .catch(function () { box.innerHTML = '<p class="error-box">The test could not be run; try again.</p>'; })
-        .then(function () { busy(button, false); });
+        .then(function () { busy(button, false); focusOn(box.firstElementChild); });
     });
   }
 
@@ -266,6 +277,7 @@
     p.className = "flash flash-" + kind;
     p.textContent = text;
     box.appendChild(p);
+    focusOn(p);
   }
 
   function setupRunForms() {
@@ -287,10 +299,42 @@
           body.insertBefore(row, body.firstChild);
           var none = $("#no-runs");
           if (none) { none.remove(); }
+          var run = row.getAttribute("data-tracker");
+          var job = $("td[data-label=Job] a", row);
+          showMessage("Run " + run + (job ? " of " + job.textContent : "") + " is queued: its status is in the first row of the runs below.", "success");
           schedulePoll();
         }).catch(function () {
           showMessage("The run could not be queued; reload and try again.", "error");
         }).then(function () { busy(button, false); });
+      });
+    });
+  }
+
+  /* ---- A refused form: to its first wrong field -------------------------------------- */
+  function focusFirstError() {
+    var wrong = $("form [aria-invalid=true]");
+    if (!wrong) { return; }
+    if (editor && wrong.id === "query") { editor.focus(); return; }
+    if (wrong.tagName === "FIELDSET") { wrong = $("[aria-invalid=true], input:not([type=hidden])", wrong) || wrong; }
+    focusOn(wrong);
+  }
+
+  /* ---- The sticky Save/Run bar ------------------------------------------------------ */
+  function setupStickyBar() {
+    var bar = $(".sticky-actions");
+    if (!bar) { return; }
+    // The browser scrolls a focused textarea only as far as its caret, and the editor only
+    // as far as its tiny input, and a bar that wraps is taller than the page's scroll
+    // padding: after the browser's scroll, lift the whole box clear of the bar (if it fits).
+    document.addEventListener("focusin", function (event) {
+      var box = event.target.closest(".CodeMirror") || event.target;
+      if (bar.contains(box)) { return; }
+      window.requestAnimationFrame(function () {
+        var rect = box.getBoundingClientRect();
+        var top = bar.getBoundingClientRect().top;
+        if (rect.bottom > top && rect.top - (rect.bottom - top) >= 0) {
+          window.scrollBy(0, rect.bottom - top + 8);
+        }
       });
     });
   }
@@ -315,6 +359,8 @@
       setupBlocks(jobForm);
       setupPreview(jobForm);
     }
+    setupStickyBar();
+    focusFirstError();
     setupConnectionTest();
     setupRunForms();
     setupCopy();

@@ -18,6 +18,8 @@ from pyramid.request import Request
 
 from dancecat_core import parameters
 from dancecat_core.error_text import shown_error
+from dancecat_core.errors import ValidationError
+from dancecat_core.inputs.recipients import parse_recipient
 from dancecat_core.models import TrackerStatus
 from dancecat_core.services import access
 
@@ -85,6 +87,15 @@ class Helpers:
             if not notifier.configured
             and (destinations is None or notifier.recipients_for(destinations))
         ]
+
+    def bad_recipient(self, entry: str) -> bool:
+        """Whether a typed recipient entry is refused, so a refused form marks that very
+        input (``aria-invalid``) and not only the group's message."""
+        try:
+            parse_recipient(entry, "recipients", "Send result to", self.request.runtime)
+        except ValidationError:
+            return True
+        return False
 
     def error(self, text: str | None) -> str:
         """A stored error text masked as it is shown (``shown_error``); '' for none."""
