@@ -25,7 +25,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dancecat_core import schedules as schedule_math
+from dancecat_core import schedule_kinds
 from dancecat_core.db import session_scope
 from dancecat_core.error_text import clean_error
 from dancecat_core.models import (
@@ -33,7 +33,6 @@ from dancecat_core.models import (
     AlertKind,
     Job,
     Schedule,
-    ScheduleType,
     Tracker,
     TrackerStatus,
     User,
@@ -155,7 +154,9 @@ def check_freshness(runtime: Runtime, now: dt.datetime | None = None) -> list[in
                 Schedule.active.is_(True),
                 Schedule.deleted_at.is_(None),
                 Job.deleted_at.is_(None),
-                Schedule.type != ScheduleType.ONCE.value,
+                Schedule.type.not_in(
+                    [name for name, kind in schedule_kinds.registered().items() if not kind.repeats]
+                ),
             )
         ).all()
         job_ids = {schedule.job_id for schedule, _ in found}
@@ -210,13 +211,11 @@ def check_freshness(runtime: Runtime, now: dt.datetime | None = None) -> list[in
 
 def _interval(schedule: Schedule, now: dt.datetime) -> dt.timedelta | None:
     """The gap between the schedule's next two occurrences after ``now``."""
+    rule = schedule_kinds.Rule(schedule.start_local, schedule.timezone, schedule.cron)
     try:
-        first = schedule_math.next_after(
-            schedule.type, schedule.start_local, schedule.timezone, now, schedule.cron
-        )
-        second = first and schedule_math.next_after(
-            schedule.type, schedule.start_local, schedule.timezone, first, schedule.cron
-        )
+        kind = schedule_kinds.get(schedule.type)
+        first = kind.next_after(rule, now)
+        second = first and kind.next_after(rule, first)
     except Exception:  # a schedule the checker cannot read is the checker's to report
         return None
     return second - first if first and second else None

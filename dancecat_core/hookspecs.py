@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from dancecat_core.exporters import Exporter
     from dancecat_core.notifiers import Notifier
     from dancecat_core.resultstore import ResultStore
+    from dancecat_core.schedule_kinds import ScheduleKind
     from dancecat_core.scrubbing import ColumnRemoval, ValuePattern
     from dancecat_core.settings import Settings, SettingSpec
 
@@ -52,6 +53,14 @@ def dancecat_register_result_stores() -> list[type[ResultStore]]:
 @hookspec
 def dancecat_register_notifiers() -> list[type[Notifier]]:
     """Return notifier classes; every registered notifier is told of every finished run."""
+
+
+@hookspec
+def dancecat_register_schedule_types() -> list[type[ScheduleKind]]:
+    """Return schedule type classes (subclasses of ``dancecat_core.schedule_kinds.ScheduleKind``).
+
+    :return: schedule type classes; each ``name`` is what a schedule's ``type`` holds.
+    """
 
 
 @hookspec

@@ -24,6 +24,7 @@ import attrs
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from dancecat_core import schedule_kinds
 from dancecat_core.db import session_scope, with_app_db
 from dancecat_core.drivers import ConnectionParams
 from dancecat_core.error_text import clean_error
@@ -223,7 +224,7 @@ def _load_and_claim(
         if not mine:
             if wait_for_due and tracker.due_at is not None and tracker.due_at > now:
                 return RunOutcome(tracker_id, TrackerStatus.QUEUED, not_before=tracker.due_at)
-            refused = _refusal(runtime, tracker, job, connection, now)
+            refused = _refusal(runtime, tracker, job, connection, schedule, now)
             if refused is not None:
                 return refused
         run = ClaimedRun(
@@ -256,7 +257,12 @@ def _load_and_claim(
 
 
 def _refusal(
-    runtime: Runtime, tracker: Tracker, job: Job, connection: DbConnection, now: dt.datetime
+    runtime: Runtime,
+    tracker: Tracker,
+    job: Job,
+    connection: DbConnection,
+    schedule: Schedule | None,
+    now: dt.datetime,
 ) -> _Refused | None:
     """Why a Queued run must not start now, if it must not."""
     limit = runtime.settings.job_worker_enqueue_timeout
@@ -267,6 +273,11 @@ def _refusal(
         return _Refused(TrackerStatus.FAILED, "the job was deleted before the run started")
     if connection.is_deleted:
         return _Refused(TrackerStatus.FAILED, "the job's connection was deleted")
+    if schedule is not None and schedule.type not in schedule_kinds.registered():
+        # Its dates (``period_start``) cannot be computed without the type's rules.
+        return _Refused(
+            TrackerStatus.FAILED, str(schedule_kinds.UnknownScheduleType(schedule.type))
+        )
     return None
 
 

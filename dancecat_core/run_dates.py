@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from dancecat_core import schedules
+from dancecat_core import schedule_kinds, schedules
 
 # Each built-in and its type (``parameters.TYPES``): instants are ``datetime``, aware.
 BUILTIN_TYPES = {
@@ -53,9 +53,8 @@ def occasion_of(
     previous occurrence; for a manual one in ``timezone``."""
     if schedule is None:
         return Occasion(due_at, timezone)
-    previous = schedules.previous_before(
-        schedule.type, schedule.start_local, schedule.timezone, due_at, schedule.cron
-    )
+    rule = schedule_kinds.Rule(schedule.start_local, schedule.timezone, schedule.cron)
+    previous = schedule_kinds.get(schedule.type).previous_before(rule, due_at)
     return Occasion(due_at, schedule.timezone, previous)
 
 

@@ -15,7 +15,7 @@ import attrs
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from dancecat_core import db
+from dancecat_core import db, schedule_kinds
 from dancecat_core.columns import Column
 from dancecat_core.crypto import SecretBox
 from dancecat_core.drivers import ConnectionParams, Driver
@@ -143,6 +143,7 @@ def build_runtime(
     exporter_classes = collect(hook.dancecat_register_exporters(), "format", "exporter")
     store_classes = collect(hook.dancecat_register_result_stores(), "name", "result store")
     notifier_classes = collect(hook.dancecat_register_notifiers(), "name", "notifier")
+    schedule_kinds.load(pm)  # the process's schedule types are this runtime's plugins'
     if settings.result_store not in store_classes:
         known = ", ".join(sorted(store_classes))
         raise ConfigError(f"setting RESULT_STORE: {settings.result_store!r} is not one of {known}")

@@ -35,7 +35,7 @@ from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dancecat_core import schedules as math
+from dancecat_core import schedule_kinds
 from dancecat_core.db import session_scope
 from dancecat_core.models import CatchUp, Job, Schedule, Tracker, utcnow
 from dancecat_core.runtime import Runtime
@@ -160,10 +160,22 @@ def _plan_claims(
 ) -> list[Claim]:
     """Every occurrence of one due schedule up to the horizon, in claiming order, without
     tracker ids yet (a batch claims them at once, ``_claim_singly`` one by one): the
-    catch-up decision for the first, then each following one (at most 1,000)."""
+    catch-up decision for the first, then each following one (at most 1,000). A schedule
+    whose type no plugin registers any more is skipped, with a log line, at every check
+    (it stays due: it fires again once the plugin is back)."""
+    kind = schedule_kinds.registered().get(row.type)
+    if kind is None:
+        log.warning(
+            "schedule %s (job %s) not run: its type %r is not installed",
+            row.id,
+            row.job_id,
+            row.type,
+        )
+        return []
+    rule = schedule_kinds.Rule(row.start_local, row.timezone, row.cron)
 
     def following(instant: dt.datetime) -> dt.datetime | None:
-        return math.next_after(row.type, row.start_local, row.timezone, instant, row.cron)
+        return kind.next_after(rule, instant)
 
     claims: list[Claim] = []
     old: dt.datetime | None = row.next_run_at

@@ -3,6 +3,7 @@ plugin manager beside the built-ins and used through the ``Runtime`` as DanceCat
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 import types
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from dancecat_core import schedule_kinds
 from dancecat_core.columns import Column, ColumnType
 from dancecat_core.drivers import ConnectionParams
 from dancecat_core.error_text import clean_error
@@ -21,7 +23,7 @@ from dancecat_core.scrubbing import MASK
 from dancecat_core.settings import load_settings
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "PLUGINS.md"
-KINDS = ("Drivers", "Exporters", "Result stores", "Scrubbers", "Settings")
+KINDS = ("Drivers", "Exporters", "Result stores", "Scrubbers", "Settings", "Schedule types")
 
 
 def examples() -> dict[str, str]:
@@ -53,6 +55,7 @@ def runtime(tmp_path):
     rt = build_runtime(settings, plugin_manager=pm)
     yield rt
     rt.engine.dispose()
+    schedule_kinds.load(get_plugin_manager())  # later tests see the installed types only
 
 
 def test_every_plugin_kind_has_an_example():
@@ -70,13 +73,19 @@ def test_every_hook_and_contract_attribute_is_in_the_doc():
         exporters.Exporter,
         resultstore.ResultStore,
         resultstore.BlobWriter,
+        schedule_kinds.ScheduleKind,
     ):
         names = {n for n in vars(cls) if not n.startswith("_")} | set(
             getattr(cls, "__annotations__", {})
         )
         for name in names:
             assert f"`{name}" in text, f"{cls.__name__}.{name}"
-    for cls in (drivers.ConnectionParams, exporters.ExportSummary, settings.SettingSpec):
+    for cls in (
+        drivers.ConnectionParams,
+        exporters.ExportSummary,
+        settings.SettingSpec,
+        schedule_kinds.Rule,
+    ):
         for field in cls.__attrs_attrs__:
             assert f"`{field.name}" in text, f"{cls.__name__}.{field.name}"
 
@@ -129,3 +138,20 @@ def test_the_scrubber_example_drops_columns_and_masks_values(runtime):
 
 def test_the_settings_example_is_read(runtime):
     assert runtime.settings.digest_rows == 5
+
+
+def test_the_schedule_type_example_fires_on_weekdays_only(runtime):
+    weekdays = schedule_kinds.get("weekdays")
+    assert ("weekdays", "Weekdays") in schedule_kinds.choices()
+    # Friday 2030-03-01 07:30 in Paris, through a spring-forward (Sunday 31 March).
+    rule = schedule_kinds.Rule(dt.datetime(2030, 3, 1, 7, 30), "Europe/Paris")
+    friday = dt.datetime(2030, 3, 29, 6, 0, tzinfo=dt.UTC)
+    first = weekdays.next_after(rule, friday)
+    assert first == dt.datetime(2030, 3, 29, 6, 30, tzinfo=dt.UTC)  # CET: UTC+1
+    monday = dt.datetime(2030, 4, 1, 5, 30, tzinfo=dt.UTC)  # CEST: UTC+2
+    assert weekdays.next_after(rule, first) == monday
+    assert weekdays.previous_before(rule, monday) == first
+    # Never before its start; a period before it all the same.
+    start = dt.datetime(2030, 3, 1, 6, 30, tzinfo=dt.UTC)
+    assert weekdays.next_after(rule, dt.datetime(2030, 1, 1, tzinfo=dt.UTC)) == start
+    assert weekdays.previous_before(rule, start) == dt.datetime(2030, 2, 28, 6, 30, tzinfo=dt.UTC)

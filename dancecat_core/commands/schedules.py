@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from dancecat_core import schedule_kinds
 from dancecat_core import schedules as math
 from dancecat_core.commands import output, references
 from dancecat_core.commands.database import sessions_for, settings_for
@@ -12,6 +13,7 @@ from dancecat_core.db import session_scope
 from dancecat_core.inputs.console import add_arguments, from_args
 from dancecat_core.inputs.schedule import ScheduleInput
 from dancecat_core.models import Schedule
+from dancecat_core.plugins import get_plugin_manager
 from dancecat_core.services import schedules as service
 
 ID_HELP = "the schedule's id (see `schedule list`)"
@@ -25,6 +27,7 @@ def schedule_id(text: str) -> int:
 
 
 def declare(parser: argparse.ArgumentParser) -> None:
+    schedule_kinds.load(get_plugin_manager())  # ``--type``'s choices: the installed types
     actions = parser.add_subparsers(dest="schedule_command", metavar="ACTION", required=True)
 
     add = actions.add_parser("add", help="schedule a job")

@@ -75,14 +75,24 @@ JSON_TYPES = {
 # Kinds whose value is a list of texts (a form draws one input per entry).
 LIST_KINDS = frozenset({Kind.EMAILS, Kind.RECIPIENTS})
 
-Choices = Sequence[tuple[str, str]] | Callable[[Any], Sequence[tuple[str, str]]]
+
+@attrs.frozen
+class LoadedChoices:
+    """Choices from a registry the process loads without a runtime (schedule types): unlike
+    a function of the runtime, the console's parser can list them as its choices."""
+
+    pairs: Callable[[], Sequence[tuple[str, str]]]
+
+
+Choices = Sequence[tuple[str, str]] | Callable[[Any], Sequence[tuple[str, str]]] | LoadedChoices
 
 
 @attrs.frozen
 class InputField:
-    """One field. ``choices`` is ``(value, label)`` pairs, or a function of the runtime
-    returning them (a plugin registry's list); ``check`` is an extra rule on the cleaned
-    value that raises ``ValidationError``; ``widget`` tells the HTML form how to draw it.
+    """One field. ``choices`` is ``(value, label)`` pairs, a function of the runtime
+    returning them (a plugin registry's list) or ``LoadedChoices``; ``check`` is an extra
+    rule on the cleaned value that raises ``ValidationError``; ``widget`` tells the HTML
+    form how to draw it.
 
     The console's options (``inputs.console``): ``flag`` is the field's (``""``: none; no
     dashes: positional when creating); ``off_flag`` turns a boolean off (default
@@ -115,6 +125,8 @@ class InputField:
         """The allowed ``(value, label)`` pairs (needs ``runtime`` for a registry's)."""
         if self.choices is None:
             return []
+        if isinstance(self.choices, LoadedChoices):
+            return list(self.choices.pairs())
         if callable(self.choices):
             return list(self.choices(runtime))
         return list(self.choices)

@@ -6,9 +6,10 @@ from typing import Any
 
 import attrs
 
+from dancecat_core import schedule_kinds
 from dancecat_core import schedules as math
-from dancecat_core.inputs.fields import Input, Kind, spec
-from dancecat_core.models import CatchUp, ScheduleType
+from dancecat_core.inputs.fields import Input, Kind, LoadedChoices, spec
+from dancecat_core.models import CatchUp
 
 START_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2})?$"
 CATCH_UP_LABELS = {
@@ -33,7 +34,8 @@ class ScheduleInput(Input):
         required=True,
         widget="select",
         flag="--type",
-        choices=tuple((kind.value, kind.value.capitalize()) for kind in ScheduleType),
+        choices=LoadedChoices(schedule_kinds.choices),
+        help="One of the installed schedule types.",
     )
     start: Any = spec(
         "Start on",

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dancecat_core import parameters
+from dancecat_core import parameters, schedule_kinds
 from dancecat_core import schedules as math
 from dancecat_core.errors import NotFound, ValidationError
 from dancecat_core.inputs.fields import Problems, relabel
@@ -24,7 +24,6 @@ from dancecat_core.inputs.schedule import ScheduleInput
 from dancecat_core.models import (
     Job,
     Schedule,
-    ScheduleType,
     Tracker,
     TrackerStatus,
     User,
@@ -32,8 +31,14 @@ from dancecat_core.models import (
 )
 from dancecat_core.services import access
 
-CRON = ScheduleInput.field("cron")
 START = ScheduleInput.field("start")
+# The fields a type reads only if it names them (``ScheduleKind.fields``).
+TYPE_FIELDS = ("cron",)
+
+
+def rule(schedule: Schedule) -> schedule_kinds.Rule:
+    """What a stored schedule says about its times, for its type to compute them."""
+    return schedule_kinds.Rule(schedule.start_local, schedule.timezone, schedule.cron)
 
 
 def stored(schedule: Schedule) -> dict[str, Any]:
@@ -53,19 +58,26 @@ def stored(schedule: Schedule) -> dict[str, Any]:
 
 
 def _fields(data: ScheduleInput, default_timezone: str, problems: Problems) -> dict[str, Any]:
-    """Each field checked on its own and with the others (cron only with type cron)."""
+    """Each field checked on its own and with the others (cron only with a type that
+    reads it, checked by that type)."""
     values = data.cleaned(problems=problems)
     values["timezone"] = values.get("timezone") or default_timezone
     if "parameters" in values:  # as text, as a form shows them: the same values compare equal
         values["parameters"] = {k: parameters.as_text(v) for k, v in values["parameters"].items()}
-    kind, cron = values.get("type"), values.get("cron")
-    if kind == ScheduleType.CRON and not problems.has("cron"):
+    kind = schedule_kinds.registered().get(values.get("type"))  # None: type refused
+    if kind is None:
+        return values
+    needed = [name for name in kind.fields if name in TYPE_FIELDS]
+    if not any(problems.has(name) for name in needed):
         try:
-            values["cron"] = math.check_cron(cron, "cron")
+            values.update(kind.check({name: values.get(name) for name in needed}))
         except ValidationError as error:
-            problems.add(relabel(error, CRON))
-    elif cron and kind is not None:
-        problems.add(ValidationError(f"{CRON.label} is only used with type cron", "cron"))
+            problems.add(relabel(error, ScheduleInput.field(error.field or "type")))
+    for name in TYPE_FIELDS:
+        if values.get(name) and name not in kind.fields:
+            label = ScheduleInput.field(name).label
+            used = " or ".join(schedule_kinds.needing(name))
+            problems.add(ValidationError(f"{label} is only used with type {used}", name))
     return values
 
 
@@ -85,17 +97,19 @@ def _checked(
         except ValidationError as error:
             problems.add(error)
     problems.raise_any()
-    kind, start, timezone = values["type"], values["start"], values["timezone"]
-    next_run = math.next_after(
-        kind, start, timezone, now - dt.timedelta(microseconds=1), values["cron"]
+    start, timezone = values["start"], values["timezone"]
+    kind = schedule_kinds.get(values["type"])
+    next_run = kind.next_after(
+        schedule_kinds.Rule(start, timezone, values["cron"]), now - dt.timedelta(microseconds=1)
     )
-    if kind == ScheduleType.ONCE and next_run is None:
+    if next_run is None and not kind.repeats:
         when = math.local_text(math.to_utc(start, math.zone(timezone)), timezone)
         raise ValidationError(
-            f"{START.label}: {when} is in the past; a once schedule must be later", "start"
+            f"{START.label}: {when} is in the past; a {kind.name} schedule must be later",
+            "start",
         )
     return {
-        "type": kind,
+        "type": kind.name,
         "start_local": start,
         "timezone": timezone,
         "cron": values["cron"],
@@ -252,9 +266,7 @@ def set_active(
     _withdraw_unstarted(session, schedule.id, now)
     schedule.active = bool(active)
     schedule.next_run_at = (
-        math.next_after(schedule.type, schedule.start_local, schedule.timezone, now, schedule.cron)
-        if active
-        else None
+        schedule_kinds.get(schedule.type).next_after(rule(schedule), now) if active else None
     )
     schedule.updated_at = now
     session.flush()

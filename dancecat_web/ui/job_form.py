@@ -18,6 +18,7 @@ import attrs
 from pyramid.request import Request
 from webob.multidict import MultiDict
 
+from dancecat_core import schedule_kinds
 from dancecat_core.errors import ValidationError
 from dancecat_core.inputs.job import JobInput
 from dancecat_core.inputs.schedule import ScheduleInput
@@ -118,10 +119,11 @@ class FormRefused(Exception):
 
 
 def _schedule_input(block: dict[str, Any]) -> ScheduleInput:
-    """A block's posted fields; the cron field only counts for a cron block (it is
-    hidden, not cleared, when the type changes)."""
+    """A block's posted fields; the cron field only counts for a block whose type reads it
+    (it is hidden, not cleared, when the type changes)."""
     given = {name: block[name] for name in block.get("given", ())}
-    if str(given.get("type", "")).strip().lower() != ScheduleType.CRON and "cron" in given:
+    reads_cron = str(given.get("type", "")).strip().lower() in schedule_kinds.needing("cron")
+    if not reads_cron and "cron" in given:
         given["cron"] = None
     return ScheduleInput.from_values(given)
 

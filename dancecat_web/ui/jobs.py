@@ -13,7 +13,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from dancecat_core import destinations
+from dancecat_core import destinations, schedule_kinds
 from dancecat_core import schedules as schedule_math
 from dancecat_core.errors import Conflict, DancecatError, NotFound, QueryError, ValidationError
 from dancecat_core.inputs.job import JobInput
@@ -111,11 +111,16 @@ def list_jobs(request: Request) -> dict[str, Any]:
 
 
 def _schedule_rows(job: Job, job_schedules: list) -> list[dict[str, Any]]:
+    """Each schedule as the job page shows it; one whose type is not installed says so."""
     rows = []
+    kinds = schedule_kinds.registered()
     for schedule in job_schedules:
+        kind = kinds.get(schedule.type)
         rows.append(
             {
                 "schedule": schedule,
+                "label": kind.label if kind else schedule.type,
+                "unknown": None if kind else str(schedule_kinds.UnknownScheduleType(schedule.type)),
                 "local": schedule_math.local_text(schedule.next_run_at, schedule.timezone),
                 "utc": schedule_math.local_text(schedule.next_run_at, "UTC"),
                 "last": schedule_math.local_text(schedule.last_run_at, schedule.timezone),

@@ -1,7 +1,7 @@
 """The next run times a schedule form shows while it is being edited.
 
-Pure translation around ``dancecat_core.schedules`` (the same math the scheduler uses), so
-what the form promises is what will happen.
+Pure translation around the registered schedule type (the same rules the scheduler uses),
+so what the form promises is what will happen.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import datetime as dt
 
 import attrs
 
+from dancecat_core import schedule_kinds
 from dancecat_core import schedules as math
 from dancecat_core.errors import ValidationError
 from dancecat_core.inputs.fields import relabel
@@ -47,12 +48,13 @@ def next_runs(
     try:
         start_local = math.parse_start(start)
         math.zone(timezone)
-        if kind == "cron":
-            cron = math.check_cron(cron)
+        rules = schedule_kinds.get(kind)
+        cron = rules.check({"cron": cron}).get("cron") if "cron" in rules.fields else None
+        rule = schedule_kinds.Rule(start_local, timezone, cron)
         instant = (now or utcnow()) - dt.timedelta(microseconds=1)
         runs: list[RunTime] = []
         while len(runs) < count:
-            found = math.next_after(kind, start_local, timezone, instant, cron)
+            found = rules.next_after(rule, instant)
             if found is None:
                 break
             runs.append(RunTime(math.local_text(found, timezone), math.local_text(found, "UTC")))

@@ -1,9 +1,10 @@
 """A third-party DanceCat plugin, installed the way any package is: a TSV exporter, a toy
-driver that serves rows from memory, a notifier that posts to an outbox file and a setting of
-its own. DanceCat's core knows nothing about any of them."""
+driver that serves rows from memory, a notifier that posts to an outbox file, a setting of
+its own and a "weekdays" schedule type. DanceCat's core knows nothing about any of them."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
@@ -15,6 +16,8 @@ from dancecat_core.exporters import Exporter, ExportSummary
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.notifiers import Attachment, Export, Notifier, RunNotice
 from dancecat_core.resultstore import StoredResult
+from dancecat_core.schedule_kinds import Rule, ScheduleKind
+from dancecat_core.schedules import to_utc, zone
 from dancecat_core.settings import POSITIVE_INT, SettingSpec
 
 
@@ -120,3 +123,35 @@ def dancecat_register_notifiers() -> list[type[Notifier]]:
 @hookimpl
 def dancecat_register_settings() -> list[SettingSpec]:
     return [SettingSpec("TOY_MAX_SQUARES", POSITIVE_INT, 1000, "most squares the toy serves")]
+
+
+class Weekdays(ScheduleKind):
+    """The start's wall-clock time on every Monday to Friday, from the start's day on."""
+
+    name = "weekdays"
+    label = "Weekdays"
+
+    def next_after(self, rule: Rule, after: dt.datetime) -> dt.datetime | None:
+        tz = zone(rule.timezone)
+        day = max(rule.start_local.date(), after.astimezone(tz).date() - dt.timedelta(days=1))
+        while True:
+            if day.weekday() < 5:
+                instant = to_utc(dt.datetime.combine(day, rule.start_local.time()), tz)
+                if instant > after:
+                    return instant
+            day += dt.timedelta(days=1)
+
+    def previous_before(self, rule: Rule, before: dt.datetime) -> dt.datetime | None:
+        tz = zone(rule.timezone)
+        day = before.astimezone(tz).date() + dt.timedelta(days=1)
+        while True:
+            if day.weekday() < 5:
+                instant = to_utc(dt.datetime.combine(day, rule.start_local.time()), tz)
+                if instant < before:
+                    return instant
+            day -= dt.timedelta(days=1)
+
+
+@hookimpl
+def dancecat_register_schedule_types() -> list[type[ScheduleKind]]:
+    return [Weekdays]
