@@ -23,6 +23,8 @@ DATA_DB = "dc_bench"  # the queried data, in both PostgreSQL and MariaDB
 APP_DB = "dc_bench_app"  # DanceCat's own app database for the pipeline cases
 SCHED_DB = "dc_bench_sched"  # app database for the scheduler case
 WEB_DB = "dc_bench_web"  # app database for the web case
+# `dancecat serve --processes` in the web case: every core, as with REDIS_URL.
+WEB_PROCESSES = int(os.environ.get("DC_BENCH_WEB_PROCESSES", len(os.sched_getaffinity(0))))
 
 
 def pg_url(database: str) -> str:

@@ -1,7 +1,9 @@
 """The web at scale: 10,000 jobs and 1,000,000 trackers, 20 concurrent clients.
 
-A real ``dancecat serve`` (waitress, embedded worker off) on loopback, on a PostgreSQL app
-database (``dc_bench_web``, built once and kept: its row counts are the cache check). The
+A real ``dancecat serve --processes N`` (waitress in N forked processes, N every core
+unless ``DC_BENCH_WEB_PROCESSES`` says otherwise; embedded worker off) on loopback, on a
+PostgreSQL app database (``dc_bench_web``, built once and kept: its row counts are the
+cache check). The
 load tool is ``wrk`` (Debian's package) with a Lua ``done`` hook for p95; without wrk, a
 threaded Python client does the same. Targets: p95 < 100 ms for the first page of the
 Jobs screen (``GET /jobs``) and of ``GET /api/v1/jobs/{id}/runs``.
@@ -256,7 +258,14 @@ def run(log: Callable[[str], None], quick: bool = False) -> tuple[list[Row], lis
     port = _free_port()
     serve_log = open(config.RESULTS / "web-serve.log", "wb")  # noqa: SIM115
     server = subprocess.Popen(
-        [str(config.ROOT / ".venv" / "bin" / "dancecat"), "serve", "--port", str(port)],
+        [
+            str(config.ROOT / ".venv" / "bin" / "dancecat"),
+            "serve",
+            "--port",
+            str(port),
+            "--processes",
+            str(config.WEB_PROCESSES),
+        ],
         env=_env(home),
         stdout=serve_log,
         stderr=subprocess.STDOUT,
@@ -335,7 +344,8 @@ def run(log: Callable[[str], None], quick: bool = False) -> tuple[list[Row], lis
                 )
             )
             notes.append(
-                f"Web {name}: {tool}, {CLIENTS} connections for {seconds} s: "
+                f"Web {name}: {tool}, {CLIENTS} connections for {seconds} s, "
+                f"{config.WEB_PROCESSES} serve process(es): "
                 f"{figures['requests']:,} requests ({figures['requests'] / seconds:.0f}/s), "
                 f"p50 {figures['p50_ms']:.1f} ms, p95 {figures['p95_ms']:.1f} ms, "
                 f"p99 {figures['p99_ms']:.1f} ms, {figures['errors']} errors; "

@@ -225,7 +225,10 @@ def _rarity(byte: int) -> int:
     return 1 if char.isupper() else 0
 
 
+@functools.cache
 def _rarest_first(trigger: bytes) -> tuple[bytes, ...]:
+    # Cached: every masker made (one per error text a page shows) asks for the same few
+    # dozen triggers; sorting them each time was most of a Jobs screen's masking.
     return tuple(bytes([b]) for b in sorted(set(trigger), key=lambda b: (_rarity(b), b)))
 
 

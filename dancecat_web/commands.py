@@ -2,7 +2,9 @@
 
 Embedded mode (no ``REDIS_URL`` and ``EMBEDDED_WORKER`` true) is the one-process install:
 runs execute on consumer threads inside the web server. With Redis, run consumers
-separately and this process only serves.
+separately and this process only serves. ``--processes N`` (N > 1) forks N web processes
+on one socket (``processes``); the embedded consumer, if any, then runs in one more
+process of its own, so it runs once however many web processes there are.
 """
 
 from __future__ import annotations
@@ -23,8 +25,25 @@ log = logging.getLogger(__name__)
 def declare(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=6543, help="port to listen on")
-    serve.add_argument("--threads", type=int, default=8, help="request threads")
+    serve.add_argument("--threads", type=int, default=8, help="request threads per process")
+    serve.add_argument(
+        "--processes",
+        type=_count,
+        default=None,
+        help="web processes sharing the port (default: the number of cores with "
+        "REDIS_URL, 1 without)",
+    )
     serve.set_defaults(handler=serve_command)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 256, not {text!r}")
+    return value
 
 
 def _pyramid_settings(config_file: str | None) -> dict[str, Any]:
@@ -39,22 +58,63 @@ def _pyramid_settings(config_file: str | None) -> dict[str, Any]:
 def serve_command(args: argparse.Namespace) -> int:
     import waitress
 
+    from dancecat_web import processes
     from dancecat_web.config import configure
 
     runtime = runtime_for(args)
     settings = runtime.settings
+    count = args.processes or processes.default_count(settings.redis_url)
     app = configure(_pyramid_settings(args.config), runtime=runtime).make_wsgi_app()
-    server = waitress.create_server(
-        app,
-        host=args.host,
-        port=args.port,
-        threads=args.threads,
+    consumer = settings.embedded and settings.embedded_worker
+    options: dict[str, Any] = {
+        "threads": args.threads,
         # Waitress refuses bodies past this itself; the app's own cap answers first.
-        max_request_body_size=settings.max_body_bytes + 1,
-        ident="dancecat",
-    )
+        "max_request_body_size": settings.max_body_bytes + 1,
+        "ident": "dancecat",
+    }
+    if count > 1:
+        try:
+            sock = processes.listening_socket(args.host, args.port)
+        except OSError as exc:
+            print(
+                f"dancecat serve: cannot listen on {args.host}:{args.port}: {exc.strerror}",
+                file=sys.stderr,
+            )
+            return 1
+        # The parent's pooled app-database connections must not be shared with children;
+        # the parent uses none after this.
+        runtime.engine.dispose()
+
+        def web() -> None:
+            server = waitress.create_server(app, sockets=[sock], **options)
+            try:
+                server.run()
+            finally:
+                server.close()
+
+        def worker() -> None:
+            stop = tasks.start_embedded_consumer()
+            try:
+                signal.pause()
+            finally:
+                stop()
+
+        children = {f"web {n}": web for n in range(1, count + 1)}
+        if consumer:
+            children["embedded worker"] = worker
+        print(
+            f"serving on http://{args.host}:{sock.getsockname()[1]} with {count} processes"
+            + (" and an embedded worker process" if consumer else ""),
+            flush=True,
+        )
+        processes.supervise(children)
+        sock.close()
+        print("stopped", file=sys.stderr, flush=True)
+        return 0
+
+    server = waitress.create_server(app, host=args.host, port=args.port, **options)
     stop_consumer: Callable[[], None] | None = None
-    if settings.embedded and settings.embedded_worker:
+    if consumer:
         stop_consumer = tasks.start_embedded_consumer()
 
     def terminate(signum: int, frame: Any) -> None:

@@ -105,12 +105,15 @@ class LiveServer:
         return f"{self.url}/api/v1{path}"
 
 
-def serve(home: Path, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
-    """Start ``dancecat serve`` on a free port; yield once it answers; stop it after."""
+def serve(
+    home: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> Iterator[LiveServer]:
+    """Start ``dancecat serve`` (with ``args``) on a free port; yield once it answers; stop
+    it after."""
     port = free_port()
     log = open(home / "serve.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
-        [sys.executable, "-m", "dancecat_core.console", "serve", "--port", str(port)],
+        [sys.executable, "-m", "dancecat_core.console", "serve", "--port", str(port), *args],
         env={**os.environ, **_home_env(home), **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,

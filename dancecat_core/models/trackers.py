@@ -68,6 +68,19 @@ def check_transition(current: str, target: str) -> None:
         raise IllegalTransition(f"a tracker cannot go from {current} to {target}")
 
 
+def current_status(
+    status: str, result_expires_at: dt.datetime | None, now: dt.datetime | None = None
+) -> str:
+    """``Tracker.current_status`` for a run read as plain columns (the runs API's rows)."""
+    if (
+        status == TrackerStatus.SUCCESS.value
+        and result_expires_at is not None
+        and result_expires_at <= (now or utcnow())
+    ):
+        return TrackerStatus.RESULT_EXPIRED.value
+    return status
+
+
 class Tracker(Base):
     __tablename__ = "trackers"
     # One tracker per schedule occurrence: the database refuses a second claim; likewise
@@ -126,9 +139,7 @@ class Tracker(Base):
         The sweep deletes expired results once a minute; until it does the stored status
         still says Success, but nothing may show or serve that result any more.
         """
-        if self.status == TrackerStatus.SUCCESS.value and self.result_expired():
-            return TrackerStatus.RESULT_EXPIRED.value
-        return self.status
+        return current_status(self.status, self.result_expires_at)
 
     def result_expired(self, now: dt.datetime | None = None) -> bool:
         """Whether this run's result is past its expiry time (whatever the stored status)."""

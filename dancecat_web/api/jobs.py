@@ -16,7 +16,7 @@ from dancecat_core.models import Job, TrackerStatus
 from dancecat_core.services import jobs, probes, schedules, trackers
 from dancecat_web.api import MAX_ID, bodies, created, no_content, object_id
 from dancecat_web.api.bodies import Field
-from dancecat_web.api.present import job_json, preview_json, tracker_json
+from dancecat_web.api.present import job_json, preview_json, run_rows_json, tracker_json
 from dancecat_web.api.schedules import (
     SCHEDULE_FIELDS,
     SCHEDULE_REQUIRED,
@@ -164,7 +164,7 @@ def list_runs(request: Request) -> dict[str, Any]:
         raise ValidationError(f"status must be one of {names}", "status")
     limit = bodies.query_int(request, "limit", default=50, minimum=1, maximum=RUNS_MAX_LIMIT)
     before = bodies.query_int(request, "before", default=None, minimum=1, maximum=MAX_ID)
-    found = trackers.list_for_job(
+    found = trackers.run_rows_for_job(
         request.dbsession,
         request.user,
         object_id(request),
@@ -172,8 +172,8 @@ def list_runs(request: Request) -> dict[str, Any]:
         limit=limit or 50,
         before=before,
     )
-    more = len(found) == limit and found
+    more = len(found.runs) == limit and found.runs
     return {
-        "runs": [tracker_json(tracker, request.runtime.value_patterns) for tracker in found],
-        "next_before": found[-1].id if more else None,
+        "runs": run_rows_json(found, request.runtime.value_patterns),
+        "next_before": found.runs[-1].id if more else None,
     }

@@ -8,15 +8,28 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+from sqlalchemy import Row
 
 from dancecat_core import parameters
 from dancecat_core.error_text import shown_error
-from dancecat_core.models import Connection, Job, PullUrl, Tracker, Trigger, User
+from dancecat_core.models import (
+    Connection,
+    Job,
+    Notification,
+    PullUrl,
+    Tracker,
+    Trigger,
+    User,
+    utcnow,
+)
+from dancecat_core.models.trackers import current_status
 from dancecat_core.runner import Preview
 from dancecat_core.scrubbing import ValuePattern
 from dancecat_core.services.jobs import recipient_text
+from dancecat_core.services.trackers import RunRows
 
 
 def timestamp(value: dt.datetime | None) -> str | None:
@@ -98,22 +111,47 @@ def trigger_json(trigger: Trigger) -> dict[str, Any]:
 
 def tracker_json(tracker: Tracker, patterns: Sequence[ValuePattern]) -> dict[str, Any]:
     """A run; its errors masked with ``patterns`` (``shown_error``)."""
+    return run_json(tracker, tracker.current_status, tracker.notifications, patterns)
+
+
+def run_rows_json(rows: RunRows, patterns: Sequence[ValuePattern]) -> list[dict[str, Any]]:
+    """A page of runs read as rows (``trackers.run_rows_for_job``), as ``tracker_json``
+    answers each of them."""
+    now = utcnow()
+    return [
+        run_json(
+            run,
+            current_status(run.status, run.result_expires_at, now),
+            rows.notifications.get(run.id, ()),
+            patterns,
+        )
+        for run in rows.runs
+    ]
+
+
+def run_json(
+    run: Tracker | Row,
+    status: str,
+    notifications: Iterable[Notification | Row],
+    patterns: Sequence[ValuePattern],
+) -> dict[str, Any]:
+    """The one shape of a run, from a tracker or from a row of its columns."""
     return {
-        "id": tracker.id,
-        "job_id": tracker.job_id,
-        "schedule_id": tracker.schedule_id,
-        "upstream_run_id": tracker.upstream_tracker_id,
-        "trigger_id": tracker.trigger_id,
-        "due_at": timestamp(tracker.due_at),
-        "status": tracker.current_status,
-        "queued_at": timestamp(tracker.queued_at),
-        "started_at": timestamp(tracker.started_at),
-        "finished_at": timestamp(tracker.finished_at),
-        "duration_ms": tracker.duration_ms,
-        "row_count": tracker.row_count,
-        "parameters": parameters.load_values(tracker.parameter_values_json),
-        "error": shown_error(tracker.error, patterns),
-        "result_expires_at": timestamp(tracker.result_expires_at),
+        "id": run.id,
+        "job_id": run.job_id,
+        "schedule_id": run.schedule_id,
+        "upstream_run_id": run.upstream_tracker_id,
+        "trigger_id": run.trigger_id,
+        "due_at": timestamp(run.due_at),
+        "status": status,
+        "queued_at": timestamp(run.queued_at),
+        "started_at": timestamp(run.started_at),
+        "finished_at": timestamp(run.finished_at),
+        "duration_ms": run.duration_ms,
+        "row_count": run.row_count,
+        "parameters": parameters.load_values(run.parameter_values_json),
+        "error": shown_error(run.error, patterns),
+        "result_expires_at": timestamp(run.result_expires_at),
         "notifications": [
             {
                 "id": notification.id,
@@ -125,7 +163,7 @@ def tracker_json(tracker: Tracker, patterns: Sequence[ValuePattern]) -> dict[str
                 "sent_at": timestamp(notification.sent_at),
                 "note": shown_error(notification.note, patterns),
             }
-            for notification in tracker.notifications
+            for notification in notifications
         ],
     }
 
