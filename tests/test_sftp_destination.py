@@ -7,10 +7,10 @@ from destination_peers import Sshd, keygen
 
 from dancecat_core.errors import ValidationError
 from dancecat_plugins.destination_files import DeliveryError
-from dancecat_plugins.sftp_destination import (
+from dancecat_plugins.sftp_destination import parse_target
+from dancecat_plugins.sftp_transfer import (
     KnownHosts,
     Login,
-    parse_target,
     upload,
 )
 
@@ -112,7 +112,9 @@ def test_failing_connect_says_why(client_key, tmp_path):
         ("sftp://u@/drop/", "needs a host"),
         ("sftp://u@host/drop", "end its path with /"),
         ("sftp://u@host/a/../b/", "'..'"),
-        ("sftp://u@host:99999/d/", "not an sftp:// URL"),
+        ("sftp://u@host:99999/d/", "a number from 1 to 65535"),
+        ("sftp://u:pa/ss@host/d/", "type a / in the password as %2F"),
+        ("sftp://u:pass@host:x/d/", "a number from 1 to 65535"),
         ("sftp://u@host/d/?trust=always", "the only value is trust=first-use"),
         ("sftp://u@host/d/?hostkey=x", "unknown sftp:// option 'hostkey'"),
         ("sftp://u@host/d/?host_key=ssh-ed25519%20notbase64", "host_key is not a valid"),

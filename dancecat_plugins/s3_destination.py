@@ -1,0 +1,241 @@
+"""The S3-compatible destination: ``s3://KEY_ID:SECRET@bucket/prefix/`` gets each result file.
+
+Any S3-compatible service: AWS by default, or MinIO, Ceph, R2... with
+``?endpoint=https://host:port`` (path-style addressing) and ``?region=``. The credentials
+are the URL's user and password (the secret is kept encrypted and shown as ``***``; a ``/``
+in it is typed ``%2F``).
+
+The result is streamed from the result store in parts of ``S3_PART_SIZE`` bytes (a
+multipart upload; a result smaller than one part is one PUT), so memory holds about one
+part whatever the result's size. S3 shows an object only once its upload completes, and a
+resend writes the same key, so it replaces the object rather than adding one.
+
+boto3 is imported on first delivery, not when the plugin loads: every console command
+loads every plugin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import attrs
+
+from dancecat_core.errors import ValidationError
+from dancecat_core.hookspecs import hookimpl
+from dancecat_core.settings import POSITIVE_INT, SettingSpec
+from dancecat_plugins.destination_files import (
+    DEFAULT_FORMAT,
+    FORMAT_NAME,
+    DeliveryError,
+    split_url,
+)
+
+SCHEME = "s3"
+OPTIONS = ("endpoint", "region", "format")
+MIN_PART_SIZE = 5 * 1024 * 1024  # S3's floor for every part but the last
+DEFAULT_PART_SIZE = 8 * 1024 * 1024
+# S3's bucket naming rules (3-63 lower-case letters, digits, dots and hyphens).
+BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+@attrs.frozen
+class S3Target:
+    """A parsed S3 destination; ``secret_access_key`` is its secret."""
+
+    bucket: str
+    prefix: str
+    access_key_id: str
+    secret_access_key: str = attrs.field(repr=False)
+    endpoint: str | None = None
+    region: str | None = None
+    format: str = DEFAULT_FORMAT
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    def shown(self) -> str:
+        """The destination with its secret masked."""
+        netloc = f"{quote(self.access_key_id, safe='')}:***@{self.bucket}"
+        query = []
+        if self.endpoint:
+            query.append(f"endpoint={self.endpoint}")
+        if self.region:
+            query.append(f"region={self.region}")
+        if self.format != DEFAULT_FORMAT:
+            query.append(f"format={self.format}")
+        return urlunsplit((SCHEME, netloc, "/" + quote(self.prefix), "&".join(query), ""))
+
+
+def parse_target(url: str) -> S3Target:
+    """Read an ``s3://`` URL; ``ValidationError`` with one line saying what is wrong."""
+    text = url.strip()
+    parts = split_url(text, SCHEME, "the secret access key")
+    if "@" not in parts.netloc:
+        raise ValidationError(
+            "an s3:// URL needs credentials: s3://ACCESS_KEY_ID:SECRET_ACCESS_KEY@bucket/prefix/"
+        )
+    if not parts.username or parts.password is None:
+        raise ValidationError("an s3:// URL needs both an access key id and a secret access key")
+    bucket = parts.hostname or ""
+    if parts.port is not None or not BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise ValidationError(
+            f"{bucket!r} is not a bucket name (3-63 lower-case letters, digits, '.' and '-')"
+        )
+    if parts.fragment:
+        raise ValidationError("an s3:// URL has no #fragment")
+    prefix = unquote(parts.path).lstrip("/")
+    if prefix and not prefix.endswith("/"):
+        raise ValidationError("an s3:// prefix names a folder: end it with /")
+    if "\x00" in prefix or len(prefix.encode()) > 700:
+        raise ValidationError("an s3:// prefix is at most 700 bytes, without NUL")
+    options = _options(parts.query)
+    endpoint = options.get("endpoint")
+    if endpoint is not None:
+        endpoint_parts = urlsplit(endpoint)
+        if endpoint_parts.scheme not in ("http", "https") or not endpoint_parts.hostname:
+            raise ValidationError("endpoint is an http:// or https:// address")
+    fmt = options.get("format", DEFAULT_FORMAT)
+    if not FORMAT_NAME.fullmatch(fmt):
+        raise ValidationError(f"format={fmt!r} is not a format name")
+    region = options.get("region")
+    if region is not None and not re.fullmatch(r"[a-z0-9-]{1,40}", region):
+        raise ValidationError(f"region={region!r} is not a region name")
+    return S3Target(
+        bucket=bucket,
+        prefix=prefix,
+        access_key_id=unquote(parts.username),
+        secret_access_key=unquote(parts.password),
+        endpoint=endpoint,
+        region=region,
+        format=fmt,
+    )
+
+
+def _options(query: str) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for pair in filter(None, query.split("&")):
+        key, _, value = pair.partition("=")
+        key, value = unquote(key), unquote(value)
+        if key not in OPTIONS:
+            raise ValidationError(f"unknown s3:// option {key!r} (known: {', '.join(OPTIONS)})")
+        if key in options:
+            raise ValidationError(f"the s3:// option {key!r} is given twice")
+        options[key] = value
+    return options
+
+
+def _client(target: S3Target, timeout: float) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        retries={"max_attempts": 1},  # the ledger retries, with backoff
+        s3={"addressing_style": "path" if target.endpoint else "auto"},
+    )
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=target.endpoint,
+        region_name=target.region or "us-east-1",
+        aws_access_key_id=target.access_key_id,
+        aws_secret_access_key=target.secret_access_key,
+        config=config,
+    )
+
+
+def upload(
+    target: S3Target,
+    name: str,
+    chunks: Iterable[bytes],
+    media_type: str,
+    *,
+    part_size: int,
+    timeout: float,
+) -> str:
+    """Write ``chunks`` to ``target.key(name)``, holding at most about one part in memory;
+    return the key. Raises ``DeliveryError`` with one line saying what went wrong."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    key = target.key(name)
+    part_size = max(part_size, MIN_PART_SIZE)
+    client = _client(target, timeout)
+    upload_id: str | None = None
+    try:
+        parts: list[dict[str, Any]] = []
+        for body, last in _parts(chunks, part_size):
+            if last and not body and parts:
+                break  # the result ended with a full part
+            if last and upload_id is None:
+                client.put_object(Bucket=target.bucket, Key=key, Body=body, ContentType=media_type)
+                return key
+            if upload_id is None:
+                upload_id = client.create_multipart_upload(
+                    Bucket=target.bucket, Key=key, ContentType=media_type
+                )["UploadId"]
+            number = len(parts) + 1
+            answer = client.upload_part(
+                Bucket=target.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+            )
+            del body
+            parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+        client.complete_multipart_upload(
+            Bucket=target.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+        upload_id = None
+        return key
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise DeliveryError(
+            f"s3://{target.bucket}/{key}: {exc.operation_name} refused: "
+            f"{error.get('Code', '?')} {error.get('Message', '')}".rstrip()
+        ) from None
+    except BotoCoreError as exc:
+        raise DeliveryError(f"s3://{target.bucket}/{key}: {exc}") from None
+    finally:
+        if upload_id is not None:
+            _abort(client, target, key, upload_id)
+
+
+def _parts(chunks: Iterable[bytes], size: int) -> Iterator[tuple[bytes, bool]]:
+    """``(part, is_last)``: ``size`` bytes each, the last one shorter (possibly empty)."""
+    pending: list[bytes] = []
+    held = 0
+    for chunk in chunks:
+        while chunk:
+            take = chunk[: size - held]
+            chunk = chunk[len(take) :]
+            pending.append(take)
+            held += len(take)
+            if held == size:
+                part = b"".join(pending)
+                pending.clear()
+                held = 0
+                yield part, False
+                del part
+    yield b"".join(pending), True
+
+
+def _abort(client: Any, target: S3Target, key: str, upload_id: str) -> None:
+    """Drop a failed upload's parts (the bucket would keep, and bill, them)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    # On failure a lifecycle rule on the bucket is the backstop.
+    with contextlib.suppress(BotoCoreError, ClientError):
+        client.abort_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id)
+
+
+@hookimpl
+def dancecat_register_settings() -> list[SettingSpec]:
+    return [
+        SettingSpec(
+            "S3_PART_SIZE",
+            POSITIVE_INT,
+            DEFAULT_PART_SIZE,
+            "bytes per part of an S3 upload (at least 5 MiB); memory holds about one part",
+        ),
+    ]
