@@ -1,15 +1,22 @@
-"""What the file destinations (SFTP, S3) share: the file's name and how they fail.
+"""What the file destinations (SFTP, S3) share: the file, its name, the host check.
 
-A destination writes the run's result in one format (``?format=``, CSV by default) under
-a name that is the same on every try of one delivery, so a resend replaces the file.
+A destination writes a successful run's result in one format (``?format=``, CSV by
+default) under a name that is the same on every try of one delivery, so a resend replaces
+the file. A failed run has no result: nothing is written.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
+from pathlib import PurePosixPath
 from urllib.parse import SplitResult, urlsplit
 
+import attrs
+
 from dancecat_core.errors import DancecatError, ValidationError
+from dancecat_core.notifiers import Export, ResultFile, RunNotice
 
 DEFAULT_FORMAT = "csv"
 FORMAT_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -45,3 +52,44 @@ def split_url(url: str, scheme: str, secret: str) -> SplitResult:
             f"the port of a {scheme}:// URL is a number from 1 to 65535"
         ) from None
     return parts
+
+
+@attrs.frozen
+class FileNotice(RunNotice):
+    """A ``RunNotice`` with the result to write (None for a failed run) and its name."""
+
+    file_name: str = ""
+    result: ResultFile | None = attrs.field(default=None, repr=False, eq=False)
+
+
+def prepare_file(notice: RunNotice, export: Export | None, fmt: str) -> FileNotice:
+    """The notice with the run's result as ``fmt`` opened for streaming (not yet read)."""
+    fields = attrs.asdict(notice, recurse=False)
+    if export is None:
+        return FileNotice(**fields)
+    result = export(fmt)
+    extension = PurePosixPath(result.filename).suffix.lstrip(".") or fmt
+    due = notice.due_at or notice.finished_at
+    name = file_name(notice.job_name, due, notice.tracker_id, extension)
+    return FileNotice(**fields, file_name=name, result=result)
+
+
+def addresses(host: str, port: int, *, allow_private: bool) -> list[str]:
+    """The addresses ``host`` resolves to, refusing (``DeliveryError``) any that is not
+    public unless ``allow_private`` (``DELIVERY_ALLOW_PRIVATE_HOSTS``): a destination must
+    not reach this machine, its LAN or a cloud metadata service on a user's say-so."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise DeliveryError(f"cannot resolve {host}: {exc.strerror or exc}") from None
+    ips = list(dict.fromkeys(info[4][0] for info in found))
+    if not allow_private:
+        for ip in ips:
+            address = ipaddress.ip_address(ip.split("%")[0])
+            mapped = getattr(address, "ipv4_mapped", None)
+            if not (mapped or address).is_global:
+                raise DeliveryError(
+                    f"refused: {host} is a private or loopback address ({ip}); an admin may "
+                    "allow those with DELIVERY_ALLOW_PRIVATE_HOSTS"
+                )
+    return ips

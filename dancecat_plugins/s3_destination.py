@@ -26,11 +26,15 @@ import attrs
 
 from dancecat_core.errors import ValidationError
 from dancecat_core.hookspecs import hookimpl
+from dancecat_core.notifiers import Attachment, Destination, Export, Notifier, RunNotice
 from dancecat_core.settings import POSITIVE_INT, SettingSpec
 from dancecat_plugins.destination_files import (
     DEFAULT_FORMAT,
     FORMAT_NAME,
     DeliveryError,
+    FileNotice,
+    addresses,
+    prepare_file,
     split_url,
 )
 
@@ -156,6 +160,7 @@ def upload(
     *,
     part_size: int,
     timeout: float,
+    allow_private: bool,
 ) -> str:
     """Write ``chunks`` to ``target.key(name)``, holding at most about one part in memory;
     return the key. Raises ``DeliveryError`` with one line saying what went wrong."""
@@ -163,6 +168,10 @@ def upload(
 
     key = target.key(name)
     part_size = max(part_size, MIN_PART_SIZE)
+    if target.endpoint:
+        endpoint = urlsplit(target.endpoint)
+        port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+        addresses(endpoint.hostname or "", port, allow_private=allow_private)
     client = _client(target, timeout)
     upload_id: str | None = None
     try:
@@ -227,6 +236,43 @@ def _abort(client: Any, target: S3Target, key: str, upload_id: str) -> None:
     # On failure a lifecycle rule on the bucket is the backstop.
     with contextlib.suppress(BotoCoreError, ClientError):
         client.abort_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id)
+
+
+class S3Notifier(Notifier):
+    """Writes each successful run's result file to an ``s3://`` destination."""
+
+    name = "s3"
+    schemes = (SCHEME,)
+
+    def parse(self, url: str) -> Destination:
+        return Destination(parse_target(url).shown(), {"url": url.strip()})
+
+    def prepare(
+        self, notice: RunNotice, export: Export | None
+    ) -> tuple[FileNotice, Attachment | None]:
+        return prepare_file(notice, export, parse_target(notice.url).format), None
+
+    def deliver(self, notice: FileNotice, attachment: Attachment | None) -> None:  # type: ignore[override]
+        if notice.result is None:
+            return  # a failed run has no file to write
+        chunks = notice.result.chunks
+        try:
+            upload(
+                parse_target(notice.url),
+                notice.file_name,
+                chunks,
+                notice.result.media_type,
+                part_size=self.settings.s3_part_size,
+                timeout=self.settings.delivery_timeout,
+                allow_private=self.settings.delivery_allow_private_hosts,
+            )
+        finally:
+            chunks.close()  # type: ignore[attr-defined]
+
+
+@hookimpl
+def dancecat_register_notifiers() -> list[type[Notifier]]:
+    return [S3Notifier]
 
 
 @hookimpl

@@ -20,16 +20,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+from pathlib import Path
 from urllib.parse import quote, unquote, urlunsplit
 
 import attrs
 
 from dancecat_core.errors import ValidationError
 from dancecat_core.hookspecs import hookimpl
+from dancecat_core.notifiers import Attachment, Destination, Export, Notifier, RunNotice
 from dancecat_core.settings import OPTIONAL_TEXT, SettingSpec
 from dancecat_plugins.destination_files import (
     DEFAULT_FORMAT,
     FORMAT_NAME,
+    FileNotice,
+    prepare_file,
     split_url,
 )
 
@@ -139,6 +143,52 @@ def _check_host_key(entry: str) -> str:
     except (binascii.Error, paramiko.SSHException, ValueError) as exc:
         raise ValidationError(f"host_key is not a valid {kind} key ({exc})") from None
     return f"{key.get_name()} {key.get_base64()}"
+
+
+class SftpNotifier(Notifier):
+    """Writes each successful run's result file to an ``sftp://`` destination."""
+
+    name = "sftp"
+    schemes = (SCHEME,)
+
+    def parse(self, url: str) -> Destination:
+        target = parse_target(url)
+        return Destination(
+            target.shown(), {"url": url.strip()} if target.password is not None else {}
+        )
+
+    def prepare(
+        self, notice: RunNotice, export: Export | None
+    ) -> tuple[FileNotice, Attachment | None]:
+        return prepare_file(notice, export, parse_target(notice.url).format), None
+
+    def deliver(self, notice: FileNotice, attachment: Attachment | None) -> None:  # type: ignore[override]
+        if notice.result is None:
+            return  # a failed run has no file to write
+        from dancecat_plugins import sftp_transfer
+
+        chunks = notice.result.chunks
+        try:
+            target = parse_target(notice.url)
+            key_file = self.settings.sftp_key_file
+            sftp_transfer.upload(
+                target,
+                notice.file_name,
+                chunks,
+                login=sftp_transfer.Login(target.password, Path(key_file) if key_file else None),
+                known_hosts=sftp_transfer.KnownHosts(
+                    self.settings.home / sftp_transfer.KNOWN_HOSTS_FILE
+                ),
+                timeout=self.settings.delivery_timeout,
+                allow_private=self.settings.delivery_allow_private_hosts,
+            )
+        finally:
+            chunks.close()  # type: ignore[attr-defined]
+
+
+@hookimpl
+def dancecat_register_notifiers() -> list[type[Notifier]]:
+    return [SftpNotifier]
 
 
 @hookimpl

@@ -18,7 +18,7 @@ from pathlib import Path
 import attrs
 import paramiko
 
-from dancecat_plugins.destination_files import DeliveryError
+from dancecat_plugins.destination_files import DeliveryError, addresses
 from dancecat_plugins.sftp_destination import TRUST_FIRST_USE, SftpTarget
 
 KNOWN_HOSTS_FILE = "sftp_known_hosts"
@@ -81,18 +81,14 @@ def upload(
     login: Login,
     known_hosts: KnownHosts,
     timeout: float,
+    allow_private: bool,
 ) -> str:
     """Write ``chunks`` to ``target.folder + name`` atomically; return the path written.
     Raises ``DeliveryError`` with one line saying what went wrong."""
     if "/" in name or name in ("", ".", ".."):
         raise DeliveryError(f"{name!r} is not a file name")
     pkey = _login_key(login)
-    try:
-        sock = socket.create_connection((target.host, target.port), timeout=timeout)
-    except OSError as exc:
-        raise DeliveryError(
-            f"cannot connect to {target.host} port {target.port}: {exc.strerror or exc}"
-        ) from None
+    sock = _connect(target, timeout, allow_private)
     transport = paramiko.Transport(sock)
     try:
         transport.banner_timeout = timeout
@@ -117,6 +113,18 @@ def upload(
         return _write(transport, target, name, chunks, timeout)
     finally:
         transport.close()
+
+
+def _connect(target: SftpTarget, timeout: float, allow_private: bool) -> socket.socket:
+    """A socket to the first address of the host that answers (each one checked first)."""
+    error: OSError | None = None
+    for ip in addresses(target.host, target.port, allow_private=allow_private):
+        try:
+            return socket.create_connection((ip, target.port), timeout=timeout)
+        except OSError as exc:
+            error = exc
+    reason = (error.strerror or str(error)) if error else "no address"
+    raise DeliveryError(f"cannot connect to {target.host} port {target.port}: {reason}")
 
 
 def _login_key(login: Login) -> paramiko.PKey | None:

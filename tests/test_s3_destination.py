@@ -49,6 +49,13 @@ def _remember(moto):
     _endpoint[:] = [moto.endpoint]
 
 
+def _put(target, name, chunks, part_size=0, *, allow_private=True):
+    return upload(
+        target, name, chunks, "text/csv", part_size=part_size, timeout=10,
+        allow_private=allow_private,
+    )  # fmt: skip
+
+
 def url(bucket: str, prefix: str = "daily/") -> str:
     return f"s3://{KEY_ID}:se%2Fcr%2Bet@{bucket}/{prefix}?endpoint={_endpoint[0]}&region=us-east-1"
 
@@ -56,9 +63,9 @@ def url(bucket: str, prefix: str = "daily/") -> str:
 def test_small_result_is_one_object_and_a_resend_overwrites_it(bucket):
     target = parse_target(url(bucket))
     assert target.secret_access_key == SECRET
-    key = upload(target, "a.csv", iter([b"a,b\n", b"1,2\n"]), "text/csv", part_size=0, timeout=10)
+    key = _put(target, "a.csv", iter([b"a,b\n", b"1,2\n"]), 0)
     assert key == "daily/a.csv"
-    upload(target, "a.csv", iter([b"a,b\n3,4\n"]), "text/csv", part_size=0, timeout=10)
+    _put(target, "a.csv", iter([b"a,b\n3,4\n"]), 0)
     listed = s3().list_objects_v2(Bucket=bucket)["Contents"]
     assert [o["Key"] for o in listed] == ["daily/a.csv"]
     assert s3().get_object(Bucket=bucket, Key=key)["Body"].read() == b"a,b\n3,4\n"
@@ -77,7 +84,7 @@ def _stream(total: int, chunk: int = 64 * 1024):
 def _peak(target, name: str, total: int) -> int:
     tracemalloc.start()
     try:
-        upload(target, name, _stream(total), "text/csv", part_size=MIN_PART_SIZE, timeout=30)
+        _put(target, name, _stream(total), MIN_PART_SIZE)
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -105,12 +112,21 @@ def test_large_result_goes_in_parts_in_bounded_memory(bucket, tail):
 def test_refusals_say_why(moto, bucket):
     missing = parse_target(url("no-such-bucket"))
     with pytest.raises(DeliveryError, match="PutObject refused: NoSuchBucket"):
-        upload(missing, "a.csv", iter([b"x"]), "text/csv", part_size=0, timeout=10)
+        _put(missing, "a.csv", iter([b"x"]), 0)
     from test_web_helpers import free_port
 
     down = parse_target(f"s3://k:s@{bucket}/?endpoint=http://127.0.0.1:{free_port()}")
     with pytest.raises(DeliveryError, match="Could not connect to the endpoint URL"):
-        upload(down, "a.csv", iter([b"x"]), "text/csv", part_size=0, timeout=5)
+        _put(down, "a.csv", iter([b"x"]), 0)
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["127.0.0.1", "localhost", "127.1", "[::1]", "[::ffff:127.0.0.1]", "10.1.2.3"]
+)
+def test_private_endpoints_are_refused_unless_allowed(endpoint):
+    target = parse_target(f"s3://k:s@bucket/?endpoint=http://{endpoint}:9/")
+    with pytest.raises(DeliveryError, match="is a private or loopback address"):
+        _put(target, "a.csv", iter([b"x"]), allow_private=False)
 
 
 def test_secret_is_masked_in_the_shown_form(bucket):

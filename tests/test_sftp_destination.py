@@ -31,7 +31,14 @@ def _url(sshd: Sshd, folder, query: str = "") -> str:
     return f"sftp://{sshd.user}@127.0.0.1:{sshd.port}{folder}/" + (f"?{query}" if query else "")
 
 
-def _send(url: str, client_key, tmp_path, data: list[bytes], name: str = "report.csv") -> str:
+def _send(
+    url: str,
+    client_key,
+    tmp_path,
+    data: list[bytes],
+    name: str = "report.csv",
+    allow_private: bool = True,
+) -> str:
     return upload(
         parse_target(url),
         name,
@@ -39,6 +46,7 @@ def _send(url: str, client_key, tmp_path, data: list[bytes], name: str = "report
         login=Login(key_file=client_key),
         known_hosts=KnownHosts(tmp_path / "known_hosts"),
         timeout=10,
+        allow_private=allow_private,
     )
 
 
@@ -103,6 +111,12 @@ def test_failing_connect_says_why(client_key, tmp_path):
         DeliveryError, match=r"cannot connect to 127.0.0.1 port \d+: Connection refused"
     ):
         _send(url, client_key, tmp_path, [b"x"])
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "127.1", "[::1]", "192.168.1.1"])
+def test_private_hosts_are_refused_unless_allowed(host, client_key, tmp_path):
+    with pytest.raises(DeliveryError, match="is a private or loopback address"):
+        _send(f"sftp://u@{host}:9/d/", client_key, tmp_path, [b"x"], allow_private=False)
 
 
 @pytest.mark.parametrize(
