@@ -19,7 +19,7 @@ import attrs
 import paramiko
 
 from dancecat_plugins.destination_files import DeliveryError, addresses
-from dancecat_plugins.sftp_destination import TRUST_FIRST_USE, SftpTarget
+from dancecat_plugins.sftp_target import TRUST_FIRST_USE, SftpTarget
 
 KNOWN_HOSTS_FILE = "sftp_known_hosts"
 # Host key algorithms that sign with a key of the stored type.

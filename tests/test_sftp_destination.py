@@ -7,7 +7,7 @@ from destination_peers import Sshd, keygen
 
 from dancecat_core.errors import ValidationError
 from dancecat_plugins.destination_files import DeliveryError
-from dancecat_plugins.sftp_destination import parse_target
+from dancecat_plugins.sftp_target import parse_target
 from dancecat_plugins.sftp_transfer import (
     KnownHosts,
     Login,
