@@ -74,7 +74,7 @@ class Sshd:
                     f"PidFile {root / 'sshd.pid'}",
                     "StrictModes no",
                     "UsePAM no",
-                    "PasswordAuthentication no",
+                    "PasswordAuthentication yes",
                     "KbdInteractiveAuthentication no",
                     "PermitRootLogin prohibit-password",
                     "Subsystem sftp internal-sftp",

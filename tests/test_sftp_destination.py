@@ -145,3 +145,21 @@ def test_password_is_masked_in_the_shown_form():
     assert target.password == "s@cret"
     assert target.shown() == "sftp://ana:***@files.example:2222/in/?trust=first-use"
     assert "s@cret" not in repr(target)
+
+
+def test_a_refused_password_says_so_without_the_password(sshd, client_key, tmp_path):
+    host_key = sshd.public_host_key()
+    url = f"sftp://{sshd.user}:hunter2%2Fx@127.0.0.1:{sshd.port}{tmp_path}/?host_key={host_key}"
+    target = parse_target(url)
+    with pytest.raises(DeliveryError) as refused:
+        upload(
+            target,
+            "report.csv",
+            iter([b"x"]),
+            login=Login(target.password, client_key),  # the password wins over the key
+            known_hosts=KnownHosts(tmp_path / "known_hosts"),
+            timeout=10,
+            allow_private=True,
+        )
+    who = f"{sshd.user}@[127.0.0.1]:{sshd.port}"
+    assert str(refused.value) == f"{who} refused the login (password)"
