@@ -27,7 +27,7 @@ import attrs
 from dancecat_core.errors import ValidationError
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.notifiers import Attachment, Destination, Export, Notifier, RunNotice
-from dancecat_core.settings import POSITIVE_INT, SettingSpec
+from dancecat_core.settings import POSITIVE_INT, SettingSpec, SettingType
 from dancecat_plugins.destination_files import (
     DEFAULT_FORMAT,
     FORMAT_NAME,
@@ -275,13 +275,23 @@ def dancecat_register_notifiers() -> list[type[Notifier]]:
     return [S3Notifier]
 
 
+def _part_size(raw: str) -> int:
+    value = POSITIVE_INT.parse(raw)
+    if value < MIN_PART_SIZE:
+        raise ValueError(f"must be at least {MIN_PART_SIZE} (5 MiB, S3's smallest part)")
+    return value
+
+
+PART_SIZE = SettingType(f"integer, at least {MIN_PART_SIZE}", _part_size)
+
+
 @hookimpl
 def dancecat_register_settings() -> list[SettingSpec]:
     return [
         SettingSpec(
             "S3_PART_SIZE",
-            POSITIVE_INT,
+            PART_SIZE,
             DEFAULT_PART_SIZE,
-            "bytes per part of an S3 upload (at least 5 MiB); memory holds about one part",
+            "bytes per part of an S3 upload; memory holds about one part",
         ),
     ]

@@ -10,7 +10,8 @@ import boto3
 import pytest
 from destination_peers import MotoServer
 
-from dancecat_core.errors import ValidationError
+from dancecat_core.errors import ConfigError, ValidationError
+from dancecat_core.settings import load_settings
 from dancecat_plugins.destination_files import DeliveryError
 from dancecat_plugins.s3_destination import MIN_PART_SIZE, parse_target, upload
 
@@ -153,3 +154,11 @@ def test_secret_is_masked_in_the_shown_form(bucket):
 def test_bad_urls_get_one_line(text, message):
     with pytest.raises(ValidationError, match=message):
         parse_target(text)
+
+
+def test_a_part_size_below_s3s_floor_is_refused_at_start_up(tmp_path):
+    environ = {"DANCECAT_HOME": str(tmp_path), "DANCECAT_S3_PART_SIZE": "1000"}
+    with pytest.raises(
+        ConfigError, match=r"^setting S3_PART_SIZE: '1000' must be at least 5242880"
+    ):
+        load_settings(environ=environ)
