@@ -2,14 +2,18 @@
 
 A destination writes a successful run's result in one format (``?format=``, CSV by
 default) under a name that is the same on every try of one delivery, so a resend replaces
-the file. A failed run has no result: nothing is written.
+the file. A failed run has no result: nothing is written. A "Send test" writes
+``dancecat_test.txt`` (as the folder destination does), proving the login and the right to
+write.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import re
 import socket
+from collections.abc import Iterator
 from pathlib import PurePosixPath
 from urllib.parse import SplitResult, urlsplit
 
@@ -29,12 +33,33 @@ class DeliveryError(DancecatError):
     code = "delivery"
 
 
+TEST_FILE = "dancecat_test.txt"
+TEST_BODY = b"DanceCat test delivery\n"
+
+
 def file_name(job_name: str, due: str | None, tracker_id: int, extension: str) -> str:
     """``<job>_<due date>_run<id>.<ext>``: the job's name with anything but letters, digits,
-    ``.``, ``_`` and ``-`` made ``_``; the due (else finish) date as ``YYYY-MM-DD``."""
-    job = _UNSAFE.sub("_", job_name).strip("._") or "job"
-    date = (due or "")[:10] or "undated"
+    ``.``, ``_`` and ``-`` made ``_``; the due (else finish, else today's) date."""
+    job = _UNSAFE.sub("_", job_name).strip("._-")[:100] or "job"
+    date = (due or dt.datetime.now(dt.UTC).isoformat())[:10]
     return f"{job}_{date}_run{tracker_id}.{extension}"
+
+
+@attrs.frozen
+class InlineFile:
+    """A small ``ResultFile`` held in memory (the test delivery's)."""
+
+    filename: str
+    media_type: str
+    data: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def chunks(self) -> Iterator[bytes]:
+        return (piece for piece in (self.data,))  # a generator: it has close()
 
 
 def split_url(url: str, scheme: str, secret: str) -> SplitResult:
@@ -65,6 +90,9 @@ class FileNotice(RunNotice):
 def prepare_file(notice: RunNotice, export: Export | None, fmt: str) -> FileNotice:
     """The notice with the run's result as ``fmt`` opened for streaming (not yet read)."""
     fields = attrs.asdict(notice, recurse=False)
+    if notice.test:
+        test = InlineFile(TEST_FILE, "text/plain", TEST_BODY)
+        return FileNotice(**fields, file_name=TEST_FILE, result=test)
     if export is None:
         return FileNotice(**fields)
     result = export(fmt)

@@ -16,6 +16,7 @@ from test_web_helpers import free_port
 
 from dancecat_core import destinations, migrations, notify
 from dancecat_core.models import Notification, NotificationStatus, Tracker, TrackerStatus
+from dancecat_core.notifiers import RunNotice, scheme_of
 from dancecat_core.runner import execute_tracker
 from dancecat_core.runtime import build_runtime
 from dancecat_core.services import jobs
@@ -223,3 +224,28 @@ def test_s3_streams_a_large_result_from_the_store_in_bounded_memory(runtime, sql
     assert notify.deliver(runtime, ids[0]) == "sent"
     listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     assert listed.count(key) == 1 and len(listed) == 2  # overwritten, not a second object
+
+
+def test_a_test_delivery_writes_dancecat_test_txt(runtime, sshd, moto, tmp_path):
+    """What "Send test" hands a notifier: a notice with ``test`` set and no result."""
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    sftp_url = f"sftp://{sshd.user}@127.0.0.1:{sshd.port}{folder}/?trust=first-use"
+    bucket = f"results-{uuid.uuid4().hex[:8]}"
+    s3 = boto3.client(
+        "s3", endpoint_url=moto.endpoint, region_name="us-east-1",
+        aws_access_key_id="AKID", aws_secret_access_key="SECRET",
+    )  # fmt: skip
+    s3.create_bucket(Bucket=bucket)
+    s3_url = f"s3://AKID:SECRET@{bucket}/in/?endpoint={moto.endpoint}"
+    for url in (sftp_url, s3_url):
+        notifier = next(n for n in runtime.notifiers.values() if scheme_of(url) in n.schemes)
+        parsed = notifier.parse(url)
+        notice = RunNotice(
+            tracker_id=0, job_id=0, job_name="test", status="Success", recipient=parsed.shown,
+            row_count=None, duration_ms=None, error=None, secrets=parsed.secrets, test=True,
+        )  # fmt: skip
+        notifier.deliver(*notifier.prepare(notice, None))
+    assert (folder / "dancecat_test.txt").read_bytes() == b"DanceCat test delivery\n"
+    got = s3.get_object(Bucket=bucket, Key="in/dancecat_test.txt")["Body"].read()
+    assert got == b"DanceCat test delivery\n"
