@@ -57,6 +57,7 @@ class SftpNotifier(Notifier):
                 target,
                 notice.file_name,
                 chunks,
+                notice.delivery_key or "test",
                 login=sftp_transfer.Login(target.password, Path(key_file) if key_file else None),
                 known_hosts=sftp_transfer.KnownHosts(
                     self.settings.home / sftp_transfer.KNOWN_HOSTS_FILE

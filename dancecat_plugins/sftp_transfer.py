@@ -9,6 +9,7 @@ import base64
 import contextlib
 import hashlib
 import posixpath
+import re
 import secrets
 import socket
 import threading
@@ -22,6 +23,7 @@ from dancecat_plugins.destination_files import DeliveryError, addresses
 from dancecat_plugins.sftp_target import TRUST_FIRST_USE, SftpTarget
 
 KNOWN_HOSTS_FILE = "sftp_known_hosts"
+KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Host key algorithms that sign with a key of the stored type.
 _KEY_ALGORITHMS = {
     "ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"),
@@ -77,6 +79,7 @@ def upload(
     target: SftpTarget,
     name: str,
     chunks: Iterable[bytes],
+    key: str,
     *,
     login: Login,
     known_hosts: KnownHosts,
@@ -87,6 +90,8 @@ def upload(
     Raises ``DeliveryError`` with one line saying what went wrong."""
     if "/" in name or name in ("", ".", ".."):
         raise DeliveryError(f"{name!r} is not a file name")
+    if not KEY.fullmatch(key):
+        raise DeliveryError(f"{key!r} is not a delivery key")
     pkey = _login_key(login)
     sock = _connect(target, timeout, allow_private)
     transport = paramiko.Transport(sock)
@@ -110,7 +115,7 @@ def upload(
             ) from None
         _check_server_key(target, transport.get_remote_server_key(), expected, known_hosts)
         _authenticate(transport, target, login, pkey)
-        return _write(transport, target, name, chunks, timeout)
+        return _write(transport, target, name, chunks, key, timeout)
     finally:
         transport.close()
 
@@ -199,13 +204,15 @@ def _write(
     target: SftpTarget,
     name: str,
     chunks: Iterable[bytes],
+    key: str,
     timeout: float,
 ) -> str:
     folder = target.folder
     if folder.startswith("/~/"):
         folder = folder[3:] or "."
     final = posixpath.join(folder, name)
-    temporary = posixpath.join(folder, f".{name}.{secrets.token_hex(6)}.part")
+    # Named by the delivery key: a try whose worker died left this very name, removed below.
+    temporary = posixpath.join(folder, f".{name}.{key}.part")
     try:
         client = paramiko.SFTPClient.from_transport(transport)
     except (paramiko.SSHException, OSError, EOFError) as exc:
@@ -215,7 +222,9 @@ def _write(
     with client:
         client.get_channel().settimeout(timeout)
         try:
-            with client.open(temporary, "wb") as handle:
+            with contextlib.suppress(FileNotFoundError):
+                client.remove(temporary)
+            with client.open(temporary, "wbx") as handle:
                 handle.set_pipelined(True)
                 for chunk in chunks:
                     handle.write(chunk)

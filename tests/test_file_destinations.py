@@ -139,6 +139,8 @@ def test_sftp_delivers_the_result_file_and_a_resend_replaces_it(
     assert (folder / name).read_bytes() == csv_of(runtime, tracker_id)
 
     (folder / name).write_bytes(b"stale")
+    # The dead try's half-written temporary file is cleared on the resend.
+    (folder / f".{name}.{row(runtime, ids[0]).delivery_key}.part").write_bytes(b"half")
     as_if_the_worker_died(runtime, ids[0])
     assert notify.deliver(runtime, ids[0]) == "sent"
     assert [p.name for p in folder.iterdir()] == [name]  # replaced, not a second file

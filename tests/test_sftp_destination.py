@@ -43,6 +43,7 @@ def _send(
         parse_target(url),
         name,
         iter(data),
+        "k1",
         login=Login(key_file=client_key),
         known_hosts=KnownHosts(tmp_path / "known_hosts"),
         timeout=10,
@@ -156,6 +157,7 @@ def test_a_refused_password_says_so_without_the_password(sshd, client_key, tmp_p
             target,
             "report.csv",
             iter([b"x"]),
+            "k1",
             login=Login(target.password, client_key),  # the password wins over the key
             known_hosts=KnownHosts(tmp_path / "known_hosts"),
             timeout=10,
