@@ -1,18 +1,15 @@
-"""What the file destinations (SFTP, S3) share: the file, its name, the host check.
+"""What the file destinations (SFTP, S3, folder) share: the file and its name.
 
-A destination writes a successful run's result in one format (``?format=``, CSV by
+A file destination writes a successful run's result in one format (``?format=``, CSV by
 default) under a name that is the same on every try of one delivery, so a resend replaces
 the file. A failed run has no result: nothing is written. A "Send test" writes
-``dancecat_test.txt`` (as the folder destination does), proving the login and the right to
-write.
+``dancecat_test.txt``, proving the login and the right to write.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import re
-import socket
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 from urllib.parse import SplitResult, urlsplit
@@ -20,7 +17,8 @@ from urllib.parse import SplitResult, urlsplit
 import attrs
 
 from dancecat_core.errors import DancecatError, ValidationError
-from dancecat_core.notifiers import Export, ResultFile, RunNotice
+from dancecat_core.notifiers import Export, Notifier, ResultFile, RunNotice
+from dancecat_core.outbound import literal_refusal
 
 DEFAULT_FORMAT = "csv"
 FORMAT_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -37,12 +35,13 @@ TEST_FILE = "dancecat_test.txt"
 TEST_BODY = b"DanceCat test delivery\n"
 
 
-def file_name(job_name: str, due: str | None, tracker_id: int, extension: str) -> str:
-    """``<job>_<due date>_run<id>.<ext>``: the job's name with anything but letters, digits,
-    ``.``, ``_`` and ``-`` made ``_``; the due (else finish, else today's) date."""
-    job = _UNSAFE.sub("_", job_name).strip("._-")[:100] or "job"
-    date = (due or dt.datetime.now(dt.UTC).isoformat())[:10]
-    return f"{job}_{date}_run{tracker_id}.{extension}"
+def file_name(notice: RunNotice, extension: str) -> str:
+    """``<job>_<due date>_run<id>.<ext>`` (the finish date for a run with no due time):
+    the job's name reduced to letters, digits, ``.``, ``_`` and ``-`` (never a path, never
+    a hidden file), the same on every try of the run's delivery."""
+    job = _UNSAFE.sub("_", notice.job_name).strip("._-")[:100] or "job"
+    date = (notice.due_at or notice.finished_at or dt.datetime.now(dt.UTC).isoformat())[:10]
+    return f"{job}_{date}_run{notice.tracker_id}.{extension}"
 
 
 @attrs.frozen
@@ -97,27 +96,17 @@ def prepare_file(notice: RunNotice, export: Export | None, fmt: str) -> FileNoti
         return FileNotice(**fields)
     result = export(fmt)
     extension = PurePosixPath(result.filename).suffix.lstrip(".") or fmt
-    due = notice.due_at or notice.finished_at
-    name = file_name(notice.job_name, due, notice.tracker_id, extension)
-    return FileNotice(**fields, file_name=name, result=result)
+    return FileNotice(**fields, file_name=file_name(notice, extension), result=result)
 
 
-def addresses(host: str, port: int, *, allow_private: bool) -> list[str]:
-    """The addresses ``host`` resolves to, refusing (``DeliveryError``) any that is not
-    public unless ``allow_private`` (``DELIVERY_ALLOW_PRIVATE_HOSTS``): a destination must
-    not reach this machine, its LAN or a cloud metadata service on a user's say-so."""
-    try:
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise DeliveryError(f"cannot resolve {host}: {exc.strerror or exc}") from None
-    ips = list(dict.fromkeys(info[4][0] for info in found))
-    if not allow_private:
-        for ip in ips:
-            address = ipaddress.ip_address(ip.split("%")[0])
-            mapped = getattr(address, "ipv4_mapped", None)
-            if not (mapped or address).is_global:
-                raise DeliveryError(
-                    f"refused: {host} is a private or loopback address ({ip}); an admin may "
-                    "allow those with DELIVERY_ALLOW_PRIVATE_HOSTS"
-                )
-    return ips
+def check_on_save(notifier: Notifier, host: str | None, fmt: str) -> None:
+    """What can be refused when the destination is saved, before any connection: a host
+    that is a private address or this machine (``DELIVERY_ALLOW_PRIVATE_HOSTS``), a format
+    no exporter provides. ``ValidationError`` with one line."""
+    why = host and literal_refusal(host, notifier.settings.delivery_allow_private_hosts)
+    if why:
+        raise ValidationError(
+            f"{why}; private, loopback and link-local hosts need DELIVERY_ALLOW_PRIVATE_HOSTS"
+        )
+    if notifier.formats and fmt not in notifier.formats:
+        raise ValidationError(f"format {fmt!r} is not one of {', '.join(notifier.formats)}")

@@ -17,9 +17,7 @@ resend replaces the file rather than adding one. A failed run writes nothing.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
-import re
 import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,17 +29,10 @@ from dancecat_core.hookspecs import hookimpl
 from dancecat_core.local_files import LocalFileRules
 from dancecat_core.notifiers import Attachment, Destination, Export, Notifier, RunNotice
 from dancecat_core.settings import LIST, SettingSpec
+from dancecat_plugins.destination_files import file_name
 
 DEFAULT_FORMAT = "csv"
 FILE_MODE = 0o640
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def file_name(job_name: str, date: str, tracker_id: int, extension: str) -> str:
-    """``<job>_<date>_run<id>.<ext>``, the job's name reduced to letters, digits, ``.``,
-    ``_`` and ``-`` (never a path, never a hidden file)."""
-    job = _UNSAFE.sub("_", job_name).strip("._-")[:100] or "job"
-    return f"{job}_{date}_run{tracker_id}.{extension}"
 
 
 @attrs.frozen
@@ -124,11 +115,10 @@ class FolderNotifier(Notifier):
             return  # a failed run: no result to write
         download = export(self._format(parts.query))
         extension = download.filename.rpartition(".")[2] or "dat"
-        when = (notice.due_at or notice.finished_at or dt.datetime.now(dt.UTC).isoformat())[:10]
         try:
             self._write(
                 folder,
-                file_name(notice.job_name, when, notice.tracker_id, extension),
+                file_name(notice, extension),
                 download.chunks,
                 key=notice.delivery_key,
             )

@@ -27,13 +27,14 @@ import attrs
 from dancecat_core.errors import ValidationError
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.notifiers import Attachment, Destination, Export, Notifier, RunNotice
+from dancecat_core.outbound import resolve
 from dancecat_core.settings import POSITIVE_INT, SettingSpec, SettingType
 from dancecat_plugins.destination_files import (
     DEFAULT_FORMAT,
     FORMAT_NAME,
     DeliveryError,
     FileNotice,
-    addresses,
+    check_on_save,
     prepare_file,
     split_url,
 )
@@ -171,7 +172,7 @@ def upload(
     if target.endpoint:
         endpoint = urlsplit(target.endpoint)
         port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
-        addresses(endpoint.hostname or "", port, allow_private=allow_private)
+        resolve(endpoint.hostname or "", port, allow_private=allow_private)
     client = _client(target, timeout)
     upload_id: str | None = None
     try:
@@ -245,7 +246,10 @@ class S3Notifier(Notifier):
     schemes = (SCHEME,)
 
     def parse(self, url: str) -> Destination:
-        return Destination(parse_target(url).shown(), {"url": url.strip()})
+        target = parse_target(url)
+        endpoint = urlsplit(target.endpoint).hostname if target.endpoint else None
+        check_on_save(self, endpoint, target.format)
+        return Destination(target.shown(), {"url": url.strip()})
 
     def prepare(
         self, notice: RunNotice, export: Export | None

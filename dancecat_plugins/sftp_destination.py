@@ -23,7 +23,7 @@ from pathlib import Path
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.notifiers import Attachment, Destination, Export, Notifier, RunNotice
 from dancecat_core.settings import OPTIONAL_TEXT, SettingSpec
-from dancecat_plugins.destination_files import FileNotice, prepare_file
+from dancecat_plugins.destination_files import FileNotice, check_on_save, prepare_file
 from dancecat_plugins.sftp_target import SCHEME, parse_target
 
 
@@ -35,6 +35,7 @@ class SftpNotifier(Notifier):
 
     def parse(self, url: str) -> Destination:
         target = parse_target(url)
+        check_on_save(self, target.host, target.format)
         return Destination(
             target.shown(), {"url": url.strip()} if target.password is not None else {}
         )

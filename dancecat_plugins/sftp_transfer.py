@@ -19,7 +19,8 @@ from pathlib import Path
 import attrs
 import paramiko
 
-from dancecat_plugins.destination_files import DeliveryError, addresses
+from dancecat_core.outbound import connect
+from dancecat_plugins.destination_files import DeliveryError
 from dancecat_plugins.sftp_target import TRUST_FIRST_USE, SftpTarget
 
 KNOWN_HOSTS_FILE = "sftp_known_hosts"
@@ -121,15 +122,15 @@ def upload(
 
 
 def _connect(target: SftpTarget, timeout: float, allow_private: bool) -> socket.socket:
-    """A socket to the first address of the host that answers (each one checked first)."""
-    error: OSError | None = None
-    for ip in addresses(target.host, target.port, allow_private=allow_private):
-        try:
-            return socket.create_connection((ip, target.port), timeout=timeout)
-        except OSError as exc:
-            error = exc
-    reason = (error.strerror or str(error)) if error else "no address"
-    raise DeliveryError(f"cannot connect to {target.host} port {target.port}: {reason}")
+    """A socket to an address of the host checked by ``outbound`` (``RefusedHost`` for a
+    private one unless allowed)."""
+    try:
+        return connect(target.host, target.port, timeout=timeout, allow_private=allow_private)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise DeliveryError(
+            f"cannot connect to {target.host} port {target.port}: {reason}"
+        ) from None
 
 
 def _login_key(login: Login) -> paramiko.PKey | None:

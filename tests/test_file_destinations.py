@@ -15,6 +15,7 @@ from sqlalchemy import update
 from test_web_helpers import free_port
 
 from dancecat_core import destinations, migrations, notify
+from dancecat_core.errors import ValidationError
 from dancecat_core.models import Notification, NotificationStatus, Tracker, TrackerStatus
 from dancecat_core.notifiers import RunNotice, scheme_of
 from dancecat_core.runner import execute_tracker
@@ -251,3 +252,28 @@ def test_a_test_delivery_writes_dancecat_test_txt(runtime, sshd, moto, tmp_path)
     assert (folder / "dancecat_test.txt").read_bytes() == b"DanceCat test delivery\n"
     got = s3.get_object(Bucket=bucket, Key="in/dancecat_test.txt")["Body"].read()
     assert got == b"DanceCat test delivery\n"
+
+
+@pytest.mark.parametrize(
+    ("destination", "message"),
+    [
+        ("sftp://u@127.0.0.1/in/", "127.0.0.1 is not a public address"),
+        ("sftp://u@LocalHost./in/", "localhost. is this machine"),
+        ("s3://k:s@bucket/?endpoint=http://[::ffff:10.0.0.1]:9000", "is not a public address"),
+        ("sftp://u@files.example/in/?format=docx", "format 'docx' is not one of csv"),
+        ("s3://k:s@bucket/p/?format=pdf", "format 'pdf' is not one of csv"),
+    ],
+)
+def test_refused_when_the_job_is_saved(tmp_path, sqlite_chinook, destination, message):
+    environ = {
+        "DANCECAT_HOME": str(tmp_path / "home"),
+        "DANCECAT_SQLITE_ALLOWED_DIRS": str(tmp_path),
+    }
+    runtime = build_runtime(load_settings(environ=environ))
+    migrations.upgrade(runtime.engine)
+    try:
+        with pytest.raises(ValidationError, match=f"^Send result to: .*{message}") as refused:
+            add_job(runtime, sqlite_chinook, destination)
+        assert "\n" not in str(refused.value)
+    finally:
+        runtime.engine.dispose()

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from destination_peers import MotoServer
 
-from dancecat_core.errors import ConfigError, ValidationError
+from dancecat_core.errors import ConfigError, DancecatError, ValidationError
 from dancecat_core.settings import load_settings
 from dancecat_plugins.destination_files import DeliveryError
 from dancecat_plugins.s3_destination import MIN_PART_SIZE, parse_target, upload
@@ -126,7 +126,7 @@ def test_refusals_say_why(moto, bucket):
 )
 def test_private_endpoints_are_refused_unless_allowed(endpoint):
     target = parse_target(f"s3://k:s@bucket/?endpoint=http://{endpoint}:9/")
-    with pytest.raises(DeliveryError, match="is a private or loopback address"):
+    with pytest.raises(DancecatError, match="hosts need DELIVERY_ALLOW_PRIVATE_HOSTS"):
         _put(target, "a.csv", iter([b"x"]), allow_private=False)
 
 

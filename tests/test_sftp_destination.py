@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from destination_peers import Sshd, keygen
 
-from dancecat_core.errors import ValidationError
+from dancecat_core.errors import DancecatError, ValidationError
 from dancecat_plugins.destination_files import DeliveryError
 from dancecat_plugins.sftp_target import parse_target
 from dancecat_plugins.sftp_transfer import (
@@ -116,7 +116,7 @@ def test_failing_connect_says_why(client_key, tmp_path):
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "127.1", "[::1]", "192.168.1.1"])
 def test_private_hosts_are_refused_unless_allowed(host, client_key, tmp_path):
-    with pytest.raises(DeliveryError, match="is a private or loopback address"):
+    with pytest.raises(DancecatError, match="hosts need DELIVERY_ALLOW_PRIVATE_HOSTS"):
         _send(f"sftp://u@{host}:9/d/", client_key, tmp_path, [b"x"], allow_private=False)
 
 
