@@ -10,7 +10,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
 
 from dancecat_core.columns import Column, ColumnType
-from dancecat_core.drivers import ConnectionParams, Driver, DriverSession, QueryCursor
+from dancecat_core.drivers import (
+    BoundQuery,
+    ConnectionParams,
+    Driver,
+    DriverSession,
+    QueryCursor,
+    as_bound,
+)
 from dancecat_core.errors import QueryError
 from dancecat_core.exporters import Exporter, ExportSummary
 from dancecat_core.hookspecs import hookimpl
@@ -54,8 +61,13 @@ class _Session(DriverSession):
     def ping(self) -> None:
         pass
 
-    def open_query(self, sql: str, *, timeout: float, limit: int | None = None) -> QueryCursor:
-        words = sql.split()
+    def open_query(
+        self, sql: str | BoundQuery, *, timeout: float, limit: int | None = None
+    ) -> QueryCursor:
+        query = as_bound(sql)
+        if query.values:
+            raise QueryError("toy driver: takes no parameters")
+        words = query.parts[0].split()
         if len(words) != 2 or words[0] != "squares" or not words[1].isdigit():
             raise QueryError("toy driver: say 'squares N'")
         return _Cursor(int(words[1]))
