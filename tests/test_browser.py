@@ -97,7 +97,7 @@ def _sticky_bar_covers_nothing(page) -> None:
     size = page.viewport_size
     page.set_viewport_size({"width": 900, "height": 900})
     bar = page.locator(".sticky-actions")
-    for selector in ("#shared", "input[name=recipients][inputmode=email] >> nth=-1", "#name"):
+    for selector in ("#shared", "[data-recipients] input[name=recipients] >> nth=-1", "#name"):
         field = page.locator(selector)
         field.focus()
         box, top = field.bounding_box(), bar.bounding_box()["y"]
@@ -180,7 +180,7 @@ def test_the_seed_story_in_a_real_browser(chromium, server, pg_chinook):
     block.locator("[data-role=next] li").first.wait_for()
     assert "2030-01-07 09:30 CET" in block.locator("[data-role=next]").inner_text()
     page.get_by_role("button", name="Add recipient").click()
-    page.locator("input[name=recipients][inputmode=email]").last.fill("reports@example.com")
+    page.locator("[data-recipients] input[name=recipients]").last.fill("reports@example.com")
     _sticky_bar_covers_nothing(page)
     shot(page, "job-form")
     page.get_by_role("button", name="Save", exact=True).click()
