@@ -68,10 +68,15 @@ def _own_job(session: Session, actor: User | None, job_id: int) -> Job:
 
 
 def _own_url(session: Session, actor: User | None, model: UrlModel, url_id: int, what: str):
+    """The URL when ``actor`` may change its job; someone else's answers exactly as an id
+    that never existed, so ids leak nothing."""
     url = session.get(model, url_id)
     if url is None:
         raise NotFound(f"{what} not found")
-    _own_job(session, actor, url.job_id)
+    try:
+        _own_job(session, actor, url.job_id)
+    except NotFound:
+        raise NotFound(f"{what} not found") from None
     return url
 
 
