@@ -5,7 +5,7 @@ reader never sees half a file and a resend (same run, same destination) replaces
 rather than adding a second one. The path is absolute, as in curl; ``/~/folder/`` is
 relative to the login's home.
 
-Host keys are checked, never silently accepted: against ``?host_key=TYPE BASE64`` (the
+Host keys are checked, never silently accepted: against ``?host_key=TYPE%20BASE64`` (the
 known-hosts entry kept with the destination), else against the entry learned earlier for
 that host and port in ``HOME/sftp_known_hosts`` (OpenSSH format); a host with neither is
 refused with its key's entry to paste, unless the destination says ``?trust=first-use``,

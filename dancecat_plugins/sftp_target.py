@@ -93,7 +93,7 @@ def parse_target(url: str) -> SftpTarget:
 
 def _options(query: str) -> dict[str, str]:
     """The query's options. ``+`` stays ``+`` (it is common in a key's base64); a space is
-    typed as a space or ``%20``."""
+    typed as ``%20`` (a recipient entry ends at its first space: ``inputs.recipients``)."""
     options: dict[str, str] = {}
     for pair in filter(None, query.split("&")):
         key, _, value = pair.partition("=")

@@ -155,7 +155,7 @@ def _check_server_key(
     expected: list[paramiko.PKey],
     known_hosts: KnownHosts,
 ) -> None:
-    entry = f"{key.get_name()} {key.get_base64()}"
+    entry = f"{key.get_name()}%20{key.get_base64()}"  # as typed in a URL (no space)
     if expected:
         if any(key.asbytes() == known.asbytes() for known in expected):
             return

@@ -130,7 +130,8 @@ def test_sftp_delivers_the_result_file_and_a_resend_replaces_it(
 ):
     folder = tmp_path / "drop"
     folder.mkdir()
-    url = f"sftp://{sshd.user}@127.0.0.1:{sshd.port}{folder}/?host_key={sshd.public_host_key()}"
+    host_key = sshd.public_host_key().replace(" ", "%20")
+    url = f"sftp://{sshd.user}@127.0.0.1:{sshd.port}{folder}/?host_key={host_key}"
     tracker_id, ids = run(runtime, add_job(runtime, sqlite_chinook, url))
     assert len(ids) == 1 and row(runtime, ids[0]).notifier == "sftp"
     assert notify.deliver(runtime, ids[0]) == "sent"
@@ -166,7 +167,7 @@ def test_sftp_failing_connect_gives_the_run_row_a_clear_reason(runtime, sqlite_c
 
 def test_sftp_changed_host_key_is_refused_on_the_run_row(runtime, sqlite_chinook, sshd, tmp_path):
     other = keygen(tmp_path / "other")
-    entry = " ".join(other.with_suffix(".pub").read_text().split()[:2])
+    entry = "%20".join(other.with_suffix(".pub").read_text().split()[:2])
     url = f"sftp://{sshd.user}@127.0.0.1:{sshd.port}{tmp_path}/?host_key={entry}"
     tracker_id, ids = run(runtime, add_job(runtime, sqlite_chinook, url))
     assert notify.deliver(runtime, ids[0]) == "failed"
