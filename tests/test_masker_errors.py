@@ -268,7 +268,7 @@ CONSOLE_SECRET = "Zq9ConsolePw"
 # Mistakes that put a URL with its password into the console's error line: a URL pasted
 # into a setting (the settings fail to load), a URL given where a connection's name goes.
 CONSOLE_MISTAKES = [
-    ({"DANCECAT_SMTP_PORT": f"smtps://mailer:{CONSOLE_SECRET}@mail.example.com:465"}, ()),
+    ({"DANCECAT_CONNECT_TIMEOUT": f"smtps://mailer:{CONSOLE_SECRET}@mail.example.com:465"}, ()),
     ({}, ("connection", "test", f"postgresql://app:{CONSOLE_SECRET}@db.internal/app")),
 ]
 

@@ -18,7 +18,7 @@ from test_web_helpers import make_app, make_user
 
 from dancecat_core import schedules as math
 from dancecat_core import tasks
-from dancecat_core.models import Schedule, Tracker, TrackerStatus
+from dancecat_core.models import Notification, Schedule, Tracker, TrackerStatus
 from dancecat_core.runner import execute_tracker
 from dancecat_core.scheduler import check_due
 
@@ -242,7 +242,8 @@ def test_the_mail_says_which_values_the_run_used(runtime, job, app, alice):
     tracker_id = tracker.json["tracker"]["id"]
     execute_tracker(runtime, tracker_id)
     with runtime.session_factory() as session:
-        notice = _notice(runtime, session.get(Tracker, tracker_id), "x@example.com")
+        row = Notification(tracker_id=tracker_id, notifier="email", recipient="x@example.com")
+        notice = _notice(runtime, session, session.get(Tracker, tracker_id), row)
     assert notice.parameters.startswith("region=US, limit_rows=10, due_date=")
     notifier = EmailNotifier(runtime.settings)
     mail, _ = notifier.prepare(notice, None)
