@@ -257,7 +257,11 @@ def _one(name: Any, kind: Any, default: Any) -> Parameter:
         )
     choices: tuple[str, ...] = ()
     if isinstance(kind, list | tuple):
-        choices = tuple(str(choice) for choice in kind)
+        if not all(isinstance(choice, str) for choice in kind):
+            raise ValidationError(
+                f"Parameters: {name}'s allowed values must be texts", "parameters"
+            )
+        choices = tuple(kind)
         if not choices or len(set(choices)) != len(choices) or any(not c for c in choices):
             raise ValidationError(
                 f"Parameters: {name}'s allowed values must be distinct and not empty",

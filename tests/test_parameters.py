@@ -67,6 +67,9 @@ def test_declarations_from_every_channel_agree() -> None:
         (["a"], "must be NAME:TYPE"),
         ([{"name": "a", "type": "text", "extra": 1}], "object with name, type and default"),
         (["a:x|x"], "allowed values must be distinct"),
+        # Found by schemathesis: a JSON list of objects was turned into texts ("{}").
+        ([{"name": "a", "type": [{}]}], "allowed values must be texts"),
+        ([{"name": "a", "type": ["EU", 1]}], "allowed values must be texts"),
     ],
 )
 def test_bad_declarations_are_refused_in_one_line(raw, message) -> None:

@@ -721,7 +721,9 @@ def _paths(formats: list[str]) -> dict[str, Any]:
                 "summary": "Queue a run now",
                 "requestBody": body(ref("RunInput"), required=False),
                 "responses": {
-                    **responses("404", r202=json_ok("Queued", ref("TrackerEnvelope"))),
+                    **responses(
+                        "404", "413", "422", r202=json_ok("Queued", ref("TrackerEnvelope"))
+                    ),
                     "409": error_response("The job's connection was deleted"),
                 },
             },
