@@ -55,12 +55,12 @@ def test_no_tracked_file_reads_outside_the_repository() -> None:
 def test_the_guard_recognises_the_spellings_it_forbids() -> None:
     """Each pattern catches what it names, and ordinary uses of the word 'shared' pass."""
     # The samples are put together at run time, so this file never spells a forbidden path.
-    up, work = "..", "/" + "work"
+    up, work, quote = "..", "/" + "work", '"'
     caught = [
-        'CHINOOK = ROOT.parent / "shared" / "datasets"',
+        f"CHINOOK = ROOT.parent / {quote}shared{quote} / {quote}datasets{quote}",
         f"cat {up}/shared/datasets/chinook/Chinook_MySql.sql",
         f"open('{up}\\\\shared\\\\x.sql')",
-        "Path(__file__).parent.parent / 'shared'",
+        "Path(__file__).parent.parent" + " / 'shared'",
         f"python {work}/shared/tools/import_cycles.py",
         f"cd {work}/main && make",
     ]
