@@ -158,3 +158,50 @@ def test_two_plugins_registering_one_type_name_stop_start_up(settings):
     pm.register(Plugin())
     with pytest.raises(PluginError, match="two plugins register the schedule type name 'daily'"):
         build_runtime(settings, plugin_manager=pm)
+
+
+def test_the_form_shows_the_cron_field_for_every_type_that_reads_it(settings):
+    """The cron field belongs to whichever types declare ``fields = ("cron",)``, not to
+    the one named "cron": a plugin's cron-reading type gets it, "daily" does not."""
+
+    class Quartz(schedule_kinds.ScheduleKind):
+        name = "quartz"
+        label = "Quartz expression"
+        fields = ("cron",)
+
+        def next_after(self, rule, after):
+            return schedule_kinds.get("cron").next_after(rule, after)
+
+    class Plugin:
+        @hookimpl
+        def dancecat_register_schedule_types(self):
+            return [Quartz]
+
+    pm = get_plugin_manager()
+    pm.register(Plugin())
+    runtime = build_runtime(settings, plugin_manager=pm)
+    migrations.upgrade(runtime.engine)
+    try:
+        app = make_app(runtime)
+        owner = make_user(runtime, "ann@example.com")
+        sign_in(app, owner.email)
+        page = app.get("/jobs/new").text
+        listed = re.findall(r'data-cron-types="([^"]*)"', page)
+        assert listed and all(sorted(types.split()) == ["cron", "quartz"] for types in listed)
+        for kind, shown in (("quartz", True), ("daily", False)):
+            with session_scope(runtime.session_factory) as session:
+                connection = Connection(name=kind, driver="sqlite", database=":memory:")
+                job = Job(name=kind, connection=connection, query="SELECT 1", owner_id=owner.id)
+                session.add_all([connection, job])
+                session.flush()
+                cron = "30 7 * * 1-5" if shown else None
+                start = "2030-03-01 07:30"
+                data = ScheduleInput(type=kind, start=start, timezone="UTC", cron=cron)
+                service.create(session, None, job.id, data)
+                job_id = job.id
+            form = app.get(f"/jobs/{job_id}/edit").text.split('<template id="schedule-template"')[0]
+            cron_div = re.search(r'<div [^>]*data-role="cron-field"[^>]*>', form)
+            assert (" hidden" not in cron_div.group(0)) is shown, kind
+    finally:
+        runtime.engine.dispose()
+        schedule_kinds.load(get_plugin_manager())

@@ -79,7 +79,8 @@
     var type = $("[data-role=type]", block).value;
     var start = $("[data-role=start]", block).value;
     var cronField = $("[data-role=cron-field]", block);
-    cronField.hidden = type !== "cron";
+    var readsCron = (block.getAttribute("data-cron-types") || "").split(" ").indexOf(type) >= 0;
+    cronField.hidden = !readsCron;
     if (!start) {
       box.textContent = "";
       var why = document.createElement("p");
@@ -92,7 +93,7 @@
       type: type,
       start: start,
       timezone: $("[data-role=timezone]", block).value,
-      cron: type === "cron" ? $("[data-role=cron]", block).value : ""
+      cron: readsCron ? $("[data-role=cron]", block).value : ""
     });
     fetch(block.getAttribute("data-next-url") + "?" + params.toString(), {
       credentials: "same-origin", headers: { "Accept": "application/json" }

@@ -181,6 +181,7 @@ def _form_page(
         "form": form,
         "job_fields": JobInput.fields(),
         "schedule_fields": ScheduleInput.fields(),
+        "cron_types": schedule_kinds.needing("cron"),
         "blocks": blocks,
         "blank_block": blank_schedule(default_timezone),
         "connection_choices": [
