@@ -13,11 +13,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import time
@@ -30,7 +28,7 @@ import pymysql
 import pytest
 import redis
 import requests
-from private_services import PrivatePostgres
+from private_services import PrivatePostgres, PrivateRedis
 from sqlalchemy import select, update
 from test_web_helpers import free_port, make_app, make_user
 from test_worker import BIN, ROOT
@@ -45,7 +43,6 @@ from dancecat_core.services.connections import ConnectionInput
 from dancecat_core.services.jobs import JobInput
 from dancecat_core.settings import load_settings
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 FINISHED = {TrackerStatus.SUCCESS, TrackerStatus.FAILED}
 
 
@@ -91,42 +88,6 @@ def private_pg() -> Iterator[PrivatePostgres]:
     cluster = PrivatePostgres()
     yield cluster
     cluster.close()
-
-
-class PrivateRedis:
-    """A throwaway redis-server without persistence: a restart loses everything queued."""
-
-    def __init__(self) -> None:
-        if shutil.which("redis-server") is None:
-            why = "redis-server is not installed"
-            if IN_CI:
-                pytest.fail(why)
-            pytest.skip(why)
-        self.dir = Path(tempfile.mkdtemp(prefix="dc-redis-"))
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-        self.start()
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis.from_url(self.url)
-        wait_for("private redis", lambda: client.ping(), timeout=20)
-        client.close()
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait()
-
-    def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture
