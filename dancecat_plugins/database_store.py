@@ -2,7 +2,9 @@
 
 Blobs are split into 1 MiB chunks (``result_chunks`` rows). Chunks are written under a
 temporary key and renamed to the real key in one transaction on commit, so a reader sees
-all chunks or none.
+all chunks or none. Every transaction here waits out an app-database restart
+(``db.with_app_db``) and is safe to repeat, so a run or a download in progress carries on
+across one instead of failing half-way.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import uuid
 from typing import BinaryIO
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
 
-from dancecat_core.db import session_scope
+from dancecat_core.db import session_scope, with_app_db
 from dancecat_core.errors import StoreError
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.models import ResultChunk
@@ -39,8 +42,17 @@ class _ChunkWriter(BlobWriter):
         return len(data)
 
     def _flush(self, chunk: bytes) -> None:
-        with session_scope(self._store.session_factory) as session:
-            session.add(ResultChunk(key=self._temp, seq=self._seq, data=chunk))
+        seq = self._seq
+
+        def attempt() -> None:
+            with session_scope(self._store.session_factory) as session:
+                # A repeat whose earlier attempt committed (the answer was lost) replaces it.
+                session.execute(
+                    delete(ResultChunk).where(ResultChunk.key == self._temp, ResultChunk.seq == seq)
+                )
+                session.add(ResultChunk(key=self._temp, seq=seq, data=chunk))
+
+        with_app_db(f"result {self._key}: chunk {seq}", attempt)
         self._seq += 1
         self._size += len(chunk)
 
@@ -48,11 +60,17 @@ class _ChunkWriter(BlobWriter):
         if self._buffer or self._seq == 0:
             self._flush(bytes(self._buffer))
             self._buffer.clear()
-        with session_scope(self._store.session_factory) as session:
-            session.execute(delete(ResultChunk).where(ResultChunk.key == self._key))
-            session.execute(
-                update(ResultChunk).where(ResultChunk.key == self._temp).values(key=self._key)
-            )
+
+        def publish() -> None:
+            with session_scope(self._store.session_factory) as session:
+                if not _count(session, self._temp):
+                    return  # an earlier attempt moved them; its answer was lost
+                session.execute(delete(ResultChunk).where(ResultChunk.key == self._key))
+                session.execute(
+                    update(ResultChunk).where(ResultChunk.key == self._temp).values(key=self._key)
+                )
+
+        with_app_db(f"result {self._key}: commit", publish)
         return self._size
 
     def abort(self) -> None:
@@ -75,19 +93,22 @@ class _ChunkReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def _chunk(self) -> bytes:
+        with session_scope(self._store.session_factory) as session:
+            return (
+                session.scalar(
+                    select(ResultChunk.data).where(
+                        ResultChunk.key == self._key, ResultChunk.seq == self._seq
+                    )
+                )
+                or b""
+            )
+
     def readinto(self, target) -> int:
         while self._offset >= len(self._current):
             if self._seq >= self._chunks:
                 return 0
-            with session_scope(self._store.session_factory) as session:
-                self._current = (
-                    session.scalar(
-                        select(ResultChunk.data).where(
-                            ResultChunk.key == self._key, ResultChunk.seq == self._seq
-                        )
-                    )
-                    or b""
-                )
+            self._current = with_app_db(f"result {self._key}: chunk {self._seq}", self._chunk)
             self._seq += 1
             self._offset = 0
         count = min(len(target), len(self._current) - self._offset)
@@ -103,13 +124,11 @@ class DatabaseResultStore(ResultStore):
         return _ChunkWriter(self, key)
 
     def _chunk_count(self, key: str) -> int:
-        with session_scope(self.session_factory) as session:
-            return (
-                session.scalar(
-                    select(func.count()).select_from(ResultChunk).where(ResultChunk.key == key)
-                )
-                or 0
-            )
+        def attempt() -> int:
+            with session_scope(self.session_factory) as session:
+                return _count(session, key)
+
+        return with_app_db(f"result {key}: size", attempt)
 
     def open(self, key: str) -> BinaryIO:
         chunks = self._chunk_count(key)
@@ -130,6 +149,13 @@ class DatabaseResultStore(ResultStore):
     def delete(self, key: str) -> None:
         with session_scope(self.session_factory) as session:
             session.execute(delete(ResultChunk).where(ResultChunk.key == key))
+
+
+def _count(session: Session, key: str) -> int:
+    return (
+        session.scalar(select(func.count()).select_from(ResultChunk).where(ResultChunk.key == key))
+        or 0
+    )
 
 
 @hookimpl
