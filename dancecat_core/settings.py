@@ -387,6 +387,14 @@ class Settings:
     secure_cookies: bool = setting(
         BOOLEAN, False, "mark session cookies Secure (set when served over https)"
     )
+    trusted_proxy: str | None = setting(
+        OPTIONAL_TEXT,
+        None,
+        "address of the reverse proxy in front of `dancecat serve` (`127.0.0.1`, or `*` "
+        "when only the proxy can reach it); its X-Forwarded-Proto, -Host and -For are "
+        "believed, so links and redirects carry the https address users see "
+        "(docs/DEPLOY.md); unset: those headers are ignored",
+    )
     max_body_bytes: int = setting(
         POSITIVE_INT, 1024 * 1024, "largest request body the web app accepts"
     )

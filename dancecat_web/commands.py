@@ -55,6 +55,20 @@ def _pyramid_settings(config_file: str | None) -> dict[str, Any]:
     return dict(get_appsettings(config_file))
 
 
+def proxy_options(trusted_proxy: str | None) -> dict[str, Any]:
+    """waitress's options for ``TRUSTED_PROXY``: the scheme, host and client address that
+    proxy forwards are taken as the request's; the same headers from anyone else are
+    dropped before the app sees them."""
+    if not trusted_proxy:
+        return {}
+    return {
+        "trusted_proxy": trusted_proxy,
+        "trusted_proxy_count": 1,
+        "trusted_proxy_headers": {"x-forwarded-proto", "x-forwarded-host", "x-forwarded-for"},
+        "clear_untrusted_proxy_headers": True,
+    }
+
+
 def serve_command(args: argparse.Namespace) -> int:
     import waitress
 
@@ -71,6 +85,7 @@ def serve_command(args: argparse.Namespace) -> int:
         # Waitress refuses bodies past this itself; the app's own cap answers first.
         "max_request_body_size": settings.max_body_bytes + 1,
         "ident": "dancecat",
+        **proxy_options(settings.trusted_proxy),
     }
     if count > 1:
         try:
