@@ -5,21 +5,16 @@ Any S3-compatible service: AWS by default, or MinIO, Ceph, R2... with
 are the URL's user and password (the secret is kept encrypted and shown as ``***``; a ``/``
 in it is typed ``%2F``).
 
-The result is streamed from the result store in parts of ``S3_PART_SIZE`` bytes (a
-multipart upload; a result smaller than one part is one PUT), so memory holds about one
-part whatever the result's size. S3 shows an object only once its upload completes, and a
-resend writes the same key, so it replaces the object rather than adding one.
-
-boto3 is imported on first delivery, not when the plugin loads: every console command
-loads every plugin.
+The result is streamed from the result store in parts of ``S3_PART_SIZE`` bytes
+(``s3_transfer``: memory holds about one part whatever the result's size). S3 shows an
+object only once its upload completes, and a resend writes the same key, so it replaces the
+object rather than adding one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import attrs
@@ -27,8 +22,8 @@ import attrs
 from dancecat_core.errors import ValidationError
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.notifiers import Attachment, Destination, Export, Notifier, RunNotice
-from dancecat_core.outbound import resolve
 from dancecat_core.settings import POSITIVE_INT, SettingSpec, SettingType
+from dancecat_plugins import s3_transfer
 from dancecat_plugins.destination_files import (
     DEFAULT_FORMAT,
     FORMAT_NAME,
@@ -38,11 +33,10 @@ from dancecat_plugins.destination_files import (
     prepare_file,
     split_url,
 )
+from dancecat_plugins.s3_transfer import DEFAULT_PART_SIZE, MIN_PART_SIZE
 
 SCHEME = "s3"
 OPTIONS = ("endpoint", "region", "format")
-MIN_PART_SIZE = 5 * 1024 * 1024  # S3's floor for every part but the last
-DEFAULT_PART_SIZE = 8 * 1024 * 1024
 # S3's bucket naming rules (3-63 lower-case letters, digits, dots and hyphens).
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
@@ -61,6 +55,16 @@ class S3Target:
 
     def key(self, name: str) -> str:
         return self.prefix + name
+
+    @property
+    def place(self) -> s3_transfer.S3Place:
+        return s3_transfer.S3Place(
+            bucket=self.bucket,
+            endpoint=self.endpoint,
+            region=self.region,
+            access_key_id=self.access_key_id,
+            secret_access_key=self.secret_access_key,
+        )
 
     def shown(self) -> str:
         """The destination with its secret masked."""
@@ -133,26 +137,6 @@ def _options(query: str) -> dict[str, str]:
     return options
 
 
-def _client(target: S3Target, timeout: float) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
-        connect_timeout=timeout,
-        read_timeout=timeout,
-        retries={"max_attempts": 1},  # the ledger retries, with backoff
-        s3={"addressing_style": "path" if target.endpoint else "auto"},
-    )
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=target.endpoint,
-        region_name=target.region or "us-east-1",
-        aws_access_key_id=target.access_key_id,
-        aws_secret_access_key=target.secret_access_key,
-        config=config,
-    )
-
-
 def upload(
     target: S3Target,
     name: str,
@@ -165,78 +149,21 @@ def upload(
 ) -> str:
     """Write ``chunks`` to ``target.key(name)``, holding at most about one part in memory;
     return the key. Raises ``DeliveryError`` with one line saying what went wrong."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
+    place = target.place
     key = target.key(name)
-    part_size = max(part_size, MIN_PART_SIZE)
-    if target.endpoint:
-        endpoint = urlsplit(target.endpoint)
-        port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
-        resolve(endpoint.hostname or "", port, allow_private=allow_private)
-    client = _client(target, timeout)
-    upload_id: str | None = None
+    place.check_endpoint(allow_private=allow_private)
+    writer = s3_transfer.MultipartUpload(
+        s3_transfer.client(place, timeout), place, key, media_type, part_size=part_size
+    )
     try:
-        parts: list[dict[str, Any]] = []
-        for body, last in _parts(chunks, part_size):
-            if last and not body and parts:
-                break  # the result ended with a full part
-            if last and upload_id is None:
-                client.put_object(Bucket=target.bucket, Key=key, Body=body, ContentType=media_type)
-                return key
-            if upload_id is None:
-                upload_id = client.create_multipart_upload(
-                    Bucket=target.bucket, Key=key, ContentType=media_type
-                )["UploadId"]
-            number = len(parts) + 1
-            answer = client.upload_part(
-                Bucket=target.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
-            )
-            del body
-            parts.append({"PartNumber": number, "ETag": answer["ETag"]})
-        client.complete_multipart_upload(
-            Bucket=target.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-        )
-        upload_id = None
-        return key
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise DeliveryError(
-            f"s3://{target.bucket}/{key}: {exc.operation_name} refused: "
-            f"{error.get('Code', '?')} {error.get('Message', '')}".rstrip()
-        ) from None
-    except BotoCoreError as exc:
-        raise DeliveryError(f"s3://{target.bucket}/{key}: {exc}") from None
+        for chunk in chunks:
+            writer.write(chunk)
+        writer.complete()
+    except s3_transfer.TransferError as exc:
+        raise DeliveryError(str(exc)) from None
     finally:
-        if upload_id is not None:
-            _abort(client, target, key, upload_id)
-
-
-def _parts(chunks: Iterable[bytes], size: int) -> Iterator[tuple[bytes, bool]]:
-    """``(part, is_last)``: ``size`` bytes each, the last one shorter (possibly empty)."""
-    pending: list[bytes] = []
-    held = 0
-    for chunk in chunks:
-        while chunk:
-            take = chunk[: size - held]
-            chunk = chunk[len(take) :]
-            pending.append(take)
-            held += len(take)
-            if held == size:
-                part = b"".join(pending)
-                pending.clear()
-                held = 0
-                yield part, False
-                del part
-    yield b"".join(pending), True
-
-
-def _abort(client: Any, target: S3Target, key: str, upload_id: str) -> None:
-    """Drop a failed upload's parts (the bucket would keep, and bill, them)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    # On failure a lifecycle rule on the bucket is the backstop.
-    with contextlib.suppress(BotoCoreError, ClientError):
-        client.abort_multipart_upload(Bucket=target.bucket, Key=key, UploadId=upload_id)
+        writer.abort()  # nothing to drop once complete
+    return key
 
 
 class S3Notifier(Notifier):

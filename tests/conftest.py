@@ -126,6 +126,17 @@ def redis_url() -> str:
 
 
 @pytest.fixture(scope="session")
+def moto(tmp_path_factory):
+    """moto's S3-compatible server (``destination_peers.MotoServer``), one per test run,
+    for the S3 destination and the S3 result store; each test makes its own bucket."""
+    from destination_peers import MotoServer
+
+    server = MotoServer(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def pg_chinook(pg_server: dict) -> Iterator[dict]:
     """A fresh PostgreSQL database holding Chinook, dropped after the run."""
     name = unique_name("dc_chinook")

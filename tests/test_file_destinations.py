@@ -10,7 +10,7 @@ import uuid
 
 import boto3
 import pytest
-from destination_peers import MotoServer, Sshd, keygen
+from destination_peers import Sshd, keygen
 from sqlalchemy import update
 from test_web_helpers import free_port
 
@@ -25,7 +25,7 @@ from dancecat_core.services import trackers as tracker_service
 from dancecat_core.services.connections import ConnectionInput, create
 from dancecat_core.services.jobs import JobInput
 from dancecat_core.settings import load_settings
-from dancecat_plugins.s3_destination import MIN_PART_SIZE
+from dancecat_plugins.s3_transfer import MIN_PART_SIZE
 from dancecat_web.api.present import tracker_json
 
 ARTISTS = "SELECT ArtistId, Name FROM Artist ORDER BY ArtistId LIMIT 20"
@@ -187,13 +187,6 @@ def test_sftp_password_is_stored_encrypted_and_never_shown(runtime, sqlite_chino
     assert destinations.unseal(runtime.secret_box, sealed) == {
         "url": "sftp://ana:pa%2Fss@files.example/in/"
     }
-
-
-@pytest.fixture(scope="module")
-def moto(tmp_path_factory):
-    server = MotoServer(tmp_path_factory.mktemp("moto"))
-    yield server
-    server.stop()
 
 
 def test_s3_streams_a_large_result_from_the_store_in_bounded_memory(runtime, sqlite_chinook, moto):

@@ -8,21 +8,14 @@ import tracemalloc
 
 import boto3
 import pytest
-from destination_peers import MotoServer
 
 from dancecat_core.errors import ConfigError, DancecatError, ValidationError
 from dancecat_core.settings import load_settings
 from dancecat_plugins.destination_files import DeliveryError
-from dancecat_plugins.s3_destination import MIN_PART_SIZE, parse_target, upload
+from dancecat_plugins.s3_destination import parse_target, upload
+from dancecat_plugins.s3_transfer import MIN_PART_SIZE
 
 KEY_ID, SECRET = "AKIDTEST", "se/cr+et"
-
-
-@pytest.fixture(scope="module")
-def moto(tmp_path_factory):
-    server = MotoServer(tmp_path_factory.mktemp("moto"))
-    yield server
-    server.stop()
 
 
 @pytest.fixture
