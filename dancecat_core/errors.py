@@ -45,6 +45,17 @@ class ResultExpired(DancecatError):
     code = "result_expired"
 
 
+class RangeNotSatisfiable(DancecatError):
+    """A download asked for bytes past the end of the result (HTTP 416); ``size`` is its
+    length, which the answer states."""
+
+    code = "range_not_satisfiable"
+
+    def __init__(self, size: int):
+        super().__init__(f"the result has {size} bytes: the range asked for is not in it")
+        self.size = size
+
+
 class IllegalTransition(DancecatError):
     """A tracker was asked to move between two statuses that do not follow each other."""
 

@@ -10,6 +10,8 @@ row in the app database, not in the store.
 from __future__ import annotations
 
 import abc
+import datetime as dt
+import io
 from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO, ClassVar
 
@@ -52,6 +54,22 @@ class ResultStore(abc.ABC):
     def open(self, key: str) -> BinaryIO:
         """A readable binary stream; raises ``StoreError`` if the blob does not exist."""
 
+    def open_range(self, key: str, start: int, length: int) -> BinaryIO:
+        """``length`` bytes of the blob from byte ``start`` (a download's HTTP Range);
+        the caller has checked both against ``size``. This default seeks, or reads past
+        the first bytes when the stream cannot; a store that fetches a range itself
+        overrides it."""
+        handle = self.open(key)
+        try:
+            if handle.seekable():
+                handle.seek(start)
+            else:
+                skip(handle, start)
+        except BaseException:
+            handle.close()
+            raise
+        return io.BufferedReader(Limited(handle, length))  # type: ignore[arg-type]
+
     @abc.abstractmethod
     def exists(self, key: str) -> bool: ...
 
@@ -61,6 +79,65 @@ class ResultStore(abc.ABC):
     @abc.abstractmethod
     def delete(self, key: str) -> None:
         """Delete the blob if it exists (idempotent)."""
+
+    def drop_abandoned(self, before: dt.datetime) -> int:
+        """Throw away partial blobs begun before ``before`` whose writer died without
+        ``abort`` (a killed worker); return how many. Called by the expiry sweep. This
+        default has none to drop."""
+        return 0
+
+
+def skip(handle: BinaryIO, count: int) -> None:
+    """Read past ``count`` bytes of ``handle``, a bounded piece at a time."""
+    while count > 0:
+        piece = handle.read(min(count, 1 << 20))
+        if not piece:
+            return
+        count -= len(piece)
+
+
+class Limited(io.RawIOBase):
+    """The next ``length`` bytes of a stream, then its end; closing closes the stream."""
+
+    def __init__(self, inner: BinaryIO, length: int):
+        self._inner = inner
+        self._left = length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        if self._left <= 0:
+            return 0
+        data = self._inner.read(min(len(target), self._left))
+        target[: len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._inner.close()
+        super().close()
+
+
+@attrs.frozen
+class ByteRange:
+    """One byte range as a client asked for it (HTTP ``Range: bytes=…``): ``first-last``,
+    ``first-`` (``last`` None) or the final ``last`` bytes (``first`` None)."""
+
+    first: int | None
+    last: int | None
+
+    def within(self, size: int) -> tuple[int, int] | None:
+        """``(start, length)`` of this range in a blob of ``size`` bytes, or None when
+        none of it is there (HTTP 416)."""
+        if self.first is None:
+            length = min(self.last or 0, size)
+            return (size - length, length) if length else None
+        if self.first >= size:
+            return None
+        stop = size if self.last is None else min(self.last + 1, size)
+        return self.first, stop - self.first
 
 
 @attrs.frozen

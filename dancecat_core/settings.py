@@ -301,8 +301,9 @@ class Settings:
     result_store: str = setting(
         TEXT,
         "file",
-        "a registered result store: `file` (files under `RESULT_DIR`) or `database` (the app "
-        "database, for machines without a shared disk)",
+        "a registered result store: `file` (files under `RESULT_DIR`), `database` (the app "
+        "database, for a few machines without a shared disk) or `s3` (a bucket, `RESULT_S3_*`; "
+        "docs/RESULTS.md says which)",
     )
     result_dir: Path = setting(
         TEXT, None, "where the `file` store keeps results", shown_default="`$HOME/results`"

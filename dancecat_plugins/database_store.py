@@ -20,7 +20,7 @@ from dancecat_core.db import session_scope, with_app_db
 from dancecat_core.errors import StoreError
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.models import ResultChunk
-from dancecat_core.resultstore import BlobWriter, ResultStore
+from dancecat_core.resultstore import BlobWriter, Limited, ResultStore
 
 CHUNK_BYTES = 1 << 20
 
@@ -82,11 +82,12 @@ class _ChunkWriter(BlobWriter):
 class _ChunkReader(io.RawIOBase):
     """Reads a blob chunk by chunk: one chunk in memory at a time."""
 
-    def __init__(self, store: DatabaseResultStore, key: str, chunks: int):
+    def __init__(self, store: DatabaseResultStore, key: str, chunks: int, start: int = 0):
         self._store = store
         self._key = key
         self._chunks = chunks
-        self._seq = 0
+        # Every chunk but the last holds CHUNK_BYTES: a range starts at its own chunk.
+        self._seq, self._skip = divmod(start, CHUNK_BYTES)
         self._current = b""
         self._offset = 0
 
@@ -110,7 +111,7 @@ class _ChunkReader(io.RawIOBase):
                 return 0
             self._current = with_app_db(f"result {self._key}: chunk {self._seq}", self._chunk)
             self._seq += 1
-            self._offset = 0
+            self._offset, self._skip = self._skip, 0
         count = min(len(target), len(self._current) - self._offset)
         target[:count] = self._current[self._offset : self._offset + count]
         self._offset += count
@@ -135,6 +136,13 @@ class DatabaseResultStore(ResultStore):
         if not chunks:
             raise StoreError(f"result {key} is not in the store")
         return io.BufferedReader(_ChunkReader(self, key, chunks), buffer_size=CHUNK_BYTES)
+
+    def open_range(self, key: str, start: int, length: int) -> BinaryIO:
+        chunks = self._chunk_count(key)
+        if not chunks:
+            raise StoreError(f"result {key} is not in the store")
+        reader = _ChunkReader(self, key, chunks, start)
+        return io.BufferedReader(Limited(reader, length), buffer_size=CHUNK_BYTES)  # type: ignore[arg-type]
 
     def exists(self, key: str) -> bool:
         return self._chunk_count(key) > 0

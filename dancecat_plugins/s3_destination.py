@@ -22,7 +22,6 @@ import attrs
 from dancecat_core.errors import ValidationError
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.notifiers import Attachment, Destination, Export, Notifier, RunNotice
-from dancecat_core.settings import POSITIVE_INT, SettingSpec, SettingType
 from dancecat_plugins import s3_transfer
 from dancecat_plugins.destination_files import (
     DEFAULT_FORMAT,
@@ -33,7 +32,6 @@ from dancecat_plugins.destination_files import (
     prepare_file,
     split_url,
 )
-from dancecat_plugins.s3_transfer import DEFAULT_PART_SIZE, MIN_PART_SIZE
 
 SCHEME = "s3"
 OPTIONS = ("endpoint", "region", "format")
@@ -204,25 +202,3 @@ class S3Notifier(Notifier):
 @hookimpl
 def dancecat_register_notifiers() -> list[type[Notifier]]:
     return [S3Notifier]
-
-
-def _part_size(raw: str) -> int:
-    value = POSITIVE_INT.parse(raw)
-    if value < MIN_PART_SIZE:
-        raise ValueError(f"must be at least {MIN_PART_SIZE} (5 MiB, S3's smallest part)")
-    return value
-
-
-PART_SIZE = SettingType(f"integer, at least {MIN_PART_SIZE}", _part_size)
-
-
-@hookimpl
-def dancecat_register_settings() -> list[SettingSpec]:
-    return [
-        SettingSpec(
-            "S3_PART_SIZE",
-            PART_SIZE,
-            DEFAULT_PART_SIZE,
-            "bytes per part of an S3 upload; memory holds about one part",
-        ),
-    ]

@@ -11,7 +11,8 @@ part is one PUT), so memory holds about one part whatever the blob's size. S3 sh
 object only once its upload completes: a writer that dies halfway leaves parts that no
 reader sees (``abort`` drops them; a bucket lifecycle rule is the backstop).
 
-boto3 is imported when a client is first made, not when a plugin loads: every console
+A plugin only for ``S3_PART_SIZE``, the one part size both users read. boto3 is imported
+when a client is first made, not when a plugin loads: every console
 command loads every plugin.
 """
 
@@ -24,7 +25,9 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from dancecat_core.hookspecs import hookimpl
 from dancecat_core.outbound import resolve
+from dancecat_core.settings import POSITIVE_INT, SettingSpec, SettingType
 
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's floor for every part but the last
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
@@ -212,3 +215,26 @@ class BodyReader(io.RawIOBase):
         if not self.closed:
             self._body.close()
         super().close()
+
+
+def _part_size(raw: str) -> int:
+    value = POSITIVE_INT.parse(raw)
+    if value < MIN_PART_SIZE:
+        raise ValueError(f"must be at least {MIN_PART_SIZE} (5 MiB, S3's smallest part)")
+    return value
+
+
+PART_SIZE = SettingType(f"integer, at least {MIN_PART_SIZE}", _part_size)
+
+
+@hookimpl
+def dancecat_register_settings() -> list[SettingSpec]:
+    return [
+        SettingSpec(
+            "S3_PART_SIZE",
+            PART_SIZE,
+            DEFAULT_PART_SIZE,
+            "bytes per part of an S3 upload (the `s3://` destination and the `s3` result "
+            "store); memory holds about one part",
+        ),
+    ]

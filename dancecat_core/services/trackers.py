@@ -12,11 +12,17 @@ import attrs
 from sqlalchemy import Row, Select, func, or_, select
 from sqlalchemy.orm import Session, aliased, contains_eager, selectinload
 
-from dancecat_core.errors import Conflict, NotFound, ResultExpired, StoreError
+from dancecat_core.errors import (
+    Conflict,
+    NotFound,
+    RangeNotSatisfiable,
+    ResultExpired,
+    StoreError,
+)
 from dancecat_core.exporters import Exporter
 from dancecat_core.lifecycle import set_status
 from dancecat_core.models import Job, Notification, Tracker, TrackerStatus, User, utcnow
-from dancecat_core.resultstore import ResultMeta, StoredResult
+from dancecat_core.resultstore import ByteRange, ResultMeta, ResultStore, StoredResult
 from dancecat_core.runtime import Runtime
 from dancecat_core.services import access
 
@@ -278,12 +284,15 @@ def stored_result(runtime: Runtime, tracker: Tracker) -> StoredResult:
 
 @attrs.frozen
 class Download:
-    """An export ready to stream: the caller iterates ``chunks`` and closes nothing else."""
+    """An export ready to stream: the caller iterates ``chunks`` and closes nothing else.
+    ``size`` is the length of ``chunks`` when known; ``part`` is ``(first, last, whole)``
+    when they are only the bytes ``first``-``last`` of a ``whole``-byte result."""
 
     filename: str
     media_type: str
     size: int | None
     chunks: Iterator[bytes]
+    part: tuple[int, int, int] | None = None
 
 
 def _read_chunks(handle: BinaryIO) -> Iterator[bytes]:
@@ -292,31 +301,48 @@ def _read_chunks(handle: BinaryIO) -> Iterator[bytes]:
             yield chunk
 
 
-def export(runtime: Runtime, tracker: Tracker, fmt: str) -> Download:
+def _stored(
+    store: ResultStore, key: str, filename: str, media_type: str, wanted: ByteRange | None
+) -> Download:
+    """The blob ``key`` as stored, or the part of it ``wanted`` names."""
+    size = store.size(key)
+    if wanted is None or size is None:
+        return Download(filename, media_type, size, _read_chunks(store.open(key)))
+    span = wanted.within(size)
+    if span is None:
+        raise RangeNotSatisfiable(size)
+    start, length = span
+    handle = store.open_range(key, start, length)
+    return Download(
+        filename, media_type, length, _read_chunks(handle), (start, start + length - 1, size)
+    )
+
+
+def export(
+    runtime: Runtime, tracker: Tracker, fmt: str, wanted: ByteRange | None = None
+) -> Download:
     """Stream the result in ``fmt``; cacheable formats are rendered once and kept.
 
     The canonical CSV is served as stored. Other formats are rendered into the store
     beside it (atomically) the first time they are asked for, and expire with it.
+    ``wanted``: only those bytes of a stored form (a format rendered on the fly has no
+    known length, and is sent whole); ``RangeNotSatisfiable`` when none of them exist.
     """
     exporter = runtime.exporter(fmt)
     result = stored_result(runtime, tracker)
     filename = f"Result_tid_{tracker.id}.{exporter.extension}"
     if fmt == "csv":
-        handle = result.open_raw()
-        return Download(
-            filename, exporter.media_type, result.store.size(result.key), _read_chunks(handle)
-        )
+        return _stored(result.store, result.key, filename, exporter.media_type, wanted)
     if not exporter.cacheable:
         return Download(filename, exporter.media_type, None, _render_stream(exporter, result))
     key = f"{result.key}.{exporter.extension}"
     if not result.store.exists(key):
         render(exporter, result, key)
     try:
-        handle = result.store.open(key)
+        return _stored(result.store, key, filename, exporter.media_type, wanted)
     except StoreError:
         render(exporter, result, key)
-        handle = result.store.open(key)
-    return Download(filename, exporter.media_type, result.store.size(key), _read_chunks(handle))
+        return _stored(result.store, key, filename, exporter.media_type, wanted)
 
 
 def render(exporter: Exporter, result: StoredResult, key: str) -> int:
@@ -370,4 +396,20 @@ def expire_results(runtime: Runtime, now: dt.datetime | None = None) -> int:
                 except StoreError:
                     log.warning("tracker %s: could not delete %s", tracker.id, key)
             expired += 1
+    _drop_abandoned(runtime, now)
     return expired
+
+
+def _drop_abandoned(runtime: Runtime, now: dt.datetime) -> None:
+    """Partial results older than the longest a run may write one: their writer died."""
+    settings = runtime.settings
+    before = now - dt.timedelta(
+        seconds=settings.job_worker_execute_timeout + settings.worker_stale_seconds
+    )
+    try:
+        dropped = runtime.store.drop_abandoned(before)
+    except StoreError as exc:
+        log.warning("could not drop abandoned partial results: %s", exc)
+        return
+    if dropped:
+        log.info("dropped %s partial result(s) whose worker died", dropped)

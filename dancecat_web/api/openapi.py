@@ -574,6 +574,15 @@ RESULT_OK = {
     },
 }
 RESULT_ERRORS = {
+    "206": {
+        "description": "The one byte range a `Range: bytes=…` header asked for, of a stored "
+        "form (CSV, XLSX); `Content-Range` says which",
+        "headers": {"Content-Range": {"schema": STRING}, "Content-Length": {"schema": INTEGER}},
+    },
+    "416": {
+        "description": "The range starts past the result's end; `Content-Range: bytes */size`",
+        "headers": {"Content-Range": {"schema": STRING}},
+    },
     "409": error_response("The run has not finished (or failed): `status` says which"),
     "410": error_response("The result expired (JOB_RESULT_VALID_SECONDS)"),
 }
