@@ -588,6 +588,21 @@ class _RowCopier:
             self.connection._rfile = io.BufferedReader(_PrefixedReader(leftover, self.rfile))
         return self.rows
 
+    def _block(self, rest: bytes) -> bytes | None:
+        """The next block of row packets, after ``rest``; None once the result has ended
+        (and ``_finish`` is done). A row sent as several packets (over 16 MiB) is written
+        here, field by field, as both paths would."""
+        while True:
+            buf, payload = self._refill(rest)
+            if payload is None:
+                return buf
+            if self._special(payload):
+                self._finish(buf)
+                return None
+            self.sink.write(_line(payload, 0, len(payload), self.kinds) + b"\n")
+            self.rows += 1
+            rest = buf
+
     def copy(self) -> int:
         if HEX in self.kinds or STAMP_UTC in self.kinds:
             return self._copy_lines()
@@ -595,19 +610,14 @@ class _RowCopier:
 
     # The per-field path: binary columns or timestamps with a zone kept.
     def _copy_lines(self) -> int:
-        kinds, sink = self.kinds, self.sink
+        kinds = self.kinds
         buf = b""
         pos = 0
         while True:
-            buf, payload = self._refill(buf[pos:])
-            pos = 0
-            if payload is not None:
-                if self._special(payload):
-                    return self._finish(buf)
-                sink.write(_line(payload, 0, len(payload), kinds) + b"\n")
-                self.rows += 1
-                continue
-            n = len(buf)
+            block = self._block(buf[pos:])
+            if block is None:
+                return self.rows
+            buf, pos, n = block, 0, len(block)
             lines = []
             while pos + 4 <= n:
                 end = pos + 4 + (buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16)
@@ -637,15 +647,10 @@ class _RowCopier:
         buf = b""
         pos = 0
         while True:
-            buf, payload = self._refill(buf[pos:])
-            pos = 0
-            if payload is not None:
-                if self._special(payload):
-                    return self._finish(buf)
-                sink.write(_line(payload, 0, len(payload), kinds) + b"\n")
-                self.rows += 1
-                continue
-            n = len(buf)
+            block = self._block(buf[pos:])
+            if block is None:
+                return self.rows
+            buf, pos, n = block, 0, len(block)
             o = bytearray(buf)
             start = rows = marks = 0  # the rows marked in o[start:pos], not written yet
             while True:
