@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import config, data, pipeline, report
+from bench import config, data, measure, pipeline, report
 
 
 def log(message: str) -> None:
@@ -193,6 +193,7 @@ def pipeline_notes(results: list[pipeline.CaseResult], args, sizes: list[int]) -
         "Ours = run (query → scrubbed canonical CSV in the result store) + export "
         "(trackers.export → file); the XLSX and JSON exports are from the same run."
     )
+    notes += cpu_notes(results)
     for case in results:
         for verdict in case.checks:
             notes.append(f"{case.key} {case.rows:,}: {verdict}")
@@ -203,6 +204,26 @@ def pipeline_notes(results: list[pipeline.CaseResult], args, sizes: list[int]) -
         notes.append(growth)
     if any(math.isnan(c.ratio) for c in results if c.floor and c.run):
         notes.append("Some ratios are missing: see the errors above.")
+    return notes
+
+
+def cpu_notes(results: list[pipeline.CaseResult]) -> list[str]:
+    """Each MariaDB case's CPU per million rows, the worker's and mariadbd's, at each size:
+    what shows whether a bigger result costs more than its share (the wall times move with
+    the machine's load; these do not)."""
+    notes = []
+    for key in ("my-csv", "my-csv-rows"):
+        sizes = [c for c in results if c.key == key and c.run]
+        parts = []
+        for case in sizes:
+            per_m = case.rows / 1e6
+            ours = measure.median([s.info.get("cpu_s", math.nan) for s in case.run]) / per_m
+            server = measure.median([s.info.get("server_cpu_s", math.nan) for s in case.run])
+            parts.append(
+                f"{case.rows:,} rows: {ours:.2f} s/M ours, {server / per_m:.2f} s/M server"
+            )
+        if parts:
+            notes.append(f"{key} CPU per million rows (run): " + "; ".join(parts) + ".")
     return notes
 
 

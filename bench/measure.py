@@ -139,6 +139,22 @@ def python(
     return Sample(float(info.pop("seconds")), rss, info)
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU a process has used so far (all its threads), or NaN."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def server_pid(name: str) -> int | None:
+    """The oldest local process called ``name`` (the database server), if there is one."""
+    done = subprocess.run(["pgrep", "-o", "-x", name], capture_output=True, text=True)
+    return int(done.stdout) if done.returncode == 0 and done.stdout.strip().isdigit() else None
+
+
 class Background:
     """A long-lived child (a worker): start it, wait for its 'ready' line, stop it, get RSS."""
 

@@ -21,10 +21,12 @@ import io
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from dancecat_core.errors import ConfigError, StoreError
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.resultstore import BlobWriter, ResultStore
-from dancecat_core.settings import OPTIONAL_TEXT, SettingSpec, SettingType
+from dancecat_core.settings import OPTIONAL_TEXT, Settings, SettingSpec, SettingType
 from dancecat_plugins import s3_transfer
 from dancecat_plugins.s3_transfer import S3Place, TransferError
 
@@ -59,7 +61,7 @@ class _ObjectWriter(BlobWriter):
 class S3ResultStore(ResultStore):
     name = NAME
 
-    def __init__(self, settings: Any, session_factory: Any):
+    def __init__(self, settings: Settings, session_factory: sessionmaker[Session]):
         super().__init__(settings, session_factory)
         if settings.result_store == NAME:
             self.place  # noqa: B018 - a missing bucket or half a key pair fails at start-up
