@@ -17,7 +17,7 @@ from test_worker import App
 
 from dancecat_core import migrations, tasks
 from dancecat_core.errors import ConfigError, StoreError
-from dancecat_core.models import Tracker, TrackerStatus
+from dancecat_core.models import Connection, Job, Tracker, TrackerStatus
 from dancecat_core.runner import execute_tracker
 from dancecat_core.runtime import build_runtime
 from dancecat_core.services import connections, jobs, trackers
@@ -319,6 +319,19 @@ def test_credentials_from_the_environment_when_the_settings_have_none(
         runtime.engine.dispose()
 
 
+def _writable_job(app: App, sql: str) -> int:
+    """A job on a connection not marked read-only: a run whose worker died is failed, not
+    started again (its statement may have written), so the test sees the verdict."""
+    with app.runtime.session_factory() as session:
+        connection = Connection(
+            name="chinook-rw", driver="sqlite", database=str(app.chinook), read_only=False
+        )
+        job = Job(name=f"job-{uuid.uuid4().hex[:6]}", connection=connection, query=sql)
+        session.add_all([connection, job])
+        session.commit()
+        return job.id
+
+
 def test_a_worker_killed_mid_upload_leaves_no_result_and_the_run_fails_clearly(
     tmp_path, sqlite_chinook, moto, bucket
 ):
@@ -329,7 +342,7 @@ def test_a_worker_killed_mid_upload_leaves_no_result_and_the_run_fails_clearly(
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000000) "
             "SELECT x AS n, printf('%080d', x) AS padding FROM c"
         )
-        tracker_id = app.queue_run(app.job(big))
+        tracker_id = app.queue_run(_writable_job(app, big))
         tasks.enqueue_run(tracker_id)
         worker = app.worker(workers=1)
         app.wait("a part of the result on its way", lambda: uploads(moto, bucket), timeout=60)
