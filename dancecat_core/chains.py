@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dancecat_core.db import session_scope
-from dancecat_core.models import Connection, Job, RunAfter, Tracker, TrackerStatus
+from dancecat_core.models import Connection, Job, RunAfter, Tracker, TrackerStatus, utcnow
 from dancecat_core.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def downstream_runs(runtime: Runtime, tracker_id: int) -> list[int]:
                 session.execute(
                     update(Job)
                     .where(Job.id == job_id)
-                    .values(run_count=Job.run_count + 1)
+                    .values(run_count=Job.run_count + 1, last_run_at=utcnow())
                     .execution_options(synchronize_session=False)
                 )
                 claimed.append(tracker.id)

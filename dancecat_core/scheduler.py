@@ -254,7 +254,7 @@ def _count_runs(session: Session, counts: dict[int, int]) -> None:
         session.execute(
             text(
                 "UPDATE jobs SET run_count = COALESCE(jobs.run_count, 0) + v.n,"
-                f" updated_at = :now FROM (VALUES {rows}) AS v(id, n) WHERE jobs.id = v.id"
+                f" last_run_at = :now FROM (VALUES {rows}) AS v(id, n) WHERE jobs.id = v.id"
             ),
             params,
         )
@@ -264,7 +264,7 @@ def _count_runs(session: Session, counts: dict[int, int]) -> None:
         session.execute(
             update(Job)
             .where(Job.id == job_id)
-            .values(run_count=func.coalesce(Job.run_count, 0) + count)
+            .values(run_count=func.coalesce(Job.run_count, 0) + count, last_run_at=utcnow())
             .execution_options(synchronize_session=False)
         )
 
@@ -481,7 +481,7 @@ def _count_run(runtime: Runtime, job_id: int) -> None:
         session.execute(
             update(Job)
             .where(Job.id == job_id)
-            .values(run_count=func.coalesce(Job.run_count, 0) + 1)
+            .values(run_count=func.coalesce(Job.run_count, 0) + 1, last_run_at=utcnow())
             .execution_options(synchronize_session=False)
         )
 

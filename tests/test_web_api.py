@@ -348,12 +348,12 @@ def test_runs_list_is_newest_first_and_paged(app, alice, job, queued):
     url = f"/api/v1/jobs/{job['id']}/runs"
     page = app.get(url, {"limit": 2}, headers=alice.auth).json
     assert [r["id"] for r in page["runs"]] == queued[::-1][:2]
-    rest = app.get(url, {"limit": 2, "before": page["next_before"]}, headers=alice.auth).json
-    assert [r["id"] for r in rest["runs"]] == queued[:1] and rest["next_before"] is None
+    rest = app.get(page["next"], headers=alice.auth).json
+    assert [r["id"] for r in rest["runs"]] == queued[:1] and rest["next"] is None
     queued_only = app.get(url, {"status": "Queued"}, headers=alice.auth).json["runs"]
     assert len(queued_only) == 3
     assert app.get(url, {"status": "Success"}, headers=alice.auth).json["runs"] == []
-    for params in ({"status": "done"}, {"limit": "0"}, {"limit": "x"}, {"before": "-1"}):
+    for params in ({"status": "done"}, {"limit": "0"}, {"limit": "x"}, {"cursor": "-1"}):
         app.get(url, params, headers=alice.auth, status=422)
 
 
@@ -606,7 +606,8 @@ def test_a_deleted_jobs_runs_and_latest_result_are_404(app, alice, job, finished
 
 
 def test_empty_query_parameters_are_refused(app, alice, job):
-    app.get("/api/v1/jobs?limit=&offset=", headers=alice.auth, status=422)
+    app.get("/api/v1/jobs?limit=", headers=alice.auth, status=422)
+    app.get("/api/v1/jobs?cursor=", headers=alice.auth, status=422)
     app.get(f"/api/v1/jobs/{job['id']}/runs?status=", headers=alice.auth, status=422)
 
 

@@ -12,8 +12,9 @@ from dancecat_core.inputs.schedule import ScheduleInput
 from dancecat_core.models import CatchUp, ScheduleType
 
 
-def _routes(app) -> dict[str, set[str]]:
-    """``{openapi path: {methods}}`` from the app's registered API views."""
+def _routes(app, formats: list[str]) -> dict[str, set[str]]:
+    """``{openapi path: {methods}}`` from the app's registered API views; a download
+    route's ``{format}`` is one path per registered format."""
     registry = app.app.registry
     introspector = registry.introspector
     found: dict[str, set[str]] = {}
@@ -28,7 +29,10 @@ def _routes(app) -> dict[str, set[str]]:
                 if isinstance(found_methods, str):
                     found_methods = (found_methods,)
                 methods.update(found_methods)
-        found[path] = {m.lower() for m in methods}
+        for each in (
+            [path.replace("{format}", f) for f in formats] if "{format}" in path else [path]
+        ):
+            found[each] = {m.lower() for m in methods}
     return found
 
 
@@ -39,7 +43,7 @@ def test_every_api_route_and_method_is_documented(runtime):
         path: {m for m in operations if m in {"get", "post", "put", "patch", "delete"}}
         for path, operations in document["paths"].items()
     }
-    assert documented == _routes(app)
+    assert documented == _routes(app, runtime.formats)
 
 
 def test_every_reference_resolves_and_drivers_are_the_registered_ones(runtime):
@@ -74,3 +78,68 @@ def test_request_bodies_state_the_declared_limits_and_choices(runtime):
     connection = schemas["ConnectionInput"]["properties"]
     assert connection["password"]["writeOnly"] is True
     assert connection["options"]["type"] == "object"
+
+
+def test_operations_are_unique_tagged_and_state_csrf_and_location(runtime):
+    document = make_app(runtime).get("/api/v1/openapi.json").json
+    operations = [
+        (path, method, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method != "parameters"
+    ]
+    ids = [operation["operationId"] for _, _, operation in operations]
+    assert len(ids) == len(set(ids))
+    tags = {tag["name"] for tag in document["tags"]}
+    for path, method, operation in operations:
+        assert len(operation["tags"]) == 1 and operation["tags"][0] in tags, path
+        answers = operation["responses"]
+        if method in ("post", "put", "patch", "delete"):
+            assert answers["403"]["content"]["application/json"], (path, method)
+        for code in ("201", "202"):
+            if code in answers:
+                assert "Location" in answers[code]["headers"], (path, method)
+
+
+def test_every_download_format_is_its_own_operation_with_one_content_type(runtime):
+    """A generated client reads each download as what it is: one content type per
+    operation, binary unless it is text or the JSON document."""
+    paths = make_app(runtime).get("/api/v1/openapi.json").json["paths"]
+    for fmt, exporter in runtime.exporters.items():
+        for path, prefix in (
+            (f"/trackers/{{id}}/result.{fmt}", "downloadRunResult"),
+            (f"/jobs/{{id}}/latest/result.{fmt}", "downloadLatestResult"),
+        ):
+            operation = paths[path]["get"]
+            assert operation["operationId"] == prefix + fmt.capitalize()
+            content_types = list(operation["responses"]["200"]["content"])
+            assert content_types == [exporter.media_type.split(";")[0]]
+    xlsx = paths["/trackers/{id}/result.xlsx"]["get"]["responses"]["200"]["content"]
+    assert next(iter(xlsx.values()))["schema"] == {"type": "string", "format": "binary"}
+
+
+def test_lists_state_the_paging_convention_and_answers_state_enums(runtime):
+    from dancecat_web.api import paging
+
+    document = make_app(runtime).get("/api/v1/openapi.json").json
+    schemas = document["components"]["schemas"]
+    for path, item in document["paths"].items():
+        operation = item.get("get", {})
+        if not operation.get("operationId", "").startswith("list"):
+            continue
+        names = {parameter["name"]: parameter for parameter in operation["parameters"]}
+        assert names["limit"]["schema"]["maximum"] == paging.MAX_LIMIT, path
+        assert names["limit"]["schema"]["default"] == paging.DEFAULT_LIMIT, path
+        assert "cursor" in names, path
+        page = schemas[
+            operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit(
+                "/", 1
+            )[1]
+        ]
+        assert {"next", "next_cursor"} <= set(page["required"]), path
+    assert schemas["Connection"]["properties"]["driver"]["enum"] == sorted(runtime.drivers)
+    assert (
+        schemas["Schedule"]["properties"]["type"]["enum"]
+        == (schemas["ScheduleInput"]["properties"]["type"]["enum"])
+    )
+    assert schemas["Tracker"]["properties"]["status"] == {"$ref": "#/components/schemas/RunStatus"}

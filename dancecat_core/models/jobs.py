@@ -34,7 +34,11 @@ class Job(Base):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     shared: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Last edited, set by ``services.jobs.update``: a run does not change it (so the
+    # screens' "Updated on" means what it says); ``last_run_at`` is when the newest run
+    # was queued, set wherever ``run_count`` grows (migration 0008).
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_run_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     run_count: Mapped[int] = mapped_column(Integer, default=0)
     # Chains: run after each run of ``after_job_id`` that ends as ``after_on`` says

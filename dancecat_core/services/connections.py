@@ -13,6 +13,7 @@ from dancecat_core.inputs.connection import ConnectionInput
 from dancecat_core.inputs.fields import UNSET, Problems, relabel
 from dancecat_core.models import Connection, Job, User, utcnow
 from dancecat_core.services import access, naming
+from dancecat_core.services.keyset import Keyset
 
 if TYPE_CHECKING:  # only named in annotations: importing them would load every plugin module
     from dancecat_core.drivers import Driver
@@ -192,11 +193,13 @@ def jobs_using(session: Session, actor: User | None, connection_id: int) -> list
     )
 
 
-def list_visible(session: Session, actor: User | None) -> list[Connection]:
-    return list(
-        session.scalars(
-            select(Connection)
-            .where(Connection.deleted_at.is_(None), access.visible_filter(actor, Connection))
-            .order_by(Connection.name, Connection.id)
-        )
+def list_visible(
+    session: Session, actor: User | None, page: Keyset | None = None
+) -> list[Connection]:
+    """Connections ``actor`` may see: by name, or one ``page`` newest first (the API)."""
+    query = select(Connection).where(
+        Connection.deleted_at.is_(None), access.visible_filter(actor, Connection)
     )
+    if page is not None:
+        return list(session.scalars(page.apply(query, Connection.id)))
+    return list(session.scalars(query.order_by(Connection.name, Connection.id)))

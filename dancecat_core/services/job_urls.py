@@ -32,6 +32,7 @@ from dancecat_core.inputs.run import RunInput
 from dancecat_core.models import Job, PullUrl, PullUse, Tracker, Trigger, User, utcnow
 from dancecat_core.runtime import Runtime
 from dancecat_core.services import access
+from dancecat_core.services.keyset import Keyset
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +81,11 @@ def _own_url(session: Session, actor: User | None, model: UrlModel, url_id: int,
     return url
 
 
-def _listed(session: Session, model: UrlModel, job_id: int) -> list:
-    return list(
-        session.scalars(select(model).where(model.job_id == job_id).order_by(model.id.desc()))
-    )
+def _listed(session: Session, model: UrlModel, job_id: int, page: Keyset | None) -> list:
+    query = select(model).where(model.job_id == job_id)
+    if page is not None:
+        return list(session.scalars(page.apply(query, model.id)))
+    return list(session.scalars(query.order_by(model.id.desc())))
 
 
 def _by_token(session: Session, model: UrlModel, clear: str):
@@ -118,9 +120,11 @@ def create_pull_url(
     return url, clear
 
 
-def list_pull_urls(session: Session, actor: User | None, job_id: int) -> list[PullUrl]:
-    """The job's pull URLs, revoked ones too, newest first."""
-    return _listed(session, PullUrl, _own_job(session, actor, job_id).id)
+def list_pull_urls(
+    session: Session, actor: User | None, job_id: int, page: Keyset | None = None
+) -> list[PullUrl]:
+    """The job's pull URLs, revoked ones too, newest first (all, or one ``page``)."""
+    return _listed(session, PullUrl, _own_job(session, actor, job_id).id, page)
 
 
 def revoke_pull_url(session: Session, actor: User | None, url_id: int) -> PullUrl:
@@ -219,8 +223,11 @@ def create_trigger(
     return trigger, clear, secret
 
 
-def list_triggers(session: Session, actor: User | None, job_id: int) -> list[Trigger]:
-    return _listed(session, Trigger, _own_job(session, actor, job_id).id)
+def list_triggers(
+    session: Session, actor: User | None, job_id: int, page: Keyset | None = None
+) -> list[Trigger]:
+    """The job's trigger URLs, revoked ones too, newest first (all, or one ``page``)."""
+    return _listed(session, Trigger, _own_job(session, actor, job_id).id, page)
 
 
 def revoke_trigger(session: Session, actor: User | None, trigger_id: int) -> Trigger:
@@ -293,7 +300,7 @@ def fire(
             session.execute(
                 update(Job)
                 .where(Job.id == trigger.job_id)
-                .values(run_count=Job.run_count + 1)
+                .values(run_count=Job.run_count + 1, last_run_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
             trigger.last_used_at = utcnow()

@@ -17,6 +17,7 @@ from dancecat_core.inputs.job import JobInput
 from dancecat_core.inputs.run import RunInput
 from dancecat_core.models import Connection, Job, JobRecipient, Schedule, Tracker, User, utcnow
 from dancecat_core.services import access, naming
+from dancecat_core.services.keyset import Keyset
 
 if TYPE_CHECKING:  # only named in annotations: importing it would load every plugin module
     from dancecat_core.runtime import Runtime
@@ -218,9 +219,12 @@ def list_visible(
     *,
     limit: int | None = None,
     offset: int = 0,
+    page: Keyset | None = None,
     recipients: bool = False,
 ) -> list[Job]:
-    """Jobs ``actor`` may see, most recently updated first (``ix_jobs_updated_at_id``).
+    """Jobs ``actor`` may see: most recently edited first (``ix_jobs_updated_at_id``,
+    the screens' order, paged by ``limit``/``offset``), or one ``page`` newest first (the
+    API's order, which edits do not change).
 
     Each job's connection and owner come with it (a query each for the whole list, not
     one per job); ``recipients=True`` loads the recipients the same way.
@@ -231,10 +235,11 @@ def list_visible(
     query = (
         select(Job)
         .where(Job.deleted_at.is_(None), access.visible_filter(actor, Job))
-        .order_by(Job.updated_at.desc(), Job.id.desc())
         .options(*loads)
-        .offset(offset)
     )
+    if page is not None:
+        return list(session.scalars(page.apply(query, Job.id)))
+    query = query.order_by(Job.updated_at.desc(), Job.id.desc()).offset(offset)
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
@@ -260,5 +265,6 @@ def queue_run(
     )
     session.add(tracker)
     job.run_count = (job.run_count or 0) + 1
+    job.last_run_at = tracker.queued_at = utcnow()
     session.flush()
     return tracker

@@ -25,6 +25,7 @@ from dancecat_core.models import Job, Notification, Tracker, TrackerStatus, User
 from dancecat_core.resultstore import ByteRange, ResultMeta, ResultStore, StoredResult
 from dancecat_core.runtime import Runtime
 from dancecat_core.services import access
+from dancecat_core.services.keyset import Keyset
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 1 << 20
@@ -112,18 +113,28 @@ class RunRows:
     notifications: dict[int, list[Row]]
 
 
-def run_rows_for_job(
+def run_rows(
     session: Session,
     actor: User | None,
-    job_id: int,
+    page: Keyset,
     *,
+    job_id: int | None = None,
     status: str | None = None,
-    limit: int = 50,
-    before: int | None = None,
+    since: dt.datetime | None = None,
 ) -> RunRows:
-    """``list_for_job`` as rows: the same runs, two queries."""
-    query = _job_runs(session, actor, job_id, select(*RUN_COLUMNS), status, limit, before)
-    runs = list(session.execute(query))
+    """One page of the runs ``actor`` may see (deleted jobs' included), newest first, as
+    rows: optionally one job's, one status's, or those queued at or after ``since``. Two
+    queries: the runs, and their notifications."""
+    query = select(*RUN_COLUMNS)
+    if job_id is not None:
+        query = query.where(Tracker.job_id == job_id)  # trackers (job_id, id) pages
+    if actor is not None and not actor.is_admin:
+        query = query.join(Job, Job.id == Tracker.job_id).where(access.visible_filter(actor, Job))
+    if status:
+        query = query.where(Tracker.status == TrackerStatus(status).value)
+    if since is not None:
+        query = query.where(Tracker.queued_at >= since)
+    runs = list(session.execute(page.apply(query, Tracker.id)))
     notifications: dict[int, list[Row]] = {}
     if runs:
         found = session.execute(
@@ -134,6 +145,20 @@ def run_rows_for_job(
         for notification in found:
             notifications.setdefault(notification.tracker_id, []).append(notification)
     return RunRows(runs, notifications)
+
+
+def run_rows_for_job(
+    session: Session,
+    actor: User | None,
+    job_id: int,
+    page: Keyset,
+    *,
+    status: str | None = None,
+) -> RunRows:
+    """``run_rows`` of one job that ``actor`` may see; a deleted job is not found here, as
+    everywhere its id is used (its runs stay reachable by tracker id and in ``run_rows``)."""
+    access.require_visible(actor, session.get(Job, job_id), "job")
+    return run_rows(session, actor, page, job_id=job_id, status=status)
 
 
 def list_visible(

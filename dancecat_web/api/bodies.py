@@ -7,8 +7,9 @@ JSON is a 400; a well-formed body of the wrong shape is a 422 naming the field.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -163,3 +164,25 @@ def query_int(
     if not minimum <= number <= maximum:
         raise ValidationError(f"{name} must be between {minimum} and {maximum}", name)
     return number
+
+
+def query_choice(request: Request, name: str, choices: Sequence[str]) -> str | None:
+    """A query parameter that must be one of ``choices`` (None when left out)."""
+    raw = request.GET.get(name)
+    if raw is not None and raw not in choices:
+        raise ValidationError(f"{name} must be one of {', '.join(choices)}", name)
+    return raw
+
+
+def query_timestamp(request: Request, name: str) -> dt.datetime | None:
+    """An ISO 8601 date-time query parameter; one without an offset is UTC."""
+    raw = request.GET.get(name)
+    if raw is None:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(raw)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        raise ValidationError(
+            f"{name} must be an ISO 8601 date-time such as 2024-05-01T12:00:00Z", name
+        ) from None

@@ -11,7 +11,7 @@ from pyramid.view import view_config
 from dancecat_core.inputs.connection import ConnectionInput
 from dancecat_core.models import Connection
 from dancecat_core.services import connections, probes
-from dancecat_web.api import bodies, created, no_content, object_id
+from dancecat_web.api import bodies, created, no_content, object_id, paging
 from dancecat_web.api.present import connection_json
 
 FIELDS = bodies.input_fields(ConnectionInput)
@@ -24,8 +24,11 @@ def _one(request: Request, connection: Connection) -> dict[str, Any]:
 
 @view_config(route_name="api.connections", request_method="GET", renderer="json")
 def list_connections(request: Request) -> dict[str, Any]:
-    found = connections.list_visible(request.dbsession, request.user)
-    return {"connections": [connection_json(connection) for connection in found]}
+    page = paging.requested(request)
+    found = connections.list_visible(request.dbsession, request.user, page)
+    return paging.answer(
+        request, "connections", page, found, lambda kept: [connection_json(c) for c in kept]
+    )
 
 
 @view_config(route_name="api.connections", request_method="POST", renderer="json")

@@ -14,7 +14,7 @@ from pyramid.view import view_config
 
 from dancecat_core.inputs.job_urls import PullUrlInput, TriggerInput
 from dancecat_core.services import job_urls
-from dancecat_web.api import bodies, created, no_content, object_id
+from dancecat_web.api import bodies, created, no_content, object_id, paging
 from dancecat_web.api.present import pull_url_json, trigger_json
 
 PULL_FIELDS = bodies.input_fields(PullUrlInput)
@@ -38,8 +38,11 @@ def _new_pull_url(request: Request, url: Any, clear: str) -> dict[str, Any]:
 
 @view_config(route_name="api.job.pull_urls", request_method="GET", renderer="json")
 def list_pull_urls(request: Request) -> dict[str, Any]:
-    found = job_urls.list_pull_urls(request.dbsession, request.user, object_id(request))
-    return {"pull_urls": [pull_url_json(url) for url in found]}
+    page = paging.requested(request)
+    found = job_urls.list_pull_urls(request.dbsession, request.user, object_id(request), page)
+    return paging.answer(
+        request, "pull_urls", page, found, lambda kept: list(map(pull_url_json, kept))
+    )
 
 
 @view_config(route_name="api.job.pull_urls", request_method="POST", renderer="json")
@@ -65,8 +68,11 @@ def rotate_pull_url(request: Request) -> dict[str, Any]:
 
 @view_config(route_name="api.job.triggers", request_method="GET", renderer="json")
 def list_triggers(request: Request) -> dict[str, Any]:
-    found = job_urls.list_triggers(request.dbsession, request.user, object_id(request))
-    return {"triggers": [trigger_json(trigger) for trigger in found]}
+    page = paging.requested(request)
+    found = job_urls.list_triggers(request.dbsession, request.user, object_id(request), page)
+    return paging.answer(
+        request, "triggers", page, found, lambda kept: list(map(trigger_json, kept))
+    )
 
 
 @view_config(route_name="api.job.triggers", request_method="POST", renderer="json")

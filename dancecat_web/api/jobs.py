@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import attrs
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from dancecat_core.errors import ValidationError
 from dancecat_core.inputs.job import PREVIEW_FIELDS, JobInput
 from dancecat_core.inputs.run import RunInput
 from dancecat_core.models import Job, TrackerStatus
 from dancecat_core.services import jobs, probes, schedules, trackers
-from dancecat_web.api import MAX_ID, bodies, created, no_content, object_id
+from dancecat_core.services.keyset import Keyset
+from dancecat_core.services.trackers import RunRows
+from dancecat_web.api import bodies, created, no_content, object_id, paging
 from dancecat_web.api.bodies import Field
 from dancecat_web.api.present import job_json, preview_json, run_rows_json, tracker_json
 from dancecat_web.api.schedules import (
@@ -38,7 +40,7 @@ PREVIEW_BODY = {
     **bodies.input_fields(JobInput, only=PREVIEW_FIELDS),
     "values": bodies.input_fields(RunInput)["parameters"],
 }
-RUNS_MAX_LIMIT = 500
+STATUSES = tuple(status.value for status in TrackerStatus)
 
 
 def _one(request: Request, job: Job) -> dict[str, Any]:
@@ -63,18 +65,19 @@ def _save(request: Request, job_id: int | None, data: JobInput, values: dict[str
 
 @view_config(route_name="api.jobs", request_method="GET", renderer="json")
 def list_jobs(request: Request) -> dict[str, Any]:
-    limit = bodies.query_int(request, "limit", default=None, minimum=1, maximum=1000)
-    offset = bodies.query_int(request, "offset", default=0, minimum=0, maximum=MAX_ID) or 0
-    found = jobs.list_visible(
-        request.dbsession, request.user, limit=limit, offset=offset, recipients=True
-    )
+    page = paging.requested(request)
+    found = jobs.list_visible(request.dbsession, request.user, page=page, recipients=True)
     # Every listed job's schedules in one query, not one per job.
     listed = schedules.list_for_jobs(request.dbsession, request.user, [job.id for job in found])
-    return {
-        "jobs": [
-            job_json(job, [schedule_json(schedule) for schedule in listed[job.id]]) for job in found
-        ]
-    }
+    return paging.answer(
+        request,
+        "jobs",
+        page,
+        found,
+        lambda kept: [
+            job_json(job, [schedule_json(schedule) for schedule in listed[job.id]]) for job in kept
+        ],
+    )
 
 
 @view_config(route_name="api.jobs", request_method="POST", renderer="json")
@@ -157,23 +160,23 @@ def run_job(request: Request) -> dict[str, Any]:
 
 @view_config(route_name="api.job.runs", request_method="GET", renderer="json")
 def list_runs(request: Request) -> dict[str, Any]:
-    """A job's runs, newest first; pass ``next_before`` back as ``before`` for the next page."""
-    status = request.GET.get("status")
-    if status is not None and status not in {s.value for s in TrackerStatus}:
-        names = ", ".join(s.value for s in TrackerStatus)
-        raise ValidationError(f"status must be one of {names}", "status")
-    limit = bodies.query_int(request, "limit", default=50, minimum=1, maximum=RUNS_MAX_LIMIT)
-    before = bodies.query_int(request, "before", default=None, minimum=1, maximum=MAX_ID)
+    """A job's runs, newest first (``paging``)."""
+    status = bodies.query_choice(request, "status", STATUSES)
+    page = paging.requested(request)
     found = trackers.run_rows_for_job(
-        request.dbsession,
-        request.user,
-        object_id(request),
-        status=status,
-        limit=limit or 50,
-        before=before,
+        request.dbsession, request.user, object_id(request), page, status=status
     )
-    more = len(found.runs) == limit and found.runs
-    return {
-        "runs": run_rows_json(found, request.runtime.value_patterns),
-        "next_before": found.runs[-1].id if more else None,
-    }
+    return runs_answer(request, page, found)
+
+
+def runs_answer(request: Request, page: Keyset, found: RunRows) -> dict[str, Any]:
+    """A page of runs as every runs list answers it."""
+    return paging.answer(
+        request,
+        "runs",
+        page,
+        found.runs,
+        lambda kept: run_rows_json(
+            attrs.evolve(found, runs=list(kept)), request.runtime.value_patterns
+        ),
+    )

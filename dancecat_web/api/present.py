@@ -84,6 +84,7 @@ def job_json(job: Job, schedules: list[dict[str, Any]]) -> dict[str, Any]:
         "run_count": job.run_count or 0,
         "created_at": timestamp(job.created_at),
         "updated_at": timestamp(job.updated_at),
+        "last_run_at": timestamp(job.last_run_at),
     }
 
 
