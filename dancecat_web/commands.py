@@ -74,6 +74,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
     from dancecat_web import processes
     from dancecat_web.config import configure
+    from dancecat_web.limits import server_body_limit
 
     runtime = runtime_for(args)
     settings = runtime.settings
@@ -82,8 +83,9 @@ def serve_command(args: argparse.Namespace) -> int:
     consumer = settings.embedded and settings.embedded_worker
     options: dict[str, Any] = {
         "threads": args.threads,
-        # Waitress refuses bodies past this itself; the app's own cap answers first.
-        "max_request_body_size": settings.max_body_bytes + 1,
+        # Waitress answers bodies past this itself, in plain text: well past the app's cap,
+        # so that the app's JSON 413 answers a body that is merely too big.
+        "max_request_body_size": server_body_limit(settings.max_body_bytes),
         "ident": "dancecat",
         **proxy_options(settings.trusted_proxy),
     }

@@ -2,6 +2,13 @@
 
 A declared ``Content-Length`` is checked up front; a chunked body is read up to one byte
 past the cap, so a client cannot make the app buffer more than the cap either way.
+
+The WSGI server in front (waitress, under ``dancecat serve``) reads a whole body before
+the app sees it, and answers a body over its own limit itself, in plain text, often while
+the client is still sending. So its limit is ``server_body_limit``: far enough past the
+app's cap that a body a client sends by mistake reaches the app and gets the API's JSON
+413, near enough that a hostile one is still cut off (waitress spools it to a temporary
+file, not memory).
 """
 
 from __future__ import annotations
@@ -16,6 +23,14 @@ from pyramid.response import Response
 from pyramid.tweens import EXCVIEW
 
 from dancecat_web.errors import BodyTooLarge
+
+# How many times the app's cap the WSGI server still reads (module docstring).
+SERVER_BODY_FACTOR = 16
+
+
+def server_body_limit(cap: int) -> int:
+    """The WSGI server's largest body for an app whose cap is ``cap`` bytes."""
+    return cap * SERVER_BODY_FACTOR
 
 
 def body_limit_tween_factory(

@@ -147,6 +147,7 @@ ID_ROUTES = {
 INDIRECT_ROUTES = {
     "api.connections",
     "api.jobs",
+    "api.runs",
     "api.preview",
     "ui.connections",
     "ui.jobs",

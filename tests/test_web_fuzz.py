@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from test_web_helpers import PASSWORD, ROOT, dancecat, serve
+from test_web_helpers import ROOT, dancecat, first_token, serve
 
 CHECKS_EXCLUDED = "positive_data_acceptance"
 MAX_EXAMPLES = int(os.environ.get("DANCECAT_FUZZ_EXAMPLES", "30"))
@@ -57,7 +57,7 @@ def _seed(live, token: str, chinook: Path) -> None:
 
 
 def test_schemathesis_finds_no_server_errors_or_nonconforming_answers(live, tmp_path):
-    token = _first_token(live)
+    token = first_token(live, "fuzz@example.com")
     chinook = tmp_path / "chinook.sqlite"
     shutil.copyfile(ROOT / "examples" / "chinook.sqlite", chinook)
     _seed(live, token, chinook)
@@ -107,21 +107,3 @@ def test_schemathesis_finds_no_server_errors_or_nonconforming_answers(live, tmp_
     assert requests_made > 500
     server_log = (live.home / "serve.log").read_text()
     assert "dancecat_web.errors: unhandled" not in server_log, server_log[-4000:]
-
-
-def _first_token(live) -> str:
-    browser = requests.Session()
-    page = browser.get(f"{live.url}/login", timeout=10)
-    csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    browser.post(
-        f"{live.url}/login",
-        data={
-            "email": "fuzz@example.com",
-            "password": PASSWORD,
-            "confirm": PASSWORD,
-            "csrf_token": csrf,
-        },
-        allow_redirects=False,
-        timeout=10,
-    ).raise_for_status()
-    return dancecat(live.home, "token", "create", "fuzz@example.com").strip()

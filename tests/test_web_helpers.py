@@ -140,3 +140,18 @@ def serve(
             process.kill()
             process.wait()
         log.close()
+
+
+def first_token(live: LiveServer, email: str) -> str:
+    """Sign ``email`` (allowed, never signed in) in through the form, setting the password,
+    then create an API token for it with the console, as docs/API.md says to."""
+    browser = requests.Session()
+    page = browser.get(f"{live.url}/login", timeout=10)
+    csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    browser.post(
+        f"{live.url}/login",
+        data={"email": email, "password": PASSWORD, "confirm": PASSWORD, "csrf_token": csrf},
+        allow_redirects=False,
+        timeout=10,
+    ).raise_for_status()
+    return dancecat(live.home, "token", "create", email).strip()

@@ -5,9 +5,12 @@ Helpers every API view shares live here; each resource has its own module.
 
 from __future__ import annotations
 
+from pyramid.config import Configurator
+from pyramid.renderers import JSON
 from pyramid.request import Request
 from pyramid.response import Response
 
+from dancecat_core import jsontext
 from dancecat_core.errors import NotFound
 
 # Ids beyond this cannot exist (and would overflow some databases' integer columns).
@@ -32,3 +35,8 @@ def no_content() -> Response:
     response = Response(status=204)
     response.content_type = None
     return response
+
+
+def includeme(config: Configurator) -> None:
+    """Every ``renderer="json"`` answer is written by ``jsontext`` (exact decimals)."""
+    config.add_renderer("json", JSON(serializer=jsontext.dumps))

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Row
 
-from dancecat_core import parameters
+from dancecat_core import jsontext, parameters
 from dancecat_core.error_text import shown_error
 from dancecat_core.models import (
     Connection,
@@ -170,13 +169,13 @@ def run_json(
 
 
 def jsonable(value: Any) -> Any:
-    """A preview value as JSON: numbers and text as they are, the rest as exact text."""
-    if value is None or isinstance(value, bool | int | str):
+    """A preview value as JSON, as the JSON download writes it: numbers as numbers
+    (decimals exact, ``jsontext``; NaN and infinities ``null``), dates ISO 8601, bytes as
+    PostgreSQL's hex text, the rest as text."""
+    if value is None or isinstance(value, bool | int | str | decimal.Decimal):
         return value
     if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, decimal.Decimal):
-        return format(value, "f") if value.is_finite() else str(value)
+        return jsontext.finite(value)
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, bytes | bytearray | memoryview):
