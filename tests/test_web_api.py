@@ -294,9 +294,18 @@ def test_job_crud_with_recipients_and_schedules(app, alice, connection):
     assert [(s["id"], s["active"], s["next_run_at"]) for s in patched["schedules"]] == [
         (daily["id"], False, None)
     ]
+    # An item with an id keeps the fields it leaves out (docs/API.md says so).
+    only = {"schedules": [{"id": daily["id"], "active": True}]}
+    patched = app.patch_json(url, only, headers=alice.auth).json["job"]["schedules"]
+    assert [{key: s[key] for key in daily} for s in patched] == [daily]
     bad = {"schedules": [{"type": "hourly", "start": "soon"}]}
     error = app.patch_json(url, bad, headers=alice.auth, status=422).json["error"]
     assert error["field"] == "schedules[0].start"
+    # A new item (no id) still needs its type and start.
+    error = app.patch_json(
+        url, {"schedules": [{"cron": "* * * * *"}]}, headers=alice.auth, status=422
+    )
+    assert error.json["error"]["field"] == "schedules[0].type"
     # PUT replaces everything, schedules included.
     put = {"name": "plain", "connection_id": connection["id"], "query": "select 1"}
     replaced = app.put_json(url, put, headers=alice.auth).json["job"]

@@ -25,7 +25,9 @@ MAX_DEPTH = 32
 @attrs.frozen
 class Field:
     """One body field: its JSON type (``string``, ``integer``, ``boolean``, ``object``,
-    ``array``), whether ``null`` is allowed, and for arrays the type of the items."""
+    ``array``), whether ``null`` is allowed, and for arrays the type of the items. An
+    array of objects may name the fields each item needs, ``item_required``, unless the
+    item has an ``id``: an existing object, whose stored values fill the fields left out."""
 
     kind: str
     nullable: bool = False
@@ -108,10 +110,19 @@ def _check(value: Any, field: Field, name: str) -> Any:
             item_field = Field(field.items)
             return [_check(item, item_field, f"{name}[{i}]") for i, item in enumerate(value)]
         return [
-            check_object(item, field.items, required=field.item_required, name=f"{name}[{i}]")
+            check_object(
+                item,
+                field.items,
+                required=() if _names_existing(item) else field.item_required,
+                name=f"{name}[{i}]",
+            )
             for i, item in enumerate(value)
         ]
     return value
+
+
+def _names_existing(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("id") is not None
 
 
 def check_object(

@@ -119,13 +119,23 @@ def input_schema(
 
 def input_schemas(runtime: Any) -> dict[str, Any]:
     """The request bodies, derived from the input declarations for this runtime."""
-    schedule_id = nullable({"type": "integer", "description": "An existing schedule to keep"})
+    schedule_id = nullable(
+        {
+            "type": "integer",
+            "description": "One of the job's schedules, to keep and change: the fields left "
+            "out keep their values. Without it the item is a new schedule, which needs "
+            + " and ".join(f"`{field.name}`" for field in ScheduleInput.fields() if field.required),
+        }
+    )
     schedules = {"schedules": {"type": "array", "items": ref("ScheduleInput")}}
     run_values = field_schema(RunInput.field("parameters"), runtime)
     return {
         "ConnectionInput": input_schema(ConnectionInput, runtime),
         "ConnectionPatch": input_schema(ConnectionInput, runtime, required=False),
-        "ScheduleInput": input_schema(ScheduleInput, runtime, extra={"id": schedule_id}),
+        # Not ``required``: an item with an ``id`` may leave any field out (``schedule_id``).
+        "ScheduleInput": input_schema(
+            ScheduleInput, runtime, required=False, extra={"id": schedule_id}
+        ),
         "JobInput": input_schema(JobInput, runtime, extra=schedules),
         "JobPatch": input_schema(JobInput, runtime, required=False, extra=schedules),
         "PreviewInput": input_schema(
