@@ -29,6 +29,10 @@ def ref(name: str) -> dict[str, str]:
 
 
 def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` or null. An enum lists null too: OpenAPI 3.0.3 says ``enum`` limits the
+    values even when ``nullable`` is true, and generated clients read it so."""
+    if "enum" in schema and None not in schema["enum"]:
+        schema = {**schema, "enum": [*schema["enum"], None]}
     return {**schema, "nullable": True}
 
 
