@@ -53,7 +53,7 @@ PARAMETER_SCHEMA = {
         "name": {"type": "string", "pattern": f"^{placeholders.NAME}$"},
         "type": {
             "oneOf": [
-                {"type": "string", "enum": list(parameters.TYPES)},
+                ref("ParameterType"),
                 {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
             ],
             "description": "A type, or the list of allowed values.",
@@ -71,7 +71,7 @@ def field_schema(field: InputField, runtime: Any) -> dict[str, Any]:
     elif field.kind is Kind.RECIPIENTS:
         schema["items"] = {"type": "string", "maxLength": field.max_length}
     elif field.kind is Kind.PARAMETERS:
-        schema["items"] = PARAMETER_SCHEMA
+        schema["items"] = ref("ParameterDeclaration")
     elif field.kind is Kind.VALUES:
         schema["additionalProperties"] = VALUE_SCHEMA
     elif field.json_type == "string":
@@ -173,6 +173,8 @@ URL_PROPERTIES: dict[str, Any] = {
 }
 
 SCHEMAS: dict[str, Any] = {
+    "ParameterDeclaration": PARAMETER_SCHEMA,
+    "ParameterType": {"type": "string", "enum": list(parameters.TYPES)},
     "Error": {
         "type": "object",
         "description": "Every error the API answers, whatever its status",
@@ -321,7 +323,7 @@ SCHEMAS: dict[str, Any] = {
             "connection_id": INTEGER,
             "connection_deleted": BOOLEAN,
             "query": STRING,
-            "parameters": {"type": "array", "items": PARAMETER_SCHEMA},
+            "parameters": {"type": "array", "items": ref("ParameterDeclaration")},
             "timeout_seconds": nullable(INTEGER),
             "recipients": {"type": "array", "items": STRING},
             "schedules": {"type": "array", "items": ref("Schedule")},
@@ -450,15 +452,16 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["pull_url"],
         "properties": {
-            "pull_url": {
-                "type": "object",
-                "required": [*URL_FIELDS, "csv", "json"],
-                "properties": {
-                    **URL_PROPERTIES,
-                    "csv": {**STRING, "description": "GET it for CSV (shown once)"},
-                    "json": {**STRING, "description": "GET it for JSON (shown once)"},
-                },
-            }
+            "pull_url": ref("CreatedPullUrl"),
+        },
+    },
+    "CreatedPullUrl": {
+        "type": "object",
+        "required": [*URL_FIELDS, "csv", "json"],
+        "properties": {
+            **URL_PROPERTIES,
+            "csv": {**STRING, "description": "GET it for CSV (shown once)"},
+            "json": {**STRING, "description": "GET it for JSON (shown once)"},
         },
     },
     "Trigger": {
@@ -470,18 +473,19 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["trigger"],
         "properties": {
-            "trigger": {
-                "type": "object",
-                "required": [*URL_FIELDS, "signed", "url", "secret"],
-                "properties": {
-                    **URL_PROPERTIES,
-                    "signed": BOOLEAN,
-                    "url": {**STRING, "description": "POST to it to queue a run (shown once)"},
-                    "secret": nullable(
-                        {**STRING, "description": "The HMAC key of a signed trigger (shown once)"}
-                    ),
-                },
-            }
+            "trigger": ref("CreatedTrigger"),
+        },
+    },
+    "CreatedTrigger": {
+        "type": "object",
+        "required": [*URL_FIELDS, "signed", "url", "secret"],
+        "properties": {
+            **URL_PROPERTIES,
+            "signed": BOOLEAN,
+            "url": {**STRING, "description": "POST to it to queue a run (shown once)"},
+            "secret": nullable(
+                {**STRING, "description": "The HMAC key of a signed trigger (shown once)"}
+            ),
         },
     },
     "TrackerEnvelope": {
