@@ -18,6 +18,7 @@ from pyramid.view import view_config
 
 from dancecat_core import parameters, placeholders
 from dancecat_core.inputs.connection import ConnectionInput
+from dancecat_core.inputs.destination_test import DestinationTestInput
 from dancecat_core.inputs.fields import Input, InputField, Kind
 from dancecat_core.inputs.job import PREVIEW_FIELDS, JobInput
 from dancecat_core.inputs.job_urls import PullUrlInput, TriggerInput
@@ -185,6 +186,7 @@ def input_schemas(runtime: Any) -> dict[str, Any]:
         "RunInput": input_schema(RunInput, runtime),
         "PullUrlInput": input_schema(PullUrlInput, runtime),
         "TriggerInput": input_schema(TriggerInput, runtime),
+        "DestinationTestInput": input_schema(DestinationTestInput, runtime),
     }
 
 
@@ -536,6 +538,24 @@ SCHEMAS: dict[str, Any] = {
         "required": ["triggers"],
         "properties": {"triggers": {"type": "array", "items": ref("Trigger")}},
     },
+    "DestinationTestResults": {
+        "type": "object",
+        "required": ["results"],
+        "properties": {
+            "results": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["destination", "sent", "error"],
+                    "properties": {
+                        "destination": {**STRING, "description": "As shown: secrets masked"},
+                        "sent": BOOLEAN,
+                        "error": nullable({**STRING, "description": "Why not (secrets masked)"}),
+                    },
+                },
+            }
+        },
+    },
     "TrackerEnvelope": {
         "type": "object",
         "required": ["tracker"],
@@ -820,6 +840,28 @@ def _paths(formats: list[str]) -> dict[str, Any]:
                 "operationId": "revokeTrigger",
                 "summary": "Revoke the trigger URL: it answers 404 from now on",
                 "responses": responses("404", r204=deleted),
+            },
+        },
+        "/destinations/test": {
+            "post": {
+                "operationId": "testDestination",
+                "summary": "Send a sample message to a destination as typed, now; nothing stored",
+                "requestBody": body(ref("DestinationTestInput")),
+                "responses": responses(
+                    "413", "422", r200=json_ok("Outcome", ref("DestinationTestResults"))
+                ),
+            }
+        },
+        "/jobs/{id}/destinations/test": {
+            "parameters": [job_id],
+            "post": {
+                "operationId": "testJobDestinations",
+                "summary": "Send a sample message to each of the job's destinations (or the "
+                "one named, as the job shows it) with its stored secrets; owner or admin",
+                "requestBody": body(ref("DestinationTestInput"), required=False),
+                "responses": responses(
+                    "404", "413", "422", r200=json_ok("Outcomes", ref("DestinationTestResults"))
+                ),
             },
         },
         "/trackers/{id}": {
