@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import attrs
 from pyramid.request import Request
 from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
@@ -210,6 +211,115 @@ URL_PROPERTIES: dict[str, Any] = {
     "last_used_at": nullable(TIMESTAMP),
     "revoked_at": nullable(TIMESTAMP),
 }
+
+
+@attrs.frozen
+class JobUrlKind:
+    """One kind of a job's token URLs (pull URLs, triggers): both are made, listed and
+    revoked the same way, so their schemas and operations come from ``job_url_api``."""
+
+    name: str  # schema and operation stem: PullUrl -> listPullUrls, createPullUrl
+    key: str  # the answer's key: pull_url -> {"pull_url": ...}, {"pull_urls": [...]}
+    segment: str  # the path: /jobs/{id}/pull-urls, /pull-urls/{id}
+    what: str  # in summaries: "pull URL"
+    create: str  # the create operation's summary
+    properties: dict[str, Any] = attrs.field(factory=dict)  # stored, beyond URL_PROPERTIES
+    shown_once: dict[str, Any] = attrs.field(factory=dict)  # only in the create answer
+    rotate: bool = False
+
+
+JOB_URL_KINDS = (
+    JobUrlKind(
+        "PullUrl",
+        "pull_url",
+        "pull-urls",
+        "pull URL",
+        "A new pull URL for the job's newest valid result; shown once",
+        shown_once={
+            "csv": {**STRING, "description": "GET it for CSV (shown once)"},
+            "json": {**STRING, "description": "GET it for JSON (shown once)"},
+        },
+        rotate=True,
+    ),
+    JobUrlKind(
+        "Trigger",
+        "trigger",
+        "triggers",
+        "trigger URL",
+        "A new trigger URL (and secret, if signed); shown once",
+        properties={"signed": BOOLEAN},
+        shown_once={
+            "url": {**STRING, "description": "POST to it to queue a run (shown once)"},
+            "secret": nullable(
+                {**STRING, "description": "The HMAC key of a signed trigger (shown once)"}
+            ),
+        },
+    ),
+)
+
+
+def job_url_api(kind: JobUrlKind) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The schemas and the paths of one kind of job URL."""
+    stored = {**URL_PROPERTIES, **kind.properties}
+    required = [*URL_FIELDS, *kind.properties]
+    schemas = {
+        kind.name: {"type": "object", "required": required, "properties": stored},
+        f"New{kind.name}": {
+            "type": "object",
+            "required": [kind.key],
+            "properties": {
+                kind.key: {
+                    "type": "object",
+                    "required": [*required, *kind.shown_once],
+                    "properties": {**stored, **kind.shown_once},
+                }
+            },
+        },
+        f"{kind.name}List": {
+            "type": "object",
+            "required": [f"{kind.key}s"],
+            "properties": {f"{kind.key}s": {"type": "array", "items": ref(kind.name)}},
+        },
+    }
+    created = json_ok("Created", ref(f"New{kind.name}"))
+    one = [path_id(f"{kind.what[0].upper()}{kind.what[1:]} id")]
+    paths: dict[str, Any] = {
+        f"/jobs/{{id}}/{kind.segment}": {
+            "parameters": [path_id("Job id")],
+            "get": {
+                "operationId": f"list{kind.name}s",
+                "summary": f"The job's {kind.what}s (revoked ones too), newest first; "
+                "owner or admin",
+                "responses": responses(
+                    "404", r200=json_ok(f"{kind.what}s", ref(f"{kind.name}List"))
+                ),
+            },
+            "post": {
+                "operationId": f"create{kind.name}",
+                "summary": kind.create,
+                "requestBody": body(ref(f"{kind.name}Input"), required=False),
+                "responses": responses("404", "413", "422", r201=created),
+            },
+        },
+        f"/{kind.segment}/{{id}}": {
+            "parameters": one,
+            "delete": {
+                "operationId": f"revoke{kind.name}",
+                "summary": f"Revoke the {kind.what}: it answers 404 from now on",
+                "responses": responses("404", r204={"description": "Revoked"}),
+            },
+        },
+    }
+    if kind.rotate:
+        paths[f"/{kind.segment}/{{id}}/rotate"] = {
+            "parameters": one,
+            "post": {
+                "operationId": f"rotate{kind.name}",
+                "summary": f"Revoke the {kind.what} and make a new one with its name",
+                "responses": responses("404", r201=created),
+            },
+        }
+    return schemas, paths
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -485,59 +595,6 @@ SCHEMAS: dict[str, Any] = {
             "notifications": {"type": "array", "items": ref("Notification")},
         },
     },
-    "PullUrl": {
-        "type": "object",
-        "required": URL_FIELDS,
-        "properties": {**URL_PROPERTIES},
-    },
-    "NewPullUrl": {
-        "type": "object",
-        "required": ["pull_url"],
-        "properties": {
-            "pull_url": {
-                "type": "object",
-                "required": [*URL_FIELDS, "csv", "json"],
-                "properties": {
-                    **URL_PROPERTIES,
-                    "csv": {**STRING, "description": "GET it for CSV (shown once)"},
-                    "json": {**STRING, "description": "GET it for JSON (shown once)"},
-                },
-            }
-        },
-    },
-    "PullUrlList": {
-        "type": "object",
-        "required": ["pull_urls"],
-        "properties": {"pull_urls": {"type": "array", "items": ref("PullUrl")}},
-    },
-    "Trigger": {
-        "type": "object",
-        "required": [*URL_FIELDS, "signed"],
-        "properties": {**URL_PROPERTIES, "signed": BOOLEAN},
-    },
-    "NewTrigger": {
-        "type": "object",
-        "required": ["trigger"],
-        "properties": {
-            "trigger": {
-                "type": "object",
-                "required": [*URL_FIELDS, "signed", "url", "secret"],
-                "properties": {
-                    **URL_PROPERTIES,
-                    "signed": BOOLEAN,
-                    "url": {**STRING, "description": "POST to it to queue a run (shown once)"},
-                    "secret": nullable(
-                        {**STRING, "description": "The HMAC key of a signed trigger (shown once)"}
-                    ),
-                },
-            }
-        },
-    },
-    "TriggerList": {
-        "type": "object",
-        "required": ["triggers"],
-        "properties": {"triggers": {"type": "array", "items": ref("Trigger")}},
-    },
     "DestinationTestResults": {
         "type": "object",
         "required": ["results"],
@@ -786,62 +843,6 @@ def _paths(formats: list[str]) -> dict[str, Any]:
                 "responses": {**responses("404", r200=RESULT_OK), **RESULT_ERRORS},
             },
         },
-        "/jobs/{id}/pull-urls": {
-            "parameters": [job_id],
-            "get": {
-                "operationId": "listPullUrls",
-                "summary": "The job's pull URLs (revoked ones too), newest first; owner or admin",
-                "responses": responses("404", r200=json_ok("Pull URLs", ref("PullUrlList"))),
-            },
-            "post": {
-                "operationId": "createPullUrl",
-                "summary": "A new pull URL for the job's newest valid result; shown once",
-                "requestBody": body(ref("PullUrlInput"), required=False),
-                "responses": responses(
-                    "404", "413", "422", r201=json_ok("Created", ref("NewPullUrl"))
-                ),
-            },
-        },
-        "/pull-urls/{id}": {
-            "parameters": [path_id("Pull URL id")],
-            "delete": {
-                "operationId": "revokePullUrl",
-                "summary": "Revoke the pull URL: it answers 404 from now on",
-                "responses": responses("404", r204=deleted),
-            },
-        },
-        "/pull-urls/{id}/rotate": {
-            "parameters": [path_id("Pull URL id")],
-            "post": {
-                "operationId": "rotatePullUrl",
-                "summary": "Revoke the pull URL and make a new one with its name",
-                "responses": responses("404", r201=json_ok("Created", ref("NewPullUrl"))),
-            },
-        },
-        "/jobs/{id}/triggers": {
-            "parameters": [job_id],
-            "get": {
-                "operationId": "listTriggers",
-                "summary": "The job's trigger URLs (revoked ones too), newest first",
-                "responses": responses("404", r200=json_ok("Triggers", ref("TriggerList"))),
-            },
-            "post": {
-                "operationId": "createTrigger",
-                "summary": "A new trigger URL (and secret, if signed); shown once",
-                "requestBody": body(ref("TriggerInput"), required=False),
-                "responses": responses(
-                    "404", "413", "422", r201=json_ok("Created", ref("NewTrigger"))
-                ),
-            },
-        },
-        "/triggers/{id}": {
-            "parameters": [path_id("Trigger id")],
-            "delete": {
-                "operationId": "revokeTrigger",
-                "summary": "Revoke the trigger URL: it answers 404 from now on",
-                "responses": responses("404", r204=deleted),
-            },
-        },
         "/destinations/test": {
             "post": {
                 "operationId": "testDestination",
@@ -899,6 +900,10 @@ def document(server_url: str, runtime: Any) -> dict[str, Any]:
     runtime's registered plugins (drivers, schedule types, download formats)."""
     schemas = {**copy.deepcopy(SCHEMAS), **input_schemas(runtime)}
     paths = _paths(runtime.formats)
+    for kind in JOB_URL_KINDS:
+        kind_schemas, kind_paths = job_url_api(kind)
+        schemas.update(kind_schemas)
+        paths.update(kind_paths)
     paths["/connections"]["post"]["responses"]["201"] = _with_links(
         paths["/connections"]["post"]["responses"]["201"],
         _links(
