@@ -323,6 +323,56 @@ def test_chain_runs_end_to_end_through_the_embedded_queue(tmp_path, sqlite_chino
     assert counts[b["id"]] == counts[c["id"]] == 1
 
 
+def test_a_run_swept_as_dead_starts_its_failure_followers_once(app, alice, connection, runtime):
+    """A run whose worker died (stale heartbeat) is Failed by the sweep, which starts the
+    jobs chained after its failure, once, however many consumers sweep at the same time."""
+    import datetime as dt
+
+    from dancecat_core.models import utcnow
+
+    a = _job(app, alice, connection, "upstream")
+    on_fail = _job(app, alice, connection, "onfail", after_job_id=a["id"], after_on="failure")
+    on_ok = _job(app, alice, connection, "onok", after_job_id=a["id"])
+    stale = utcnow() - dt.timedelta(seconds=runtime.settings.worker_stale_seconds * 3)
+    with session_scope(runtime.session_factory) as session:
+        tracker = jobs.queue_run(session, None, a["id"])
+        tracker.status = TrackerStatus.RUNNING.value
+        tracker.started_at = tracker.heartbeat_at = stale
+        tracker.worker = "gone:1:1"
+        upstream = tracker.id
+    tasks.configure(runtime=runtime)
+    barrier = threading.Barrier(3)
+    swept: list[int] = []
+
+    def sweep() -> None:
+        barrier.wait()
+        swept.append(tasks.sweep.call_local())
+
+    try:
+        threads = [threading.Thread(target=sweep) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert sorted(swept) == [0, 0, 1]
+        assert tasks.sweep.call_local() == 0
+        assert tasks.enqueue_chained(runtime, upstream) == []  # claimed already
+        queued = tasks.huey.pending_count()
+    finally:
+        tasks.huey.storage.flush_queue()
+        tasks.configure(None)
+    with session_scope(runtime.session_factory) as session:
+        runs = session.execute(
+            select(Tracker.job_id, Tracker.upstream_tracker_id, Tracker.status)
+        ).all()
+        status = session.get(Tracker, upstream).status
+    assert status == TrackerStatus.FAILED.value
+    followers = [(job_id, up) for job_id, up, _ in runs if job_id != a["id"]]
+    assert followers == [(on_fail["id"], upstream)]
+    assert on_ok["id"] not in {job_id for job_id, _, _ in runs}
+    assert queued == 1  # the follower, enqueued once
+
+
 def _console(home, allowed, *args):
     env = {"DANCECAT_HOME": str(home), "DANCECAT_SQLITE_ALLOWED_DIRS": str(allowed)}
     import os
