@@ -146,4 +146,4 @@ def stored_secrets(
     box: SecretBox, recipients: Sequence[JobRecipient]
 ) -> dict[str, dict[str, str]]:
     """A job's destinations' secrets, decrypted, by shown form."""
-    return {r.email: unseal(box, r.secrets_encrypted) for r in recipients}
+    return {r.destination: unseal(box, r.secrets_encrypted) for r in recipients}

@@ -197,7 +197,7 @@ def test_webhook_posts_signed_json_and_keeps_its_secrets_encrypted(
     assert job.announcements[0].startswith(f"webhook secret for {shown}: ")
     secret = secret_of(job)
     with runtime.session_factory() as session:
-        stored = {r.email: r.secrets_encrypted for r in session.get(Job, job.id).recipients}
+        stored = {r.destination: r.secrets_encrypted for r in session.get(Job, job.id).recipients}
     assert set(stored) == {shown, "ana@example.com"}
     assert "s3cr3t" not in stored[shown] and secret not in stored[shown]
     assert stored["ana@example.com"] is None
@@ -348,7 +348,7 @@ def test_editing_keeps_the_secret_unless_replaced(runtime, sqlite_chinook):
     typed = "https://hooks.example.com/services/T0001/B0002/abcdEFGH1234ijklMNOP"
     job = add_job(runtime, sqlite_chinook, typed)
     shown = "https://hooks.example.com/services/T0001/B0002/***"
-    assert [r.email for r in job.recipients] == [shown]
+    assert [r.destination for r in job.recipients] == [shown]
     box = runtime.secret_box
     with db.session_scope(runtime.session_factory) as session:
         before = destinations.stored_secrets(box, session.get(Job, job.id).recipients)[shown]
@@ -400,7 +400,7 @@ def test_chat_through_apprise_carries_summary_table_and_links(
 ):
     runtime = consumer()
     job = add_job(runtime, sqlite_chinook, f"{scheme}://user:pa55word@127.0.0.1:{receiver.port}/chat")
-    [shown] = [r.email for r in job.recipients]
+    [shown] = [r.destination for r in job.recipients]
     assert "pa55word" not in shown and "***" in shown
     tracker_id = run(runtime, job.id)
     wait("the chat message", lambda: sent(runtime, tracker_id))

@@ -211,7 +211,7 @@ def test_sftp_password_is_stored_encrypted_and_never_shown(runtime, sqlite_chino
     job_id = add_job(runtime, sqlite_chinook, "sftp://ana:pa%2Fss@files.example/in/")
     with runtime.session_factory() as session:
         (recipient,) = jobs.get(session, None, job_id).recipients
-        assert recipient.email == "sftp://ana:***@files.example/in/"
+        assert recipient.destination == "sftp://ana:***@files.example/in/"
         sealed = recipient.secrets_encrypted
     assert "pa/ss" not in sealed and "pa%2Fss" not in sealed
     assert destinations.unseal(runtime.secret_box, sealed) == {

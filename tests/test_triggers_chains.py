@@ -4,6 +4,7 @@ chain run end to end through the real embedded queue, and the console commands."
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -443,3 +444,79 @@ def test_console_pull_urls_triggers_and_after(tmp_path, sqlite_chinook):
     ok("job", "edit", "b", "--no-after")
     runs = json.loads(ok("runs", "--json"))
     assert {run["job"] for run in runs} == {"a", "b"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def app_database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'app.sqlite'}"
+    return request.getfixturevalue(
+        "pg_database" if request.param == "postgresql" else "mysql_database"
+    )["url"]
+
+
+def test_two_saves_closing_a_cycle_at_once_cannot_both_pass(
+    app_database_url, tmp_path, sqlite_chinook
+):
+    """A after B and B after A, saved at the same moment on every app database: each save
+    checks and waits for the other before committing (as two web processes could), yet
+    one is refused, because the check runs under the ``job_chains`` lock."""
+    from dancecat_core.errors import ValidationError
+    from dancecat_core.inputs.job import JobInput
+    from dancecat_core.models import Connection
+
+    settings = load_settings(
+        environ={
+            "DANCECAT_HOME": str(tmp_path / "home"),
+            "DANCECAT_DATABASE_URL": app_database_url,
+            "DANCECAT_SQLITE_ALLOWED_DIRS": str(tmp_path),
+        }
+    )
+    runtime = build_runtime(settings)
+    migrations.upgrade(runtime.engine)
+    try:
+        with session_scope(runtime.session_factory) as session:
+            connection = Connection(name="c", driver="sqlite", database=str(sqlite_chinook))
+            session.add(connection)
+            session.flush()
+            made = [
+                jobs.create(
+                    runtime, session, None,
+                    JobInput(name=name, connection_id=connection.id, query=QUERY),
+                ).id
+                for name in ("a", "b")
+            ]  # fmt: skip
+        barrier = threading.Barrier(2)
+        outcomes: list[str] = []
+
+        def save(job_id: int, after_id: int) -> None:
+            session = runtime.session_factory()
+            try:
+                jobs.update(runtime, session, None, job_id, JobInput(after_job_id=after_id))
+                # Both checked: now both commit. Broken: the other waits for the lock.
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    barrier.wait(timeout=3)
+                session.commit()
+                outcomes.append("saved")
+            except ValidationError as error:
+                session.rollback()
+                outcomes.append(str(error))
+            finally:
+                session.close()
+
+        a, b = made
+        threads = [
+            threading.Thread(target=save, args=(a, b)),
+            threading.Thread(target=save, args=(b, a)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(90)
+        assert sorted(outcomes)[1] == "saved", outcomes
+        assert "that would make a cycle" in sorted(outcomes)[0], outcomes
+        with session_scope(runtime.session_factory) as session:
+            chained = session.execute(select(Job.id, Job.after_job_id)).all()
+        assert sum(after is not None for _, after in chained) == 1
+    finally:
+        runtime.engine.dispose()
