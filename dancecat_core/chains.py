@@ -5,7 +5,8 @@ failure), carrying the upstream run's due time.
 gets their tracker ids back (committed) and enqueues them. Each upstream run gives each
 chained job at most one run, however many processes ask: ``UNIQUE(upstream_tracker_id,
 job_id)`` on trackers refuses a second claim, as ``UNIQUE(schedule_id, due_at)`` does for
-a schedule's occurrence. ``cycle`` is what saving a job checks so chains always end.
+a schedule's occurrence. ``cycle`` is what saving a job checks so chains always end;
+it serialises those saves with the ``job_chains`` lock (``app_locks``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dancecat_core import app_locks
 from dancecat_core.db import session_scope
 from dancecat_core.models import Connection, Job, RunAfter, Tracker, TrackerStatus, utcnow
 from dancecat_core.runtime import Runtime
@@ -31,23 +33,34 @@ FOLLOWS = {
 }
 
 
-def cycle(session: Session, job_id: int | None, after_job_id: int) -> list[Job] | None:
-    """The jobs of the cycle that running ``job_id`` after ``after_job_id`` would close
-    (starting and ending with the job), or None when there is none."""
+def cycle(session: Session, job_id: int | None, after_job_id: int) -> list[str] | None:
+    """The names of the jobs in the cycle that running ``job_id`` after ``after_job_id``
+    would close (starting and ending with the job), or None when there is none.
+
+    Race-safe: it takes the ``job_chains`` lock (``app_locks``) first, which the caller
+    holds until it commits the save, and reads each job's latest committed "run after"
+    (a locking read: MariaDB's repeatable read would otherwise show an older snapshot).
+    Two saves that would close a cycle between them (A after B, B after A) thus run one
+    after the other, and the second sees the first and is refused."""
     if job_id is None:
         return None  # a job being created has no runs after it yet
-    path: list[Job] = []
+    app_locks.hold(session, app_locks.JOB_CHAINS)
+    path: list[str] = []
     seen: set[int] = set()
     current: int | None = after_job_id
     while current is not None and current not in seen:
         seen.add(current)
-        job = session.get(Job, current)
-        if job is None or job.is_deleted:
+        row = session.execute(
+            select(Job.name, Job.after_job_id, Job.deleted_at)
+            .where(Job.id == current)
+            .with_for_update(read=True)
+        ).first()
+        if row is None or row.deleted_at is not None:
             return None
-        path.append(job)
+        path.append(row.name)
         if current == job_id:
-            return [path[-1], *path[:-1], path[-1]] if len(path) > 1 else [job, job]
-        current = job.after_job_id
+            return [path[-1], *path[:-1], path[-1]] if len(path) > 1 else [row.name, row.name]
+        current = row.after_job_id
     return None
 
 

@@ -150,15 +150,15 @@ def parse_condition(text: str, field: str = "condition", label: str = "Condition
 
 @attrs.frozen
 class RecipientRule:
-    """One recipient as submitted: ``EMAIL [when RULE] [if CONDITION]``."""
+    """One recipient as submitted: ``DESTINATION [when RULE] [if CONDITION]``."""
 
-    email: str
+    destination: str
     send_when: SendWhen = SendWhen.ALWAYS
     condition: Condition | None = None
 
     @property
     def text(self) -> str:
-        parts = [self.email]
+        parts = [self.destination]
         if self.send_when is not SendWhen.ALWAYS:
             parts.append(f"when {self.send_when.value}")
         if self.condition is not None:
@@ -321,7 +321,7 @@ def previous_success(session: Session, tracker: Tracker) -> tuple[int, str | Non
 def decider(session: Session, tracker: Tracker) -> Callable[[str], Decision]:
     """``decide`` for each recipient of a finished ``tracker`` (an address that is not
     one of the job's recipients, picked by a notifier itself, is ``always``)."""
-    rules = {recipient.email: recipient for recipient in tracker.job.recipients}
+    rules = {recipient.destination: recipient for recipient in tracker.job.recipients}
     facts = json.loads(tracker.delivery_facts_json or "{}")
     previous: list[tuple[int, str | None] | None] = []
 

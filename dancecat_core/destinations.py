@@ -15,21 +15,17 @@ refused (the secret must be typed), so a secret is never moved to another target
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import secrets
 import urllib.parse
-import uuid
 from collections.abc import Mapping, Sequence
 
 import attrs
 
 from dancecat_core.crypto import SecretBox
-from dancecat_core.error_text import clean_error
-from dancecat_core.errors import DancecatError, ValidationError
+from dancecat_core.errors import ValidationError
 from dancecat_core.models import JobRecipient
-from dancecat_core.notifiers import MASK, Destination, Notifier, RunNotice, scheme_of
-from dancecat_core.scrubbing import ValuePattern
+from dancecat_core.notifiers import MASK, Destination, Notifier, scheme_of
 
 # Key of a secret generated for a destination (``Notifier.generated_secret``).
 GENERATED = "generated"
@@ -146,46 +142,8 @@ def unseal(box: SecretBox, token: str | None) -> dict[str, str]:
     return json.loads(box.decrypt(token)) if token else {}
 
 
-def send_test(
-    notifiers: Mapping[str, Notifier],
-    typed: str,
-    stored: Mapping[str, Mapping[str, str]],
-    *,
-    job_name: str,
-    patterns: Sequence[ValuePattern] = (),
-) -> Saved:
-    """Send a sample message (a "Send test") to one destination now, with its ``stored``
-    secrets when it is given in its shown form. Returns it as saved (``announce``: a
-    one-off secret made for this test); raises ``DancecatError`` with the reason, its
-    secrets masked, when it cannot be delivered."""
-    [saved] = resolve(notifiers, [typed], stored)
-    notifier = notifier_for(notifiers, saved.shown)
-    notice = RunNotice(
-        tracker_id=0,
-        job_id=0,
-        job_name=job_name,
-        status="Success",
-        recipient=saved.shown,
-        row_count=0,
-        duration_ms=0,
-        error=None,
-        finished_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-        delivery_key=f"test-{uuid.uuid4().hex}",
-        secrets=saved.secrets,
-        test=True,
-    )
-    try:
-        prepared, attachment = notifier.prepare(notice, None)
-        notifier.deliver(prepared, attachment)
-    except Exception as exc:
-        hidden = [*notifier.secrets, *saved.secrets.values()]
-        text = clean_error(f"{type(exc).__name__}: {exc}", secrets=hidden, patterns=patterns)
-        raise DancecatError(f"{saved.shown}: {text}") from None
-    return saved
-
-
 def stored_secrets(
     box: SecretBox, recipients: Sequence[JobRecipient]
 ) -> dict[str, dict[str, str]]:
     """A job's destinations' secrets, decrypted, by shown form."""
-    return {r.email: unseal(box, r.secrets_encrypted) for r in recipients}
+    return {r.destination: unseal(box, r.secrets_encrypted) for r in recipients}

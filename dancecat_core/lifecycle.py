@@ -303,7 +303,7 @@ def _recipient_emails(job_id: int) -> Callable[[Session], tuple[str, ...]]:
     def read(session: Session) -> tuple[str, ...]:
         return tuple(
             session.scalars(
-                select(JobRecipient.email)
+                select(JobRecipient.destination)
                 .where(JobRecipient.job_id == job_id)
                 .order_by(JobRecipient.id)
             )

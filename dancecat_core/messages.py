@@ -1,4 +1,7 @@
-"""A run's message: subject, body and attachment file name rendered from the job's templates.
+"""A run's message: subject, body and file name rendered from the job's templates.
+
+The file name template names both a mail's attachment and the file a file destination
+(folder, SFTP, S3) writes; every name goes through ``safe_file_name``.
 
 Templates are Jinja, in a sandbox that is shut on every side an attacker would try:
 
@@ -24,6 +27,7 @@ import html
 import re
 import sys
 import time
+import unicodedata
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import FrameType
@@ -51,6 +55,7 @@ RENDER_SECONDS = 1.0
 # with (empty for a job without parameters).
 VARIABLES = {
     "job_name": "the job's name",
+    "job_slug": "the job's name in letters, digits, '.', '_' and '-' (others made '_')",
     "job_id": "the job's id",
     "run_id": "this run's id",
     "status": "Success or Failed",
@@ -94,6 +99,9 @@ Error: {{ error or 'unknown' }}
 -- \nSent by DanceCat.
 """
 DEFAULT_FILENAME = "Result_tid_{{ run_id }}"
+# The default name of the file a file destination writes (without extension): the job, the
+# date the run stands for, the run: sorted by date in a folder, unique per run.
+DEFAULT_FILE_NAME = "{{ job_slug }}_{{ due_date }}_run{{ run_id }}"
 
 _FILTERS = frozenset(
     {
@@ -266,10 +274,8 @@ def render(
                 )
         return _render(default, context)
 
-    name = _safe_filename(one("attachment name", templates.filename, DEFAULT_FILENAME))
-    if not name:
-        notes.append("the attachment name template gave an empty name; the default was used")
-        name = _safe_filename(_render(DEFAULT_FILENAME, context))
+    name, name_notes = file_name(context, templates, default=DEFAULT_FILENAME)
+    notes.extend(name_notes)
     if attached:
         context["attachment_note"] = f"The result is attached as {name}{attached}."
     subject_text = " ".join(one("subject", templates.subject, DEFAULT_SUBJECT).split())
@@ -285,6 +291,28 @@ def render(
         else ""
     )
     return Rendered(subject_text, body_text, name, html_body, tuple(notes))
+
+
+def file_name(
+    context: Mapping[str, Any], templates: Templates, *, default: str = DEFAULT_FILE_NAME
+) -> tuple[str, tuple[str, ...]]:
+    """The file name (without extension) the job's file name template gives for the run in
+    ``context``, made safe (``safe_file_name``); ``default`` when the job has none, or when
+    it fails or gives an empty name (the notes say so). Rendered only from the run's
+    recorded values, so every try of one delivery gets the same name."""
+    values = dict(context)
+    template = templates.filename
+    if template and template.strip():
+        try:
+            name = safe_file_name(_render(template, values))
+        except Exception as error:  # any failure in user text: fall back, say so
+            why = f"the file name template failed ({_describe(error)})"
+        else:
+            if name:
+                return name, ()
+            why = "the file name template gave an empty name"
+        return safe_file_name(_render(default, values)), (f"{why}; the default was used",)
+    return safe_file_name(_render(default, values)), ()
 
 
 def _describe(error: Exception) -> str:
@@ -327,13 +355,40 @@ class _Deadline:
         sys.settrace(self.previous)
 
 
+# Characters never kept in a file name: separators (``/``, ``\\``), what Windows refuses,
+# and control characters (NUL included); other invisible ones are dropped by category.
 _UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+_DOTS = re.compile(r"\.{2,}")
+# Unicode categories dropped: format characters (right-to-left overrides, zero-width
+# joiners), unassigned, private use and lone surrogates. Controls become ``_`` or spaces.
+_INVISIBLE = frozenset({"Cf", "Cn", "Co", "Cs"})
+# Names Windows keeps for devices, with any extension.
+_DEVICES = frozenset(
+    {"con", "prn", "aux", "nul", *(f"com{n}" for n in range(10)), *(f"lpt{n}" for n in range(10))}
+)
+# A name's bytes in UTF-8 at most: file systems hold 255, the extension and a temporary
+# name's prefix and suffix need the rest.
+MAX_FILENAME_BYTES = 180
 
 
-def _safe_filename(text: str) -> str:
-    """One line, no path separators or characters Windows refuses, no leading dots."""
-    name = _UNSAFE_NAME.sub("_", " ".join(text.split())).strip(" ._")
-    return name[:MAX_FILENAME_CHARS]
+def safe_file_name(text: str) -> str:
+    """``text`` as one safe file name on every file system, for every destination:
+    Unicode NFKC-normalised first (so full-width slashes and dots are caught as ``/`` and
+    ``.``), invisible characters dropped, separators, control (NUL included) and
+    Windows-refused characters made ``_``, runs of dots made one (no ``..``), line breaks,
+    tabs and runs of spaces made single spaces, no leading dots, spaces or ``_``, a Windows
+    device name (``NUL``, ``CON``) prefixed with ``_``; at most ``MAX_FILENAME_CHARS``
+    characters and ``MAX_FILENAME_BYTES`` bytes of UTF-8. "" when nothing is left."""
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(c for c in text if unicodedata.category(c) not in _INVISIBLE)
+    name = _UNSAFE_NAME.sub("_", " ".join(text.split()))
+    name = _DOTS.sub(".", name).strip(" ._")[:MAX_FILENAME_CHARS]
+    while len(name.encode()) > MAX_FILENAME_BYTES:
+        name = name[:-1]
+    name = name.rstrip(" .")
+    if name.split(".")[0].strip().lower() in _DEVICES:
+        name = "_" + name
+    return name
 
 
 def rows_table(columns: Sequence[str], rows: Sequence[Sequence[str | None]]) -> str:
@@ -379,6 +434,7 @@ def run_context(
     columns, rows = first_rows
     return {
         "job_name": job.name,
+        "job_slug": slug(job.name),
         "job_id": job.id,
         "run_id": tracker.id,
         "status": tracker.status,
@@ -398,6 +454,15 @@ def run_context(
         "columns": list(columns),
         "rows": [list(row) for row in rows],
     }
+
+
+_NOT_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def slug(name: str) -> str:
+    """``name`` reduced to ASCII letters, digits, ``.``, ``_`` and ``-``: a file name part
+    that needs no quoting anywhere (a URL, a shell, an S3 key)."""
+    return _NOT_SLUG.sub("_", name).strip("._-")[:100] or "job"
 
 
 def _local_date(instant: Any, zone_name: str) -> str | None:

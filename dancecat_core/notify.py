@@ -78,7 +78,7 @@ def _add_missing(runtime: Runtime, session: Session, tracker_id: int) -> list[No
     if tracker is None or tracker.status not in NOTIFIED:
         return []
     decide = delivery_rules.decider(session, tracker)
-    emails = [r.email for r in tracker.job.recipients]
+    emails = [r.destination for r in tracker.job.recipients]
     existing = {
         (n.notifier, n.recipient)
         for n in session.scalars(select(Notification).where(Notification.tracker_id == tracker_id))
@@ -139,7 +139,7 @@ def _secrets(runtime: Runtime, session: Session, job_id: int, shown: str) -> dic
     the job, or when it has none: a notifier needing them says so when it delivers)."""
     sealed = session.scalar(
         select(JobRecipient.secrets_encrypted).where(
-            JobRecipient.job_id == job_id, JobRecipient.email == shown
+            JobRecipient.job_id == job_id, JobRecipient.destination == shown
         )
     )
     return destinations.unseal(runtime.secret_box, sealed)

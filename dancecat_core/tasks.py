@@ -335,13 +335,19 @@ def check_schedules() -> int:
 
 @huey.task()
 def sweep() -> int:
-    """Fail runs whose worker died (stale heartbeat) and notify about them; expire
-    never-run Queued trackers; enqueue again Queued runs the queue lost
-    (``dancecat_core.redelivery``) and deliveries whose worker died mid-try."""
+    """Fail runs whose worker died (stale heartbeat), notify about them and start the
+    runs chained after their failure; expire never-run Queued trackers; enqueue again
+    Queued runs the queue lost (``dancecat_core.redelivery``) and deliveries whose worker
+    died mid-try."""
     runtime = get_runtime()
     swept = lifecycle.sweep_dead(runtime)
     for tracker_id in swept.failed:
         _queue_notifications(notify.after_run(runtime, tracker_id))
+        try:
+            enqueue_chained(runtime, tracker_id)
+        except Exception:
+            # Claimed runs stay Queued: the redelivery below (or the next sweep's) sends them.
+            log.exception("tracker %s: could not start the runs chained after it", tracker_id)
         alerts.after_finish(runtime, tracker_id, swept=True)
     for tracker_id in swept.died_in_queue:
         alerts.after_finish(runtime, tracker_id)

@@ -1,9 +1,10 @@
 """What the file destinations (SFTP, S3, folder) share: the file and its name.
 
 A file destination writes a successful run's result in one format (``?format=``, CSV by
-default) under a name that is the same on every try of one delivery, so a resend replaces
-the file. A failed run has no result: nothing is written. A "Send test" writes
-``dancecat_test.txt``, proving the login and the right to write.
+default) under the name the job's file name template gives (``file_name``), the same on
+every try of one delivery, so a resend replaces the file. A failed run has no result:
+nothing is written. A "Send test" writes ``dancecat_test.txt``, proving the login and the
+right to write.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from dancecat_core.outbound import literal_refusal
 
 DEFAULT_FORMAT = "csv"
 FORMAT_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class DeliveryError(DancecatError):
@@ -35,13 +35,18 @@ TEST_FILE = "dancecat_test.txt"
 TEST_BODY = b"DanceCat test delivery\n"
 
 
-def file_name(notice: RunNotice, extension: str) -> str:
-    """``<job>_<due date>_run<id>.<ext>`` (the finish date for a run with no due time):
-    the job's name reduced to letters, digits, ``.``, ``_`` and ``-`` (never a path, never
-    a hidden file), the same on every try of the run's delivery."""
-    job = _UNSAFE.sub("_", notice.job_name).strip("._-")[:100] or "job"
+def file_name(notice: RunNotice, extension: str) -> tuple[str, tuple[str, ...]]:
+    """The result file's name: the job's file name template (``messages.file_name``,
+    default ``<job>_<due date>_run<id>``) rendered with the run's values and made safe,
+    plus ``.extension``; and the notes saying a template fell back to the default. The
+    same on every try of the run's delivery, so a resend replaces the file."""
+    from dancecat_core import messages  # jinja2, at first use
+
     date = (notice.due_at or notice.finished_at or dt.datetime.now(dt.UTC).isoformat())[:10]
-    return f"{job}_{date}_run{notice.tracker_id}.{extension}"
+    known = {"job_slug": messages.slug(notice.job_name), "due_date": date}
+    context = {**known, "run_id": notice.tracker_id, **notice.context}
+    stem, notes = messages.file_name(context, notice.templates)
+    return f"{stem}.{extension}", notes
 
 
 @attrs.frozen
@@ -96,7 +101,9 @@ def prepare_file(notice: RunNotice, export: Export | None, fmt: str) -> FileNoti
         return FileNotice(**fields)
     result = export(fmt)
     extension = PurePosixPath(result.filename).suffix.lstrip(".") or fmt
-    return FileNotice(**fields, file_name=file_name(notice, extension), result=result)
+    name, notes = file_name(notice, extension)
+    fields["notes"] = (*notice.notes, *notes)
+    return FileNotice(**fields, file_name=name, result=result)
 
 
 def check_on_save(notifier: Notifier, host: str | None, fmt: str) -> None:

@@ -7,11 +7,12 @@ folders). The path is decoded once (``%2e%2e`` is ``..``) and every symbolic lin
 the opened folder (``/proc/self/fd``) is checked again, so a link swapped in after the
 check cannot send the file elsewhere.
 
-The file is ``<job>_<due date>_run<id>.<ext>`` (the finish date for a run with no due
-time), in the format of the URL's ``?format=`` (default csv; any registered format). It is
-written under a temporary name in the same folder, flushed to disk, then renamed into
-place (mode 0640: the folder's group may read it): readers never see half a file, and a
-resend replaces the file rather than adding one. A failed run writes nothing.
+The file is named by the job's file name template (default ``<job>_<due date>_run<id>``,
+``destination_files.file_name``) plus the format's extension, in the format of the URL's
+``?format=`` (default csv; any registered format). It is written under a temporary name in
+the same folder, flushed to disk, then renamed into place (mode 0640: the folder's group
+may read it): readers never see half a file, and a resend replaces the file rather than
+adding one. A failed run writes nothing.
 """
 
 from __future__ import annotations
@@ -22,29 +23,15 @@ import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 
-import attrs
-
 from dancecat_core.errors import DancecatError, ValidationError
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.local_files import LocalFileRules
 from dancecat_core.notifiers import Attachment, Destination, Export, Notifier, RunNotice
 from dancecat_core.settings import LIST, SettingSpec
-from dancecat_plugins.destination_files import file_name
+from dancecat_plugins.destination_files import FileNotice, prepare_file
 
 DEFAULT_FORMAT = "csv"
 FILE_MODE = 0o640
-
-
-@attrs.frozen
-class FolderNotice(RunNotice):
-    """A ``RunNotice`` with the way to read the result, streamed into the file by
-    ``deliver`` (never held in memory whole)."""
-
-    export: Export | None = None
-
-    @classmethod
-    def of(cls, notice: RunNotice, export: Export | None) -> FolderNotice:
-        return cls(**attrs.asdict(notice, recurse=False), export=export)
 
 
 class FolderNotifier(Notifier):
@@ -66,9 +53,7 @@ class FolderNotifier(Notifier):
             )
         if not any(real == folder or folder in real.parents for folder in allowed):
             shown = ", ".join(str(folder) for folder in allowed) or "none"
-            raise ValidationError(
-                f"{real} is outside DELIVERY_ALLOWED_DIRS (allowed: {shown})"
-            )
+            raise ValidationError(f"{real} is outside DELIVERY_ALLOWED_DIRS (allowed: {shown})")
         if not real.is_dir():
             raise ValidationError(f"{real} is not a folder")
         return real
@@ -100,34 +85,23 @@ class FolderNotifier(Notifier):
 
     def prepare(
         self, notice: RunNotice, export: Export | None
-    ) -> tuple[RunNotice, Attachment | None]:
-        """Nothing read here: ``deliver`` streams the result (``FolderNotice``)."""
-        return FolderNotice.of(notice, export), None
+    ) -> tuple[FileNotice, Attachment | None]:
+        """The result opened for streaming, not read: ``deliver`` streams it."""
+        return prepare_file(
+            notice, export, self._format(urllib.parse.urlsplit(notice.url).query)
+        ), None
 
-    def deliver(self, notice: RunNotice, attachment: Attachment | None) -> None:
-        parts = urllib.parse.urlsplit(notice.url)
-        folder = urllib.parse.unquote(parts.path)
-        export = notice.export if isinstance(notice, FolderNotice) else None
-        if notice.test:
-            self._write(folder, "dancecat_test.txt", [b"DanceCat test delivery\n"])
-            return
-        if export is None:
+    def deliver(self, notice: FileNotice, attachment: Attachment | None) -> None:  # type: ignore[override]
+        if notice.result is None:
             return  # a failed run: no result to write
-        download = export(self._format(parts.query))
-        extension = download.filename.rpartition(".")[2] or "dat"
+        folder = urllib.parse.unquote(urllib.parse.urlsplit(notice.url).path)
+        chunks = notice.result.chunks
         try:
-            self._write(
-                folder,
-                file_name(notice, extension),
-                download.chunks,
-                key=notice.delivery_key,
-            )
+            self._write(folder, notice.file_name, chunks, key=notice.delivery_key or "test")
         finally:
-            download.chunks.close()  # type: ignore[attr-defined]
+            chunks.close()  # type: ignore[attr-defined]
 
-    def _write(
-        self, folder: str, name: str, chunks: Iterable[bytes], *, key: str = "test"
-    ) -> None:
+    def _write(self, folder: str, name: str, chunks: Iterable[bytes], *, key: str) -> None:
         try:
             real = self.check_folder(folder)
         except ValidationError as error:

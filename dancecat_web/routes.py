@@ -63,6 +63,8 @@ def includeme(config: Configurator) -> None:
     config.add_route("api.job.triggers", f"{API}/jobs/{ID}/triggers")
     config.add_route("api.trigger", f"{API}/triggers/{ID}")
     config.add_route("api.runs", f"{API}/runs")
+    config.add_route("api.destinations.test", f"{API}/destinations/test")
+    config.add_route("api.job.destinations.test", f"{API}/jobs/{ID}/destinations/test")
     config.add_route("api.tracker", f"{API}/trackers/{ID}")
     config.add_route("api.tracker.result", f"{API}/trackers/{ID}/result.{{format}}")
 

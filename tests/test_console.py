@@ -467,7 +467,7 @@ def test_job_edit_changes_only_the_fields_given(console, runtime, data_db):
                 "connection_id": row.connection_id,
                 "query": row.query,
                 "timeout_seconds": row.timeout_seconds,
-                "recipients": sorted(r.email for r in row.recipients),
+                "recipients": sorted(r.destination for r in row.recipients),
                 "annotation": row.annotation,
                 "shared": row.shared,
                 "owner_id": row.owner_id,
@@ -914,7 +914,7 @@ def test_job_recipients_take_rules_conditions_and_templates(console, conn, runti
     def stored() -> tuple:
         with runtime.session_factory() as session:
             row = session.get(Job, job_id(console, job))
-            rules = sorted((r.email, r.send_when, r.condition) for r in row.recipients)
+            rules = sorted((r.destination, r.send_when, r.condition) for r in row.recipients)
             return rules, row.subject_template, row.body_rows, row.alert_after_failures
 
     assert stored() == (

@@ -168,7 +168,7 @@ def test_templates_render_scrubbed_escaped_rows_and_a_failing_one_falls_back(mai
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>" not in page
     assert "N9qo8uLOickgx2ZMR" not in page and "N9qo8uLOickgx2ZMR" not in text
     [attachment] = list(message.iter_attachments())
-    assert attachment.get_filename() == f"artists {tracker_id}_.._x.xlsx"
+    assert attachment.get_filename() == f"artists {tracker_id}_._x.xlsx"
 
 
 ATTACKS = [
@@ -330,3 +330,51 @@ def test_a_condition_set_while_the_run_went_is_not_guessed():
         previous=None,
     )
     assert not decision.send and "set after the run started" in decision.reason
+
+
+ATTACK_NAMES = [
+    ("../../etc/passwd", "etc_passwd"),
+    ("..", ""),
+    ("...", ""),
+    (".bashrc", "bashrc"),
+    ("a/../../b", "a_._._b"),
+    ("..\\..\\windows\\system32", "windows_system32"),
+    ("C:\\boot.ini", "C_boot.ini"),
+    ("\uff0e\uff0e\uff0fetc\uff0fpasswd", "etc_passwd"),  # full-width dots and slashes
+    ("a\x00b", "a_b"),
+    ("line\nbreak\rand\ttab", "line break and tab"),
+    ("evil\u202etxt.exe", "eviltxt.exe"),  # a right-to-left override, dropped
+    ("zero\u200bwidth", "zerowidth"),
+    ("Cafe\u0301", "Caf\u00e9"),  # NFKC: one é, not e + combining accent
+    ("NUL", "_NUL"),
+    ("con.csv", "_con.csv"),
+    ("report .", "report"),
+    ("x" * 500, "x" * messages.MAX_FILENAME_CHARS),
+    ("\u00e9" * 119, "\u00e9" * (messages.MAX_FILENAME_BYTES // 2)),
+    ('a<b>c:d"e|f?g*h', "a_b_c_d_e_f_g_h"),
+]
+
+
+@pytest.mark.parametrize(("typed", "safe"), ATTACK_NAMES)
+def test_safe_file_name_takes_the_teeth_out_of_attack_names(typed, safe):
+    name = messages.safe_file_name(typed)
+    assert name == safe
+    assert "/" not in name and "\\" not in name and ".." not in name
+    assert not name.startswith(".") and len(name.encode()) <= messages.MAX_FILENAME_BYTES
+    assert all(ord(c) >= 32 for c in name)
+
+
+def test_file_name_comes_from_the_template_the_same_every_time_else_the_default():
+    templates = messages.Templates(filename="{{ job_name }}/{{ parameters.region }}-{{ run_id }}")
+    context = CONTEXT | {"job_name": "../Sales", "parameters": {"region": "EU"}}
+    assert messages.file_name(context, templates) == ("Sales_EU-9", ())
+    assert messages.file_name(context, templates) == messages.file_name(context, templates)
+    empty = messages.Templates(filename="{{ '' }}")
+    default = CONTEXT | {"job_slug": "Sales", "due_date": "2026-12-03"}
+    assert messages.file_name(default, empty) == (
+        "Sales_2026-12-03_run9",
+        ("the file name template gave an empty name; the default was used",),
+    )
+    failing = messages.Templates(filename="{{ 1 // 0 }}")
+    name, [note] = messages.file_name(default, failing)
+    assert name == "Sales_2026-12-03_run9" and note.startswith("the file name template failed")

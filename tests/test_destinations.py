@@ -26,11 +26,12 @@ import pytest
 from test_web_helpers import dancecat, make_app, make_user, sign_in
 
 from dancecat_core import db, destinations, migrations, outbound, tasks
-from dancecat_core.errors import DancecatError, ValidationError
+from dancecat_core.errors import ValidationError
 from dancecat_core.inputs.job import JobInput
 from dancecat_core.models import Connection, Job, Notification, Tracker
 from dancecat_core.notifiers import RunNotice
 from dancecat_core.runtime import build_runtime
+from dancecat_core.services import destination_tests
 from dancecat_core.services import jobs as job_service
 from dancecat_core.settings import load_settings
 
@@ -196,7 +197,7 @@ def test_webhook_posts_signed_json_and_keeps_its_secrets_encrypted(
     assert job.announcements[0].startswith(f"webhook secret for {shown}: ")
     secret = secret_of(job)
     with runtime.session_factory() as session:
-        stored = {r.email: r.secrets_encrypted for r in session.get(Job, job.id).recipients}
+        stored = {r.destination: r.secrets_encrypted for r in session.get(Job, job.id).recipients}
     assert set(stored) == {shown, "ana@example.com"}
     assert "s3cr3t" not in stored[shown] and secret not in stored[shown]
     assert stored["ana@example.com"] is None
@@ -347,7 +348,7 @@ def test_editing_keeps_the_secret_unless_replaced(runtime, sqlite_chinook):
     typed = "https://hooks.example.com/services/T0001/B0002/abcdEFGH1234ijklMNOP"
     job = add_job(runtime, sqlite_chinook, typed)
     shown = "https://hooks.example.com/services/T0001/B0002/***"
-    assert [r.email for r in job.recipients] == [shown]
+    assert [r.destination for r in job.recipients] == [shown]
     box = runtime.secret_box
     with db.session_scope(runtime.session_factory) as session:
         before = destinations.stored_secrets(box, session.get(Job, job.id).recipients)[shown]
@@ -399,7 +400,7 @@ def test_chat_through_apprise_carries_summary_table_and_links(
 ):
     runtime = consumer()
     job = add_job(runtime, sqlite_chinook, f"{scheme}://user:pa55word@127.0.0.1:{receiver.port}/chat")
-    [shown] = [r.email for r in job.recipients]
+    [shown] = [r.destination for r in job.recipients]
     assert "pa55word" not in shown and "***" in shown
     tracker_id = run(runtime, job.id)
     wait("the chat message", lambda: sent(runtime, tracker_id))
@@ -571,14 +572,15 @@ def test_send_test_reaches_the_destination_with_its_stored_secret(runtime, recei
         engine=runtime.engine,
     )
     stored = {receiver.url(): {"generated": "the-secret"}}
-    saved = destinations.send_test(allowed.notifiers, receiver.url(), stored, job_name="J")
-    assert saved.announce is None
+    outcome = destination_tests.send(allowed, receiver.url(), stored, job_name="J")
+    assert outcome.sent and outcome.announce is None
     [request] = receiver.requests
     assert signed(request, "the-secret")
     assert json.loads(request["body"])["test"] is True
     assert request["headers"]["X-DanceCat-Delivery"].startswith("test-")
-    with pytest.raises(DancecatError, match="DELIVERY_ALLOW_PRIVATE_HOSTS"):
-        destinations.send_test(runtime.notifiers, receiver.url("/x?token=zzz"), {}, job_name="J")
+    with pytest.raises(ValidationError, match="DELIVERY_ALLOW_PRIVATE_HOSTS") as refused:
+        destination_tests.send(runtime, receiver.url("/x?token=zzz"), {}, job_name="J")
+    assert refused.value.field == "destination" and "zzz" not in str(refused.value)
 
 
 # --- console, API and screens --------------------------------------------------------------
@@ -665,3 +667,82 @@ def test_api_and_job_page_show_secrets_masked_and_send_test(runtime, receiver, s
     [request] = receiver.requests
     assert json.loads(request["body"])["title"] == "DanceCat: test message for J"
     assert request["headers"]["Authorization"].startswith("Basic ")
+
+
+def test_send_test_over_the_api_echoes_no_secret_and_hides_other_users_jobs(
+    runtime, receiver, sqlite_chinook
+):
+    allowed = build_runtime(
+        load_settings(
+            environ={
+                "DANCECAT_HOME": str(runtime.settings.home),
+                "DANCECAT_DELIVERY_ALLOW_PRIVATE_HOSTS": "true",
+                "DANCECAT_DELIVERY_TIMEOUT": "5",
+            }
+        ),
+        engine=runtime.engine,
+    )
+    alice = make_user(allowed, "alice@example.com")
+    bob = make_user(allowed, "bob@example.com")
+    admin = make_user(allowed, "root@example.com", admin=True)
+    app = make_app(allowed)
+    with db.session_scope(allowed.session_factory) as session:
+        connection = Connection(
+            name="c", driver="sqlite", database=str(sqlite_chinook), owner_id=alice.id,
+            shared=True,
+        )  # fmt: skip
+        session.add(connection)
+        session.flush()
+        connection_id = connection.id
+    chat = f"json://bot:hunter22@127.0.0.1:{receiver.port}/chat"
+    created = app.post_json(
+        "/api/v1/jobs",
+        {"name": "J", "connection_id": connection_id, "query": "SELECT 1", "shared": True,
+         "recipients": [receiver.url("/h?token=abc123"), chat]},
+        headers=alice.auth, status=201,
+    ).json  # fmt: skip
+    job_id, shown = created["job"]["id"], created["job"]["recipients"]
+    secrets = ("abc123", "hunter22", created["secrets"][0].rpartition(": ")[2])
+    path = f"/api/v1/jobs/{job_id}/destinations/test"
+
+    every = app.post(path, headers=alice.auth).json
+    assert every == {"results": [{"destination": s, "sent": True, "error": None} for s in shown]}
+    assert len(receiver.requests) == 2 and receiver.requests[0]["path"] == "/h?token=abc123"
+    one = app.post_json(path, {"destination": shown[1]}, headers=admin.auth).json
+    assert [r["destination"] for r in one["results"]] == [shown[1]]
+    refused = app.post_json(path, {"destination": chat}, headers=alice.auth, status=422).json
+    assert refused["error"]["field"] == "destination" and "hunter22" not in json.dumps(refused)
+
+    # Another user's job answers exactly like an unknown id, even a shared job bob may run.
+    unknown = app.post(f"/api/v1/jobs/{2**40}/destinations/test", headers=bob.auth, status=404)
+    for member, body in ((bob, None), (bob, {"destination": shown[0]})):
+        answer = (
+            app.post(path, headers=member.auth, status=404)
+            if body is None
+            else app.post_json(path, body, headers=member.auth, status=404)
+        )
+        assert answer.json == unknown.json
+    app.post(path, status=401)
+    assert len(receiver.requests) == 3
+
+    # A destination as typed: sent with its own secrets, none of them in the answer.
+    typed = receiver.url("/t?token=zzz9")
+    answer = app.post_json("/api/v1/destinations/test", {"destination": typed}, headers=bob.auth)
+    [result] = answer.json["results"]
+    assert result["sent"] and result["destination"] == receiver.url("/t?token=***")
+    assert receiver.requests[-1]["path"] == "/t?token=zzz9"
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    dead = f"http://u:pa55word@127.0.0.1:{port}/x?token=zzz9"
+    failed_test = app.post_json(
+        "/api/v1/destinations/test", {"destination": dead}, headers=bob.auth
+    ).json
+    [result] = failed_test["results"]
+    assert result["sent"] is False and "refused" in result["error"].lower()
+    for answer_json in (every, one, answer.json, failed_test):
+        text = json.dumps(answer_json)
+        assert not any(secret in text for secret in (*secrets, "zzz9", "pa55word"))
+    for body in ({}, {"destination": ""}, {"destination": "ftp://x/"}, {"other": 1}):
+        bad = app.post_json("/api/v1/destinations/test", body, headers=bob.auth, status=422)
+        assert bad.json["error"]["field"] in ("destination", "other")

@@ -53,7 +53,7 @@ def runtime(tmp_path, client_key):
 
 
 def add_job(
-    runtime, chinook, destination: str, sql: str = ARTISTS, name: str = "Top artists"
+    runtime, chinook, destination: str, sql: str = ARTISTS, name: str = "Top artists", **fields
 ) -> int:
     with runtime.session_factory() as session:
         connection = create(
@@ -68,7 +68,7 @@ def add_job(
             None,
             JobInput(
                 name=name, connection_id=connection.id, query=sql,
-                recipients=[destination],
+                recipients=[destination], **fields,
             ),
         )  # fmt: skip
         session.commit()
@@ -150,6 +150,36 @@ def test_sftp_delivers_the_result_file_and_a_resend_replaces_it(
     assert row(runtime, ids[0]).attempts == 2
 
 
+def test_the_file_name_comes_from_the_jobs_template_made_safe(
+    runtime, sqlite_chinook, sshd, moto, tmp_path
+):
+    """An attacker's template cannot climb out of the folder or the prefix; every try of
+    one delivery writes the same name, so a resend replaces the file."""
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    host_key = sshd.public_host_key().replace(" ", "%20")
+    template = "../../{{ job_name }}/\u202e{{ run_id }}:{{ parameters|length }}"
+    sftp = f"sftp://{sshd.user}@127.0.0.1:{sshd.port}{folder}/?host_key={host_key}"
+    bucket = f"b{uuid.uuid4().hex[:12]}"
+    client = boto3.client(
+        "s3", endpoint_url=moto.endpoint, region_name="us-east-1",
+        aws_access_key_id="AKID", aws_secret_access_key="SECRET",
+    )  # fmt: skip
+    client.create_bucket(Bucket=bucket)
+    s3 = f"s3://AKID:SECRET@{bucket}/p/?endpoint={moto.endpoint}"
+    runs = []
+    for url, name in ((sftp, "Top artists"), (s3, "S3 artists")):
+        job_id = add_job(runtime, sqlite_chinook, url, name=name, filename_template=template)
+        tracker_id, [notification] = run(runtime, job_id)
+        assert notify.deliver(runtime, notification) == "sent"
+        as_if_the_worker_died(runtime, notification)
+        assert notify.deliver(runtime, notification) == "sent"
+        runs.append(tracker_id)
+    assert [p.name for p in folder.iterdir()] == [f"Top artists_{runs[0]}_0.csv"]
+    listed = client.list_objects_v2(Bucket=bucket)["Contents"]
+    assert [o["Key"] for o in listed] == [f"p/S3 artists_{runs[1]}_0.csv"]
+
+
 def test_sftp_failing_connect_gives_the_run_row_a_clear_reason(runtime, sqlite_chinook):
     port = free_port()
     url = f"sftp://someone@127.0.0.1:{port}/drop/?trust=first-use"
@@ -181,7 +211,7 @@ def test_sftp_password_is_stored_encrypted_and_never_shown(runtime, sqlite_chino
     job_id = add_job(runtime, sqlite_chinook, "sftp://ana:pa%2Fss@files.example/in/")
     with runtime.session_factory() as session:
         (recipient,) = jobs.get(session, None, job_id).recipients
-        assert recipient.email == "sftp://ana:***@files.example/in/"
+        assert recipient.destination == "sftp://ana:***@files.example/in/"
         sealed = recipient.secrets_encrypted
     assert "pa/ss" not in sealed and "pa%2Fss" not in sealed
     assert destinations.unseal(runtime.secret_box, sealed) == {

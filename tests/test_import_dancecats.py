@@ -146,7 +146,7 @@ def test_import_on_each_database(console: Console, source: dict) -> None:
             assert daily.query == "SELECT 41 + 1 AS answer"
             assert daily.annotation == "what the boss reads at nine"
             assert daily.timeout_seconds == 90 and daily.run_count == 37
-            assert [r.email for r in daily.recipients] == ["boss@example.com"]
+            assert [r.destination for r in daily.recipients] == ["boss@example.com"]
             assert daily.shared and daily.owner.email == "alice@example.com"
             # A daily schedule starts at the minute the original kept, in --timezone.
             schedule = {s["type"]: s for s in state["schedules"]}

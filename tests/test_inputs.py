@@ -83,7 +83,7 @@ def test_recipients_drop_duplicates_and_refuse_blanks(runtime):
     cleaned = recipients.clean(
         ["A@Example.com", "a@example.com", "mailto:a@example.com", "b@example.com"], runtime
     )
-    assert [rule.email for rule in cleaned] == ["a@example.com", "b@example.com"]
+    assert [rule.destination for rule in cleaned] == ["a@example.com", "b@example.com"]
     with pytest.raises(ValidationError, match="Send result to: an entry is empty"):
         recipients.clean(["a@example.com", " "], runtime)
     with pytest.raises(ValidationError, match="must be a list"):

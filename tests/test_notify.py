@@ -111,7 +111,7 @@ def add_job(runtime, chinook: Path, sql: str = ARTISTS_SQL) -> int:
     with db.session_scope(runtime.session_factory) as session:
         connection = Connection(name="chinook", driver="sqlite", database=str(chinook))
         job = Job(name="Top artists", connection=connection, query=sql)
-        job.recipients = [JobRecipient(email=r) for r in RECIPIENTS]
+        job.recipients = [JobRecipient(destination=r) for r in RECIPIENTS]
         session.add_all([connection, job])
         session.flush()
         return job.id

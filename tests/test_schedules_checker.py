@@ -58,7 +58,7 @@ def make_job(session, chinook: Path, sql: str = "SELECT 1 AS one", recipients=()
         name=f"c-{uuid.uuid4().hex[:6]}", driver="sqlite", database=str(chinook)
     )
     job = Job(name=f"job-{uuid.uuid4().hex[:6]}", connection=connection, query=sql)
-    job.recipients = [JobRecipient(email=r) for r in recipients]
+    job.recipients = [JobRecipient(destination=r) for r in recipients]
     session.add_all([connection, job])
     session.flush()
     return job

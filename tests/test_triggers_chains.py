@@ -4,6 +4,7 @@ chain run end to end through the real embedded queue, and the console commands."
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -323,6 +324,56 @@ def test_chain_runs_end_to_end_through_the_embedded_queue(tmp_path, sqlite_chino
     assert counts[b["id"]] == counts[c["id"]] == 1
 
 
+def test_a_run_swept_as_dead_starts_its_failure_followers_once(app, alice, connection, runtime):
+    """A run whose worker died (stale heartbeat) is Failed by the sweep, which starts the
+    jobs chained after its failure, once, however many consumers sweep at the same time."""
+    import datetime as dt
+
+    from dancecat_core.models import utcnow
+
+    a = _job(app, alice, connection, "upstream")
+    on_fail = _job(app, alice, connection, "onfail", after_job_id=a["id"], after_on="failure")
+    on_ok = _job(app, alice, connection, "onok", after_job_id=a["id"])
+    stale = utcnow() - dt.timedelta(seconds=runtime.settings.worker_stale_seconds * 3)
+    with session_scope(runtime.session_factory) as session:
+        tracker = jobs.queue_run(session, None, a["id"])
+        tracker.status = TrackerStatus.RUNNING.value
+        tracker.started_at = tracker.heartbeat_at = stale
+        tracker.worker = "gone:1:1"
+        upstream = tracker.id
+    tasks.configure(runtime=runtime)
+    barrier = threading.Barrier(3)
+    swept: list[int] = []
+
+    def sweep() -> None:
+        barrier.wait()
+        swept.append(tasks.sweep.call_local())
+
+    try:
+        threads = [threading.Thread(target=sweep) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert sorted(swept) == [0, 0, 1]
+        assert tasks.sweep.call_local() == 0
+        assert tasks.enqueue_chained(runtime, upstream) == []  # claimed already
+        queued = tasks.huey.pending_count()
+    finally:
+        tasks.huey.storage.flush_queue()
+        tasks.configure(None)
+    with session_scope(runtime.session_factory) as session:
+        runs = session.execute(
+            select(Tracker.job_id, Tracker.upstream_tracker_id, Tracker.status)
+        ).all()
+        status = session.get(Tracker, upstream).status
+    assert status == TrackerStatus.FAILED.value
+    followers = [(job_id, up) for job_id, up, _ in runs if job_id != a["id"]]
+    assert followers == [(on_fail["id"], upstream)]
+    assert on_ok["id"] not in {job_id for job_id, _, _ in runs}
+    assert queued == 1  # the follower, enqueued once
+
+
 def _console(home, allowed, *args):
     env = {"DANCECAT_HOME": str(home), "DANCECAT_SQLITE_ALLOWED_DIRS": str(allowed)}
     import os
@@ -393,3 +444,79 @@ def test_console_pull_urls_triggers_and_after(tmp_path, sqlite_chinook):
     ok("job", "edit", "b", "--no-after")
     runs = json.loads(ok("runs", "--json"))
     assert {run["job"] for run in runs} == {"a", "b"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def app_database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'app.sqlite'}"
+    return request.getfixturevalue(
+        "pg_database" if request.param == "postgresql" else "mysql_database"
+    )["url"]
+
+
+def test_two_saves_closing_a_cycle_at_once_cannot_both_pass(
+    app_database_url, tmp_path, sqlite_chinook
+):
+    """A after B and B after A, saved at the same moment on every app database: each save
+    checks and waits for the other before committing (as two web processes could), yet
+    one is refused, because the check runs under the ``job_chains`` lock."""
+    from dancecat_core.errors import ValidationError
+    from dancecat_core.inputs.job import JobInput
+    from dancecat_core.models import Connection
+
+    settings = load_settings(
+        environ={
+            "DANCECAT_HOME": str(tmp_path / "home"),
+            "DANCECAT_DATABASE_URL": app_database_url,
+            "DANCECAT_SQLITE_ALLOWED_DIRS": str(tmp_path),
+        }
+    )
+    runtime = build_runtime(settings)
+    migrations.upgrade(runtime.engine)
+    try:
+        with session_scope(runtime.session_factory) as session:
+            connection = Connection(name="c", driver="sqlite", database=str(sqlite_chinook))
+            session.add(connection)
+            session.flush()
+            made = [
+                jobs.create(
+                    runtime, session, None,
+                    JobInput(name=name, connection_id=connection.id, query=QUERY),
+                ).id
+                for name in ("a", "b")
+            ]  # fmt: skip
+        barrier = threading.Barrier(2)
+        outcomes: list[str] = []
+
+        def save(job_id: int, after_id: int) -> None:
+            session = runtime.session_factory()
+            try:
+                jobs.update(runtime, session, None, job_id, JobInput(after_job_id=after_id))
+                # Both checked: now both commit. Broken: the other waits for the lock.
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    barrier.wait(timeout=3)
+                session.commit()
+                outcomes.append("saved")
+            except ValidationError as error:
+                session.rollback()
+                outcomes.append(str(error))
+            finally:
+                session.close()
+
+        a, b = made
+        threads = [
+            threading.Thread(target=save, args=(a, b)),
+            threading.Thread(target=save, args=(b, a)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(90)
+        assert sorted(outcomes)[1] == "saved", outcomes
+        assert "that would make a cycle" in sorted(outcomes)[0], outcomes
+        with session_scope(runtime.session_factory) as session:
+            chained = session.execute(select(Job.id, Job.after_job_id)).all()
+        assert sum(after is not None for _, after in chained) == 1
+    finally:
+        runtime.engine.dispose()

@@ -11,6 +11,7 @@ from dancecat_core import destinations
 from dancecat_core.inputs.fields import Input, Kind, spec
 from dancecat_core.inputs.recipients import GRAMMAR_HELP
 from dancecat_core.messages import (
+    DEFAULT_FILE_NAME,
     DEFAULT_FILENAME,
     DEFAULT_SUBJECT,
     MAX_BODY_ROWS,
@@ -125,14 +126,16 @@ class JobInput(Input):
         strip=False,
     )
     filename_template: Any = spec(
-        "Attachment name",
+        "File name",
         Kind.TEXT,
         nullable=True,
         max_length=1000,
         flag="--attachment-name",
-        check=_template("filename_template", "Attachment name"),
-        placeholder=DEFAULT_FILENAME,
-        help="A template for the file name, without extension; empty: the default.",
+        check=_template("filename_template", "File name"),
+        placeholder=DEFAULT_FILE_NAME,
+        help="A template for the name, without extension, of the mail's attachment and of "
+        f"the file a folder, SFTP or S3 destination writes; empty: {DEFAULT_FILE_NAME} for "
+        f"files, {DEFAULT_FILENAME} for attachments.",
     )
     body_rows: Any = spec(
         "Rows in the body",

@@ -83,7 +83,7 @@ def recipient_list(
         except ValidationError as error:
             refused.append(error)
             continue
-        found.setdefault(rule.email, rule)
+        found.setdefault(rule.destination, rule)
     if len(refused) == 1:
         raise refused[0]
     if refused:

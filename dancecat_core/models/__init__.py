@@ -4,6 +4,7 @@ from dancecat_core.models.accounts import AllowedEmail, ApiToken, SignInThrottle
 from dancecat_core.models.connections import Connection
 from dancecat_core.models.job_urls import PullUrl, PullUse, Trigger
 from dancecat_core.models.jobs import Job, JobRecipient, RunAfter
+from dancecat_core.models.locks import AppLock
 from dancecat_core.models.meta import Base, utcnow
 from dancecat_core.models.schedules import CatchUp, Schedule, ScheduleType
 from dancecat_core.models.trackers import (
@@ -24,6 +25,7 @@ __all__ = [
     "AlertKind",
     "AllowedEmail",
     "ApiToken",
+    "AppLock",
     "Base",
     "CatchUp",
     "Connection",

@@ -59,7 +59,7 @@ class Job(Base):
     after_job: Mapped[Job | None] = relationship(remote_side=[id])
     owner: Mapped[User | None] = relationship()
     recipients: Mapped[list[JobRecipient]] = relationship(
-        back_populates="job", cascade="all, delete-orphan", order_by="JobRecipient.email"
+        back_populates="job", cascade="all, delete-orphan", order_by="JobRecipient.destination"
     )
 
     # Not stored: set by ``services.jobs.create``/``update`` to the one-time lines showing
@@ -77,17 +77,18 @@ class Job(Base):
 class JobRecipient(Base):
     """One destination of a job's results (``dancecat_core.destinations``).
 
-    ``email`` (the column's historical name) is the destination as shown: a bare email
-    address or a URL with its secrets masked; ``secrets_encrypted`` holds those secrets
-    (a JSON object, Fernet-encrypted like connection passwords), None when it has none.
+    ``destination`` is the destination as shown: a bare email address or a URL with its
+    secrets masked (called ``email`` before migration 0008); ``secrets_encrypted`` holds
+    those secrets (a JSON object, Fernet-encrypted like connection passwords), None when
+    it has none.
     """
 
     __tablename__ = "job_recipients"
-    __table_args__ = (UniqueConstraint("job_id", "email"),)
+    __table_args__ = (UniqueConstraint("job_id", "destination"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
-    email: Mapped[str] = mapped_column(String(600))
+    destination: Mapped[str] = mapped_column(String(600))
     secrets_encrypted: Mapped[str | None] = mapped_column(Text)
     # When this destination gets the result (``dancecat_core.delivery_rules``): always,
     # rows, changed, failed; and an optional condition on the result, as its text.

@@ -103,7 +103,7 @@ def _check_chain(
         raise ValidationError(f"{AFTER.label}: no such job", AFTER.name) from None
     loop = chains.cycle(session, job_id, after)
     if loop:
-        names = " → ".join(job.name for job in loop)
+        names = " → ".join(loop)
         raise ValidationError(f"{AFTER.label}: that would make a cycle: {names}", AFTER.name)
 
 
@@ -115,18 +115,18 @@ def _apply(runtime: Runtime, job: Job, values: dict[str, Any]) -> tuple[str, ...
     for key, value in values.items():
         setattr(job, key, value)
     box = runtime.secret_box
-    current = {r.email: r for r in job.recipients}
+    current = {r.destination: r for r in job.recipients}
     kept = destinations.stored_secrets(box, job.recipients)
     rows: dict[str, JobRecipient] = {}
     announcements = []
     for rule in typed:
         try:
-            [item] = destinations.resolve(runtime.notifiers, [rule.email], kept)
+            [item] = destinations.resolve(runtime.notifiers, [rule.destination], kept)
         except ValidationError as error:
             raise ValidationError(f"{RECIPIENTS.label}: {error}", RECIPIENTS.name) from None
         if item.shown in rows:
             continue  # listed twice: its first entry counts, as for any recipient
-        row = current.get(item.shown) or JobRecipient(email=item.shown)
+        row = current.get(item.shown) or JobRecipient(destination=item.shown)
         if item.secrets != kept.get(item.shown):
             row.secrets_encrypted = destinations.seal(box, item.secrets)
         row.send_when = rule.send_when.value
@@ -141,7 +141,7 @@ def _apply(runtime: Runtime, job: Job, values: dict[str, Any]) -> tuple[str, ...
 def recipient_text(recipient: JobRecipient) -> str:
     """A stored recipient in the form it is typed: ``DESTINATION [when RULE] [if
     CONDITION]`` (the destination as shown: its secrets masked)."""
-    parts = [recipient.email]
+    parts = [recipient.destination]
     if recipient.send_when and recipient.send_when != SendWhen.ALWAYS:
         parts.append(f"when {recipient.send_when}")
     if recipient.condition:

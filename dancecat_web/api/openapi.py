@@ -377,6 +377,28 @@ def _paths(exporters: list[Exporter]) -> dict[str, Any]:
                 "responses": responses("404", r204=deleted),
             },
         },
+        "/destinations/test": {
+            "post": {
+                "operationId": "testDestination",
+                "summary": "Send a sample message to a destination as typed, now; nothing stored",
+                "requestBody": body(ref("DestinationTestInput")),
+                "responses": responses(
+                    "413", "422", r200=json_ok("Outcome", ref("DestinationTestResults"))
+                ),
+            }
+        },
+        "/jobs/{id}/destinations/test": {
+            "parameters": [job_id],
+            "post": {
+                "operationId": "testJobDestinations",
+                "summary": "Send a sample message to each of the job's destinations (or the "
+                "one named, as the job shows it) with its stored secrets; owner or admin",
+                "requestBody": body(ref("DestinationTestInput"), required=False),
+                "responses": responses(
+                    "404", "413", "422", r200=json_ok("Outcomes", ref("DestinationTestResults"))
+                ),
+            },
+        },
         "/trackers/{id}": {
             "parameters": [tracker_id],
             "get": {

@@ -14,6 +14,7 @@ from typing import Any
 
 from dancecat_core import parameters, placeholders
 from dancecat_core.inputs.connection import ConnectionInput
+from dancecat_core.inputs.destination_test import DestinationTestInput
 from dancecat_core.inputs.fields import Input, InputField, Kind
 from dancecat_core.inputs.job import PREVIEW_FIELDS, JobInput
 from dancecat_core.inputs.job_urls import PullUrlInput, TriggerInput
@@ -148,6 +149,7 @@ def input_schemas(runtime: Any) -> dict[str, Any]:
         "RunInput": input_schema(RunInput, runtime),
         "PullUrlInput": input_schema(PullUrlInput, runtime),
         "TriggerInput": input_schema(TriggerInput, runtime),
+        "DestinationTestInput": input_schema(DestinationTestInput, runtime),
     }
 
 
@@ -468,6 +470,24 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": [*URL_FIELDS, "signed"],
         "properties": {**URL_PROPERTIES, "signed": BOOLEAN},
+    },
+    "DestinationTestResults": {
+        "type": "object",
+        "required": ["results"],
+        "properties": {
+            "results": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["destination", "sent", "error"],
+                    "properties": {
+                        "destination": {**STRING, "description": "As shown: secrets masked"},
+                        "sent": BOOLEAN,
+                        "error": nullable({**STRING, "description": "Why not (secrets masked)"}),
+                    },
+                },
+            }
+        },
     },
     "NewTrigger": {
         "type": "object",

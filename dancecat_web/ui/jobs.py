@@ -13,15 +13,25 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from dancecat_core import destinations, schedule_kinds
+from dancecat_core import schedule_kinds
 from dancecat_core import schedules as schedule_math
-from dancecat_core.errors import Conflict, DancecatError, NotFound, QueryError, ValidationError
+from dancecat_core.errors import Conflict, NotFound, QueryError, ValidationError
+from dancecat_core.inputs.destination_test import DestinationTestInput
 from dancecat_core.inputs.job import JobInput
 from dancecat_core.inputs.job_urls import PullUrlInput, TriggerInput
 from dancecat_core.inputs.run import RunInput
 from dancecat_core.inputs.schedule import ScheduleInput
 from dancecat_core.models import Job, Tracker, TrackerStatus
-from dancecat_core.services import access, connections, job_urls, jobs, probes, schedules, trackers
+from dancecat_core.services import (
+    access,
+    connections,
+    destination_tests,
+    job_urls,
+    jobs,
+    probes,
+    schedules,
+    trackers,
+)
 from dancecat_web.errors import json_error
 from dancecat_web.queue import enqueue_after_commit
 from dancecat_web.ui.chart import run_chart
@@ -302,28 +312,22 @@ def run_job(request: Request) -> Any:
 @view_config(route_name="ui.job.destination_test", request_method="POST")
 def test_destination(request: Request) -> HTTPSeeOther:
     """The "Send test" button: a sample message to one of the job's destinations, now,
-    with its stored secrets; the outcome (or why it failed) is flashed on the job page."""
-    job = access.require_changeable(
-        request.user, jobs.get(request.dbsession, request.user, object_id(request)), "job"
-    )
-    shown = request.POST.get("destination", "")
-    stored = destinations.stored_secrets(request.runtime.secret_box, job.recipients)
-    if shown not in stored:
-        flash(request, "That destination is no longer on this job.", "error")
+    with its stored secrets (``services.destination_tests``); the outcome (or why it
+    failed) is flashed on the job page."""
+    job_id = object_id(request)
+    data = DestinationTestInput(destination=request.POST.get("destination", ""))
+    try:
+        [outcome] = destination_tests.send_to_job(
+            request.runtime, request.dbsession, request.user, job_id, data
+        )
+    except ValidationError as error:
+        flash(request, f"Test not sent: {error}", "error")
     else:
-        try:
-            destinations.send_test(
-                request.runtime.notifiers,
-                shown,
-                stored,
-                job_name=job.name,
-                patterns=request.runtime.value_patterns,
-            )
-        except DancecatError as error:
-            flash(request, f"Test failed: {error}", "error")
+        if outcome.sent:
+            flash(request, f"Test message sent to {outcome.destination}.")
         else:
-            flash(request, f"Test message sent to {shown}.")
-    return HTTPSeeOther(request.route_url("ui.job", id=job.id))
+            flash(request, f"Test failed: {outcome.destination}: {outcome.error}", "error")
+    return HTTPSeeOther(request.route_url("ui.job", id=job_id))
 
 
 @view_config(route_name="ui.job.delete", request_method="GET", renderer="job_delete.jinja2")
