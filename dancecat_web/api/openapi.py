@@ -290,6 +290,77 @@ SCHEMAS: dict[str, Any] = {
         "required": ["connections"],
         "properties": {"connections": {"type": "array", "items": ref("Connection")}},
     },
+    "CatalogueColumn": {
+        "type": "object",
+        "required": ["name", "type", "scrubbed"],
+        "properties": {
+            "name": STRING,
+            "type": {**STRING, "description": "As the database declares it"},
+            "scrubbed": nullable(
+                {**STRING, "description": "Why a run would remove this column, if it would"}
+            ),
+        },
+    },
+    "Catalogue": {
+        "type": "object",
+        "required": ["connection_id", "driver", "read_at", "read_ms", "left_out", "tables"],
+        "properties": {
+            "connection_id": ID,
+            "driver": STRING,
+            "read_at": TIMESTAMP,
+            "read_ms": INTEGER,
+            "left_out": {**INTEGER, "description": "Tables beyond what one read keeps"},
+            "tables": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["schema", "name", "kind", "searchable", "columns"],
+                    "properties": {
+                        "schema": STRING,
+                        "name": STRING,
+                        "kind": {"type": "string", "enum": ["table", "view"]},
+                        "searchable": {
+                            **BOOLEAN,
+                            "description": "Whether the name works without its schema",
+                        },
+                        "columns": nullable(
+                            {
+                                "type": "array",
+                                "items": ref("CatalogueColumn"),
+                                "description": "Null until read (`/schema/columns`)",
+                            }
+                        ),
+                    },
+                },
+            },
+        },
+    },
+    "CatalogueEnvelope": {
+        "type": "object",
+        "required": ["schema"],
+        "properties": {"schema": ref("Catalogue")},
+    },
+    "CatalogueColumns": {
+        "type": "object",
+        "required": ["schema", "table", "columns"],
+        "properties": {
+            "schema": STRING,
+            "table": STRING,
+            "columns": {"type": "array", "items": ref("CatalogueColumn")},
+        },
+    },
+    "FormatSqlInput": {
+        "type": "object",
+        "required": ["query"],
+        "additionalProperties": False,
+        "properties": {
+            "query": STRING,
+            "connection_id": nullable(
+                {**ID, "description": "Read the query in this connection's dialect"}
+            ),
+        },
+    },
+    "FormattedSql": {"type": "object", "required": ["query"], "properties": {"query": STRING}},
     "CheckResult": {
         "type": "object",
         "required": ["ok", "error", "elapsed_ms"],
@@ -587,6 +658,8 @@ RESULT_ERRORS = {
     "410": error_response("The result expired (JOB_RESULT_VALID_SECONDS)"),
 }
 
+NO_BROWSER = {"409": error_response("The connection's driver has no schema browser")}
+
 
 def _paths(formats: list[str]) -> dict[str, Any]:
     fmt = format_parameter(formats)
@@ -661,6 +734,57 @@ def _paths(formats: list[str]) -> dict[str, Any]:
                 "operationId": "testConnection",
                 "summary": "Connect and ping",
                 "responses": responses("404", r200=json_ok("Outcome", ref("CheckResult"))),
+            },
+        },
+        "/connections/{id}/schema": {
+            "parameters": [connection_id],
+            "get": {
+                "operationId": "getConnectionSchema",
+                "summary": "Tables and views the connection's user may read, cached "
+                "(read on first use and after the connection changes)",
+                "responses": {
+                    **responses("404", "422", r200=json_ok("Catalogue", ref("CatalogueEnvelope"))),
+                    **NO_BROWSER,
+                },
+            },
+        },
+        "/connections/{id}/schema/refresh": {
+            "parameters": [connection_id],
+            "post": {
+                "operationId": "refreshConnectionSchema",
+                "summary": "Read the catalogue again",
+                "responses": {
+                    **responses(
+                        "403", "404", "422", r200=json_ok("Catalogue", ref("CatalogueEnvelope"))
+                    ),
+                    **NO_BROWSER,
+                },
+            },
+        },
+        "/connections/{id}/schema/columns": {
+            "parameters": [
+                connection_id,
+                {"name": "schema", "in": "query", "required": True, "schema": STRING},
+                {"name": "table", "in": "query", "required": True, "schema": STRING},
+            ],
+            "get": {
+                "operationId": "getTableColumns",
+                "summary": "One table's columns (read on first use, then cached), each "
+                "marked when scrubbing would remove it",
+                "responses": {
+                    **responses("404", "422", r200=json_ok("Columns", ref("CatalogueColumns"))),
+                    **NO_BROWSER,
+                },
+            },
+        },
+        "/format-sql": {
+            "post": {
+                "operationId": "formatSql",
+                "summary": "Lay a query out one clause a line (sqlparse); parameters kept",
+                "requestBody": body(ref("FormatSqlInput")),
+                "responses": responses(
+                    "403", "404", "413", "422", r200=json_ok("Formatted", ref("FormattedSql"))
+                ),
             },
         },
         "/jobs": {
