@@ -318,6 +318,9 @@ class PostgresSession(DriverSession):
         self._timeout = 0.0
         self._deadline = math.inf
         self._cancelled = threading.Event()
+        # Where the user's statement starts in the text being sent (0-based), while the
+        # server's error positions can be told in the user's own text; else None.
+        self._statement_at: int | None = None
 
     def ping(self) -> None:
         with self.errors(), self.connection.cursor() as cursor:
@@ -370,6 +373,12 @@ class PostgresSession(DriverSession):
         import psycopg2.errors  # here, not at the top: start-up time (see the module docstring)
 
         message = one_line(exc.diag.message_primary or str(exc))
+        position = exc.diag.statement_position
+        if position and self._statement_at is not None:
+            # The same words pglast's syntax errors end with (``postgresql_statements``),
+            # so the editor finds the place either way (``dancecat_core.error_position``).
+            at = int(position) - self._statement_at
+            message = f"{message} (character {at})" if at >= 1 else message
         if isinstance(exc, psycopg2.errors.QueryCanceled):
             if self._cancelled.is_set():
                 return QueryError("the query was cancelled")
@@ -389,17 +398,31 @@ class PostgresSession(DriverSession):
         query = bind_markers(sql, bound)
         self._timeout = timeout
         self._deadline = time.monotonic() + timeout
-        with self.errors(), self.connection.cursor() as cursor:
-            # psycopg2 has begun the transaction: BEGIN READ ONLY on read-only connections.
-            self.arm_timeout()
-            if not statement.wrappable:
-                # Not a query (INSERT, CREATE, ...), on a read-write connection: run as is.
-                run = self.connection.cursor()
-                run.execute(query.text, query.values)
-                return PostgresCursor(self, query, self._columns(run, sql), limit, run)
-            # LIMIT 0 plans the query without running it: the columns, for free.
-            cursor.execute(query.wrap("SELECT * FROM (", ") AS q LIMIT 0"), query.values)
-            return PostgresCursor(self, query, self._columns(cursor, sql), limit)
+        try:
+            with self.errors(), self.connection.cursor() as cursor:
+                # psycopg2 has begun the transaction: BEGIN READ ONLY on read-only ones.
+                self.arm_timeout()
+                if not statement.wrappable:
+                    # Not a query (INSERT, CREATE, ...), on a read-write connection: as is.
+                    run = self.connection.cursor()
+                    self._statement_at = self._start_in(query, "")
+                    run.execute(query.text, query.values)
+                    return PostgresCursor(self, query, self._columns(run, sql), limit, run)
+                # LIMIT 0 plans the query without running it: the columns, for free.
+                before = "SELECT * FROM ("
+                self._statement_at = self._start_in(query, before)
+                cursor.execute(query.wrap(before, ") AS q LIMIT 0"), query.values)
+                return PostgresCursor(self, query, self._columns(cursor, sql), limit)
+        finally:
+            self._statement_at = None
+
+    @staticmethod
+    def _start_in(query: Pyformat, before: str) -> int | None:
+        """Where the statement starts in what is sent after ``before``: ``wrap`` puts a
+        line break between them. Unknown when psycopg2 quotes values into the text."""
+        if query.values is not None:
+            return None
+        return len(before) + 1 if before else 0
 
     def _columns(
         self, cursor: psycopg2.extensions.cursor, sql: str

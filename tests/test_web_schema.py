@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from test_web_helpers import make_app, make_user
+from test_web_helpers import make_app, make_user, sign_in
 
 
 @pytest.fixture
@@ -98,3 +98,36 @@ def test_format_sql_keeps_parameters(app, alice, connection):
     ).json["error"]
     assert refused["field"] == "query"
     app.post_json("/api/v1/format-sql", {"query": 5}, headers=alice.auth, status=422)
+
+
+def _job_form(csrf: str, connection_id: int, query: str, action: str) -> list[tuple[str, str]]:
+    return [
+        ("csrf_token", csrf),
+        ("name", "q"),
+        ("connection_id", str(connection_id)),
+        ("query", query),
+        ("action", action),
+    ]
+
+
+def test_the_form_formats_and_places_errors_without_script(app, connection):
+    csrf = sign_in(app, "alice@example.com")
+    page = app.post(
+        "/jobs/new",
+        _job_form(
+            csrf, connection["id"], "select id from customers where x = {{ day }}", "format-sql"
+        ),
+    )
+    assert page.html.select_one("#query").text == ("SELECT id\nFROM customers\nWHERE x = {{ day }}")
+    refused = app.post("/jobs/new", _job_form(csrf, connection["id"], "select {{ x", "format-sql"))
+    assert "is not a parameter" in refused.html.select_one("#query-error").text
+    # A failed preview says where SQLite's error is, for the editor (and the reader).
+    failed = app.post(
+        "/jobs/preview", _job_form(csrf, connection["id"], "\r\nSELECT 1\r\nFROMM customers", "")
+    )
+    box = failed.html.select_one("#preview .error-box")
+    assert (box["data-error-line"], box["data-error-column"]) == (
+        "3",
+        "7",
+    )  # near "customers": FROMM reads as an alias
+    assert "At line 3, column 7 of the query." in box.text
