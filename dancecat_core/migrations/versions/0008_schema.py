@@ -1,7 +1,7 @@
 """schema: each connection's catalogue, cached for the job form's schema browser
 
-``catalogues`` says when a connection's catalogue was read; ``catalogue_tables`` holds its
-tables and views, each with its columns once they were asked for (``columns_json``).
+``catalogues`` holds a connection's tables and views (one compressed JSON list) and when
+they were read; ``catalogue_tables`` keeps a table's columns once they were asked for.
 
 Revision ID: 0008_schema
 Revises: 0007
@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("read_at", dancecat_core.models.meta.UTCDateTime(), nullable=False),
         sa.Column("read_ms", sa.Integer(), nullable=False),
         sa.Column("left_out", sa.Integer(), nullable=False),
+        sa.Column("tables", dancecat_core.models.meta.LongBlob(), nullable=False),
         sa.ForeignKeyConstraint(
             ["connection_id"],
             ["connections.id"],
@@ -39,9 +40,7 @@ def upgrade() -> None:
         sa.Column("connection_id", sa.Integer(), nullable=False),
         sa.Column("schema_name", sa.String(length=255), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=False),
-        sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("searchable", sa.Boolean(), nullable=False),
-        sa.Column("columns_json", sa.Text(), nullable=True),
+        sa.Column("columns_json", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
             ["connection_id"],
             ["connections.id"],
