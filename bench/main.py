@@ -58,7 +58,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="200k rows, 1 repeat")
     parser.add_argument(
-        "--only", action="append", choices=["pipeline", "scheduler", "web", "console"]
+        "--only", action="append", choices=["pipeline", "scheduler", "web", "console", "schema"]
     )
     parser.add_argument(
         "--cases",
@@ -97,7 +97,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    only = set(args.only or ["pipeline", "scheduler", "web", "console"])
+    only = set(args.only or ["pipeline", "scheduler", "web", "console", "schema"])
     if args.quick:
         sizes, repeats = [200_000], 1
     elif args.sizes:
@@ -163,6 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         rows, more = console_case.run(
             log, quick=args.quick, rows=min(sizes), repeats=min(repeats, 3)
         )
+        extra_rows += rows
+        notes += more
+
+    if "schema" in only:
+        from bench import schema_case
+
+        rows, more = schema_case.run(log, repeats=1 if args.quick else 5)
         extra_rows += rows
         notes += more
 

@@ -72,6 +72,28 @@ def as_bound(query: str | BoundQuery) -> BoundQuery:
     return query if isinstance(query, BoundQuery) else BoundQuery((query,))
 
 
+@attrs.frozen
+class CatalogueSql:
+    """How a driver reads its database's catalogue: two queries, run like a job's.
+
+    They go through ``DriverSession.open_query`` with the connection's own credentials,
+    read-only rules and statement timeout, so the catalogue shows what the connection's
+    user may see, as the database decides it (``dancecat_core.catalogue`` shapes them).
+
+    ``tables`` returns one row per table or view: schema, name, ``"table"`` or ``"view"``,
+    and whether the name may be written without its schema (1 or 0: in the search path,
+    the connection's default database). ``columns`` is cut where one table's schema and
+    name go (three parts, bound as query parameters) and returns its columns in order:
+    name, declared type.
+    """
+
+    tables: str
+    columns: tuple[str, str, str]
+
+    def columns_of(self, schema: str, table: str) -> BoundQuery:
+        return BoundQuery(self.columns, (schema, table), ("schema", "table"))
+
+
 class QueryCursor(abc.ABC):
     """An executing (or ready to execute) query whose columns are known."""
 
@@ -138,6 +160,8 @@ class Driver(abc.ABC):
     label: ClassVar[str]
     default_port: ClassVar[int | None] = None
     needs_host: ClassVar[bool] = True
+    # How the job form's schema browser reads this database; None: it has no browser.
+    catalogue: ClassVar[CatalogueSql | None] = None
 
     def check_database(  # noqa: B027 - optional: drivers of servers have no file to check
         self, database: str, *, read_only: bool, files: LocalFileRules

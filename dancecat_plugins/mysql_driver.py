@@ -25,6 +25,7 @@ from dancecat_core.columns import Column, ColumnType
 from dancecat_core.csvcodec import UTC_OFFSET, datetime_string
 from dancecat_core.drivers import (
     BoundQuery,
+    CatalogueSql,
     ConnectionParams,
     Driver,
     DriverSession,
@@ -391,10 +392,33 @@ def mysql_value(value: Any) -> Any:
     return value
 
 
+# information_schema lists only the tables the user holds some privilege on; the server's
+# own schemas are left out.
+CATALOGUE = CatalogueSql(
+    tables="""
+        SELECT table_schema, table_name,
+               CASE WHEN table_type = 'VIEW' THEN 'view' ELSE 'table' END,
+               CASE WHEN table_schema = DATABASE() THEN 1 ELSE 0 END
+        FROM information_schema.tables
+        WHERE table_schema NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys')
+        ORDER BY 1, 2
+    """,
+    columns=(
+        """
+        SELECT column_name, column_type
+        FROM information_schema.columns
+        WHERE table_schema = """,
+        " AND table_name = ",
+        " ORDER BY ordinal_position",
+    ),
+)
+
+
 class MysqlDriver(Driver):
     name = "mysql"
     label = "MySQL / MariaDB"
     default_port = 3306
+    catalogue = CATALOGUE
 
     def connect(self, params: ConnectionParams, *, timeout: float) -> DriverSession:
         options: dict[str, Any] = {

@@ -38,6 +38,7 @@ from typing import Any
 from dancecat_core.columns import Column
 from dancecat_core.drivers import (
     BoundQuery,
+    CatalogueSql,
     ConnectionParams,
     Driver,
     DriverSession,
@@ -409,12 +410,29 @@ def sqlite_value(value: Any) -> Any:
     return value
 
 
+# One schema, ``main``; its own ``sqlite_`` tables left out. ``pragma_table_info`` takes the
+# table, then the schema: the columns' parts bind them in the contract's order.
+CATALOGUE = CatalogueSql(
+    tables="""
+        SELECT 'main', name, type, 1 FROM sqlite_master
+        WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite!_%' ESCAPE '!'
+        ORDER BY name
+    """,
+    columns=(
+        "SELECT p.name, p.type FROM (SELECT ",
+        " AS s, ",
+        " AS t) AS a, pragma_table_info(a.t, a.s) AS p ORDER BY p.cid",
+    ),
+)
+
+
 class SqliteDriver(Driver):
     """A SQLite database file on the worker's disk."""
 
     name = "sqlite"
     label = "SQLite"
     needs_host = False
+    catalogue = CATALOGUE
 
     def check_database(self, database: str, *, read_only: bool, files: LocalFileRules) -> None:
         sqlite_file(database, read_only=read_only, files=files, exists=False)

@@ -1,6 +1,7 @@
 """The app database's tables. Import models from here."""
 
 from dancecat_core.models.accounts import AllowedEmail, ApiToken, SignInThrottle, User
+from dancecat_core.models.catalogues import Catalogue, CatalogueTable
 from dancecat_core.models.connections import Connection
 from dancecat_core.models.job_urls import PullUrl, PullUse, Trigger
 from dancecat_core.models.jobs import Job, JobRecipient, RunAfter
@@ -27,6 +28,8 @@ __all__ = [
     "ApiToken",
     "AppLock",
     "Base",
+    "Catalogue",
+    "CatalogueTable",
     "CatchUp",
     "Connection",
     "Job",

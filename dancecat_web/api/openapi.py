@@ -109,6 +109,9 @@ RESULT_ERRORS = {
     "410": error_response("The result expired (JOB_RESULT_VALID_SECONDS)"),
 }
 
+NO_BROWSER = {"409": error_response("The connection's driver has no schema browser")}
+
+
 
 def download_schema(exporter: Exporter, media_type: str) -> dict[str, Any]:
     """What a generated client should make of a download: the JSON document parsed, text
@@ -235,6 +238,57 @@ def _paths(exporters: list[Exporter]) -> dict[str, Any]:
                 "operationId": "testConnection",
                 "summary": "Connect and ping",
                 "responses": responses("404", r200=json_ok("Outcome", ref("CheckResult"))),
+            },
+        },
+        "/connections/{id}/schema": {
+            "parameters": [connection_id],
+            "get": {
+                "operationId": "getConnectionSchema",
+                "summary": "Tables and views the connection's user may read, cached "
+                "(read on first use and after the connection changes)",
+                "responses": {
+                    **responses("404", "422", r200=json_ok("Catalogue", ref("CatalogueEnvelope"))),
+                    **NO_BROWSER,
+                },
+            },
+        },
+        "/connections/{id}/schema/refresh": {
+            "parameters": [connection_id],
+            "post": {
+                "operationId": "refreshConnectionSchema",
+                "summary": "Read the catalogue again",
+                "responses": {
+                    **responses(
+                        "403", "404", "422", r200=json_ok("Catalogue", ref("CatalogueEnvelope"))
+                    ),
+                    **NO_BROWSER,
+                },
+            },
+        },
+        "/connections/{id}/schema/columns": {
+            "parameters": [
+                connection_id,
+                {"name": "schema", "in": "query", "required": True, "schema": STRING},
+                {"name": "table", "in": "query", "required": True, "schema": STRING},
+            ],
+            "get": {
+                "operationId": "getTableColumns",
+                "summary": "One table's columns (read on first use, then cached), each "
+                "marked when scrubbing would remove it",
+                "responses": {
+                    **responses("404", "422", r200=json_ok("Columns", ref("CatalogueColumns"))),
+                    **NO_BROWSER,
+                },
+            },
+        },
+        "/format-sql": {
+            "post": {
+                "operationId": "formatSql",
+                "summary": "Lay a query out one clause a line (sqlparse); parameters kept",
+                "requestBody": body(ref("FormatSqlInput")),
+                "responses": responses(
+                    "403", "404", "413", "422", r200=json_ok("Formatted", ref("FormattedSql"))
+                ),
             },
         },
         "/jobs": {

@@ -254,6 +254,77 @@ SCHEMAS: dict[str, Any] = {
         "required": ["connection"],
         "properties": {"connection": ref("Connection")},
     },
+    "CatalogueColumn": {
+        "type": "object",
+        "required": ["name", "type", "scrubbed"],
+        "properties": {
+            "name": STRING,
+            "type": {**STRING, "description": "As the database declares it"},
+            "scrubbed": nullable(
+                {**STRING, "description": "Why a run would remove this column, if it would"}
+            ),
+        },
+    },
+    "Catalogue": {
+        "type": "object",
+        "required": ["connection_id", "driver", "read_at", "read_ms", "left_out", "tables"],
+        "properties": {
+            "connection_id": ID,
+            "driver": STRING,
+            "read_at": TIMESTAMP,
+            "read_ms": INTEGER,
+            "left_out": {**INTEGER, "description": "Tables beyond what one read keeps"},
+            "tables": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["schema", "name", "kind", "searchable", "columns"],
+                    "properties": {
+                        "schema": STRING,
+                        "name": STRING,
+                        "kind": {"type": "string", "enum": ["table", "view"]},
+                        "searchable": {
+                            **BOOLEAN,
+                            "description": "Whether the name works without its schema",
+                        },
+                        "columns": nullable(
+                            {
+                                "type": "array",
+                                "items": ref("CatalogueColumn"),
+                                "description": "Null until read (`/schema/columns`)",
+                            }
+                        ),
+                    },
+                },
+            },
+        },
+    },
+    "CatalogueEnvelope": {
+        "type": "object",
+        "required": ["schema"],
+        "properties": {"schema": ref("Catalogue")},
+    },
+    "CatalogueColumns": {
+        "type": "object",
+        "required": ["schema", "table", "columns"],
+        "properties": {
+            "schema": STRING,
+            "table": STRING,
+            "columns": {"type": "array", "items": ref("CatalogueColumn")},
+        },
+    },
+    "FormatSqlInput": {
+        "type": "object",
+        "required": ["query"],
+        "additionalProperties": False,
+        "properties": {
+            "query": STRING,
+            "connection_id": nullable(
+                {**ID, "description": "Read the query in this connection's dialect"}
+            ),
+        },
+    },
+    "FormattedSql": {"type": "object", "required": ["query"], "properties": {"query": STRING}},
     "CheckResult": {
         "type": "object",
         "required": ["ok", "error", "elapsed_ms"],

@@ -61,7 +61,41 @@
     if (hint) { input.setAttribute("aria-describedby", hint); }
     if (area.getAttribute("aria-invalid")) { input.setAttribute("aria-invalid", "true"); }
     input.setAttribute("aria-labelledby", "query-label");
-    editor.on("change", function () { editor.save(); });
+    editor.on("change", function () { editor.save(); clearErrorMark(); });
+    // The schema browser (schema.js) completes names in this editor once it exists.
+    area.dispatchEvent(new CustomEvent("dancecat:editor", { bubbles: true, detail: editor }));
+  }
+
+  /* Point at the place a failed preview's database error names (data-error-line/-column
+     on the error box, 1-based): that line tinted, the token from that column underlined,
+     and a button that puts the cursor there. */
+  var errorMark = null;
+  var errorLine = null;
+  function clearErrorMark() {
+    if (errorMark) { errorMark.clear(); errorMark = null; }
+    if (errorLine !== null) { editor.removeLineClass(errorLine, "background", "cm-error-line"); errorLine = null; }
+  }
+  function markError(root) {
+    var box = $("[data-error-line]", root);
+    if (!box || !editor) { return; }
+    clearErrorMark();
+    var line = Math.min(parseInt(box.getAttribute("data-error-line"), 10) - 1, editor.lastLine());
+    var text = editor.getLine(line) || "";
+    var ch = Math.min(parseInt(box.getAttribute("data-error-column"), 10) - 1, text.length);
+    var end = ch;
+    while (end < text.length && /[\w$."`]/.test(text.charAt(end))) { end += 1; }
+    if (end === ch) { end = Math.min(ch + 1, text.length); }
+    errorLine = editor.addLineClass(line, "background", "cm-error-line");
+    errorMark = editor.markText({ line: line, ch: ch }, { line: line, ch: end }, { className: "cm-error-mark" });
+    var show = $("[data-show-error]", box);
+    if (show) {
+      show.hidden = false;
+      show.addEventListener("click", function () {
+        editor.focus();
+        editor.setCursor({ line: line, ch: ch });
+        editor.scrollIntoView({ line: line, ch: ch }, 80);
+      });
+    }
   }
 
   /* ---- Schedule and recipient blocks -------------------------------------------- */
@@ -182,6 +216,7 @@
         .then(function (response) { return response.text(); })
         .then(function (html) {
           slot.innerHTML = html;  // rendered and escaped by the server's template
+          markError(slot);
           var box = $("#preview", slot);
           if (box) { box.focus(); }
         })
@@ -359,6 +394,7 @@
     if (jobForm) {
       setupBlocks(jobForm);
       setupPreview(jobForm);
+      markError($("#preview-slot"));
     }
     setupStickyBar();
     focusFirstError();

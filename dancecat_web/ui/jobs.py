@@ -15,7 +15,8 @@ from pyramid.view import view_config
 
 from dancecat_core import schedule_kinds
 from dancecat_core import schedules as schedule_math
-from dancecat_core.errors import Conflict, NotFound, QueryError, ValidationError
+from dancecat_core.error_position import Position, in_editor
+from dancecat_core.errors import Conflict, DancecatError, NotFound, QueryError, ValidationError
 from dancecat_core.inputs.destination_test import DestinationTestInput
 from dancecat_core.inputs.job import JobInput
 from dancecat_core.inputs.job_urls import PullUrlInput, TriggerInput
@@ -31,7 +32,9 @@ from dancecat_core.services import (
     probes,
     schedules,
     trackers,
+    validation,
 )
+from dancecat_core.sql_format import format_sql
 from dancecat_web.errors import json_error
 from dancecat_web.queue import enqueue_after_commit
 from dancecat_web.ui.chart import run_chart
@@ -238,8 +241,33 @@ def run_preview(request: Request, form: JobForm) -> dict[str, Any]:
             declared=form.values.get("parameters") or (),
         )
     except (ValidationError, QueryError, Conflict) as error:
-        return {"error": str(error)}
+        return {"error": str(error), "position": _error_position(str(error), form)}
     return {"result": preview, "limit": request.dancecat_settings.query_test_limit}
+
+
+def _error_position(message: str, form: JobForm) -> Position | None:
+    """Where the database says the error is, in the editor's text, for it to point at."""
+    typed = form.values["query"] or ""
+    try:
+        sent = validation.text(typed, "query", max_length=len(typed), required=False)
+    except ValidationError:
+        return None  # the text never reached the database
+    return in_editor(message, typed, sent)
+
+
+def format_query(request: Request, form: JobForm) -> FormErrors:
+    """The Format SQL button without script: the query laid out in its connection's
+    dialect, or why it cannot be (under the query field)."""
+    errors = FormErrors()
+    driver = "standard"
+    with contextlib.suppress(DancecatError, ValueError, TypeError):
+        connection_id = int(form.values["connection_id"])
+        driver = connections.get(request.dbsession, request.user, connection_id).driver
+    try:
+        form.values["query"] = format_sql(form.values["query"] or "", driver)
+    except ValidationError as error:
+        errors.add(error)
+    return errors
 
 
 @view_config(route_name="ui.job.new", request_method="POST", renderer="job_form.jinja2")
@@ -256,6 +284,8 @@ def save_job(request: Request) -> Any:
         return _form_page(request, form, job)
     if action == "preview":
         return _form_page(request, form, job, preview=run_preview(request, form))
+    if action == "format-sql":
+        return _form_page(request, form, job, format_query(request, form))
     try:
         saved = save(request, form, job_id)
     except FormRefused as refused:
