@@ -269,8 +269,15 @@ def lateness_case(log: Callable[[str], None], quick: bool) -> tuple[list[Row], l
     _recreate_database(config.SCHED_DB)
     runtime = _build(env)
     lead = 25  # seconds for 4 consumers to start and make their first check
-    due_at = (dt.datetime.now(UTC) + dt.timedelta(seconds=lead)).replace(microsecond=0)
+    # Populating takes 7 s on a quiet machine and over 20 s on a busy one: the due time
+    # leaves room for both, and the consumers start ``lead`` seconds before it.
+    due_at = (dt.datetime.now(UTC) + dt.timedelta(seconds=lead + 45)).replace(microsecond=0)
     _populate(runtime, due_at, log)
+    wait = (due_at - dt.datetime.now(UTC)).total_seconds() - lead
+    if wait > 0:
+        time.sleep(wait)
+    else:
+        log(f"  populating took long: the consumers start {lead + wait:.0f} s before due")
     from dancecat_core import tasks
 
     tasks.configure(runtime=runtime)

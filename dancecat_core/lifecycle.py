@@ -21,17 +21,15 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
-from dancecat_core import schedule_kinds
+from dancecat_core import schedule_kinds, worker_processes
 from dancecat_core.db import session_scope, with_app_db
 from dancecat_core.drivers import ConnectionParams
 from dancecat_core.error_text import clean_error
 from dancecat_core.models import (
-    Connection as DbConnection,
-)
-from dancecat_core.models import (
+    Alert,
     Job,
     JobRecipient,
     Schedule,
@@ -40,10 +38,14 @@ from dancecat_core.models import (
     check_transition,
     utcnow,
 )
+from dancecat_core.models import (
+    Connection as DbConnection,
+)
 from dancecat_core.parameters import RunParameters
 from dancecat_core.resultstore import ResultMeta
 from dancecat_core.run_dates import occasion_of
 from dancecat_core.runtime import Runtime
+from dancecat_core.worker_processes import WorkerProcess
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,10 @@ class RunOutcome:
     claimed: bool = False
     # The worker shut down mid-run: the tracker is Queued again and must be enqueued.
     handed_back: bool = False
+    # Read by the final status change too (None: not known, look): whether any job runs
+    # after this one (chains), and whether the end may move the job's alert streaks.
+    followers: bool | None = None
+    alerting: bool | None = None
 
 
 @attrs.frozen
@@ -79,6 +85,9 @@ class ClaimedRun:
     parameters: RunParameters
     # The job's recipients' conditions, judged while the result streams (``delivery_rules``).
     conditions: tuple[str, ...] = ()
+    # Which start of the tracker this is (``Tracker.attempts``): every later change of
+    # this run's tracker is this attempt's only while no later attempt began.
+    attempt: int = 1
 
 
 @attrs.frozen
@@ -91,15 +100,17 @@ class _Refused:
 
 @attrs.frozen
 class Sweep:
-    """What one sweep changed: runs failed (their ends are to be announced) and runs
-    that died in the queue (not announced: they never ran)."""
+    """What one sweep changed: runs failed (their ends are to be announced), runs whose
+    worker died that are Queued again (to be enqueued) and runs that died in the queue
+    (not announced: they never ran)."""
 
     failed: tuple[int, ...] = ()
     died_in_queue: tuple[int, ...] = ()
+    retried: tuple[int, ...] = ()
 
     @property
     def changed(self) -> int:
-        return len(self.failed) + len(self.died_in_queue)
+        return len(self.failed) + len(self.died_in_queue) + len(self.retried)
 
 
 def worker_name() -> str:
@@ -126,40 +137,46 @@ def _set_status(
     target: TrackerStatus,
     values: dict[str, Any],
     also: Callable[[Session], Any] | None = None,
+    attempt: int | None = None,
 ) -> tuple[bool, Any]:
     """``set_status``; when the move happened, ``also(session)`` runs in the same
     transaction (one round trip instead of a transaction of its own) and its answer is
-    returned beside the verdict."""
+    returned beside the verdict. With ``attempt``, only while the tracker is still at
+    that attempt (a run declared dead and started again is not the old attempt's)."""
     check_transition(current, target)
     if values.get("error"):
         # Whatever text a tracker keeps, it keeps masked (runner texts are cleaned already).
         values = {**values, "error": clean_error(values["error"], patterns=runtime.value_patterns)}
-    attempts = 0
+    same = () if attempt is None else (Tracker.attempts == attempt,)
+    tries = 0
 
-    def attempt() -> tuple[bool, Any]:
-        nonlocal attempts
-        attempts += 1
+    def once() -> tuple[bool, Any]:
+        nonlocal tries
+        tries += 1
         with session_scope(runtime.session_factory) as session:
             result = session.execute(
                 update(Tracker)
-                .where(Tracker.id == tracker_id, Tracker.status == current.value)
+                .where(Tracker.id == tracker_id, Tracker.status == current.value, *same)
                 .values(status=target.value, **values)
             )
             if result.rowcount == 1:
                 return True, also(session) if also else None
-            if attempts == 1:
+            if tries == 1:
                 return False, None
             row = session.execute(
-                select(Tracker.status, Tracker.worker).where(Tracker.id == tracker_id)
+                select(Tracker.status, Tracker.worker, Tracker.attempts).where(
+                    Tracker.id == tracker_id
+                )
             ).first()
             done = (
                 row is not None
                 and row.status == target.value
                 and ("worker" not in values or row.worker == values["worker"])
+                and (attempt is None or row.attempts == values.get("attempts", attempt))
             )
             return done, also(session) if done and also else None
 
-    return with_app_db(f"tracker {tracker_id}: {current} -> {target}", attempt)
+    return with_app_db(f"tracker {tracker_id}: {current} -> {target}", once)
 
 
 def claim(
@@ -206,17 +223,23 @@ def _load_and_claim(
     settings = runtime.settings
     now = utcnow()
     with session_scope(runtime.session_factory) as session:
+        # One row per recipient condition (or one row): the conditions come along.
         found = session.execute(
-            select(Tracker, Job, DbConnection, Schedule)
+            select(Tracker, Job, DbConnection, Schedule, JobRecipient.condition)
             .join(Job, Job.id == Tracker.job_id)
             .join(DbConnection, DbConnection.id == Job.connection_id)
             .outerjoin(Schedule, Schedule.id == Tracker.schedule_id)
+            .outerjoin(
+                JobRecipient,
+                and_(JobRecipient.job_id == Job.id, JobRecipient.condition.is_not(None)),
+            )
             .where(Tracker.id == tracker_id)
-        ).first()
-        if found is None:
+        ).all()
+        if not found:
             log.warning("tracker %s: does not exist, nothing to run", tracker_id)
             return RunOutcome(tracker_id, TrackerStatus.FAILED, error="no such tracker")
-        tracker, job, connection, schedule = found
+        tracker, job, connection, schedule, _ = found[0]
+        conditions = tuple(sorted({row.condition for row in found if row.condition is not None}))
         mine = repeat and tracker.status == TrackerStatus.RUNNING and tracker.worker == worker
         if tracker.status != TrackerStatus.QUEUED and not mine:
             log.info("tracker %s: already %s, not running it again", tracker_id, tracker.status)
@@ -238,15 +261,22 @@ def _load_and_claim(
                 tracker.parameter_values_json or (schedule and schedule.parameter_values_json),
                 occasion_of(tracker.due_at or tracker.queued_at, settings.timezone, schedule),
             ),
-            conditions=_conditions(session, job.id),
+            conditions=conditions,
+            attempt=(tracker.attempts or 0) + 1,
         )
         if mine:
-            return run
+            return attrs.evolve(run, attempt=tracker.attempts)
+        process = worker_processes.current()
         claimed = session.execute(
             update(Tracker)
             .where(Tracker.id == tracker_id, Tracker.status == TrackerStatus.QUEUED.value)
             .values(
-                status=TrackerStatus.RUNNING.value, started_at=now, heartbeat_at=now, worker=worker
+                status=TrackerStatus.RUNNING.value,
+                started_at=now,
+                heartbeat_at=now,
+                worker=worker,
+                worker_process=process.to_text() if process else None,
+                attempts=Tracker.attempts + 1,
             )
             .execution_options(synchronize_session=False)
         )
@@ -281,35 +311,71 @@ def _refusal(
     return None
 
 
-def _conditions(session: Session, job_id: int) -> tuple[str, ...]:
-    return tuple(
-        sorted(
-            set(
-                session.scalars(
-                    select(JobRecipient.condition).where(
-                        JobRecipient.job_id == job_id, JobRecipient.condition.is_not(None)
-                    )
-                )
-            )
-        )
-    )
-
-
 def _died_in_queue_text(limit: int) -> str:
     return f"waited in the queue over JOB_WORKER_ENQUEUE_TIMEOUT ({limit} s)"
 
 
-def _recipient_emails(job_id: int) -> Callable[[Session], tuple[str, ...]]:
-    def read(session: Session) -> tuple[str, ...]:
-        return tuple(
-            session.scalars(
-                select(JobRecipient.destination)
-                .where(JobRecipient.job_id == job_id)
-                .order_by(JobRecipient.id)
+@attrs.frozen
+class _Finish:
+    """What the final status change reads about the run's job, in its own transaction:
+    who to notify, and whether the chains and alert streaks need a look at all (most
+    jobs have neither followers nor open alerts; looking cost five round trips a run)."""
+
+    recipients: tuple[str, ...]
+    followers: bool
+    alerts_open: bool
+    alert_after_failures: int | None
+
+    def alerting(self, status: TrackerStatus) -> bool:
+        """Whether ending at ``status`` may open or close one of the job's streaks."""
+        if status == TrackerStatus.SUCCESS:
+            return self.alerts_open
+        return self.alerts_open or bool(self.alert_after_failures)
+
+
+def _finish_facts(job_id: int) -> Callable[[Session], _Finish | None]:
+    def read(session: Session) -> _Finish | None:
+        followers = select(Job.id).where(Job.after_job_id == job_id, Job.deleted_at.is_(None))
+        open_alerts = select(Alert.id).where(Alert.job_id == job_id, Alert.open_key.is_not(None))
+        rows = session.execute(
+            select(
+                JobRecipient.destination,
+                followers.exists().label("followers"),
+                open_alerts.exists().label("alerts_open"),
+                Job.alert_after_failures,
             )
+            .select_from(Job)
+            .outerjoin(JobRecipient, JobRecipient.job_id == Job.id)
+            .where(Job.id == job_id)
+            .order_by(JobRecipient.id)
+        ).all()
+        if not rows:
+            return None
+        return _Finish(
+            recipients=tuple(row.destination for row in rows if row.destination is not None),
+            followers=bool(rows[0].followers),
+            alerts_open=bool(rows[0].alerts_open),
+            alert_after_failures=rows[0].alert_after_failures,
         )
 
     return read
+
+
+def _finished(
+    run: ClaimedRun, status: TrackerStatus, facts: _Finish | None, **values: Any
+) -> RunOutcome:
+    """The outcome of a run this attempt ended at ``status``, with what was read."""
+    if facts is None:
+        return RunOutcome(run.tracker_id, status, claimed=True, **values)
+    return RunOutcome(
+        run.tracker_id,
+        status,
+        recipients=facts.recipients,
+        followers=facts.followers,
+        alerting=facts.alerting(status),
+        claimed=True,
+        **values,
+    )
 
 
 def _recorded(values_json: str | None) -> dict[str, Any]:
@@ -327,7 +393,7 @@ def fail(
 ) -> RunOutcome:
     """Running -> Failed with ``message`` (already cleaned), reading the job's recipients
     in the same transaction; ``values_json``: the parameter values it ran with."""
-    failed, emails = _set_status(
+    failed, facts = _set_status(
         runtime,
         run.tracker_id,
         TrackerStatus.RUNNING,
@@ -338,15 +404,12 @@ def fail(
             "duration_ms": duration_ms,
             **_recorded(values_json),
         },
-        also=_recipient_emails(run.job_id),
+        also=_finish_facts(run.job_id),
+        attempt=run.attempt,
     )
-    return RunOutcome(
-        run.tracker_id,
-        TrackerStatus.FAILED,
-        error=message,
-        recipients=emails if failed else None,
-        claimed=True,
-    )
+    if not failed:
+        return RunOutcome(run.tracker_id, TrackerStatus.FAILED, error=message, claimed=True)
+    return _finished(run, TrackerStatus.FAILED, facts, error=message)
 
 
 def succeed(
@@ -368,7 +431,7 @@ def succeed(
     tracker's (the caller drops it). ``content_hash`` and ``delivery_facts`` are what the
     delivery rules read later (``delivery_rules``)."""
     finished = utcnow()
-    ok, emails = _set_status(
+    ok, facts = _set_status(
         runtime,
         run.tracker_id,
         TrackerStatus.RUNNING,
@@ -387,30 +450,32 @@ def succeed(
             "delivery_facts_json": delivery_facts,
             **_recorded(values_json),
         },
-        also=_recipient_emails(run.job_id),
+        also=_finish_facts(run.job_id),
+        attempt=run.attempt,
     )
     if not ok:
         return RunOutcome(run.tracker_id, TrackerStatus.FAILED, error="declared dead", claimed=True)
-    return RunOutcome(
-        run.tracker_id,
-        TrackerStatus.SUCCESS,
-        row_count=meta.row_count,
-        recipients=emails,
-        claimed=True,
-    )
+    return _finished(run, TrackerStatus.SUCCESS, facts, row_count=meta.row_count)
 
 
-def hand_back(runtime: Runtime, tracker_id: int) -> RunOutcome:
+def hand_back(runtime: Runtime, run: ClaimedRun) -> RunOutcome:
     """The worker is shutting down mid-run: put the tracker back to Queued (its partial
-    result was already thrown away); the outcome asks for it to be enqueued again."""
-    handed = set_status(
+    result was already thrown away); the outcome asks for it to be enqueued again. The
+    attempt does not count: the next start gets the same number."""
+    tracker_id = run.tracker_id
+    handed, _ = _set_status(
         runtime,
         tracker_id,
         TrackerStatus.RUNNING,
         TrackerStatus.QUEUED,
-        started_at=None,
-        heartbeat_at=None,
-        worker=None,
+        {
+            "started_at": None,
+            "heartbeat_at": None,
+            "worker": None,
+            "worker_process": None,
+            "attempts": run.attempt - 1,
+        },
+        attempt=run.attempt,
     )
     if not handed:
         return RunOutcome(tracker_id, TrackerStatus.FAILED, error="declared dead", claimed=True)
@@ -418,48 +483,135 @@ def hand_back(runtime: Runtime, tracker_id: int) -> RunOutcome:
     return RunOutcome(tracker_id, TrackerStatus.QUEUED, claimed=True, handed_back=True)
 
 
-def sweep_dead(runtime: Runtime, now: dt.datetime | None = None) -> Sweep:
-    """Fail Running trackers whose worker stopped; Died in Queue for never-run Queued ones.
+@attrs.frozen
+class _Dead:
+    """A Running tracker whose worker is gone, and how we know."""
 
-    A worker beats every 10 s while it runs (``runner._Watchdog``); a heartbeat older than
-    ``WORKER_STALE_SECONDS`` means the process is gone (SIGKILL, power loss, OOM). If it
-    was only stalled and comes back, ``succeed``'s compare-and-set keeps this verdict.
-    """
-    now = now or utcnow()
-    settings = runtime.settings
-    stale_before = now - dt.timedelta(seconds=settings.worker_stale_seconds)
-    queue_limit = dt.timedelta(seconds=settings.job_worker_enqueue_timeout)
+    tracker_id: int
+    attempt: int
+    read_only: bool
+    how: str  # "the worker running it stopped (...)"
+
+
+def _dead_runs(runtime: Runtime, now: dt.datetime) -> list[_Dead]:
+    """Running trackers whose process this process sees has ended (same machine: at
+    once), or whose heartbeat is older than WORKER_STALE_SECONDS (anywhere)."""
+    stale_before = now - dt.timedelta(seconds=runtime.settings.worker_stale_seconds)
     with runtime.session_factory() as session:
         running = session.execute(
-            select(Tracker.id, Tracker.heartbeat_at, Tracker.started_at, Tracker.worker).where(
-                Tracker.status == TrackerStatus.RUNNING.value,
-                func.coalesce(Tracker.heartbeat_at, Tracker.started_at) < stale_before,
+            select(
+                Tracker.id,
+                Tracker.heartbeat_at,
+                Tracker.started_at,
+                Tracker.worker,
+                Tracker.worker_process,
+                Tracker.attempts,
+                DbConnection.read_only,
             )
+            .join(Job, Job.id == Tracker.job_id)
+            .join(DbConnection, DbConnection.id == Job.connection_id)
+            .where(Tracker.status == TrackerStatus.RUNNING.value)
         ).all()
+    dead: list[_Dead] = []
+    for row in running:
+        process = WorkerProcess.from_text(row.worker_process)
+        last = row.heartbeat_at or row.started_at
+        if process is not None and worker_processes.is_dead(process):
+            how = f"the worker running it stopped ({process.describe()} ended)"
+        elif last is None or last < stale_before:
+            how = (
+                "the worker running it stopped (no heartbeat since "
+                + (last.isoformat() if last else "it started")
+                + (f" from {row.worker}" if row.worker else "")
+                + ")"
+            )
+        else:
+            continue
+        dead.append(_Dead(row.id, row.attempts or 1, bool(row.read_only), how))
+    return dead
+
+
+def _settle_dead(runtime: Runtime, run: _Dead, now: dt.datetime) -> TrackerStatus | None:
+    """Queue a dead read-only run again while it has retries left (``RUN_RETRIES``); fail
+    any other, saying why it is not run again. None when someone else settled it first
+    (its worker came back and finished, another sweeper was quicker)."""
+    retries = runtime.settings.run_retries
+    if run.read_only and run.attempt <= retries:
+        note = (
+            f"attempt {run.attempt}: {run.how}; run again "
+            f"(a query on a read-only connection; RUN_RETRIES={retries})"
+        )
+        moved = _set_status(
+            runtime,
+            run.tracker_id,
+            TrackerStatus.RUNNING,
+            TrackerStatus.QUEUED,
+            {
+                "started_at": None,
+                "heartbeat_at": None,
+                "worker": None,
+                "worker_process": None,
+                "queued_at": now,
+                "note": clean_error(note, patterns=runtime.value_patterns),
+            },
+            attempt=run.attempt,
+        )[0]
+        if moved:
+            log.warning("tracker %s: swept: %s", run.tracker_id, note)
+        return TrackerStatus.QUEUED if moved else None
+    if not run.read_only:
+        why = "not run again: its connection is not read-only, and its statement may have run"
+    else:
+        why = f"not run again: it was started {run.attempt} times (RUN_RETRIES={retries})"
+    reason = f"{run.how}; {why}"
+    failed = _set_status(
+        runtime,
+        run.tracker_id,
+        TrackerStatus.RUNNING,
+        TrackerStatus.FAILED,
+        {"finished_at": now, "error": reason},
+        attempt=run.attempt,
+    )[0]
+    if failed:
+        log.warning("tracker %s: swept: %s", run.tracker_id, reason)
+    return TrackerStatus.FAILED if failed else None
+
+
+def sweep_running(runtime: Runtime, now: dt.datetime | None = None) -> Sweep:
+    """Settle Running trackers whose worker died: run again (read-only, retries left) or
+    failed. Cheap enough to run every few seconds: one SELECT of the Running trackers.
+
+    A worker on this machine that is gone is known at once (``worker_processes``); any
+    other by a heartbeat older than ``WORKER_STALE_SECONDS`` (a worker beats every few
+    seconds while it runs, ``runner``). If it was only stalled and comes back, its
+    finish is refused: the compare-and-set names the attempt it was running.
+    """
+    now = now or utcnow()
+    failed: list[int] = []
+    retried: list[int] = []
+    for run in _dead_runs(runtime, now):
+        settled = _settle_dead(runtime, run, now)
+        if settled is TrackerStatus.FAILED:
+            failed.append(run.tracker_id)
+        elif settled is TrackerStatus.QUEUED:
+            retried.append(run.tracker_id)
+    return Sweep(failed=tuple(failed), retried=tuple(retried))
+
+
+def sweep_dead(runtime: Runtime, now: dt.datetime | None = None) -> Sweep:
+    """``sweep_running``, and Died in Queue for Queued trackers that waited past
+    JOB_WORKER_ENQUEUE_TIMEOUT."""
+    now = now or utcnow()
+    settings = runtime.settings
+    running = sweep_running(runtime, now)
+    queue_limit = dt.timedelta(seconds=settings.job_worker_enqueue_timeout)
+    with runtime.session_factory() as session:
         queued = session.execute(
             select(Tracker.id, Tracker.queued_at, Tracker.due_at).where(
                 Tracker.status == TrackerStatus.QUEUED.value,
                 Tracker.queued_at < now - queue_limit,
             )
         ).all()
-    failed: list[int] = []
-    for tracker_id, heartbeat, started, worker in running:
-        last = heartbeat or started
-        reason = (
-            f"the worker running it stopped (no heartbeat since {last.isoformat()}"
-            + (f" from {worker}" if worker else "")
-            + ")"
-        )
-        if set_status(
-            runtime,
-            tracker_id,
-            TrackerStatus.RUNNING,
-            TrackerStatus.FAILED,
-            finished_at=now,
-            error=reason,
-        ):
-            failed.append(tracker_id)
-            log.warning("tracker %s: swept: %s", tracker_id, reason)
     died: list[int] = []
     for tracker_id, queued_at, due_at in queued:
         waited_from = max(queued_at, due_at) if due_at else queued_at
@@ -475,4 +627,4 @@ def sweep_dead(runtime: Runtime, now: dt.datetime | None = None) -> Sweep:
         ):
             died.append(tracker_id)
             log.warning("tracker %s: swept: died in queue", tracker_id)
-    return Sweep(failed=tuple(failed), died_in_queue=tuple(died))
+    return attrs.evolve(running, died_in_queue=tuple(died))

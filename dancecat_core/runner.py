@@ -16,7 +16,7 @@ import traceback
 from typing import Any
 
 import attrs
-from sqlalchemy import update
+from sqlalchemy import and_, or_, update
 
 from dancecat_core import delivery_rules, lifecycle, parameters
 from dancecat_core.columns import Column
@@ -34,10 +34,9 @@ from dancecat_core.scrubbing import ValueMasker, mask_value
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 10
+# How often the watchdog thread looks at deadlines (a run's deadline has 5 s of slack).
+WATCH_SECONDS = 0.5
 BATCH_ROWS = 5000
-
-_active_lock = threading.Lock()
-_active: dict[int, _Watchdog] = {}
 
 
 class RunInterrupted(DancecatError):
@@ -51,35 +50,41 @@ def result_key(tracker_id: int) -> str:
 
 
 class _Watchdog:
-    """Cancels the query when the run outlives its deadline; keeps the heartbeat fresh."""
+    """One run under watch: its query is cancelled past its deadline or on shutdown.
 
-    def __init__(self, runtime: Runtime, tracker_id: int, deadline: float):
+    The watching is done by one thread per process (``_Watcher``), not one per run: a
+    thread started and joined per run was a noticeable part of a trivial run's cost.
+    """
+
+    def __init__(self, runtime: Runtime, run: ClaimedRun, deadline: float):
         self.runtime = runtime
-        self.tracker_id = tracker_id
+        self.tracker_id = run.tracker_id
+        self.attempt = run.attempt
         self.deadline = deadline
         self.session: DriverSession | None = None
         self.fired = False
         self.interrupted = False
-        stale = runtime.settings.worker_stale_seconds
-        self.beat_seconds = max(0.5, min(HEARTBEAT_SECONDS, stale / 3))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True, name="dancecat-watchdog")
 
     def __enter__(self) -> _Watchdog:
-        with _active_lock:
-            _active[self.tracker_id] = self
-        self._thread.start()
+        _watcher.add(self)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        with _active_lock:
-            _active.pop(self.tracker_id, None)
-        self._stop.set()
-        self._thread.join(timeout=5)
+        _watcher.remove(self)
 
     def interrupt(self) -> None:
         """Stop the run now (the worker is shutting down); the runner hands it back."""
         self.interrupted = True
+        self._cancel()
+
+    def expire(self) -> None:
+        """Past its deadline: cancel the query (the runner reports the timeout)."""
+        self.fired = True
+        if self.session is not None:
+            log.warning("tracker %s: past its deadline, cancelling", self.tracker_id)
+            self._cancel()
+
+    def _cancel(self) -> None:
         session = self.session
         if session is not None:
             try:
@@ -87,30 +92,88 @@ class _Watchdog:
             except Exception:
                 log.exception("tracker %s: cancel failed", self.tracker_id)
 
+
+def beat_seconds(runtime: Runtime) -> float:
+    """How often a run's heartbeat is written: well inside WORKER_STALE_SECONDS."""
+    return max(0.5, min(HEARTBEAT_SECONDS, runtime.settings.worker_stale_seconds / 3))
+
+
+class _Watcher:
+    """The process's one watchdog thread: deadlines checked every half second, and one
+    heartbeat UPDATE per app database for all its runs every ``beat_seconds``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[int, _Watchdog] = {}
+        self._next_beat: dict[int, float] = {}  # per runtime (id), when it beats next
+        self._thread: threading.Thread | None = None
+
+    def add(self, watchdog: _Watchdog) -> None:
+        runtime = watchdog.runtime
+        with self._lock:
+            if not any(w.runtime is runtime for w in self._runs.values()):
+                # A claim wrote the first heartbeat: the next is due one interval later.
+                self._next_beat[id(runtime)] = time.monotonic() + beat_seconds(runtime)
+            self._runs[watchdog.tracker_id] = watchdog
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._watch, daemon=True, name="dancecat-watchdog"
+                )
+                self._thread.start()
+
+    def remove(self, watchdog: _Watchdog) -> None:
+        with self._lock:
+            if self._runs.get(watchdog.tracker_id) is watchdog:
+                del self._runs[watchdog.tracker_id]
+
+    def active(self) -> list[_Watchdog]:
+        with self._lock:
+            return list(self._runs.values())
+
     def _watch(self) -> None:
-        next_beat = time.monotonic() + self.beat_seconds
-        wait = min(1.0, self.beat_seconds)
-        while not self._stop.wait(min(wait, max(0.0, self.deadline - time.monotonic()))):
+        while True:
+            time.sleep(WATCH_SECONDS)
             now = time.monotonic()
-            if now >= self.deadline and not self.fired:
-                self.fired = True
-                if self.session is not None:
-                    log.warning("tracker %s: past its deadline, cancelling", self.tracker_id)
-                    try:
-                        self.session.cancel()
-                    except Exception:
-                        log.exception("tracker %s: cancel failed", self.tracker_id)
-            if now >= next_beat:
-                next_beat = now + self.beat_seconds
-                try:
-                    with session_scope(self.runtime.session_factory) as session:
-                        session.execute(
-                            update(Tracker)
-                            .where(Tracker.id == self.tracker_id)
-                            .values(heartbeat_at=utcnow())
+            runs = self.active()
+            for watchdog in runs:
+                if now >= watchdog.deadline and not watchdog.fired:
+                    watchdog.expire()
+            by_runtime: dict[int, list[_Watchdog]] = {}
+            for watchdog in runs:
+                by_runtime.setdefault(id(watchdog.runtime), []).append(watchdog)
+            due = []
+            with self._lock:
+                for key, group in by_runtime.items():
+                    if now >= self._next_beat.get(key, now):
+                        self._next_beat[key] = now + beat_seconds(group[0].runtime)
+                        due.append(group)
+            for group in due:
+                _beat(group)
+
+
+def _beat(group: list[_Watchdog]) -> None:
+    """Freshen the heartbeat of these runs (one runtime's), each only at its attempt."""
+    runtime = group[0].runtime
+    try:
+        with session_scope(runtime.session_factory) as session:
+            session.execute(
+                update(Tracker)
+                .where(
+                    or_(
+                        *(
+                            and_(Tracker.id == w.tracker_id, Tracker.attempts == w.attempt)
+                            for w in group
                         )
-                except Exception:
-                    log.warning("tracker %s: heartbeat failed", self.tracker_id)
+                    )
+                )
+                .values(heartbeat_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+    except Exception:
+        log.warning("trackers %s: heartbeat failed", [w.tracker_id for w in group])
+
+
+_watcher = _Watcher()
 
 
 @attrs.frozen
@@ -141,7 +204,7 @@ def execute_tracker(runtime: Runtime, tracker_id: int, *, wait_for_due: bool = F
         used = parameters.values_json(values)
         written = _run_query(runtime, run, bound)
     except RunInterrupted:
-        return lifecycle.hand_back(runtime, tracker_id)
+        return lifecycle.hand_back(runtime, run)
     except Exception as exc:
         return _record_failure(runtime, run, exc, clock, used)
     return _record_success(runtime, run, written, clock, used)
@@ -153,7 +216,7 @@ def _run_query(runtime: Runtime, run: ClaimedRun, bound: BoundQuery) -> _Written
     settings = runtime.settings
     deadline = time.monotonic() + min(run.timeout + 5, settings.job_worker_execute_timeout)
     key = result_key(run.tracker_id)
-    with _Watchdog(runtime, run.tracker_id, deadline) as watchdog:
+    with _Watchdog(runtime, run, deadline) as watchdog:
         try:
             meta, size, observer = _stream_to_store(runtime, run, bound, key, watchdog)
         except Exception as exc:
@@ -225,8 +288,7 @@ def interrupt_active_runs() -> list[int]:
 
     Called by a consumer whose graceful shutdown ran out of time (``DancecatConsumer``).
     """
-    with _active_lock:
-        watchdogs = list(_active.values())
+    watchdogs = _watcher.active()
     for watchdog in watchdogs:
         watchdog.interrupt()
     return [w.tracker_id for w in watchdogs]

@@ -323,8 +323,15 @@ class Settings:
     worker_stale_seconds: int = setting(
         POSITIVE_INT,
         60,
-        "a Running tracker whose worker's heartbeat is older than this is marked Failed by "
-        "the sweeper; a Queued one missing from the queue this long is enqueued again",
+        "a Running tracker whose worker's heartbeat is older than this is taken for dead "
+        "(on the worker's own machine a dead process is seen at once; then `RUN_RETRIES`); "
+        "a Queued one missing from the queue this long is enqueued again",
+    )
+    run_retries: int = setting(
+        NON_NEGATIVE_INT,
+        1,
+        "times a run on a read-only connection is run again when its worker died under it "
+        "(other runs fail: running their statement twice may not be safe)",
     )
     workers: int = setting(
         POSITIVE_INT,

@@ -8,11 +8,12 @@ import time. The storage is built on first use from ``configure()``'s settings (
 * ``REDIS_URL`` unset: ``SqliteStorage`` in ``HUEY_FILE`` (embedded; survives restarts);
 * ``REDIS_URL`` set: ``RedisStorage`` — any number of consumers on any number of machines.
 
-Periodic work runs on each consumer's scheduler thread (``_DancecatScheduler``), not as
-huey crontab tasks, because huey's periodic tasks tick once a minute and the schedule check
-must run every ``FREQUENCY_INTERVAL_SECONDS``; running it on the scheduler thread also means
-a queue full of long runs never delays it. Every consumer runs its own checker; claims are
-atomic (see ``dancecat_core.scheduler``) so several checkers never double an occurrence.
+Periodic work runs on threads of each consumer (``_Every``), not as huey crontab tasks,
+because huey's periodic tasks tick once a minute and the schedule check must run every
+``FREQUENCY_INTERVAL_SECONDS``; on threads of their own, a queue full of long runs never
+delays them, and they never delay huey's scheduler moving due runs onto the queue. Every
+consumer runs its own checker; claims are atomic (see ``dancecat_core.scheduler``) so
+several checkers never double an occurrence.
 Result expiry is an ordinary huey periodic task (once a minute is plenty).
 """
 
@@ -25,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 from huey import Huey, crontab
 from huey.consumer import Consumer, Scheduler
 from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
@@ -47,6 +49,12 @@ log = logging.getLogger(__name__)
 # seconds when idle. huey's default (10 s) would make scheduled runs start that late.
 MAX_POLL_DELAY = 0.5
 SWEEP_EVERY_SECONDS = 15
+# huey's scheduler tick: how late at most a run with an eta reaches the queue.
+SCHEDULER_TICK_SECONDS = 0.1
+# How often Running trackers are checked for a worker that died on this machine.
+DEAD_CHECK_SECONDS = 2.0
+# Freshness of scheduled jobs and unsent owner alerts: a matter of minutes, not seconds.
+ALERT_CHECK_SECONDS = 30
 
 
 def sweep_interval(settings: Settings) -> float:
@@ -142,24 +150,76 @@ huey = DancecatHuey()
 
 
 class _DancecatScheduler(Scheduler):
-    """huey's scheduler plus DanceCat's own periodic work at its own intervals."""
+    """huey's scheduler (moving runs whose eta has come onto the queue) at a short tick;
+    DanceCat's own periodic work runs on threads of its own (``_Every``), so a slow check
+    or sweep never holds back a run that is due."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._next_check = time.monotonic()
-        self._next_sweep = time.monotonic() + sweep_interval(get_settings())
+        # huey allows 1..60 s; a tick of 1 s made every scheduled run up to 1 s late.
+        self.interval = SCHEDULER_TICK_SECONDS
 
-    def loop(self, now: Any = None) -> None:
+
+@attrs.frozen
+class _Periodic:
+    """A piece of periodic work: ``every()`` seconds (read each time, settings may be
+    reconfigured), first at once or after one interval."""
+
+    what: str
+    every: Callable[[], float]
+    run: Callable[[], Any]
+    at_once: bool = False
+
+
+class _Every(threading.Thread):
+    """One thread doing some periodic work, each piece at its own interval, until the
+    consumer's stop flag is set."""
+
+    def __init__(self, name: str, stop_flag: Any, work: list[_Periodic]):
+        super().__init__(name=name, daemon=True)
+        self.stop_flag = stop_flag
+        self.work = work
+
+    def run(self) -> None:
         clock = time.monotonic()
-        if clock >= self._next_check:
-            interval = get_settings().frequency_interval_seconds
-            self._next_check = clock + interval
-            _safely("schedule check", check_schedules.call_local)
-        if clock >= self._next_sweep:
-            self._next_sweep = clock + sweep_interval(get_settings())
-            _safely("sweep", sweep.call_local)
-            _safely("alerts", check_alerts.call_local)
-        super().loop(now)
+        next_at = [clock if piece.at_once else clock + piece.every() for piece in self.work]
+        while not self.stop_flag.is_set():
+            for i, piece in enumerate(self.work):
+                clock = time.monotonic()
+                if clock >= next_at[i]:
+                    next_at[i] = clock + piece.every()
+                    _safely(piece.what, piece.run)
+            self.stop_flag.wait(max(0.05, min(next_at) - time.monotonic()))
+
+
+def _periodic_threads(stop_flag: Any) -> list[_Every]:
+    """The schedule check on a thread of its own (claims never wait for a sweep); dead
+    workers, the sweep and alerts on another."""
+    return [
+        _Every(
+            "dancecat-schedules",
+            stop_flag,
+            [
+                _Periodic(
+                    "schedule check",
+                    lambda: get_settings().frequency_interval_seconds,
+                    check_schedules.call_local,
+                    at_once=True,
+                )
+            ],
+        ),
+        _Every(
+            "dancecat-sweeper",
+            stop_flag,
+            [
+                _Periodic(
+                    "dead worker check", lambda: DEAD_CHECK_SECONDS, check_dead_workers.call_local
+                ),
+                _Periodic("sweep", lambda: sweep_interval(get_settings()), sweep.call_local),
+                _Periodic("alerts", lambda: ALERT_CHECK_SECONDS, check_alerts.call_local),
+            ],
+        ),
+    ]
 
 
 class DancecatConsumer(Consumer):
@@ -189,13 +249,19 @@ class DancecatConsumer(Consumer):
         finally:
             self.shutdown_timeout = timeout
 
-    def start(self) -> None:
+    def _start_periodic(self) -> None:
+        # First: runs whose worker died on this machine are known at once (a restart).
         _safely("startup sweep", sweep.call_local)
+        for thread in _periodic_threads(self.stop_flag):
+            thread.start()
+
+    def start(self) -> None:
+        self._start_periodic()
         super().start()
 
     def start_embedded(self) -> None:
         """Start the threads without taking over the process's signals (web server mode)."""
-        _safely("startup sweep", sweep.call_local)
+        self._start_periodic()
         self.scheduler.start()
         for _, worker in self.worker_threads:
             worker.start()
@@ -248,8 +314,9 @@ def follow_up(runtime: Runtime, outcome: RunOutcome) -> str:
     elif outcome.claimed:
         if notify.wanted(runtime, outcome.recipients):
             _queue_notifications(notify.after_run(runtime, tracker_id))
-        enqueue_chained(runtime, tracker_id)
-    if ended(outcome):
+        if outcome.followers is not False:
+            enqueue_chained(runtime, tracker_id)
+    if ended(outcome) and outcome.alerting is not False:
         alerts.after_finish(runtime, tracker_id)
     return outcome.status.value
 
@@ -341,14 +408,7 @@ def sweep() -> int:
     died mid-try."""
     runtime = get_runtime()
     swept = lifecycle.sweep_dead(runtime)
-    for tracker_id in swept.failed:
-        _queue_notifications(notify.after_run(runtime, tracker_id))
-        try:
-            enqueue_chained(runtime, tracker_id)
-        except Exception:
-            # Claimed runs stay Queued: the redelivery below (or the next sweep's) sends them.
-            log.exception("tracker %s: could not start the runs chained after it", tracker_id)
-        alerts.after_finish(runtime, tracker_id, swept=True)
+    _follow_sweep(runtime, swept)
     for tracker_id in swept.died_in_queue:
         alerts.after_finish(runtime, tracker_id)
     requeue_lost(runtime, huey, run_job.task_class.__name__, enqueue_run)
@@ -357,6 +417,35 @@ def sweep() -> int:
         log.warning("notifications %s: their worker died mid-delivery; sending again", stalled)
         _queue_notifications(stalled)
     return swept.changed
+
+
+@huey.task()
+def check_dead_workers() -> int:
+    """Settle Running runs whose worker died (``lifecycle.sweep_running``): on this
+    machine as soon as the process is gone, elsewhere once the heartbeat is stale."""
+    runtime = get_runtime()
+    swept = lifecycle.sweep_running(runtime)
+    _follow_sweep(runtime, swept)
+    return swept.changed
+
+
+def _follow_sweep(runtime: Runtime, swept: lifecycle.Sweep) -> None:
+    """Enqueue the runs to be run again; announce the ones failed and start the runs
+    chained after their failure."""
+    for tracker_id in swept.retried:
+        try:
+            enqueue_run(tracker_id)
+        except Exception:
+            # Still Queued: the sweep's redelivery puts it back on the queue later.
+            log.exception("tracker %s: could not be enqueued again", tracker_id)
+    for tracker_id in swept.failed:
+        _queue_notifications(notify.after_run(runtime, tracker_id))
+        try:
+            enqueue_chained(runtime, tracker_id)
+        except Exception:
+            # Claimed runs stay Queued: the redelivery below (or the next sweep's) sends them.
+            log.exception("tracker %s: could not start the runs chained after it", tracker_id)
+        alerts.after_finish(runtime, tracker_id, swept=True)
 
 
 @huey.periodic_task(crontab(minute="*"))

@@ -107,6 +107,13 @@ class Tracker(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     worker: Mapped[str | None] = mapped_column(String(255))
+    # The process running it (``worker_processes.WorkerProcess.to_text``): on its own
+    # machine, a dead worker is known at once instead of after WORKER_STALE_SECONDS.
+    worker_process: Mapped[str | None] = mapped_column(String(300))
+    # How many times it was started; a read-only run whose worker died runs again
+    # (RUN_RETRIES), and ``note`` says why it ran more than once.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    note: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int | None] = mapped_column(BigInteger)
     row_count: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(Text)

@@ -89,6 +89,8 @@ RUN_COLUMNS = (
     Tracker.parameter_values_json,
     Tracker.error,
     Tracker.result_expires_at,
+    Tracker.attempts,
+    Tracker.note,
 )
 NOTIFICATION_COLUMNS = (
     Notification.id,

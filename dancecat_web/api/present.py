@@ -151,6 +151,8 @@ def run_json(
         "row_count": run.row_count,
         "parameters": parameters.load_values(run.parameter_values_json),
         "error": shown_error(run.error, patterns),
+        "attempts": run.attempts or 0,
+        "note": shown_error(run.note, patterns),
         "result_expires_at": timestamp(run.result_expires_at),
         "notifications": [
             {

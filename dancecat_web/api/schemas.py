@@ -494,6 +494,8 @@ SCHEMAS: dict[str, Any] = {
             "row_count",
             "parameters",
             "error",
+            "attempts",
+            "note",
             "result_expires_at",
             "notifications",
         ],
@@ -512,6 +514,12 @@ SCHEMAS: dict[str, Any] = {
             "row_count": nullable(INTEGER),
             "parameters": VALUES,
             "error": nullable(STRING),
+            "attempts": {
+                **INTEGER,
+                "description": "times it was started (a read-only run whose worker died "
+                "is run again, RUN_RETRIES)",
+            },
+            "note": {**nullable(STRING), "description": "why it ran more than once"},
             "result_expires_at": nullable(TIMESTAMP),
             "notifications": {"type": "array", "items": ref("Notification")},
         },

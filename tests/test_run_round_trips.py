@@ -1,0 +1,96 @@
+"""How many times a trivial run talks to the app database, counted: the number is what a
+run costs when a thousand are due at once (bench, start lateness), so a change that adds a
+round trip fails here instead of in the bench.
+
+The run is what a consumer does with one queue message (``tasks.run_job``: claim, run,
+finish, follow-up) on a PostgreSQL app database, as in the bench.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+from sqlalchemy import event
+
+from dancecat_core import db, migrations, tasks
+from dancecat_core.models import Connection, Job, Tracker, TrackerStatus
+from dancecat_core.runner import execute_tracker
+from dancecat_core.runtime import build_runtime
+from dancecat_core.settings import load_settings
+
+# claim: SELECT tracker, job, connection, schedule and recipient conditions; UPDATE; COMMIT.
+# finish: UPDATE; SELECT recipients, followers, open alerts; COMMIT. (Was 8 SELECT,
+# 2 UPDATE, 3 COMMIT and 3 ROLLBACK: the chains and the alerts looked for themselves.)
+EXPECTED = {"SELECT": 2, "UPDATE": 2, "COMMIT": 2}
+
+
+@pytest.fixture
+def pg_runtime(tmp_path, pg_database):
+    settings = load_settings(
+        environ={
+            "DANCECAT_HOME": str(tmp_path / "home"),
+            "DANCECAT_DATABASE_URL": pg_database["url"],
+            "DANCECAT_SQLITE_ALLOWED_DIRS": str(tmp_path),
+        }
+    )
+    runtime = build_runtime(settings)
+    migrations.upgrade(runtime.engine)
+    tasks.configure(runtime=runtime)
+    yield runtime
+    tasks.configure(None)
+    runtime.engine.dispose()
+
+
+def _count(runtime, fn) -> tuple[collections.Counter, list[str]]:
+    seen: collections.Counter = collections.Counter()
+    statements: list[str] = []
+
+    def statement(conn, cursor, text, parameters, context, executemany):
+        seen[text.lstrip().split(None, 1)[0].upper()] += 1
+        statements.append(" ".join(text.split())[:120])
+
+    def commit(conn):
+        seen["COMMIT"] += 1
+
+    def rollback(conn):
+        seen["ROLLBACK"] += 1
+
+    event.listen(runtime.engine, "before_cursor_execute", statement)
+    event.listen(runtime.engine, "commit", commit)
+    event.listen(runtime.engine, "rollback", rollback)
+    try:
+        fn()
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", statement)
+        event.remove(runtime.engine, "commit", commit)
+        event.remove(runtime.engine, "rollback", rollback)
+    return seen, statements
+
+
+def _queued(runtime, chinook) -> int:
+    with db.session_scope(runtime.session_factory) as session:
+        connection = Connection(name="c", driver="sqlite", database=str(chinook))
+        job = Job(name="trivial", connection=connection, query="SELECT 1")
+        tracker = Tracker(job=job)
+        session.add_all([connection, job, tracker])
+        session.flush()
+        return tracker.id
+
+
+def test_a_trivial_run_costs_six_app_database_round_trips(pg_runtime, sqlite_chinook):
+    runtime = pg_runtime
+    _count(runtime, lambda: None)  # the pool holds a live connection, as in a busy consumer
+    first = _queued(runtime, sqlite_chinook)
+    tasks.follow_up(runtime, execute_tracker(runtime, first, wait_for_due=True))  # warm
+    tracker_id = _queued(runtime, sqlite_chinook)
+    outcome: list = []
+    seen, statements = _count(
+        runtime,
+        lambda: outcome.append(
+            tasks.follow_up(runtime, execute_tracker(runtime, tracker_id, wait_for_due=True))
+        ),
+    )
+    assert outcome == [TrackerStatus.SUCCESS.value]
+    assert dict(seen) == EXPECTED, "\n".join(statements)
+    print(f"\none trivial run: {sum(seen.values())} app-database round trips {dict(seen)}")
