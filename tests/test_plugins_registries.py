@@ -75,7 +75,7 @@ def test_a_third_party_exporter_reaches_screens_api_routes_and_openapi(
         document = app.get("/api/v1/openapi.json").json
         for path in ("/trackers/{id}/result.{format}", "/jobs/{id}/latest/result.{format}"):
             (fmt,) = [p for p in document["paths"][path]["parameters"] if p["name"] == "format"]
-            assert fmt["schema"]["enum"] == ["csv", "json", "tsv", "xlsx"]
+            assert fmt["schema"]["enum"] == ["csv", "json", "ods", "tsv", "xlsx"]
         drivers = document["components"]["schemas"]["ConnectionInput"]["properties"]["driver"]
         assert "toy" in drivers["enum"]
     finally:
@@ -99,7 +99,7 @@ def test_without_the_plugin_no_surface_knows_the_format(settings, sqlite_chinook
             for p in document["paths"]["/trackers/{id}/result.{format}"]["parameters"]
             if p["name"] == "format"
         ]
-        assert fmt["schema"]["enum"] == ["csv", "json", "xlsx"]
+        assert fmt["schema"]["enum"] == ["csv", "json", "ods", "xlsx"]
     finally:
         runtime.engine.dispose()
 
