@@ -401,6 +401,16 @@ def test_write_ods_needs_no_stored_result():
     assert version == 45 and extra > 0
 
 
+def test_zero_columns_and_a_two_megabyte_cell():
+    """``SELECT FROM t`` has rows of nothing; a long text is kept whole (ODS has no limit)."""
+    sink = io.BytesIO()
+    assert ods_writer.write_ods(sink, [], iter([[], []])).rows == 2
+    assert load_ods(sink.getvalue()) == {"Result": []}
+    long_text = "é" * 2_000_000
+    data, summary = export(OdsExporter(), make_result([Column("t", T.TEXT)], [[long_text]]))
+    assert load_ods(data)["Result"][1] == [long_text] and summary.warnings == ()
+
+
 @needs_office
 def test_libreoffice_shows_typed_values_with_their_formats(tmp_path):
     data, _ = export(OdsExporter(), make_result(COLUMNS, ROWS))
