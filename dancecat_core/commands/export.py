@@ -11,17 +11,15 @@ from dancecat_core.commands import progress
 from dancecat_core.commands.context import runtime_for
 from dancecat_core.db import session_scope
 from dancecat_core.errors import ValidationError
-from dancecat_core.plugins import collect, get_plugin_manager
 from dancecat_core.services import trackers
 
 
 def declare(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_id", type=int, metavar="RUN", help="a run id (see `dancecat runs`)")
-    # The installed exporters' formats; an unknown one is refused by ``trackers.export``,
-    # naming these.
-    formats = collect(get_plugin_manager().hook.dancecat_register_exporters(), "format", "exporter")
+    # No list here: building the parser must not load the plugins (every command pays for
+    # it); an unknown format is refused naming the installed exporters' formats.
     parser.add_argument(
-        "--format", default="csv", help=f"{', '.join(sorted(formats))} (default csv)"
+        "--format", default="csv", help="a registered download format (default csv)"
     )
     parser.add_argument("-o", "--output", type=Path, help="file to write (default stdout)")
     parser.set_defaults(handler=export_command)
