@@ -401,6 +401,19 @@ def test_write_ods_needs_no_stored_result():
     assert version == 45 and extra > 0
 
 
+def test_null_and_the_empty_string_are_different_cells():
+    """calamine reads both as "", so the markup itself is checked: NULL is a cell with no
+    value, the empty string a string cell."""
+    columns = [Column("s", T.TEXT), Column("n", T.INTEGER)]
+    data, _ = export(OdsExporter(), make_result(columns, [["", 0], [None, None]]))
+    content = content_xml(data)
+    assert (
+        '<table:table-row><table:table-cell office:value-type="string"><text:p></text:p>'
+        "</table:table-cell>" in content
+    )
+    assert "<table:table-row><table:table-cell/><table:table-cell/></table:table-row>" in content
+
+
 def test_zero_columns_and_a_two_megabyte_cell():
     """``SELECT FROM t`` has rows of nothing; a long text is kept whole (ODS has no limit)."""
     sink = io.BytesIO()
