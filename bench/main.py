@@ -198,7 +198,7 @@ def pipeline_notes(results: list[pipeline.CaseResult], args, sizes: list[int]) -
             )
     notes.append(
         "Ours = run (query → scrubbed canonical CSV in the result store) + export "
-        "(trackers.export → file); the XLSX and JSON exports are from the same run."
+        "(trackers.export → file); the XLSX, ODS and JSON exports are from the same run."
     )
     notes += cpu_notes(results)
     for case in results:
@@ -206,6 +206,7 @@ def pipeline_notes(results: list[pipeline.CaseResult], args, sizes: list[int]) -
             notes.append(f"{case.key} {case.rows:,}: {verdict}")
         if case.error:
             notes.append(f"{case.key} {case.rows:,}: ERROR {case.error}")
+    notes += sheet_notes(results)
     growth = report.rss_growth(results)
     if growth:
         notes.append(growth)
@@ -231,6 +232,22 @@ def cpu_notes(results: list[pipeline.CaseResult]) -> list[str]:
             )
         if parts:
             notes.append(f"{key} CPU per million rows (run): " + "; ".join(parts) + ".")
+    return notes
+
+
+def sheet_notes(results: list[pipeline.CaseResult]) -> list[str]:
+    """ODS against XLSX, exported from the same run against the same floor."""
+    notes = []
+    for n in sorted({c.rows for c in results}):
+        found = {c.key: c for c in results if c.rows == n and not c.error}
+        xlsx, ods = found.get("pg-xlsx"), found.get("pg-ods")
+        if xlsx is None or ods is None or not xlsx.export or not ods.export:
+            continue
+        notes.append(
+            f"ODS vs XLSX at {n:,} rows, same run: export {ods.export_s:.2f} s vs "
+            f"{xlsx.export_s:.2f} s ({ods.export_s / xlsx.export_s:.2f}x), peak RSS "
+            f"{ods.rss_mb:.0f} vs {xlsx.rss_mb:.0f} MB."
+        )
     return notes
 
 

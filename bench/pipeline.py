@@ -22,7 +22,7 @@ import attrs
 from bench import checks, config, data, measure
 from bench.measure import Sample
 
-FORMATS = ("csv", "xlsx", "json")
+FORMATS = ("csv", "xlsx", "ods", "json")
 # "my-csv-rows" is the MariaDB CSV case with the raw-packet path off
 # (DANCECAT_MYSQL_FAST_CSV=off in the worker): the row path that path falls back to, so the
 # fast path's cost in code stays weighed against what it saves.
@@ -32,8 +32,13 @@ TARGETS = {
     "my-csv": 5.0,
     "my-csv-rows": 5.0,
     "pg-xlsx": 0.25,
+    "pg-ods": 0.25,
     "pg-json": 1.2,
 }
+# The spreadsheet cases share one floor per repeat, bare openpyxl writing the XLSX: there
+# is no bare ODS writer worth the name (odfpy builds a DOM), and one floor makes ODS and
+# XLSX directly comparable in the same run.
+SHEET_CASES = ("pg-xlsx", "pg-ods")
 MY_CASES = ("my-csv", "my-csv-rows")
 CASE_NAMES = {
     "pg-csv": "PostgreSQL → CSV",
@@ -41,6 +46,7 @@ CASE_NAMES = {
     "my-csv": "MariaDB → CSV",
     "my-csv-rows": "MariaDB → CSV, row path (fast path off)",
     "pg-xlsx": "PostgreSQL → XLSX",
+    "pg-ods": "PostgreSQL → ODS",
     "pg-json": "PostgreSQL → JSON",
 }
 FLOOR_NAMES = {
@@ -49,6 +55,7 @@ FLOOR_NAMES = {
     "my-csv": "mariadb --batch --quick",
     "my-csv-rows": "mariadb --batch --quick",
     "pg-xlsx": "openpyxl write-only",
+    "pg-ods": "openpyxl write-only XLSX",
     "pg-json": "stdlib json",
 }
 # The worker's environment for each case that needs more than the common one.
@@ -386,12 +393,13 @@ def run_plan(app: App, plan: Plan, out_dir: Path, log: Callable[[str], None]) ->
                 "floor",
                 lambda r=repeat: floor_py("floor-json", "floor-pg.json", r),
             )
-        if "pg-xlsx" in cases and repeat < plan.xlsx_floor_repeats:
-            _step(
-                cases["pg-xlsx"],
-                "floor",
-                lambda r=repeat: floor_py("floor-xlsx", "floor-pg.xlsx", r),
-            )
+        sheet_cases = [key for key in SHEET_CASES if key in cases]
+        if sheet_cases and repeat < plan.xlsx_floor_repeats:
+            floor = CaseResult("pg-xlsx", n)
+            _step(floor, "floor", lambda r=repeat: floor_py("floor-xlsx", "floor-pg.xlsx", r))
+            for key in sheet_cases:
+                cases[key].floor += floor.floor
+                cases[key].error = cases[key].error or floor.error
         # MariaDB -> CSV: one floor per repeat, shared by the fast-path and row-path cases.
         if my_cases:
             floor = CaseResult("my-csv", n)
@@ -491,8 +499,13 @@ def _exactness(
             "ours-pg.xlsx",
             lambda: checks.check_xlsx(out_dir / "ours-pg.xlsx", floor_csv, plan.check_sample),
         )
+        check(
+            "pg-ods",
+            "ours-pg.ods",
+            lambda: checks.check_ods(out_dir / "ours-pg.ods", floor_csv, plan.check_sample),
+        )
     else:
-        for key in [k for k in (*MY_CASES, "pg-json", "pg-xlsx") if k in cases]:
+        for key in [k for k in (*MY_CASES, "pg-json", *SHEET_CASES) if k in cases]:
             cases[key].checks.append(
                 checks.Verdict(
                     None, f"value checks run at the smaller size only (not at {plan.rows:,} rows)"
@@ -511,6 +524,11 @@ def _exactness(
             "pg-xlsx",
             "ours-pg.xlsx",
             lambda: checks.check_libreoffice(out_dir / "ours-pg.xlsx", plan.rows, 900),
+        )
+        check(
+            "pg-ods",
+            "ours-pg.ods",
+            lambda: checks.check_libreoffice(out_dir / "ours-pg.ods", plan.rows, 900),
         )
 
 

@@ -68,7 +68,7 @@ VARIABLES = {
     "parameters": "the parameter values it ran with, by name",
     "error": "why it failed (scrubbed)",
     "result_url": "the XLSX download link",
-    "links": "download links by format: links.xlsx, links.csv",
+    "links": "download links by format: links.xlsx, links.ods, links.csv, ...",
     "attachment_note": "what the mail says about its attachment",
     "scrub_note": "what was removed or masked from the result",
     "recipient": "the address this message goes to",

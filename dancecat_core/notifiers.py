@@ -14,22 +14,33 @@ from typing import Any, ClassVar, Protocol
 
 import attrs
 
+from dancecat_core.errors import ValidationError
 from dancecat_core.settings import Settings
 
 # What replaces a secret in a destination as it is stored in the clear and shown.
 MASK = "***"
 # Where a run's result can be downloaded in a format (the web app's result route).
 RESULT_PATH = "/runs/{tracker_id}/result.{fmt}"
-# The formats a message links to.
-LINKED_FORMATS = ("csv", "xlsx", "json")
 
 
-def result_links(settings: Settings, tracker_id: int) -> dict[str, str]:
-    """The download link of a run's result in each of ``LINKED_FORMATS``."""
-    return {
-        fmt: settings.base_url + RESULT_PATH.format(tracker_id=tracker_id, fmt=fmt)
-        for fmt in LINKED_FORMATS
-    }
+def result_link(settings: Settings, tracker_id: int, fmt: str) -> str:
+    """The download link of a run's result as ``fmt``."""
+    return settings.base_url + RESULT_PATH.format(tracker_id=tracker_id, fmt=fmt)
+
+
+def result_links(settings: Settings, tracker_id: int, formats: Sequence[str]) -> dict[str, str]:
+    """The download link of a run's result in each of ``formats`` (a notifier's
+    ``formats``: every registered exporter's, so a plugin's format is linked too)."""
+    return {fmt: result_link(settings, tracker_id, fmt) for fmt in formats}
+
+
+def check_format(fmt: str, formats: Sequence[str]) -> str:
+    """``fmt`` (lower case) when it is one of ``formats`` (the registered download formats;
+    empty: not known here, so not checked); else ``ValidationError`` saying which are."""
+    fmt = fmt.lower()
+    if formats and fmt not in formats:
+        raise ValidationError(f"format {fmt!r} is not one of {', '.join(formats)}")
+    return fmt
 
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")

@@ -125,7 +125,7 @@ class ChatNotifier(Notifier):
         if ok and notice.table:
             lines += ["", "```", notice.table, "```"]
         if ok and not notice.test:
-            links = result_links(self.settings, notice.tracker_id)
+            links = result_links(self.settings, notice.tracker_id, self.formats)
             lines += ["", " · ".join(f"[{fmt.upper()}]({url})" for fmt, url in links.items())]
         if notice.scrub_note:
             lines += ["", notice.scrub_note]

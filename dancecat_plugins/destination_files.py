@@ -18,7 +18,7 @@ from urllib.parse import SplitResult, urlsplit
 import attrs
 
 from dancecat_core.errors import DancecatError, ValidationError
-from dancecat_core.notifiers import Export, Notifier, ResultFile, RunNotice
+from dancecat_core.notifiers import Export, Notifier, ResultFile, RunNotice, check_format
 from dancecat_core.outbound import literal_refusal
 
 DEFAULT_FORMAT = "csv"
@@ -115,5 +115,4 @@ def check_on_save(notifier: Notifier, host: str | None, fmt: str) -> None:
         raise ValidationError(
             f"{why}; private, loopback and link-local hosts need DELIVERY_ALLOW_PRIVATE_HOSTS"
         )
-    if notifier.formats and fmt not in notifier.formats:
-        raise ValidationError(f"format {fmt!r} is not one of {', '.join(notifier.formats)}")
+    check_format(fmt, notifier.formats)

@@ -3,13 +3,15 @@
 Settings: ``SMTP_HOST`` (unset: email is off and each notification says so),
 ``SMTP_PORT``, ``SMTP_SECURITY`` (``none``, ``starttls`` or ``ssl``), ``SMTP_USER`` and
 ``SMTP_PASSWORD`` (login only when a user is set), ``SMTP_TIMEOUT``, ``MAIL_SENDER``.
-A successful run's result goes as an XLSX attachment when it fits
-``MAIL_ATTACHMENT_MAX_BYTES``; otherwise the message links to the download page and says
-why — rows are never cut to make a file fit.
+A successful run's result goes as an attachment when it fits ``MAIL_ATTACHMENT_MAX_BYTES``
+(XLSX, or the registered format a recipient names: ``ana@example.com?format=ods``);
+otherwise the message links to the download page and says why — rows are never cut to
+make a file fit.
 """
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -24,6 +26,8 @@ from dancecat_core.notifiers import (
     Export,
     Notifier,
     RunNotice,
+    check_format,
+    result_link,
     result_links,
 )
 from dancecat_core.services import validation
@@ -38,7 +42,16 @@ from dancecat_core.settings import (
 if TYPE_CHECKING:  # only named in annotations: the email modules load at first use
     from email.message import EmailMessage
 
+#: The attachment's format when a recipient names none (``?format=``).
 ATTACHED_FORMAT = "xlsx"
+
+
+def split_recipient(recipient: str) -> tuple[str, str]:
+    """(address, query) of ``ana@example.com?format=ods``; a ``?`` before the ``@`` is the
+    address's own."""
+    at = recipient.find("@")
+    mark = recipient.find("?", at + 1)
+    return (recipient, "") if mark < 0 else (recipient[:mark], recipient[mark + 1 :])
 
 
 @attrs.frozen
@@ -63,10 +76,24 @@ class EmailNotifier(Notifier):
         address = url.strip()
         if address.lower().startswith("mailto:"):
             address = address[len("mailto:") :]
+        address, query = split_recipient(address)
+        fmt = self._format(query)
         try:
-            return Destination(validation.email(address, "recipients", label="email"))
+            address = validation.email(address, "recipients", label="email")
         except ValidationError as error:
             raise ValidationError(str(error).removeprefix("email: ")) from None
+        return Destination(address if fmt == ATTACHED_FORMAT else f"{address}?format={fmt}")
+
+    def _format(self, query: str) -> str:
+        """The attachment's format from a recipient's query (``format=ods``)."""
+        try:
+            pairs = urllib.parse.parse_qsl(query, strict_parsing=bool(query))
+        except ValueError:
+            raise ValidationError("an email address takes only ?format=FORMAT") from None
+        options = dict(pairs)
+        if set(options) - {"format"} or len(pairs) != len(options):
+            raise ValidationError("an email address takes only ?format=FORMAT")
+        return check_format(options.get("format", ATTACHED_FORMAT), self.formats)
 
     @property
     def configured(self) -> bool:
@@ -80,23 +107,23 @@ class EmailNotifier(Notifier):
     def secrets(self) -> Sequence[str]:
         return (self.settings.smtp_password,) if self.settings.smtp_password else ()
 
-    def result_url(self, tracker_id: int) -> str:
-        return result_links(self.settings, tracker_id)[ATTACHED_FORMAT]
-
     def prepare(
         self, notice: RunNotice, export: Export | None
     ) -> tuple[MailNotice, Attachment | None]:
-        """A successful run's result as XLSX if it fits MAIL_ATTACHMENT_MAX_BYTES; else
-        no attachment and, in the notice, why not. Subject, body and attachment name come
-        from the job's templates; one that fails falls back to the default, and the
-        notice's ``notes`` say so (the run shows them)."""
-        attachment, note = self._attachment(export) if export is not None else (None, "")
-        url = self.result_url(notice.tracker_id)
+        """A successful run's result in the recipient's format (XLSX unless it names one)
+        if it fits MAIL_ATTACHMENT_MAX_BYTES; else no attachment and, in the notice, why
+        not. Subject, body and attachment name come from the job's templates; one that
+        fails falls back to the default, and the notice's ``notes`` say so (the run shows
+        them)."""
+        fmt = self._format(split_recipient(notice.recipient)[1])
+        attachment, note = self._attachment(export, fmt) if export is not None else (None, "")
+        url = result_link(self.settings, notice.tracker_id, fmt)
         context = {
             **notice.context,
             "result_url": url,
             "links": {
-                ATTACHED_FORMAT: url,
+                **result_links(self.settings, notice.tracker_id, self.formats),
+                fmt: url,
                 "csv": f"{self.settings.base_url}/job/result/{notice.tracker_id}/csv",
             },
         }
@@ -120,21 +147,21 @@ class EmailNotifier(Notifier):
         )
         return mail, attachment
 
-    def _attachment(self, export: Export) -> tuple[Attachment | None, str]:
+    def _attachment(self, export: Export, fmt: str) -> tuple[Attachment | None, str]:
         limit = self.settings.mail_attachment_max_bytes
         try:
-            download = export(ATTACHED_FORMAT)
+            download = export(fmt)
         except DancecatError as exc:
             return None, f"The result is not attached: {exc}."
         if download.size is not None and download.size > limit:
             download.chunks.close()  # type: ignore[attr-defined]
-            return None, _too_big(download.size, limit)
+            return None, _too_big(fmt, download.size, limit)
         data = bytearray()
         for chunk in download.chunks:
             data.extend(chunk)
             if len(data) > limit:
                 download.chunks.close()  # type: ignore[attr-defined]
-                return None, _too_big(None, limit)
+                return None, _too_big(fmt, None, limit)
         return Attachment(download.filename, download.media_type, bytes(data)), ""
 
     def build_message(self, notice: MailNotice, attachment: Attachment | None) -> EmailMessage:
@@ -146,7 +173,7 @@ class EmailNotifier(Notifier):
             f"DanceCat: {notice.job_name} — run {notice.tracker_id} "
             + ("succeeded" if ok else "failed")
         )
-        message = self._headers(subject, [notice.recipient])
+        message = self._headers(subject, [split_recipient(notice.recipient)[0]])
         message.set_content(notice.body or self._body(notice, attachment))
         if notice.html:
             message.add_alternative(notice.html, subtype="html")
@@ -189,7 +216,8 @@ class EmailNotifier(Notifier):
         return "\n".join(lines) + "\n"
 
     def deliver(self, notice: MailNotice, attachment: Attachment | None) -> None:  # type: ignore[override]
-        self._send(self.build_message(notice, attachment), [notice.recipient])
+        address = split_recipient(notice.recipient)[0]
+        self._send(self.build_message(notice, attachment), [address])
 
     carries_alerts = True
 
@@ -261,11 +289,11 @@ class EmailNotifier(Notifier):
             smtp.send_message(message, from_addr=settings.mail_sender, to_addrs=recipients)
 
 
-def _too_big(size: int | None, limit: int) -> str:
+def _too_big(fmt: str, size: int | None, limit: int) -> str:
     mb = limit / (1024 * 1024)
     told = f" ({size / (1024 * 1024):.1f} MB)" if size is not None else ""
     return (
-        f"The result is not attached: as XLSX it is larger{told} than the {mb:g} MB "
+        f"The result is not attached: as {fmt.upper()} it is larger{told} than the {mb:g} MB "
         "attachment limit (MAIL_ATTACHMENT_MAX_BYTES). Download it, whole, from the link."
     )
 

@@ -26,7 +26,14 @@ from pathlib import Path
 from dancecat_core.errors import DancecatError, ValidationError
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.local_files import LocalFileRules
-from dancecat_core.notifiers import Attachment, Destination, Export, Notifier, RunNotice
+from dancecat_core.notifiers import (
+    Attachment,
+    Destination,
+    Export,
+    Notifier,
+    RunNotice,
+    check_format,
+)
 from dancecat_core.settings import LIST, SettingSpec
 from dancecat_plugins.destination_files import FileNotice, prepare_file
 
@@ -78,10 +85,7 @@ class FolderNotifier(Notifier):
         options = dict(pairs)
         if set(options) - {"format"} or len(pairs) != len(options):
             raise ValidationError("a folder URL takes only ?format=FORMAT")
-        fmt = options.get("format", DEFAULT_FORMAT).lower()
-        if self.formats and fmt not in self.formats:
-            raise ValidationError(f"format {fmt!r} is not one of {', '.join(self.formats)}")
-        return fmt
+        return check_format(options.get("format", DEFAULT_FORMAT), self.formats)
 
     def prepare(
         self, notice: RunNotice, export: Export | None

@@ -1,7 +1,8 @@
 """Webhook destinations: ``https://…`` (or ``http://…``) gets a signed JSON POST per run.
 
 The body is ``{"job": {"id", "name"}, "run": {"id", "status", "rows", "due_at",
-"finished_at", "parameters"}, "links": {"csv", "xlsx", "json"}, "error": …}``. Headers:
+"finished_at", "parameters"}, "links": {FORMAT: URL, one per registered format}, "error":
+…}``. Headers:
 ``X-DanceCat-Delivery`` (the same on every try of one delivery: the receiver drops a
 duplicate by it) and ``X-DanceCat-Signature: sha256=<hex HMAC-SHA256 of the body>`` keyed
 by the destination's secret, generated when it is added and shown once.
@@ -102,9 +103,9 @@ class WebhookNotifier(Notifier):
                 "finished_at": notice.finished_at,
                 "parameters": dict(notice.parameter_values),
             },
-            "links": links_of(self.settings, notice.tracker_id)
+            "links": links_of(self.settings, notice.tracker_id, self.formats)
             if ok and not notice.test
-            else {"csv": None, "xlsx": None, "json": None},
+            else dict.fromkeys(self.formats),
             "error": notice.error,
         }
         if notice.test:

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 
 from pyramid.config import Configurator
 
+from dancecat_core.services.job_urls import PULL_FORMATS
+
 ID = r"{id:\d+}"
 API = "/api/v1"
 # The path-style result links' inline JSON view: the ``json`` export, shown in the browser.
@@ -41,7 +43,9 @@ def includeme(config: Configurator) -> None:
 
     # URLs that act on one job by their token alone (``views.job_urls``); the token's
     # exact shape is checked in the view.
-    config.add_route("pull", r"/pull/{token:dcp_[A-Za-z0-9_-]+}.{format:csv|json}")
+    config.add_route(
+        "pull", rf"/pull/{{token:dcp_[A-Za-z0-9_-]+}}.{{format:{one_of(PULL_FORMATS)}}}"
+    )
     config.add_route("trigger", r"/trigger/{token:dcg_[A-Za-z0-9_-]+}")
 
     # JSON API.

@@ -227,7 +227,7 @@ def test_webhook_posts_signed_json_and_keeps_its_secrets_encrypted(
         },
         "links": {
             fmt: f"https://dancecat.example/runs/{tracker_id}/result.{fmt}"
-            for fmt in ("csv", "xlsx", "json")
+            for fmt in ("csv", "json", "ods", "xlsx")  # every registered format
         },
         "error": None,
     }

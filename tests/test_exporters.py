@@ -38,6 +38,7 @@ from dancecat_core.exporters import Exporter, ExportSummary
 from dancecat_core.plugins import collect, get_plugin_manager
 from dancecat_core.resultstore import BlobWriter, ResultMeta, ResultStore, StoredResult
 from dancecat_plugins import csv_exporter, json_exporter, xlsx_exporter, xlsx_writer
+from dancecat_plugins import sheets as shared_sheets
 from dancecat_plugins.csv_exporter import CsvExporter
 from dancecat_plugins.json_exporter import JsonExporter
 from dancecat_plugins.xlsx_exporter import XlsxExporter
@@ -345,7 +346,7 @@ def test_any_text_round_trips_through_json_and_xlsx(texts):
     assert json.loads(data)["rows"] == rows
     data, summary = export(XlsxExporter(), result)
     cleaned = [
-        (None if t is None else xlsx_writer.ILLEGAL_CHARACTERS_RE.sub("", t), i) for t, i in rows
+        (None if t is None else shared_sheets.ILLEGAL_CHARACTERS_RE.sub("", t), i) for t, i in rows
     ]
     assert load_xlsx(data)["Result"][1:] == cleaned
     assert bool(summary.warnings) == (cleaned != [tuple(r) for r in rows])
@@ -560,8 +561,8 @@ def test_xlsx_null_empty_string_non_ascii_and_zero_rows():
 
 @pytest.mark.parametrize("n_rows, n_sheets", [(6, 2), (7, 3), (3, 1)])
 def test_xlsx_rolls_over_to_new_sheets(monkeypatch, n_rows, n_sheets):
-    monkeypatch.setattr(xlsx_writer, "SHEET_ROW_LIMIT", 4)  # header + 3 rows per sheet
-    monkeypatch.setattr(xlsx_writer, "BATCH_ROWS", 2)
+    monkeypatch.setattr(shared_sheets, "SHEET_ROW_LIMIT", 4)  # header + 3 rows per sheet
+    monkeypatch.setattr(shared_sheets, "BATCH_ROWS", 2)
     columns = [Column("n", T.INTEGER), Column("s", T.TEXT)]
     rows = [[i, f"row {i}"] for i in range(n_rows)]
     data, summary = export(XlsxExporter(), make_result(columns, rows))

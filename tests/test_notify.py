@@ -6,6 +6,7 @@ import email
 import email.policy
 import hashlib
 import io
+import re
 import socket
 import sqlite3
 import time
@@ -16,8 +17,10 @@ from pathlib import Path
 import openpyxl
 import pytest
 from aiosmtpd.controller import Controller
+from python_calamine import CalamineWorkbook
 
 from dancecat_core import db, migrations, tasks
+from dancecat_core.errors import ValidationError
 from dancecat_core.models import (
     Connection,
     Job,
@@ -176,6 +179,43 @@ def test_success_mails_each_recipient_with_xlsx_equal_to_result(setup, sqlite_ch
     assert {(n.notifier, n.recipient, n.attempts) for n in rows} == {
         ("email", r, 1) for r in RECIPIENTS
     }
+
+
+def test_a_recipient_names_the_attachment_format(setup, sqlite_chinook):
+    """``ana@example.com?format=ods``: Ana gets an ODS, Bo the default XLSX; the format is
+    any registered exporter's, checked when the destination is saved."""
+    runtime, mailer = setup()
+    mail = runtime.notifiers["email"]
+    assert mail.parse("mailto:ana@example.com?format=ODS").shown == "ana@example.com?format=ods"
+    assert mail.parse("ana@example.com?format=xlsx").shown == "ana@example.com"  # the default
+    for bad, why in (
+        ("ana@example.com?format=pdf", "format 'pdf' is not one of csv, json, ods, xlsx"),
+        ("ana@example.com?to=eve@example.com", "an email address takes only ?format=FORMAT"),
+        ("ana@example.com?format=ods&format=csv", "an email address takes only ?format=FORMAT"),
+    ):
+        with pytest.raises(ValidationError, match=re.escape(why)):
+            mail.parse(bad)
+    job_id = add_job(runtime, sqlite_chinook)
+    with db.session_scope(runtime.session_factory) as session:
+        for recipient in session.get(Job, job_id).recipients:
+            if recipient.email == "ana@example.com":
+                recipient.email = "ana@example.com?format=ods"
+    tracker_id = run(runtime, job_id)
+    wait("both messages", lambda: all_sent(runtime, tracker_id))
+    with sqlite3.connect(sqlite_chinook) as source:
+        expected = [["ArtistId", "Name"]] + [list(row) for row in source.execute(ARTISTS_SQL)]
+    got = {rcpt[0]: message for rcpt, message in mailer.inbox.messages}
+    assert sorted(got) == ["ana@example.com", "bo@example.org"]
+    [part] = list(got["ana@example.com"].iter_attachments())
+    assert part.get_filename() == f"Result_tid_{tracker_id}.ods"
+    assert part.get_content_type() == "application/vnd.oasis.opendocument.spreadsheet"
+    book = CalamineWorkbook.from_filelike(io.BytesIO(part.get_content()))
+    rows = book.get_sheet_by_index(0).to_python()
+    assert [[int(v) if isinstance(v, float) else v for v in row] for row in rows] == expected
+    body = got["ana@example.com"].get_body(("plain",)).get_content()
+    assert f"https://dancecat.example/runs/{tracker_id}/result.ods" in body
+    [part] = list(got["bo@example.org"].iter_attachments())
+    assert part.get_filename() == f"Result_tid_{tracker_id}.xlsx"
 
 
 def test_too_big_for_attachment_sends_link_and_reason(setup, sqlite_chinook):

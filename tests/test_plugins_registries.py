@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 from test_web_helpers import make_app, make_user, sign_in
+from webtest import TestApp
 
 from dancecat_core import migrations
-from dancecat_core.errors import PluginError
+from dancecat_core.errors import PluginError, ValidationError
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.models import TrackerStatus
+from dancecat_core.notifiers import result_links
 from dancecat_core.plugins import collect, get_plugin_manager
 from dancecat_core.runner import execute_tracker
 from dancecat_core.runtime import build_runtime
@@ -75,9 +77,18 @@ def test_a_third_party_exporter_reaches_screens_api_routes_and_openapi(
         document = app.get("/api/v1/openapi.json").json
         for path in ("/trackers/{id}/result.{format}", "/jobs/{id}/latest/result.{format}"):
             (fmt,) = [p for p in document["paths"][path]["parameters"] if p["name"] == "format"]
-            assert fmt["schema"]["enum"] == ["csv", "json", "tsv", "xlsx"]
+            assert fmt["schema"]["enum"] == ["csv", "json", "ods", "tsv", "xlsx"]
         drivers = document["components"]["schemas"]["ConnectionInput"]["properties"]["driver"]
         assert "toy" in drivers["enum"]
+        # The sign-in page, the job form's recipient hint, the mail attachment choice and
+        # every notifier's links know it too.
+        assert "delivered as CSV, JSON, ODS, TSV and XLSX." in TestApp(app.app).get("/login")
+        hint = app.get("/jobs/new").html.find(id="recipient-formats").text
+        assert "one of csv, json, ods, tsv, xlsx" in hint
+        mail = runtime.notifiers["email"]
+        assert mail.parse("ann@example.com?format=tsv").shown == "ann@example.com?format=tsv"
+        for notifier in runtime.notifiers.values():
+            assert "tsv" in result_links(runtime.settings, run, notifier.formats)
     finally:
         runtime.engine.dispose()
 
@@ -99,7 +110,9 @@ def test_without_the_plugin_no_surface_knows_the_format(settings, sqlite_chinook
             for p in document["paths"]["/trackers/{id}/result.{format}"]["parameters"]
             if p["name"] == "format"
         ]
-        assert fmt["schema"]["enum"] == ["csv", "json", "xlsx"]
+        assert fmt["schema"]["enum"] == ["csv", "json", "ods", "xlsx"]
+        with pytest.raises(ValidationError, match="not one of csv, json, ods, xlsx"):
+            runtime.notifiers["email"].parse("ann@example.com?format=tsv")
     finally:
         runtime.engine.dispose()
 

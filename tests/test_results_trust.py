@@ -18,7 +18,8 @@ from dancecat_core.columns import Column, ColumnType
 from dancecat_core.db import session_scope
 from dancecat_core.models import Job, Tracker, TrackerStatus
 from dancecat_core.runner import execute_tracker
-from dancecat_plugins.xlsx_writer import MAX_WIDTH, write_xlsx
+from dancecat_plugins.sheets import MAX_WIDTH
+from dancecat_plugins.xlsx_writer import write_xlsx
 
 ARTISTS = "SELECT ArtistId, Name FROM Artist ORDER BY ArtistId"
 RUN_DOWNLOAD = "/runs/{id}/result.{format}"

@@ -16,7 +16,11 @@ from dancecat_core.services import trackers
 
 def declare(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_id", type=int, metavar="RUN", help="a run id (see `dancecat runs`)")
-    parser.add_argument("--format", default="csv", help="csv, xlsx, json, ... (default csv)")
+    # No list here: building the parser must not load the plugins (every command pays for
+    # it); an unknown format is refused naming the installed exporters' formats.
+    parser.add_argument(
+        "--format", default="csv", help="a registered download format (default csv)"
+    )
     parser.add_argument("-o", "--output", type=Path, help="file to write (default stdout)")
     parser.set_defaults(handler=export_command)
 

@@ -57,7 +57,9 @@ def declare_trigger(parser: argparse.ArgumentParser) -> None:
 
 
 def _pull_links(base_url: str, clear: str) -> str:
-    return f"{base_url}/pull/{clear}.csv  (JSON: {base_url}/pull/{clear}.json)"
+    first, *others = job_urls.PULL_FORMATS
+    more = ", ".join(f"{fmt.upper()}: {base_url}/pull/{clear}.{fmt}" for fmt in others)
+    return f"{base_url}/pull/{clear}.{first}" + (f"  ({more})" if more else "")
 
 
 def create_pull_url_command(args: argparse.Namespace) -> int:

@@ -27,7 +27,8 @@ RULES = tuple(rule.value for rule in SendWhen)
 GRAMMAR_HELP = (
     "One per entry: DESTINATION [when RULE] [if CONDITION]; DESTINATION: an email address, "
     "a webhook (https://…), a chat (slack://…, workflows://… for Teams, discord://…: apprise "
-    "URLs) or a folder (file:///path/), secrets kept encrypted and shown as ***. RULE: "
+    "URLs) or a folder (file:///path/), secrets kept encrypted and shown as ***; ?format=FORMAT "
+    "picks an email's attachment or a folder's file. RULE: "
     + "; ".join(f"{rule.value}: {text}" for rule, text in RULE_HELP.items())
     + ". CONDITION: rows > 0, or a column of the first row: total >= 100, "
     "\"Order status\" = 'stuck'."

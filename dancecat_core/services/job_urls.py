@@ -37,6 +37,11 @@ from dancecat_core.services.keyset import Keyset
 log = logging.getLogger(__name__)
 
 PULL_PREFIX = "dcp_"
+#: The formats a pull URL serves (``/pull/<token>.csv``): the text formats a spreadsheet's
+#: ``IMPORTDATA`` or ``curl`` reads. Workbooks (XLSX, ODS) are downloads and attachments,
+#: not something a sheet imports by URL. The route, the screens, the API, its OpenAPI
+#: schema and the console all read this one list.
+PULL_FORMATS = ("csv", "json")
 TRIGGER_PREFIX = "dcg_"
 # What a token looks like (a prefix and 43 url-safe characters); anything else is not
 # looked up at all. The routes use the same pattern.

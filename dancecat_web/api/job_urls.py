@@ -30,8 +30,7 @@ def _new_pull_url(request: Request, url: Any, clear: str) -> dict[str, Any]:
     return {
         "pull_url": {
             **pull_url_json(url),
-            "csv": pull_link(request, clear, "csv"),
-            "json": pull_link(request, clear, "json"),
+            **{fmt: pull_link(request, clear, fmt) for fmt in job_urls.PULL_FORMATS},
         }
     }
 

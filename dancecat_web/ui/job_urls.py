@@ -12,6 +12,7 @@ from pyramid.view import view_config
 from dancecat_core.errors import ValidationError
 from dancecat_core.inputs.job_urls import PullUrlInput, TriggerInput
 from dancecat_core.services import job_urls
+from dancecat_core.services.job_urls import PULL_FORMATS
 from dancecat_web.ui.forms import posted
 from dancecat_web.ui.helpers import flash
 from dancecat_web.ui.jobs import job_page
@@ -19,7 +20,7 @@ from dancecat_web.ui.requests import object_id, refuse
 
 
 def _pull_links(request: Request, clear: str) -> dict[str, str]:
-    return {fmt: request.route_url("pull", token=clear, format=fmt) for fmt in ("csv", "json")}
+    return {fmt: request.route_url("pull", token=clear, format=fmt) for fmt in PULL_FORMATS}
 
 
 def _refused(request: Request, job_id: int, error: ValidationError) -> dict[str, Any]:
