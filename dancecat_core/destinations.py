@@ -21,15 +21,18 @@ import secrets
 import urllib.parse
 import uuid
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 
 from dancecat_core.crypto import SecretBox
 from dancecat_core.error_text import clean_error
 from dancecat_core.errors import DancecatError, PluginError, ValidationError
-from dancecat_core.models import JobRecipient
 from dancecat_core.notifiers import MASK, Destination, Notifier, RunNotice, scheme_of
 from dancecat_core.scrubbing import ValuePattern
+
+if TYPE_CHECKING:
+    from dancecat_core.models import JobRecipient
 
 # Key of a secret generated for a destination (``Notifier.generated_secret``).
 GENERATED = "generated"
