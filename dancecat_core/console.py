@@ -24,13 +24,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import NamedTuple, NoReturn
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
-from dancecat_core.error_text import shown_error
 from dancecat_core.errors import DancecatError
-from dancecat_core.plugins import get_plugin_manager, value_patterns
-from dancecat_core.scrubbing import ValuePattern
-from dancecat_core.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from dancecat_core.scrubbing import ValuePattern
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -232,6 +231,10 @@ def _configure_logging(verbose: bool, debug: bool) -> None:
 def _error_patterns(config: str | None) -> list[ValuePattern]:
     """The installed plugins' value patterns for the configured settings, or for none when
     the settings are what failed; none at all if the plugins cannot load."""
+    # Imported here, when a command has failed: ``--help`` needs none of them.
+    from dancecat_core.plugins import get_plugin_manager, value_patterns
+    from dancecat_core.settings import Settings, load_settings
+
     settings: Settings | None
     try:
         settings = load_settings(config)
@@ -245,6 +248,8 @@ def _error_patterns(config: str | None) -> list[ValuePattern]:
 
 def _error_line(text: str, config: str | None) -> str:
     """``error: text`` on one line, masked (it is only built when a command failed)."""
+    from dancecat_core.error_text import shown_error
+
     return f"error: {shown_error(one_line(text), _error_patterns(config))}"
 
 
