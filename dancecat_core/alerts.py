@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -41,6 +42,9 @@ from dancecat_core.models import (
 from dancecat_core.notifiers import AlertNotice
 from dancecat_core.runtime import Runtime
 
+if TYPE_CHECKING:
+    from dancecat_core.lifecycle import RunOutcome
+
 log = logging.getLogger(__name__)
 
 SUCCEEDED = (TrackerStatus.SUCCESS.value, TrackerStatus.RESULT_EXPIRED.value)
@@ -48,6 +52,17 @@ FAILED = (TrackerStatus.FAILED.value, TrackerStatus.DIED_IN_QUEUE.value)
 OPENED, CLOSED = "opened", "closed"
 # A sender that claimed a notice this long ago and never finished it has crashed.
 CLAIM_SECONDS = 300
+
+
+ALERTED = frozenset({TrackerStatus.SUCCESS, TrackerStatus.FAILED})
+
+
+def ended(outcome: RunOutcome) -> bool:
+    """Whether this attempt ended the run, so its owner's alert streaks may move: it ran
+    and finished, or it died in the queue."""
+    if outcome.status is TrackerStatus.DIED_IN_QUEUE:
+        return True
+    return outcome.claimed and not outcome.handed_back and outcome.status in ALERTED
 
 
 def after_finish(runtime: Runtime, tracker_id: int, *, swept: bool = False) -> None:

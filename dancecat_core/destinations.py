@@ -19,13 +19,16 @@ import json
 import secrets
 import urllib.parse
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 
 from dancecat_core.crypto import SecretBox
-from dancecat_core.errors import ValidationError
-from dancecat_core.models import JobRecipient
+from dancecat_core.errors import PluginError, ValidationError
 from dancecat_core.notifiers import MASK, Destination, Notifier, scheme_of
+
+if TYPE_CHECKING:
+    from dancecat_core.models import JobRecipient
 
 # Key of a secret generated for a destination (``Notifier.generated_secret``).
 GENERATED = "generated"
@@ -36,9 +39,14 @@ def notifier_for(notifiers: Mapping[str, Notifier], destination: str) -> Notifie
     """The notifier claiming ``destination``'s scheme, or ``ValidationError`` naming the
     schemes there are (never quoting the destination: it may hold a secret)."""
     scheme = scheme_of(destination)
-    for notifier in notifiers.values():
-        if scheme in notifier.schemes:
-            return notifier
+    claiming = [notifier for notifier in notifiers.values() if scheme in notifier.schemes]
+    if len(claiming) > 1:
+        # Checked here, not when plugins load: a notifier may read its schemes lazily
+        # (the chat notifier's come from apprise, costly to import).
+        first, second = sorted(notifier.name for notifier in claiming)[:2]
+        raise PluginError(f"notifiers {first!r} and {second!r} both claim {scheme}: destinations")
+    if claiming:
+        return claiming[0]
     known = sorted({s for n in notifiers.values() for s in n.schemes}, key=_common_first)
     shown = ", ".join(f"{s}:" for s in known[:KNOWN_SHOWN])
     more = f" and {len(known) - KNOWN_SHOWN} more" if len(known) > KNOWN_SHOWN else ""

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import attrs
 
-from dancecat_core.db import sqlite_app_file
 from dancecat_core.errors import ValidationError
 from dancecat_core.settings import Settings
 
@@ -67,6 +66,10 @@ class LocalFileRules:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalFileRules:
+        # Imported here: ``db`` loads SQLAlchemy, which the plugins that import this
+        # module (at registration) should not make every command pay for.
+        from dancecat_core.db import sqlite_app_file
+
         app_db = sqlite_app_file(settings.database_url)
         dirs = [settings.home, settings.result_dir, settings.huey_file.parent]
         files = [

@@ -171,7 +171,8 @@ class Notifier(abc.ABC):
     # True for a notifier that also carries alerts to a job's owner (``deliver_alert``).
     carries_alerts: ClassVar[bool] = False
     # The URL schemes of the destinations this notifier delivers to (``"mailto"``: also a
-    # bare email address). Two notifiers claiming one scheme are refused at start-up.
+    # bare email address). A destination whose scheme two notifiers claim is refused
+    # (``destinations.notifier_for``). May be a descriptor read on first use.
     schemes: ClassVar[tuple[str, ...]] = ()
     # Set (e.g. "webhook secret"): each new destination gets a random secret under
     # ``secrets["generated"]``, shown once, as "LABEL for DESTINATION: SECRET".

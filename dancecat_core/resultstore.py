@@ -13,14 +13,17 @@ import abc
 import datetime as dt
 import io
 from collections.abc import Iterator, Sequence
-from typing import Any, BinaryIO, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 import attrs
-from sqlalchemy.orm import Session, sessionmaker
 
 from dancecat_core.columns import Column
 from dancecat_core.csvcodec import TextRow, read_text_rows, read_typed_rows
 from dancecat_core.settings import Settings
+
+if TYPE_CHECKING:  # the ORM is not imported by a command that only copies a stored file
+    from sqlalchemy.orm import Session, sessionmaker
 
 
 class BlobWriter(abc.ABC):
@@ -85,6 +88,13 @@ class ResultStore(abc.ABC):
         ``abort`` (a killed worker); return how many. Called by the expiry sweep. This
         default has none to drop."""
         return 0
+
+    @classmethod
+    def local_path(cls, settings: Settings, key: str) -> Path | None:
+        """The blob as a file on this machine, found from the settings alone (no store
+        built, no app database opened), for a kernel copy (``dancecat export -o``); None
+        when the store keeps no local files (the default) or the blob is not there."""
+        return None
 
 
 def skip(handle: BinaryIO, count: int) -> None:

@@ -119,18 +119,6 @@ def _key_reloader(settings: Settings) -> Callable[[], tuple[str, ...]] | None:
     return functools.partial(read_encryption_keys, settings.home)
 
 
-def _refuse_shared_schemes(notifier_classes: dict[str, type[Notifier]]) -> None:
-    """A destination's scheme picks its notifier: two claiming one are refused."""
-    owners: dict[str, str] = {}
-    for name, cls in sorted(notifier_classes.items()):
-        for scheme in cls.schemes:
-            if scheme in owners:
-                raise PluginError(
-                    f"notifiers {owners[scheme]!r} and {name!r} both claim {scheme}: destinations"
-                )
-            owners[scheme] = name
-
-
 def build_runtime(
     settings: Settings | None = None, *, plugin_manager: Any = None, engine: Engine | None = None
 ) -> Runtime:
@@ -147,7 +135,6 @@ def build_runtime(
     if settings.result_store not in store_classes:
         known = ", ".join(sorted(store_classes))
         raise ConfigError(f"setting RESULT_STORE: {settings.result_store!r} is not one of {known}")
-    _refuse_shared_schemes(notifier_classes)
     engine = engine or db.get_engine(settings.database_url)
     factory = db.get_session_factory(engine)
     patterns = value_patterns(pm, settings)

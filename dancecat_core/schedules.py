@@ -27,6 +27,7 @@ from __future__ import annotations
 import bisect
 import calendar
 import datetime as dt
+import enum
 import functools
 import zoneinfo
 from collections.abc import Callable, Iterator
@@ -35,7 +36,21 @@ import attrs
 from cronsim import CronSim, CronSimError
 
 from dancecat_core.errors import ValidationError
-from dancecat_core.models.schedules import ScheduleType
+
+
+class ScheduleType(enum.StrEnum):
+    """The built-in types' names, whose rules this module computes (here, not with the
+    models, so that registering them imports no SQLAlchemy; ``dancecat_core.models``
+    re-exports it). The list of types a schedule may have is the registry
+    (``dancecat_core.schedule_kinds``): a plugin adds more, and the ``type`` column holds
+    any registered name."""
+
+    ONCE = "once"
+    HOURLY = "hourly"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+    CRON = "cron"
 
 UTC = dt.UTC
 HOUR = dt.timedelta(hours=1)

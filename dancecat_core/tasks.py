@@ -33,7 +33,6 @@ from huey.storage import MemoryStorage, RedisStorage, SqliteStorage
 
 from dancecat_core import alerts, lifecycle, notify
 from dancecat_core.lifecycle import RunOutcome
-from dancecat_core.models import TrackerStatus
 from dancecat_core.private_files import make_private_file
 from dancecat_core.queue_serializer import JsonSerializer
 from dancecat_core.redelivery import requeue_lost
@@ -316,20 +315,9 @@ def follow_up(runtime: Runtime, outcome: RunOutcome) -> str:
             _queue_notifications(notify.after_run(runtime, tracker_id))
         if outcome.followers is not False:
             enqueue_chained(runtime, tracker_id)
-    if ended(outcome) and outcome.alerting is not False:
+    if alerts.ended(outcome) and outcome.alerting is not False:
         alerts.after_finish(runtime, tracker_id)
     return outcome.status.value
-
-
-ALERTED = frozenset({TrackerStatus.SUCCESS, TrackerStatus.FAILED})
-
-
-def ended(outcome: RunOutcome) -> bool:
-    """Whether this attempt ended the run, so its owner's alert streaks may move: it ran
-    and finished, or it died in the queue."""
-    if outcome.status is TrackerStatus.DIED_IN_QUEUE:
-        return True
-    return outcome.claimed and not outcome.handed_back and outcome.status in ALERTED
 
 
 def deliver_now(runtime: Runtime, outcome: RunOutcome) -> list[int]:

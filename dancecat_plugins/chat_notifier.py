@@ -18,12 +18,13 @@ connection itself, so this is checked just before it does (see docs/DELIVERY.md)
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
 import re
 import urllib.parse
+from typing import TYPE_CHECKING
 
-import apprise
 import attrs
 
 from dancecat_core.errors import DancecatError, ValidationError
@@ -38,6 +39,9 @@ from dancecat_core.notifiers import (
     result_links,
 )
 from dancecat_core.outbound import literal_refusal, resolve
+
+if TYPE_CHECKING:
+    import apprise
 
 # Left to DanceCat's own notifiers, or not a chat (desktop and device notifications).
 NOT_CLAIMED = frozenset(
@@ -57,7 +61,25 @@ class ChatNotice(RunNotice):
     table: str = ""
 
 
+@functools.cache
+def _apprise_schemes() -> tuple[str, ...]:
+    import apprise
+
+    return tuple(sorted(set(apprise.NotificationManager().schemas()) - NOT_CLAIMED))
+
+
+class _AppriseSchemes:
+    """``ChatNotifier.schemes``, read from apprise on first use: importing apprise and
+    listing its services loads every service module (~0.35 s of CPU), which a process
+    that sends no chat message (``dancecat export``, ``job list``) should not pay."""
+
+    def __get__(self, instance: object, owner: type | None = None) -> tuple[str, ...]:
+        return _apprise_schemes()
+
+
 def _instantiate(url: str) -> apprise.NotifyBase:
+    import apprise
+
     plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
     if plugin is None:
         raise ValidationError(
@@ -90,7 +112,7 @@ def _named_host(plugin: apprise.NotifyBase) -> str | None:
 
 class ChatNotifier(Notifier):
     name = "chat"
-    schemes = tuple(sorted(set(apprise.NotificationManager().schemas()) - NOT_CLAIMED))
+    schemes = _AppriseSchemes()  # type: ignore[assignment]
 
     def parse(self, url: str) -> Destination:
         plugin = _instantiate(url)
@@ -142,6 +164,8 @@ class ChatNotifier(Notifier):
         plugin.socket_connect_timeout = self.settings.delivery_timeout
         plugin.socket_read_timeout = self.settings.delivery_timeout
         title, body = self.message(notice)
+        import apprise
+
         sender = apprise.Apprise()
         sender.add(plugin)
         with apprise.LogCapture(level=logging.WARNING) as captured:

@@ -19,6 +19,7 @@ from dancecat_core.errors import StoreError
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.private_files import make_private_dir
 from dancecat_core.resultstore import BlobWriter, ResultStore
+from dancecat_core.settings import Settings
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
@@ -53,6 +54,12 @@ class _FileWriter(BlobWriter):
         self._temp.unlink(missing_ok=True)
 
 
+def _blob_path(directory: Path, key: str) -> Path:
+    if not _SAFE_KEY.match(key):
+        raise StoreError(f"invalid result key {key!r}")
+    return directory / key
+
+
 class FileResultStore(ResultStore):
     name = "file"
 
@@ -61,9 +68,7 @@ class FileResultStore(ResultStore):
         return self.settings.result_dir
 
     def _path(self, key: str) -> Path:
-        if not _SAFE_KEY.match(key):
-            raise StoreError(f"invalid result key {key!r}")
-        return self.directory / key
+        return _blob_path(self.directory, key)
 
     def create(self, key: str) -> BlobWriter:
         path = self._path(key)
@@ -90,6 +95,11 @@ class FileResultStore(ResultStore):
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    @classmethod
+    def local_path(cls, settings: Settings, key: str) -> Path | None:
+        path = _blob_path(settings.result_dir, key)
+        return path if path.is_file() else None
 
 
 @hookimpl

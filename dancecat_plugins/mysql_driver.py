@@ -13,7 +13,7 @@ import contextlib
 import datetime as dt
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import attrs
 import pymysql
@@ -35,11 +35,12 @@ from dancecat_core.drivers import (
 from dancecat_core.error_text import HIDDEN_SECRET
 from dancecat_core.errors import ConnectionFailed, QueryError, QueryTimeout, ReadOnlyViolation
 from dancecat_core.hookspecs import hookimpl
-from dancecat_core.provenance import Traced, trace
 from dancecat_core.statements import single
 from dancecat_plugins import mysql_fast_csv
-from dancecat_plugins.mysql_provenance import MysqlCatalog
 from dancecat_plugins.mysql_statements import OTHER, SqlMode, parse, tokens
+
+if TYPE_CHECKING:
+    from dancecat_core.provenance import Traced
 
 BINARY_CHARSET = 63  # charsetnr of binary strings: BLOB, BINARY, VARBINARY, BIT
 # Server error codes.
@@ -303,6 +304,10 @@ class MysqlSession(DriverSession):
         self._failed = False
         with self.errors():
             # The catalog is read first: once the query runs, the connection is busy with it.
+            # The tracer (sqlglot) loads with the first query, not with the plugin.
+            from dancecat_core.provenance import trace
+            from dancecat_plugins.mysql_provenance import MysqlCatalog
+
             traced = trace(MysqlCatalog(self.connection), statement.text)
             with self.connection.cursor() as setup:
                 self._set_limits(setup, timeout, limit)

@@ -44,9 +44,7 @@ from dancecat_core.drivers import (
 from dancecat_core.error_text import HIDDEN_SECRET
 from dancecat_core.errors import ConnectionFailed, QueryError, QueryTimeout, ReadOnlyViolation
 from dancecat_core.hookspecs import hookimpl
-from dancecat_core.provenance import trace
 from dancecat_core.statements import single
-from dancecat_plugins.postgresql_provenance import PostgresCatalog, composite_fields
 from dancecat_plugins.postgresql_statements import parse
 
 if TYPE_CHECKING:
@@ -454,6 +452,11 @@ class PostgresSession(DriverSession):
                 ),
             )
             facts = lookup.fetchall()
+        # The tracer (sqlglot, ~0.1 s to import) loads with the first query, not with the
+        # plugin: a command that runs none (``dancecat export``) does not pay for it.
+        from dancecat_core.provenance import trace
+        from dancecat_plugins.postgresql_provenance import PostgresCatalog, composite_fields
+
         fields = composite_fields(self.connection, [d.type_code for d in description])
         origins = trace(PostgresCatalog(self.connection), sql).align(len(description))
         columns = [

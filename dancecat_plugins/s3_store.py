@@ -18,10 +18,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import io
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit
-
-from sqlalchemy.orm import Session, sessionmaker
 
 from dancecat_core.errors import ConfigError, StoreError
 from dancecat_core.hookspecs import hookimpl
@@ -29,6 +27,9 @@ from dancecat_core.resultstore import BlobWriter, ResultStore
 from dancecat_core.settings import OPTIONAL_TEXT, Settings, SettingSpec, SettingType
 from dancecat_plugins import s3_transfer
 from dancecat_plugins.s3_transfer import S3Place, TransferError
+
+if TYPE_CHECKING:  # registering the store must not import the ORM (``dancecat export``)
+    from sqlalchemy.orm import Session, sessionmaker
 
 NAME = "s3"
 # Seconds for one request to S3 to connect or answer; each is tried up to ATTEMPTS times

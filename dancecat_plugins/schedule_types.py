@@ -13,8 +13,8 @@ from typing import Any
 
 from dancecat_core import schedules as math
 from dancecat_core.hookspecs import hookimpl
-from dancecat_core.models import ScheduleType
 from dancecat_core.schedule_kinds import Rule, ScheduleKind
+from dancecat_core.schedules import ScheduleType
 
 
 class BuiltinKind(ScheduleKind):

@@ -33,7 +33,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dancecat_core.columns import Column
 from dancecat_core.drivers import (
@@ -54,9 +54,10 @@ from dancecat_core.errors import (
 )
 from dancecat_core.hookspecs import hookimpl
 from dancecat_core.local_files import LocalFileRules
-from dancecat_core.provenance import Traced, trace
 from dancecat_core.statements import checked_text, empty, not_a_query, several
-from dancecat_plugins.sqlite_provenance import SqliteCatalog
+
+if TYPE_CHECKING:
+    from dancecat_core.provenance import Traced
 
 # How many SQLite VM instructions run between two looks at the deadline: often enough to
 # stop within milliseconds, rarely enough to cost nothing measurable.
@@ -331,6 +332,10 @@ class SqliteSession(DriverSession):
         with self.errors():
             if self._read_only:
                 self._require_query(sql, values)
+            # The tracer (sqlglot) loads with the first query, not with the plugin.
+            from dancecat_core.provenance import trace
+            from dancecat_plugins.sqlite_provenance import SqliteCatalog
+
             traced = trace(SqliteCatalog(self._connection), sql)
             # execute() runs the statement up to its first row; the sqlite3 module refuses
             # text holding more than one statement before running any of it.

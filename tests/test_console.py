@@ -740,6 +740,24 @@ def test_piped_output_has_no_progress(console, big_job, tmp_path):
     assert done.stdout == (tmp_path / "out.csv").read_bytes()
 
 
+def test_export_to_a_file_copies_the_stored_csv_without_sqlalchemy(
+    console, runtime, conn, tmp_path
+):
+    run = console.ok("job", "run", add_job(console, conn)).split()[1].rstrip(":")
+    out = tmp_path / "copied.csv"
+    modules = imported("export", run, "-o", str(out), env=console.env)
+    assert "dancecat_core.appdb_direct" in modules  # the kernel copy's path was taken
+    assert sorted(m for m in modules if m.split(".")[0] in ("sqlalchemy", "sqlglot")) == []
+    assert out.read_bytes() == console.ok("export", run).encode()
+    # A result past its expiry is refused as without -o, though its file is still there.
+    with runtime.session_factory() as session:
+        session.get(Tracker, int(run)).result_expires_at = utcnow() - dt.timedelta(seconds=1)
+        session.commit()
+    late = tmp_path / "late.csv"
+    console.refused("export", run, "-o", str(late), says=f"the result of run {run} expired on")
+    assert not late.exists()
+
+
 # One definition of each input: the console's flags come from it, and an object made
 # through the API survives an edit through the console unchanged.
 

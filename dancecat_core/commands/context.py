@@ -7,13 +7,15 @@ import argparse
 import functools
 
 from dancecat_core.commands import database as appdb
+from dancecat_core.console import starting_up
 from dancecat_core.runtime import Runtime, build_runtime
 
 
 @functools.cache
 def _runtime(config: str | None) -> Runtime:
-    settings, engine = appdb.database(config)
-    return build_runtime(settings, engine=engine)
+    with starting_up():  # the plugins' imports are start-up too
+        settings, engine = appdb.database(config)
+        return build_runtime(settings, engine=engine)
 
 
 def runtime_for(args: argparse.Namespace, *, check_schema: bool = True) -> Runtime:

@@ -3,14 +3,18 @@
 Its own module because it alone needs the runner and the queue. A run in the foreground
 goes through the same lifecycle as a worker's (``runner.execute_tracker``), notifications
 included: they are sent from this process (``tasks.deliver_now``), unless ``--no-notify``.
+The queue (``tasks``: huey and its Redis client, ~0.15 s to import) is loaded only when
+something goes on it: a run in the background, a chained run, a notification to send.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from types import ModuleType
 
-from dancecat_core import alerts, tasks
+from dancecat_core import alerts, notify
+from dancecat_core.chains import downstream_runs
 from dancecat_core.commands import progress, references
 from dancecat_core.commands.context import runtime_for
 from dancecat_core.console import one_line
@@ -19,7 +23,17 @@ from dancecat_core.inputs.console import from_args
 from dancecat_core.inputs.run import RunInput
 from dancecat_core.models import TrackerStatus
 from dancecat_core.runner import execute_tracker
+from dancecat_core.runtime import Runtime
 from dancecat_core.services import jobs, trackers
+
+
+def _queue(runtime: Runtime) -> ModuleType:
+    """The queue's module, configured for this runtime: what is put on it (a notification
+    that cannot be sent now, a chained run) goes to this runtime's queue for a worker."""
+    from dancecat_core import tasks
+
+    tasks.configure(runtime=runtime)
+    return tasks
 
 
 def _values(args: argparse.Namespace) -> RunInput:
@@ -33,8 +47,6 @@ def run_command(args: argparse.Namespace) -> int:
     if args.background:
         return _run_in_background(args)
     runtime = runtime_for(args)
-    # A notification that cannot be sent now goes on this runtime's queue for a worker.
-    tasks.configure(runtime=runtime)
     with session_scope(runtime.session_factory) as session:
         job = references.job(session, args.job)
         tracker_id = jobs.queue_run(session, None, job.id, _values(args)).id
@@ -44,14 +56,18 @@ def run_command(args: argparse.Namespace) -> int:
         runtime.stores[store.name] = progress.CountingStore(store, counter)
     with progress.ProgressLine(f"run {tracker_id}", counter):
         outcome = execute_tracker(runtime, tracker_id)
-    followers = tasks.enqueue_chained(runtime, tracker_id)
+    # ``tasks.enqueue_chained``, with the queue loaded only when there are followers.
+    followers = downstream_runs(runtime, tracker_id)
+    for follower in followers:
+        _queue(runtime).enqueue_run(follower)
     print(
         f"run {tracker_id}: {outcome.status.value}"
         + (f", {outcome.row_count} rows" if outcome.row_count is not None else "")
     )
-    if tasks.ended(outcome):
+    if alerts.ended(outcome):
         alerts.after_finish(runtime, tracker_id)  # told by a worker's next pass
-    retried = [] if args.no_notify else tasks.deliver_now(runtime, outcome)
+    send = not args.no_notify and outcome.claimed and notify.wanted(runtime, outcome.recipients)
+    retried = _queue(runtime).deliver_now(runtime, outcome) if send else []
     if retried:
         print(
             f"warning: run {tracker_id}: {len(retried)} notification(s) could not be sent now;"
@@ -73,10 +89,10 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _run_in_background(args: argparse.Namespace) -> int:
     runtime = runtime_for(args)
-    tasks.configure(runtime=runtime)
+    queue = _queue(runtime)
     with session_scope(runtime.session_factory) as session:
         job = references.job(session, args.job)
         tracker_id = jobs.queue_run(session, None, job.id, _values(args)).id
-    tasks.enqueue_run(tracker_id)
+    queue.enqueue_run(tracker_id)
     print(f"run {tracker_id} queued")
     return 0

@@ -10,19 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from dancecat_core.models.jobs import Job
 from dancecat_core.models.meta import Base, UTCDateTime, utcnow
-
-
-class ScheduleType(enum.StrEnum):
-    """The built-in types' names, whose rules ``dancecat_core.schedules`` computes. The
-    list of types a schedule may have is the registry (``dancecat_core.schedule_kinds``):
-    a plugin adds more, and the ``type`` column holds any registered name."""
-
-    ONCE = "once"
-    HOURLY = "hourly"
-    DAILY = "daily"
-    WEEKLY = "weekly"
-    MONTHLY = "monthly"
-    CRON = "cron"
+from dancecat_core.schedules import ScheduleType
 
 
 class CatchUp(enum.StrEnum):

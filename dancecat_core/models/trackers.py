@@ -22,18 +22,7 @@ from dancecat_core.errors import IllegalTransition
 from dancecat_core.models.jobs import Job
 from dancecat_core.models.meta import Base, LongBlob, UTCDateTime, utcnow
 from dancecat_core.models.schedules import Schedule
-
-
-class TrackerStatus(enum.StrEnum):
-    """A run's six statuses, spelled as the screens, the API and stored rows show them."""
-
-    QUEUED = "Queued"
-    RUNNING = "Running"
-    SUCCESS = "Success"
-    FAILED = "Failed"
-    RESULT_EXPIRED = "Result Expired"
-    DIED_IN_QUEUE = "Died in Queue"
-
+from dancecat_core.run_status import TrackerStatus, current_status
 
 # The only legal moves. A run that never started may still fail (its job or connection
 # was deleted while it waited). Running goes back to Queued only when the worker running
@@ -66,19 +55,6 @@ def check_transition(current: str, target: str) -> None:
     """Raise ``IllegalTransition`` unless ``current -> target`` is in ``TRANSITIONS``."""
     if TrackerStatus(target) not in TRANSITIONS[TrackerStatus(current)]:
         raise IllegalTransition(f"a tracker cannot go from {current} to {target}")
-
-
-def current_status(
-    status: str, result_expires_at: dt.datetime | None, now: dt.datetime | None = None
-) -> str:
-    """``Tracker.current_status`` for a run read as plain columns (the runs API's rows)."""
-    if (
-        status == TrackerStatus.SUCCESS.value
-        and result_expires_at is not None
-        and result_expires_at <= (now or utcnow())
-    ):
-        return TrackerStatus.RESULT_EXPIRED.value
-    return status
 
 
 class Tracker(Base):
