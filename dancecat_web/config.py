@@ -74,6 +74,7 @@ def configure(
     config.include("dancecat_web.limits")
     config.include("dancecat_web.headers")
     config.include("dancecat_web.routes")
+    config.include("dancecat_web.assets")
     config.include("dancecat_web.links")
     config.include("dancecat_web.ui.helpers")
     config.scan("dancecat_web.ui")
