@@ -13,9 +13,12 @@ its best quality takes about a second for the editor, which only a process that 
 editor should pay (``dancecat`` commands and the test suite's many apps never do). Two
 first requests at once may both compress; the results are the same bytes.
 
-An old hash (a page cached before an upgrade) is redirected to the current name; a plain
-name (``/static/dancecat.css``, for anything that linked a file directly) still answers,
-cached for a few minutes only. Files are read at start-up: restart to serve an edited one.
+A plain name (``/static/dancecat.css``, for anything that linked a file directly) still
+answers, cached for a few minutes only. A hash this process does not have (a page cached
+before an upgrade, or served by a web host of another release while an upgrade rolls) is
+redirected to the plain name, not to this process's hashed one: two hosts of different
+releases would otherwise send a browser back and forth between their two hashes. Files are
+read at start-up: restart to serve an edited one.
 """
 
 from __future__ import annotations
@@ -131,16 +134,16 @@ class Assets:
             raise KeyError(f"no static file {name!r} in {FOLDER}")
         return asset.hashed
 
-    def current_name(self, stale: str) -> str | None:
-        """The hashed name now serving what ``stale`` (a hashed name of another release)
-        named, if that file still exists."""
-        folder, _, file_name = stale.rpartition("/")
+    def plain_name(self, other: str) -> str | None:
+        """The plain name of ``other``, a hashed name this release does not have, if a file
+        of that plain name exists."""
+        folder, _, file_name = other.rpartition("/")
         match = HASHED_NAME.match(file_name)
         if match is None:
             return None
         plain = match["stem"] + match["ext"]
-        asset = self.by_name.get(f"{folder}/{plain}" if folder else plain)
-        return asset.hashed if asset is not None else None
+        name = f"{folder}/{plain}" if folder else plain
+        return name if name in self.by_name else None
 
 
 def asset_path(request: Request, name: str) -> str:
@@ -167,10 +170,10 @@ def serve_asset(request: Request) -> Response:
         asset = assets.by_name.get(name)
         cache = PLAIN_CACHE
     if asset is None:
-        current = assets.current_name(name)
-        if current is None:
+        plain = assets.plain_name(name)
+        if plain is None:
             raise HTTPNotFound()
-        return HTTPFound(location=request.route_path(ROUTE, subpath=current))
+        return HTTPFound(location=request.route_path(ROUTE, subpath=plain))
     encoding = chosen_encoding(request, asset)
     response = Response(
         body=asset.body_for(encoding),
