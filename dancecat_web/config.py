@@ -75,6 +75,7 @@ def configure(
     config.include("dancecat_web.headers")
     config.include("dancecat_web.routes")
     config.include("dancecat_web.api")
+    config.include("dancecat_web.assets")
     config.include("dancecat_web.links")
     config.include("dancecat_web.ui.helpers")
     config.scan("dancecat_web.ui")

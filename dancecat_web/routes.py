@@ -32,6 +32,9 @@ def includeme(config: Configurator) -> None:
     downloads = one_of(formats)
     result_links = one_of([*formats, RAW])
 
+    # Static files by their hashed names (``dancecat_web.assets``).
+    config.add_route("static", "/static/*subpath")
+
     # Sign-in.
     config.add_route("home", "/")
     config.add_route("accounts.login", "/login")

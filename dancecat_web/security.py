@@ -1,10 +1,10 @@
 """Who is asking: a signed-in session or an ``Authorization: Bearer`` API token.
 
 Every view needs a signed-in user (the default permission) except the ones registered with
-``NO_PERMISSION_REQUIRED`` (sign-in, static files). CSRF is checked on every unsafe request
-authenticated by the session cookie; a bearer token cannot be sent by a browser on its
-own, so token requests are exempt. Which objects a user may see is the service layer's
-business (``dancecat_core.services.access``), not this module's.
+``NO_PERMISSION_REQUIRED`` (sign-in; static files, in ``dancecat_web.assets``). CSRF is
+checked on every unsafe request authenticated by the session cookie; a bearer token cannot
+be sent by a browser on its own, so token requests are exempt. Which objects a user may see
+is the service layer's business (``dancecat_core.services.access``), not this module's.
 
 Every request looks its user up again: a disabled user's tokens and sessions stop at once,
 and a session cookie signs in only while it carries the user's current session generation
@@ -17,7 +17,7 @@ from typing import Any
 
 from pyramid.config import Configurator
 from pyramid.request import Request
-from pyramid.security import NO_PERMISSION_REQUIRED, Allowed, Denied
+from pyramid.security import Allowed, Denied
 
 from dancecat_core.models import User
 from dancecat_core.services import accounts
@@ -95,6 +95,3 @@ def includeme(config: Configurator) -> None:
     config.set_security_policy(SecurityPolicy())
     config.set_default_permission(SIGNED_IN)
     config.set_default_csrf_options(require_csrf=True, callback=csrf_applies)
-    config.add_static_view(
-        "static", "dancecat_web:static", cache_max_age=3600, permission=NO_PERMISSION_REQUIRED
-    )

@@ -164,7 +164,7 @@ INDIRECT_ROUTES = {
 TOKEN_ROUTES = {"pull", "trigger"}
 # Routes that touch no stored object of anyone's (or only the caller's own user).
 NO_OBJECT_ROUTES = {
-    "__static/",
+    "static",
     "accounts.login",
     "accounts.logout",
     "api.openapi",
@@ -491,7 +491,7 @@ def test_security_headers_on_every_get_route(world, runtime):
     browser = make_app(runtime)
     sign_in(browser, alice.email)
     for name, (pattern, methods) in route_methods(app).items():
-        if "GET" not in methods or name == "__static/":
+        if "GET" not in methods or name == "static":
             continue
         kind = ID_ROUTES.get(name, ("job",))[0]
         path = re.sub(r"\{id[^}]*\}", str(ids.get(kind, 1)), pattern)
