@@ -21,6 +21,7 @@ from dancecat_core.inputs.job_urls import PullUrlInput, TriggerInput
 from dancecat_core.inputs.run import RunInput
 from dancecat_core.inputs.schedule import ScheduleInput
 from dancecat_core.models import NotificationStatus, RunAfter, TrackerStatus
+from dancecat_core.services.job_urls import PULL_FORMATS
 
 JSON = "application/json"
 
@@ -538,11 +539,13 @@ SCHEMAS: dict[str, Any] = {
     },
     "CreatedPullUrl": {
         "type": "object",
-        "required": [*URL_FIELDS, "csv", "json"],
+        "required": [*URL_FIELDS, *PULL_FORMATS],
         "properties": {
             **URL_PROPERTIES,
-            "csv": {**STRING, "description": "GET it for CSV (shown once)"},
-            "json": {**STRING, "description": "GET it for JSON (shown once)"},
+            **{
+                fmt: {**STRING, "description": f"GET it for {fmt.upper()} (shown once)"}
+                for fmt in PULL_FORMATS
+            },
         },
     },
     "Trigger": {

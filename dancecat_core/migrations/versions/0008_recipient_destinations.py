@@ -9,7 +9,7 @@ cycle between them (A after B, B after A) cannot both pass the cycle check.
 ``job_recipients.email`` is renamed ``destination``: it holds URLs as well as addresses
 since 0007.
 
-Revision ID: 0008_dest3
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-04 03:40:00
 """
@@ -19,7 +19,7 @@ from alembic import op
 
 import dancecat_core.models.meta
 
-revision = "0008_dest3"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None

@@ -5,16 +5,16 @@ namespace, pid, start time, host), so a worker on the same machine knows at once
 the run's process is gone. ``trackers.attempts`` counts starts; a read-only run whose
 worker died is run again (``RUN_RETRIES``) and ``trackers.note`` says why.
 
-Revision ID: 0008_deadrun
-Revises: 0007
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-04 03:30:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_deadrun"
-down_revision = "0007"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

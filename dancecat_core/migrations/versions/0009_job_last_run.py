@@ -4,8 +4,8 @@ Every run used to bump ``jobs.updated_at``, so "Updated on" showed the last run 
 ordered by it reshuffled while runs fired. Runs now set ``last_run_at`` instead; it starts
 as each job's newest run's queue time.
 
-Revision ID: 0008_apitools
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-04 04:00:00
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 import dancecat_core.models.meta
 
-revision = "0008_apitools"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -3,8 +3,8 @@
 ``catalogues`` holds a connection's tables and views (one compressed JSON list) and when
 they were read; ``catalogue_tables`` keeps a table's columns once they were asked for.
 
-Revision ID: 0008_schema
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-04 03:40:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import dancecat_core.models.meta
 
-revision = "0008_schema"
-down_revision = "0007"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
