@@ -48,11 +48,12 @@ def _generate(document_url: str, where: Path) -> Path:
         cwd=where,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    # The only thing it cannot read is a content type it does not know (XLSX): it keeps
-    # that operation, answering the bytes, and says so.
+    # The only thing it cannot read is a binary spreadsheet type it does not know (XLSX,
+    # ODS): it keeps that operation, answering the bytes, and says so.
+    spreadsheets = ("spreadsheetml", "opendocument.spreadsheet")
     for line in done.stdout.splitlines() + done.stderr.splitlines():
         if "response will be omitted" in line:
-            assert "spreadsheetml" in line, line
+            assert any(kind in line for kind in spreadsheets), line
     return package
 
 
