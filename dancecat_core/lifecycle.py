@@ -488,7 +488,7 @@ class _Dead:
     """A Running tracker whose worker is gone, and how we know."""
 
     tracker_id: int
-    attempt: int
+    attempt: int  # as stored: 0 for a run started before attempts were counted (0011)
     read_only: bool
     how: str  # "the worker running it stopped (...)"
 
@@ -527,7 +527,7 @@ def _dead_runs(runtime: Runtime, now: dt.datetime) -> list[_Dead]:
             )
         else:
             continue
-        dead.append(_Dead(row.id, row.attempts or 1, bool(row.read_only), how))
+        dead.append(_Dead(row.id, row.attempts or 0, bool(row.read_only), how))
     return dead
 
 
@@ -536,9 +536,10 @@ def _settle_dead(runtime: Runtime, run: _Dead, now: dt.datetime) -> TrackerStatu
     any other, saying why it is not run again. None when someone else settled it first
     (its worker came back and finished, another sweeper was quicker)."""
     retries = runtime.settings.run_retries
-    if run.read_only and run.attempt <= retries:
+    started = max(run.attempt, 1)
+    if run.read_only and started <= retries:
         note = (
-            f"attempt {run.attempt}: {run.how}; run again "
+            f"attempt {started}: {run.how}; run again "
             f"(a query on a read-only connection; RUN_RETRIES={retries})"
         )
         moved = _set_status(
@@ -562,7 +563,7 @@ def _settle_dead(runtime: Runtime, run: _Dead, now: dt.datetime) -> TrackerStatu
     if not run.read_only:
         why = "not run again: its connection is not read-only, and its statement may have run"
     else:
-        why = f"not run again: it was started {run.attempt} times (RUN_RETRIES={retries})"
+        why = f"not run again: it was started {started} times (RUN_RETRIES={retries})"
     reason = f"{run.how}; {why}"
     failed = _set_status(
         runtime,

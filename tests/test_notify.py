@@ -198,8 +198,8 @@ def test_a_recipient_names_the_attachment_format(setup, sqlite_chinook):
     job_id = add_job(runtime, sqlite_chinook)
     with db.session_scope(runtime.session_factory) as session:
         for recipient in session.get(Job, job_id).recipients:
-            if recipient.email == "ana@example.com":
-                recipient.email = "ana@example.com?format=ods"
+            if recipient.destination == "ana@example.com":
+                recipient.destination = "ana@example.com?format=ods"
     tracker_id = run(runtime, job_id)
     wait("both messages", lambda: all_sent(runtime, tracker_id))
     with sqlite3.connect(sqlite_chinook) as source:

@@ -340,6 +340,7 @@ def test_a_run_swept_as_dead_starts_its_failure_followers_once(app, alice, conne
         tracker.status = TrackerStatus.RUNNING.value
         tracker.started_at = tracker.heartbeat_at = stale
         tracker.worker = "gone:1:1"
+        tracker.attempts = runtime.settings.run_retries + 1  # no retry left: it is Failed
         upstream = tracker.id
     tasks.configure(runtime=runtime)
     barrier = threading.Barrier(3)
