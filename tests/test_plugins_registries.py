@@ -75,9 +75,9 @@ def test_a_third_party_exporter_reaches_screens_api_routes_and_openapi(
             assert "attachment" in response.headers["Content-Disposition"], path
         # The OpenAPI document's enums.
         document = app.get("/api/v1/openapi.json").json
-        for path in ("/trackers/{id}/result.{format}", "/jobs/{id}/latest/result.{format}"):
-            (fmt,) = [p for p in document["paths"][path]["parameters"] if p["name"] == "format"]
-            assert fmt["schema"]["enum"] == ["csv", "json", "ods", "tsv", "xlsx"]
+        for path in ("/trackers/{id}/result.", "/jobs/{id}/latest/result."):
+            formats = sorted(p[len(path) :] for p in document["paths"] if p.startswith(path))
+            assert formats == ["csv", "json", "ods", "tsv", "xlsx"], path
         drivers = document["components"]["schemas"]["ConnectionInput"]["properties"]["driver"]
         assert "toy" in drivers["enum"]
         # The sign-in page, the job form's recipient hint, the mail attachment choice and
@@ -105,12 +105,9 @@ def test_without_the_plugin_no_surface_knows_the_format(settings, sqlite_chinook
             app.get(path, status=404)
         app.get(f"/api/v1/trackers/{run}/result.tsv", headers=member.auth, status=404)
         document = app.get("/api/v1/openapi.json").json
-        (fmt,) = [
-            p
-            for p in document["paths"]["/trackers/{id}/result.{format}"]["parameters"]
-            if p["name"] == "format"
-        ]
-        assert fmt["schema"]["enum"] == ["csv", "json", "ods", "xlsx"]
+        prefix = "/trackers/{id}/result."
+        formats = sorted(p[len(prefix) :] for p in document["paths"] if p.startswith(prefix))
+        assert formats == ["csv", "json", "ods", "xlsx"]
         with pytest.raises(ValidationError, match="not one of csv, json, ods, xlsx"):
             runtime.notifiers["email"].parse("ann@example.com?format=tsv")
     finally:

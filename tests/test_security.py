@@ -111,6 +111,13 @@ ID_ROUTES = {
     "results.latest": ("job", "/job/latest-result/{id}/csv"),
     "api.connection": ("connection", "/api/v1/connections/{id}"),
     "api.connection.test": ("connection", "/api/v1/connections/{id}/test"),
+    "api.connection.schema": ("connection", "/api/v1/connections/{id}/schema"),
+    "api.connection.schema.refresh": ("connection", "/api/v1/connections/{id}/schema/refresh"),
+    "api.connection.schema.columns": (
+        "connection",
+        "/api/v1/connections/{id}/schema/columns?schema=main&table=Artist",
+    ),
+    "api.job.destinations.test": ("job", "/api/v1/jobs/{id}/destinations/test"),
     "api.job": ("job", "/api/v1/jobs/{id}"),
     "api.job.preview": ("job", "/api/v1/jobs/{id}/preview"),
     "api.job.runs": ("job", "/api/v1/jobs/{id}/runs"),
@@ -146,6 +153,7 @@ ID_ROUTES = {
 # Routes that list objects or take object ids in their body or query: checked below.
 INDIRECT_ROUTES = {
     "api.connections",
+    "api.format_sql",  # its body's connection_id goes through connections.get (access-checked)
     "api.jobs",
     "api.runs",
     "api.preview",
@@ -170,6 +178,7 @@ NO_OBJECT_ROUTES = {
     "api.openapi",
     "api.me",
     "api.connections.test_unsaved",
+    "api.destinations.test",
     "ui.connection.new",
     "ui.connection.test",
     "ui.schedules.next",
