@@ -79,9 +79,9 @@ TYPES_BY_OID: dict[int, ColumnType] = {
 # waits for. A timestamptz keeps ``to_json``: it writes the offset as ``+HH:MM`` even when
 # the query itself set another zone (``set_config('TimeZone', ...)``). A ``real``'s text
 # has float4's shortest digits in float4's spelling (``1.234567e+06``: positional only
-# below 1e6); read as a float8 they are spelled as every float is (``1234567``). A ``timetz`` offset of whole hours (``+02``) gets
-# its minutes; one with minutes or seconds is written in full already. Every other type's
-# COPY text is canonical already.
+# below 1e6); read as a float8 they are spelled as every float is (``1234567``). A
+# ``timetz`` offset of whole hours (``+02``) gets its minutes; one with minutes or seconds
+# is written in full already. Every other type's COPY text is canonical already.
 CANONICAL_TEXT: dict[int, str] = {
     16: "{}::text",
     700: "{}::text::float8",
