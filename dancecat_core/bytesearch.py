@@ -4,9 +4,9 @@ The value masker asks of every block of a result (about 1 MiB) whether it holds 
 its patterns' triggers, and on ordinary data four of them (``: ``, ``":``, ``" :``,
 ``sk-``) have every byte present, so each is a search of the whole block. CPython's
 ``needle in block`` does those at ~1 GB/s and holds the GIL; the C library's ``memmem``,
-called through ctypes, is about twice as fast here and releases the GIL, so the masking
-thread's searches overlap with the thread that reads the database (``handoff``). Where the
-C library has no ``memmem`` (Windows), or for small texts (a call's overhead), ``in``.
+called through ctypes, is about twice as fast here (0.46 -> 0.27 s of CPU for the four
+searches over a 134 MB result) and releases the GIL while it searches. Where the C library
+has no ``memmem`` (Windows), or for small texts (a call's overhead), ``in``.
 """
 
 from __future__ import annotations

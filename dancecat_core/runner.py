@@ -25,7 +25,6 @@ from dancecat_core.db import session_scope
 from dancecat_core.drivers import BoundQuery, ConnectionParams, DriverSession
 from dancecat_core.error_text import clean_error
 from dancecat_core.errors import DancecatError, QueryError, QueryTimeout
-from dancecat_core.handoff import Handoff
 from dancecat_core.lifecycle import ClaimedRun, RunOutcome
 from dancecat_core.models import Tracker, TrackerStatus, utcnow
 from dancecat_core.resultstore import ResultMeta, untraced_note
@@ -353,15 +352,12 @@ def _stream_to_store(
             if watchdog.interrupted:
                 raise RunInterrupted("the worker is shutting down")
             cursor = session.open_query(sql, timeout=timeout)
-            handoff: Handoff | None = None
             try:
                 plan = runtime.scrub_plan(cursor.columns)
                 keep = plan.keep
                 masker = ValueMasker(observer, runtime.value_patterns)
-                # Reading goes on in this thread; masking and storing on another.
-                handoff = Handoff(masker)
-                handoff.write(header_line([c.name for c in plan.kept_columns]))
-                rows = cursor.copy_csv(keep, handoff)
+                masker.write(header_line([c.name for c in plan.kept_columns]))
+                rows = cursor.copy_csv(keep, masker)
                 if rows is None:
                     formatter = RowFormatter(plan.kept_columns)
                     rows = 0
@@ -369,17 +365,12 @@ def _stream_to_store(
                     for batch in cursor.batches(BATCH_ROWS):
                         if not everything:
                             batch = [[row[i] for i in keep] for row in batch]
-                        handoff.write(formatter.lines(batch).encode("utf-8"))
+                        masker.write(formatter.lines(batch).encode("utf-8"))
                         rows += len(batch)
                     columns: list[Column] = formatter.resolved_columns()
                 else:
                     columns = plan.kept_columns
-                handoff.close()
                 masker.flush_all()
-            except BaseException:
-                if handoff is not None:
-                    handoff.discard()  # before the blob is aborted under its feet
-                raise
             finally:
                 cursor.close()
         size = writer.commit()

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import bisect
 import functools
+import io
 import re
 import re._parser as sre_parse  # the stdlib's regex parser: how far a pattern can look
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, BinaryIO
 
 import attrs
@@ -26,7 +27,6 @@ import attrs
 from dancecat_core.bytesearch import contains
 from dancecat_core.columns import Column
 from dancecat_core.errors import PluginError
-from dancecat_core.handoff import block_buffer
 
 MASK = "[masked]"
 # A pattern that can look further than this is refused: the masker holds this much back.
@@ -196,6 +196,26 @@ class ScrubPlan:
         for removal in removals:
             reasons.setdefault(removal.index, removal.reason)
         return cls(columns=tuple(columns), removed=tuple(sorted(reasons.items())))
+
+
+class _Raw(io.RawIOBase):
+    """The raw end of ``ValueMasker``'s buffer: hands each full buffer to the masker."""
+
+    def __init__(self, accept: Callable[[bytes], int]):
+        self._accept = accept
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return self._accept(data)
+
+
+class _DroppingBuffer(io.BufferedWriter):
+    """A buffer that, if abandoned (a failed run), is dropped rather than flushed on GC."""
+
+    def __del__(self) -> None:
+        pass
 
 
 def _rarity(byte: int) -> int:
@@ -387,7 +407,7 @@ class ValueMasker:
         # Drivers may write one row at a time (psycopg2's COPY does: a million calls for a
         # million rows). A C-level buffer in front takes those at C speed; only whole
         # blocks reach Python (``_accept``).
-        self._buffer = block_buffer(self._accept, block)
+        self._buffer = _DroppingBuffer(_Raw(self._accept), buffer_size=block)
         self.write = self._buffer.write  # type: ignore[method-assign]
 
     def _new_stream(self) -> _Stream:
