@@ -11,14 +11,19 @@ has no ``memmem`` (Windows), or for small texts (a call's overhead), ``in``.
 
 from __future__ import annotations
 
-import ctypes
+import functools
 from collections.abc import Callable
 
 # Below this a ctypes call costs more than the search it saves.
 _LARGE = 16 * 1024
 
 
-def _memmem() -> Callable[..., int | None] | None:
+@functools.cache
+def memmem() -> Callable[..., int | None] | None:
+    """The C library's ``memmem``, or None. Looked up at the first large search: ctypes
+    costs ~4 ms to import, and most commands never mask a large text."""
+    import ctypes
+
     try:
         found = ctypes.CDLL(None).memmem  # the C library this process already uses
     except (OSError, AttributeError, TypeError):
@@ -28,12 +33,9 @@ def _memmem() -> Callable[..., int | None] | None:
     return found
 
 
-_MEMMEM = _memmem()
-
-
 def contains(block: bytes, needle: bytes) -> bool:
     """``needle in block``, for ``bytes`` (ctypes reads a ``bytes`` object's own buffer:
     nothing is copied, NUL bytes included)."""
-    if _MEMMEM is None or len(block) < _LARGE or not needle:
+    if len(block) < _LARGE or not needle or (search := memmem()) is None:
         return needle in block
-    return _MEMMEM(block, len(block), needle, len(needle)) is not None
+    return search(block, len(block), needle, len(needle)) is not None

@@ -3,7 +3,8 @@
 The file name template names both a mail's attachment and the file a file destination
 (folder, SFTP, S3) writes; every name goes through ``safe_file_name``.
 
-Templates are Jinja, in a sandbox that is shut on every side an attacker would try:
+Templates are Jinja, in a sandbox (``message_sandbox``, which loads jinja2 when a template
+is first checked or rendered) that is shut on every side an attacker would try:
 
 - no loader, and ``include``/``import``/``extends`` refused on save: no file is ever read;
 - ``SandboxedEnvironment``: no ``_``-prefixed attribute (``''.__class__.__mro__`` fails),
@@ -25,31 +26,21 @@ from __future__ import annotations
 
 import html
 import re
-import sys
-import time
 import unicodedata
 import zoneinfo
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from types import FrameType
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
-from jinja2.compiler import CodeGenerator
-from jinja2.exceptions import SecurityError
-from jinja2.filters import FILTERS
-from jinja2.sandbox import SandboxedEnvironment, safe_range
 
 from dancecat_core import parameters
 from dancecat_core.errors import ValidationError
 from dancecat_core.notifiers import Templates
 
 MAX_TEMPLATE_CHARS = 20_000
-MAX_TEXT = 100_000
 MAX_SUBJECT_CHARS = 250
 MAX_FILENAME_CHARS = 120
 MAX_BODY_ROWS = 100
-RENDER_SECONDS = 1.0
 
 # What a template may name: the run's facts. ``parameters`` holds the values the run ran
 # with (empty for a job without parameters).
@@ -103,108 +94,6 @@ DEFAULT_FILENAME = "Result_tid_{{ run_id }}"
 # date the run stands for, the run: sorted by date in a folder, unique per run.
 DEFAULT_FILE_NAME = "{{ job_slug }}_{{ due_date }}_run{{ run_id }}"
 
-_FILTERS = frozenset(
-    {
-        *("abs", "capitalize", "count", "default", "d", "e", "escape", "first", "float"),
-        *("int", "last", "length", "lower", "max", "min", "round", "string", "sum", "title"),
-        *("trim", "truncate", "upper", "urlencode", "wordcount", "dictsort", "list", "sort"),
-        *("unique", "reverse", "filesizeformat", "tojson"),
-    }
-)
-# Methods a template may call on its values; all of them cost time linear in the value.
-_METHODS = frozenset(
-    {
-        *("upper", "lower", "title", "capitalize", "strip", "lstrip", "rstrip", "split"),
-        *("startswith", "endswith", "isdigit", "isnumeric", "items", "keys", "values", "get"),
-        "isoformat",
-    }
-)
-
-
-class TemplateLimit(SecurityError):
-    """The template went past a size or time limit."""
-
-
-class _GuardedCode(CodeGenerator):
-    """Jinja's code generator, but ``a ~ b`` goes through ``environment.joined`` so no
-    chain of concatenations can build a string past ``MAX_TEXT``."""
-
-    def visit_Concat(self, node: nodes.Concat, frame: Any) -> None:
-        self.write("environment.joined((")
-        for arg in node.nodes:
-            self.visit(arg, frame)
-            self.write(", ")
-        self.write("))")
-
-
-def _limited(value: Any) -> Any:
-    if isinstance(value, str | list | tuple | dict) and len(value) > MAX_TEXT:
-        raise TemplateLimit(f"a value in the template grew past {MAX_TEXT} characters or items")
-    return value
-
-
-def _join(value: Iterable[Any], d: str = "", attribute: Any = None) -> str:
-    """The ``join`` filter, stopping as soon as the joined text would pass ``MAX_TEXT``."""
-    if attribute is not None:
-        raise SecurityError("join(attribute=...) is not allowed in message templates")
-    parts: list[str] = []
-    size = 0
-    for item in value:
-        text = str(item)
-        size += len(text) + len(d)
-        if size > MAX_TEXT + len(d):
-            raise TemplateLimit(f"a joined text grew past {MAX_TEXT} characters")
-        parts.append(text)
-    return d.join(parts)
-
-
-def _format(value: str, *args: Any) -> str:
-    """``'%.1f'|format(x)`` for numbers only: one conversion, no width over 20."""
-    if not re.fullmatch(r"%[-+ 0#]?\d{0,2}(\.\d{1,2})?[dfeEgGs%]", value):
-        raise SecurityError("format takes one short conversion such as '%.1f'")
-    return _limited(value % args)
-
-
-class _Sandbox(SandboxedEnvironment):
-    code_generator_class = _GuardedCode
-    intercepted_binops = frozenset({"+", "*", "**", "%"})
-
-    def __init__(self) -> None:
-        super().__init__(undefined=StrictUndefined, autoescape=False, loader=None)
-        self.globals.clear()
-        self.globals["range"] = safe_range
-        self.filters = {name: FILTERS[name] for name in _FILTERS}
-        self.filters["join"] = _join
-        self.filters["format"] = _format
-        self.tests = dict(self.tests)
-
-    def joined(self, values: Sequence[Any]) -> str:
-        return _limited("".join(str(value) for value in values))
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "%" and isinstance(left, str):
-            raise SecurityError("% formatting is not allowed in message templates")
-        if operator == "**" and (not isinstance(right, int | float) or abs(right) > 64):
-            raise TemplateLimit("** takes an exponent of at most 64")
-        if operator == "*":
-            for seq, times in ((left, right), (right, left)):
-                sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
-                if sized and len(seq) * times > MAX_TEXT:
-                    raise TemplateLimit(f"a repeated text would pass {MAX_TEXT} characters")
-        return _limited(super().call_binop(context, operator, left, right))
-
-    def wrap_str_format(self, value: Any) -> None:
-        """``str.format`` is not one of ``_METHODS``: its padding builds any size."""
-        return None
-
-    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        if not super().is_safe_attribute(obj, attr, value):
-            return False
-        return not callable(value) or attr in _METHODS
-
-
-_ENV = _Sandbox()
-
 
 def check(text: str | None, *, field: str, label: str) -> str | None:
     """A template as saved: its syntax, names and sandbox rules checked, else one line."""
@@ -212,35 +101,20 @@ def check(text: str | None, *, field: str, label: str) -> str | None:
         return None
     if len(text) > MAX_TEMPLATE_CHARS:
         raise ValidationError(f"{label} is longer than {MAX_TEMPLATE_CHARS} characters", field)
+    from dancecat_core import message_sandbox  # jinja2, when a template is there to check
+
     try:
-        tree = _ENV.parse(text)
-        _refuse_unsafe(tree)
-        unknown = sorted(meta.find_undeclared_variables(tree) - VARIABLES.keys() - {"range"})
-    except TemplateSyntaxError as error:
+        names = message_sandbox.names_used(text)
+    except message_sandbox.TemplateSyntaxError as error:
         raise ValidationError(f"{label}: line {error.lineno}: {error.message}", field) from None
-    except SecurityError as error:
+    except message_sandbox.SecurityError as error:
         raise ValidationError(f"{label}: {error}", field) from None
+    unknown = sorted(names - VARIABLES.keys() - {"range"})
     if unknown:
         raise ValidationError(
             f"{label}: unknown name {unknown[0]!r}; known: {', '.join(VARIABLES)}", field
         )
     return text
-
-
-def _refuse_unsafe(tree: nodes.Template) -> None:
-    """What the sandbox would refuse at send time, refused on save instead."""
-    if any(tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends))):
-        raise SecurityError("templates cannot include or import other files")
-    for node in tree.find_all(nodes.Filter):
-        if node.name not in _ENV.filters:
-            raise SecurityError(f"the filter {node.name!r} is not allowed")
-    for call in tree.find_all(nodes.Call):
-        if isinstance(call.node, nodes.Getattr) and call.node.attr not in _METHODS:
-            raise SecurityError(f"the method {call.node.attr!r} is not allowed")
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        name = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", "")
-        if isinstance(name, str) and name.startswith("_"):
-            raise SecurityError(f"the attribute {name!r} is not allowed")
 
 
 @attrs.frozen
@@ -321,38 +195,9 @@ def _describe(error: Exception) -> str:
 
 
 def _render(template: str, context: dict[str, Any]) -> str:
-    compiled = _ENV.from_string(template)
-    deadline = time.monotonic() + RENDER_SECONDS
-    parts: list[str] = []
-    size = 0
-    with _Deadline(deadline):
-        for part in compiled.generate(context):
-            size += len(part)
-            if size > MAX_TEXT:
-                raise TemplateLimit(f"the text is longer than {MAX_TEXT} characters")
-            parts.append(part)
-    return "".join(parts)
+    from dancecat_core import message_sandbox  # jinja2, at the first message
 
-
-class _Deadline:
-    """Stops the rendering thread's Python code once ``deadline`` passes (a trace hook on
-    this thread only, removed after; a loop that prints nothing is caught too)."""
-
-    def __init__(self, deadline: float):
-        self.deadline = deadline
-        self.previous: Callable[..., Any] | None = None
-
-    def _trace(self, frame: FrameType, event: str, arg: Any) -> Callable[..., Any]:
-        if time.monotonic() > self.deadline:
-            raise TemplateLimit(f"rendering took longer than {RENDER_SECONDS:g} s")
-        return self._trace
-
-    def __enter__(self) -> None:
-        self.previous = sys.gettrace()
-        sys.settrace(self._trace)
-
-    def __exit__(self, *exc: object) -> None:
-        sys.settrace(self.previous)
+    return message_sandbox.render(template, context)
 
 
 # Characters never kept in a file name: separators (``/``, ``\\``), what Windows refuses,

@@ -19,7 +19,12 @@ from dancecat_core.errors import ValidationError
 
 NAME = r"[A-Za-z_][A-Za-z0-9_]{0,62}"
 _PLACEHOLDER = re.compile(r"\{\{\s*(" + NAME + r")\s*\}\}")
-_DOLLAR_TAG = re.compile(r"\$([A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$")
+# A dollar-quote tag: a letter, ``_`` or any non-ASCII character, then digits too. Written
+# as what it is not (ASCII only): the class ``[A-Za-z_\u0080-\U0010ffff]`` means the same,
+# but compiling its range took ~9 ms of every command's start-up.
+_DOLLAR_TAG = re.compile(
+    r"\$([^\x00-\x40\x5b-\x5e\x60\x7b-\x7f][^\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]*)?\$"
+)
 
 
 @attrs.frozen

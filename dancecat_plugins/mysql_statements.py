@@ -22,7 +22,9 @@ from dancecat_core.statements import Statement, checked_text
 
 WORD, QUOTED, SEMICOLON, OTHER = "word", "quoted", ";", "other"
 QUERY_WORDS = {"SELECT", "VALUES", "TABLE"}
-_WORD = re.compile(r"[0-9A-Za-z_$\u0080-\U0010ffff]+")
+# Letters, digits, ``_``, ``$`` and any non-ASCII character, written as the ASCII it is
+# not: the class with the range ``\u0080-\U0010ffff`` took ~9 ms to compile.
+_WORD = re.compile(r"[^\x00-\x23\x25-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]+")
 _SPACE = re.compile(r"\s+")
 # "-- " starts a comment only before whitespace or a control character (or at the end).
 _DASHES = re.compile(r"--(?:[\x00-\x20]|$)")

@@ -39,6 +39,7 @@ from dancecat_core.exporters import ExportSummary
 from dancecat_plugins import sheets
 from dancecat_plugins.sheets import (
     NOTES_SHEET,
+    ODS_MEDIA_TYPE,
     CellWriter,
     fit_widths,
     header_text,
@@ -48,7 +49,6 @@ from dancecat_plugins.sheets import (
     zip_target,
 )
 
-MEDIA_TYPE = "application/vnd.oasis.opendocument.spreadsheet"
 #: The first day LibreOffice shows in the Gregorian calendar (before it: Julian).
 GREGORIAN_START = dt.date(1582, 10, 15)
 _GREGORIAN_START_TIME = dt.datetime.combine(GREGORIAN_START, dt.time())
@@ -228,7 +228,7 @@ class _OdsWriter:
             compresslevel=sheets.COMPRESS_LEVEL,
         ) as zf:
             # First and uncompressed, so the file's type shows at a fixed offset.
-            zf.writestr("mimetype", MEDIA_TYPE, compress_type=zipfile.ZIP_STORED)
+            zf.writestr("mimetype", ODS_MEDIA_TYPE, compress_type=zipfile.ZIP_STORED)
             with zf.open("content.xml", "w", force_zip64=zip64) as f:
                 widths: list[int] | None = None
                 for count, batches in enumerate(
@@ -404,7 +404,7 @@ def _package_parts(names: Sequence[str]) -> dict[str, str]:
     manifest = (
         _XML_DECLARATION
         + f'<manifest:manifest xmlns:manifest="{_NS["manifest"]}" manifest:version="{_VERSION}">'
-        f'<manifest:file-entry manifest:full-path="/" manifest:media-type="{MEDIA_TYPE}"/>'
+        f'<manifest:file-entry manifest:full-path="/" manifest:media-type="{ODS_MEDIA_TYPE}"/>'
         f"{entries}</manifest:manifest>"
     )
     return {**parts, "META-INF/manifest.xml": manifest}

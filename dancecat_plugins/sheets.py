@@ -29,6 +29,10 @@ from dancecat_core.csvcodec import TextRow
 
 #: Rows per sheet, header included: Excel's limit, and LibreOffice Calc's (which loads no
 #: more of a longer sheet). Read at call time, so tests can lower it.
+# The OpenDocument spreadsheet's media type: the ODS exporter answers with it and the ODS
+# writer puts it in the file (here, so the exporter need not load the writer to name it).
+ODS_MEDIA_TYPE = "application/vnd.oasis.opendocument.spreadsheet"
+
 SHEET_ROW_LIMIT = 1_048_576
 #: Rows converted and written per step: big enough that per-batch costs vanish, small
 #: enough (a few MB of XML) that memory does not grow with the result.

@@ -166,6 +166,7 @@ def test_job_list_imports_no_web_queue_migration_or_driver(console):
     modules = imported("job", "list", env=console.env)
     assert "sqlalchemy.orm" in modules
     heavy = ("pyramid", "huey", "alembic", "redis", "waitress", "psycopg2", "pymysql", "openpyxl")
+    heavy += ("jinja2", "ctypes")  # message templates and memmem: only for what uses them
     assert sorted(m for m in modules if m.split(".")[0] in heavy) == []
 
 
@@ -747,7 +748,11 @@ def test_export_to_a_file_copies_the_stored_csv_without_sqlalchemy(
     out = tmp_path / "copied.csv"
     modules = imported("export", run, "-o", str(out), env=console.env)
     assert "dancecat_core.appdb_direct" in modules  # the kernel copy's path was taken
-    assert sorted(m for m in modules if m.split(".")[0] in ("sqlalchemy", "sqlglot")) == []
+    heavy = ("sqlalchemy", "sqlglot", "pymysql", "openpyxl", "jinja2", "ctypes")
+    assert sorted(m for m in modules if m.split(".")[0] in heavy) == []
+    # Plugins load (the store is one) without their writers: only a download needs them.
+    writers = {"dancecat_plugins.xlsx_writer", "dancecat_plugins.ods_writer"}
+    assert "dancecat_core.plugins" in modules and not modules & writers
     assert out.read_bytes() == console.ok("export", run).encode()
     # A result past its expiry is refused as without -o, though its file is still there.
     with runtime.session_factory() as session:

@@ -143,7 +143,7 @@ def test_the_module_registers_the_ods_format():
 def test_mimetype_first_and_stored_and_the_parts_are_well_formed():
     data, summary = export(OdsExporter(), make_result(COLUMNS, ROWS))
     assert summary.bytes_written == len(data)
-    assert data[30:38] == b"mimetype" and data[38:84] == ods_writer.MEDIA_TYPE.encode()
+    assert data[30:38] == b"mimetype" and data[38:84] == ods_writer.ODS_MEDIA_TYPE.encode()
     package = zipfile.ZipFile(io.BytesIO(data))
     first = package.infolist()[0]
     assert first.filename == "mimetype" and first.compress_type == zipfile.ZIP_STORED
