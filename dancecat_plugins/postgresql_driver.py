@@ -228,6 +228,25 @@ def bind_markers(sql: str, bound: BoundQuery) -> Pyformat:
     return Pyformat("".join(pieces), tuple(bound.values))
 
 
+# Relation kinds whose columns hold their own values: plain and partitioned tables.
+PLAIN_TABLES = frozenset({"r", "p"})
+
+
+def _traced(
+    connection: psycopg2.extensions.connection, sql: str, width: int
+) -> list[tuple[frozenset[str], bool]]:
+    """Each column's (derived-from columns, traced) as the tracer reads the query."""
+    # The tracer (sqlglot, ~50 ms to import) loads with the first query that needs it, not
+    # with the plugin: a command that runs none (``dancecat export``) does not pay for it.
+    from dancecat_core.provenance import trace
+    from dancecat_plugins.postgresql_provenance import PostgresCatalog
+
+    return [
+        (origin.columns, origin.traced)
+        for origin in trace(PostgresCatalog(connection), sql).align(width)
+    ]
+
+
 class PostgresCursor(QueryCursor):
     """Columns are described up front; rows are only computed by batches() or copy_csv()."""
 
@@ -432,9 +451,18 @@ class PostgresSession(DriverSession):
         """Each result column (name, type, source, provenance) and its type OID.
 
         One catalog query, however many columns: psycopg2 gives the type and source as
-        OIDs and attribute numbers, PostgreSQL turns them into names. A value of a table's
-        row type (or an array of them) derives from every field of it; the rest of each
+        OIDs and attribute numbers, PostgreSQL turns them into names and lists each
+        composite type's fields. A value of a table's row type (or an array of them)
+        derives from every field of it; the rest of each
         column's provenance is the tracer's (``dancecat_core.provenance``).
+
+        PostgreSQL names a column's source table only for a bare column reference (through
+        subqueries and CTEs too), never for an expression, a set operation or a function's
+        result. When it names one for every column, and each is a plain or partitioned
+        table (a view's or materialised view's columns come from its definition), the
+        tracer could only say the same, so it is not asked: a ``SELECT ... FROM table``
+        does not pay for sqlglot (~50 ms to import, then the parse). tests/test_provenance.py
+        holds both paths to the same answers.
         """
         description = cursor.description or ()
         if not description:
@@ -442,7 +470,16 @@ class PostgresSession(DriverSession):
         with self.connection.cursor() as lookup:
             lookup.execute(
                 """
-                SELECT format_type(t.typ, a.atttypmod), c.relname, a.attname
+                SELECT format_type(t.typ, a.atttypmod), c.relname, a.attname, c.relkind,
+                       -- a composite type's fields (a table's row type, an array of it,
+                       -- a domain over it) as "table.column": its value carries them all
+                       ARRAY(SELECT rc.relname || '.' || ra.attname
+                             FROM pg_type AS ty
+                             JOIN pg_type AS ct ON ct.oid IN (ty.oid, ty.typelem, ty.typbasetype)
+                             JOIN pg_class AS rc ON rc.oid = ct.typrelid
+                             JOIN pg_attribute AS ra
+                               ON ra.attrelid = rc.oid AND ra.attnum > 0 AND NOT ra.attisdropped
+                             WHERE ty.oid = t.typ)
                 FROM unnest(%s::oid[], %s::oid[], %s::int2[])
                      WITH ORDINALITY AS t(typ, rel, num, i)
                 LEFT JOIN pg_class AS c ON c.oid = t.rel
@@ -456,24 +493,21 @@ class PostgresSession(DriverSession):
                 ),
             )
             facts = lookup.fetchall()
-        # The tracer (sqlglot, ~0.1 s to import) loads with the first query, not with the
-        # plugin: a command that runs none (``dancecat export``) does not pay for it.
-        from dancecat_core.provenance import trace
-        from dancecat_plugins.postgresql_provenance import PostgresCatalog, composite_fields
-
-        fields = composite_fields(self.connection, [d.type_code for d in description])
-        origins = trace(PostgresCatalog(self.connection), sql).align(len(description))
+        if all(table and column and kind in PLAIN_TABLES for _, table, column, kind, _ in facts):
+            origins = [(frozenset({f"{t}.{c}"}), True) for _, t, c, _, _ in facts]
+        else:
+            origins = _traced(self.connection, sql, len(description))
         columns = [
             Column(
                 name=d.name,
                 type=TYPES_BY_OID.get(d.type_code, ColumnType.TEXT),
                 db_type=type_name,
                 source=f"{table}.{column}" if table and column else "",
-                derived_from=tuple(sorted(origin.columns.union(carried))),
-                traced=origin.traced,
+                derived_from=tuple(sorted(derived.union(carried))),
+                traced=traced,
             )
-            for d, (type_name, table, column), carried, origin in zip(
-                description, facts, fields, origins, strict=True
+            for d, (type_name, table, column, _, carried), (derived, traced) in zip(
+                description, facts, origins, strict=True
             )
         ]
         return columns, [d.type_code for d in description]

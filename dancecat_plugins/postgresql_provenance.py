@@ -1,4 +1,4 @@
-"""What the provenance tracer needs from a PostgreSQL catalog, and composite-type fields.
+"""What the provenance tracer needs from a PostgreSQL catalog.
 
 Relations are resolved as the server would (``to_regclass`` under the session's
 search_path); a view's or materialised view's definition is ``pg_get_viewdef``'s text. A
@@ -37,18 +37,6 @@ _FUNCTION = """
     JOIN pg_namespace AS n ON n.oid = p.pronamespace
     JOIN pg_type AS t ON t.oid = p.prorettype
     WHERE p.proname IN (%s, lower(%s))  -- as written (quoted), or folded
-"""
-
-# The fields of each composite type (a table's row type), and of the element of an array of
-# composites, as "table.column": a value of that type carries every one of them.
-COMPOSITE_FIELDS = """
-    SELECT t.i, array_agg(rc.relname || '.' || ra.attname)
-    FROM unnest(%s::oid[]) WITH ORDINALITY AS t(typ, i)
-    JOIN pg_type AS ty ON ty.oid = t.typ
-    JOIN pg_type AS ct ON ct.oid IN (ty.oid, ty.typelem, ty.typbasetype)
-    JOIN pg_class AS rc ON rc.oid = ct.typrelid
-    JOIN pg_attribute AS ra ON ra.attrelid = rc.oid AND ra.attnum > 0 AND NOT ra.attisdropped
-    GROUP BY t.i
 """
 
 
@@ -92,13 +80,3 @@ class PostgresCatalog:
             if found:
                 returns = Relation(found[0], tuple(found[3]))
         return Function(bool(user_defined), returns, body or "")
-
-
-def composite_fields(
-    connection: psycopg2.extensions.connection, type_oids: Sequence[int]
-) -> list[tuple[str, ...]]:
-    """For each type, the "table.column" fields it carries when it is a composite (or array)."""
-    with connection.cursor() as cursor:
-        cursor.execute(COMPOSITE_FIELDS, (list(type_oids),))
-        found = dict(cursor.fetchall())
-    return [tuple(found.get(i + 1) or ()) for i in range(len(type_oids))]

@@ -398,3 +398,52 @@ def test_chinook_reports_keep_every_column_and_need_no_note(kind, request, runti
                     assert all(len(c.derived_from) == 1 for c in cursor.columns), cursor.columns
             finally:
                 cursor.close()
+
+
+# PostgreSQL's shortcut: when the server names a plain table column as the source of every
+# result column, the tracer is not asked (``postgresql_driver._columns``). It must give
+# what the tracer gives, and never stand in for it where a column comes from elsewhere.
+
+DIRECT = [
+    "SELECT * FROM users",
+    "SELECT user_password AS innocent, id FROM users",
+    "SELECT x.a FROM (SELECT user_password AS a FROM users) AS x",
+    "WITH c AS (SELECT user_password FROM users) SELECT user_password AS note FROM c",
+    "SELECT u.name, m.note FROM users AS u JOIN memo AS m ON m.id = u.id",
+    "SELECT DISTINCT user_password FROM users ORDER BY 1",
+]
+TRACED = [
+    "SELECT * FROM people",  # a view: its columns come from its definition
+    "SELECT * FROM frozen",  # a materialised view
+    "SELECT name FROM users UNION SELECT user_password FROM users",
+    "SELECT id, upper(user_password) FROM users",
+    "SELECT * FROM get_users()",
+    "SELECT u FROM users AS u",
+]
+
+
+@pytest.mark.parametrize("sql", DIRECT + TRACED)
+def test_postgres_columns_match_the_tracer_with_or_without_the_shortcut(
+    databases, monkeypatch, sql
+):
+    from dancecat_plugins import postgresql_driver
+    from dancecat_plugins.postgresql_driver import PostgresDriver
+
+    params = ConnectionParams(driver="postgresql", read_only=True, **databases["postgresql"])
+    asked = []
+    traced = postgresql_driver._traced
+    monkeypatch.setattr(
+        postgresql_driver, "_traced", lambda *args: asked.append(sql) or traced(*args)
+    )
+    with PostgresDriver().connect(params, timeout=10) as session:
+        cursor = session.open_query(sql, timeout=10)
+        columns = cursor.columns
+        tracer = traced(session.connection, sql, len(columns))
+        cursor.close()
+    assert bool(asked) == (sql in TRACED)
+    for column, (derived, was_traced) in zip(columns, tracer, strict=True):
+        if not column.source:
+            continue  # a column of a row type also carries its fields: compared elsewhere
+        assert set(column.derived_from) >= set(derived) and column.traced == was_traced, column
+    if sql in DIRECT:
+        assert [set(c.derived_from) for c in columns] == [set(d) for d, _ in tracer]
