@@ -9,6 +9,7 @@ DanceCat file: ``mkstemp`` creates them 0600, in a folder created 0700.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import tempfile
@@ -22,12 +23,14 @@ from dancecat_core.resultstore import BlobWriter, ResultStore
 from dancecat_core.settings import Settings
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+# A blob being written: ``mkstemp``'s name, renamed to its key on commit.
+_PARTIAL_PREFIX, _PARTIAL_SUFFIX = ".partial-", ".tmp"
 
 
 class _FileWriter(BlobWriter):
     def __init__(self, directory: Path, target: Path):
         self._target = target
-        fd, name = tempfile.mkstemp(dir=directory, prefix=".partial-", suffix=".tmp")
+        fd, name = tempfile.mkstemp(dir=directory, prefix=_PARTIAL_PREFIX, suffix=_PARTIAL_SUFFIX)
         self._temp = Path(name)
         self._file = os.fdopen(fd, "wb", buffering=1 << 20)
 
@@ -95,6 +98,29 @@ class FileResultStore(ResultStore):
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def drop_abandoned(self, before: dt.datetime) -> int:
+        """Delete the partial files last written before ``before``: a writer that is alive
+        writes on (its file's modification time moves) or is past its run's timeout."""
+        limit = before.timestamp()
+        dropped = 0
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise StoreError(f"cannot list the result folder: {exc.strerror}") from None
+        for entry in entries:
+            name = entry.name
+            if not (name.startswith(_PARTIAL_PREFIX) and name.endswith(_PARTIAL_SUFFIX)):
+                continue
+            try:
+                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < limit:
+                    os.unlink(entry.path)
+                    dropped += 1
+            except FileNotFoundError:
+                continue  # committed or aborted meanwhile
+        return dropped
 
     @classmethod
     def local_path(cls, settings: Settings, key: str) -> Path | None:
