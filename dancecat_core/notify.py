@@ -8,8 +8,9 @@ Delivery is exactly once as far as the database can tell: a try claims the row w
 compare-and-set on ``attempts`` while it is ``pending`` and not claimed by a try in
 progress (``claimed_at``), and marks it ``sent`` right after the notifier returns. A retry
 (huey ``retries``/``retry_delay``, doubling) only ever happens while the row is still
-pending. A try whose worker died (its claim older than ``DELIVERY_LEASE_SECONDS``) is
-queued again by the sweep (``requeue_stalled``).
+pending. A try renews its claim while it runs (``_holding``: a slow upload is not a dead
+try); a try whose worker died (its claim older than ``DELIVERY_LEASE_SECONDS``) is queued
+again by the sweep (``requeue_stalled``).
 
 The one window left is a crash between the receiver accepting the message and the
 ``sent`` update: that message may go out twice. Every try of one row carries the same
@@ -19,11 +20,13 @@ the receiving side can drop the duplicate.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import logging
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -235,6 +238,53 @@ def _claim(runtime: Runtime, notification_id: int) -> Notification | None:
         return row
 
 
+@contextlib.contextmanager
+def _holding(runtime: Runtime, notification_id: int, attempt: int) -> Iterator[None]:
+    """Keep this try's claim fresh while it runs: a slow upload (a big result to SFTP or
+    S3) must not look like a dead worker's try, which the sweep would send again beside it.
+    The claim is renewed every third of ``DELIVERY_LEASE_SECONDS``, only while the row is
+    still this attempt's and pending."""
+    stop = threading.Event()
+    every = max(0.5, runtime.settings.delivery_lease_seconds / 3)
+
+    def renew() -> None:
+        while not stop.wait(every):
+            try:
+                with session_scope(runtime.session_factory) as session:
+                    session.execute(
+                        update(Notification)
+                        .where(
+                            Notification.id == notification_id,
+                            Notification.status == NotificationStatus.PENDING.value,
+                            Notification.attempts == attempt,
+                            Notification.claimed_at.is_not(None),
+                        )
+                        .values(claimed_at=utcnow())
+                        .execution_options(synchronize_session=False)
+                    )
+            except Exception as exc:  # the next renewal, or the lease, takes over
+                log.warning("notification %s: could not renew its claim: %s", notification_id, exc)
+
+    renewer = threading.Thread(target=renew, name="dancecat-delivery-claim", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        renewer.join()
+
+
+def _note(runtime: Runtime, notification_id: int, note: str) -> None:
+    """Record a note on a try in progress (its claim stays)."""
+    with session_scope(runtime.session_factory) as session:
+        session.execute(
+            update(Notification)
+            .where(Notification.id == notification_id)
+            .values(note=note)
+            .execution_options(synchronize_session=False)
+        )
+
+
 def _finish(runtime: Runtime, notification_id: int, **values: object) -> None:
     values["claimed_at"] = None
     with session_scope(runtime.session_factory) as session:
@@ -268,14 +318,15 @@ def deliver(runtime: Runtime, notification_id: int, *, final: bool = True) -> st
         return "failed"
     secrets: list[str] = list(notifier.secrets)
     try:
-        with runtime.session_factory() as session:
-            tracker = session.get(Tracker, tracker_id)
-            notice = _notice(runtime, session, tracker, row)
-            secrets += notice.secrets.values()
-            notice, attachment = notifier.prepare(notice, _export(runtime, tracker))
-        if notice.notes:  # a template fell back to the default: the run says so
-            _finish(runtime, notification_id, note=_with_notes(row.note, notice.notes))
-        notifier.deliver(notice, attachment)
+        with _holding(runtime, notification_id, row.attempts + 1):
+            with runtime.session_factory() as session:
+                tracker = session.get(Tracker, tracker_id)
+                notice = _notice(runtime, session, tracker, row)
+                secrets += notice.secrets.values()
+                notice, attachment = notifier.prepare(notice, _export(runtime, tracker))
+            if notice.notes:  # a template fell back to the default: the run says so
+                _note(runtime, notification_id, _with_notes(row.note, notice.notes))
+            notifier.deliver(notice, attachment)
     except Exception as exc:
         error = clean_error(
             f"{type(exc).__name__}: {exc}", secrets=secrets, patterns=runtime.value_patterns

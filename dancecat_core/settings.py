@@ -378,9 +378,8 @@ class Settings:
     delivery_lease_seconds: int = setting(
         POSITIVE_INT,
         300,
-        "a delivery still unfinished this long after its try began is taken for lost (its "
-        "worker died) and sent again with the same delivery key; keep it above the slowest "
-        "delivery",
+        "a delivery try renews its claim while it runs; one whose claim is this old is "
+        "taken for lost (its worker died) and sent again with the same delivery key",
     )
     delivery_allow_private_hosts: bool = setting(
         BOOLEAN,

@@ -557,6 +557,32 @@ def test_worker_killed_mid_delivery_resends_with_the_same_key(tmp_path, sqlite_c
         runtime.engine.dispose()
 
 
+def test_a_slow_delivery_keeps_its_claim_so_no_second_try_starts_beside_it(
+    consumer, receiver, sqlite_chinook
+):
+    """A try slower than DELIVERY_LEASE_SECONDS (a big upload) renews its claim: the sweep
+    does not take it for a dead worker's try, and no other try can claim it meanwhile."""
+    from dancecat_core import notify
+
+    receiver.hold = threading.Event()
+    runtime = consumer(DELIVERY_LEASE_SECONDS=2)
+    job = add_job(runtime, sqlite_chinook, receiver.url())
+    tracker_id = run(runtime, job.id)
+    wait("the try to reach the receiver", lambda: len(receiver.requests) == 1)
+    [row] = rows_of(runtime, tracker_id)
+    held_until = time.monotonic() + 3 * runtime.settings.delivery_lease_seconds
+    while time.monotonic() < held_until:  # three leases, a sweep's look every 0.2 s
+        assert notify.stalled(runtime) == []
+        assert notify.deliver(runtime, row.id, final=False) == "skipped"
+        time.sleep(0.2)
+    receiver.hold.set()
+    wait("the delivery", lambda: sent(runtime, tracker_id))
+    time.sleep(1)
+    [row] = rows_of(runtime, tracker_id)
+    assert row.attempts == 1 and row.claimed_at is None
+    assert len(receiver.requests) == 1
+
+
 # --- Send test ----------------------------------------------------------------------------
 
 
