@@ -206,6 +206,8 @@ def _export(runtime: Runtime, tracker: Tracker) -> Export | None:
 
 def _with_notes(reason: str | None, notes: Sequence[str]) -> str:
     return "; ".join([*([reason] if reason else []), *notes])[:4000]
+
+
 def _lease_start(runtime: Runtime) -> dt.datetime:
     """Claims older than this are taken for lost: their worker died mid-try."""
     return utcnow() - dt.timedelta(seconds=runtime.settings.delivery_lease_seconds)
@@ -250,18 +252,13 @@ def _holding(runtime: Runtime, notification_id: int, attempt: int) -> Iterator[N
     def renew() -> None:
         while not stop.wait(every):
             try:
-                with session_scope(runtime.session_factory) as session:
-                    session.execute(
-                        update(Notification)
-                        .where(
-                            Notification.id == notification_id,
-                            Notification.status == NotificationStatus.PENDING.value,
-                            Notification.attempts == attempt,
-                            Notification.claimed_at.is_not(None),
-                        )
-                        .values(claimed_at=utcnow())
-                        .execution_options(synchronize_session=False)
-                    )
+                _update(
+                    runtime,
+                    notification_id,
+                    Notification.attempts == attempt,
+                    Notification.claimed_at.is_not(None),
+                    claimed_at=utcnow(),
+                )
             except Exception as exc:  # the next renewal, or the lease, takes over
                 log.warning("notification %s: could not renew its claim: %s", notification_id, exc)
 
@@ -274,29 +271,26 @@ def _holding(runtime: Runtime, notification_id: int, attempt: int) -> Iterator[N
         renewer.join()
 
 
-def _note(runtime: Runtime, notification_id: int, note: str) -> None:
-    """Record a note on a try in progress (its claim stays)."""
-    with session_scope(runtime.session_factory) as session:
-        session.execute(
-            update(Notification)
-            .where(Notification.id == notification_id)
-            .values(note=note)
-            .execution_options(synchronize_session=False)
-        )
-
-
-def _finish(runtime: Runtime, notification_id: int, **values: object) -> None:
-    values["claimed_at"] = None
+def _update(
+    runtime: Runtime, notification_id: int, *conditions: ColumnElement[bool], **values: object
+) -> None:
+    """Set ``values`` on the row while it is pending (and ``conditions`` hold)."""
     with session_scope(runtime.session_factory) as session:
         session.execute(
             update(Notification)
             .where(
                 Notification.id == notification_id,
                 Notification.status == NotificationStatus.PENDING.value,
+                *conditions,
             )
             .values(**values)
             .execution_options(synchronize_session=False)
         )
+
+
+def _finish(runtime: Runtime, notification_id: int, **values: object) -> None:
+    """End a try: its values, and the claim given back."""
+    _update(runtime, notification_id, claimed_at=None, **values)
 
 
 def deliver(runtime: Runtime, notification_id: int, *, final: bool = True) -> str:
@@ -325,7 +319,7 @@ def deliver(runtime: Runtime, notification_id: int, *, final: bool = True) -> st
                 secrets += notice.secrets.values()
                 notice, attachment = notifier.prepare(notice, _export(runtime, tracker))
             if notice.notes:  # a template fell back to the default: the run says so
-                _note(runtime, notification_id, _with_notes(row.note, notice.notes))
+                _update(runtime, notification_id, note=_with_notes(row.note, notice.notes))
             notifier.deliver(notice, attachment)
     except Exception as exc:
         error = clean_error(
