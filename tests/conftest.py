@@ -217,3 +217,33 @@ def runtime(settings) -> Iterator[Runtime]:
     migrations.upgrade(rt.engine)
     yield rt
     rt.engine.dispose()
+
+
+# The API tests' cast: a WebTest app on ``runtime`` (``queued`` collects the runs it puts on
+# the queue), alice with a token, and her connection to the Chinook copy. A module that
+# needs another app or user defines its own fixture of the same name.
+
+
+@pytest.fixture
+def queued() -> list[int]:
+    return []
+
+
+@pytest.fixture
+def app(runtime: Runtime, queued: list[int]):
+    from test_web_helpers import make_app
+
+    return make_app(runtime, queued)
+
+
+@pytest.fixture
+def alice(runtime: Runtime):
+    from test_web_helpers import make_user
+
+    return make_user(runtime, "alice@example.com")
+
+
+@pytest.fixture
+def connection(app, alice, sqlite_chinook: Path) -> dict:
+    body = {"name": "chinook", "driver": "sqlite", "database": str(sqlite_chinook)}
+    return app.post_json("/api/v1/connections", body, headers=alice.auth).json["connection"]

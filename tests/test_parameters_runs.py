@@ -14,7 +14,6 @@ import zoneinfo
 
 import pytest
 from sqlalchemy import select
-from test_web_helpers import make_app, make_user
 
 from dancecat_core import schedules as math
 from dancecat_core import tasks
@@ -30,27 +29,6 @@ DECLARED = [
     {"name": "region", "type": ["EU", "US"], "default": "EU"},
     {"name": "limit_rows", "type": "integer", "default": 10},
 ]
-
-
-@pytest.fixture
-def queued() -> list[int]:
-    return []
-
-
-@pytest.fixture
-def app(runtime, queued):
-    return make_app(runtime, queued)
-
-
-@pytest.fixture
-def alice(runtime):
-    return make_user(runtime, "alice@example.com")
-
-
-@pytest.fixture
-def connection(app, alice, sqlite_chinook):
-    body = {"name": "chinook", "driver": "sqlite", "database": str(sqlite_chinook)}
-    return app.post_json("/api/v1/connections", body, headers=alice.auth).json["connection"]
 
 
 @pytest.fixture

@@ -21,21 +21,6 @@ ARTISTS = "SELECT ArtistId, Name, 'x' AS password FROM Artist ORDER BY ArtistId 
 
 
 @pytest.fixture
-def queued() -> list[int]:
-    return []
-
-
-@pytest.fixture
-def app(runtime, queued):
-    return make_app(runtime, queued)
-
-
-@pytest.fixture
-def alice(runtime):
-    return make_user(runtime, "alice@example.com")
-
-
-@pytest.fixture
 def bob(runtime):
     return make_user(runtime, "bob@example.com")
 

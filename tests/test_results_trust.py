@@ -12,7 +12,7 @@ import re
 import openpyxl
 import pytest
 from sqlalchemy import select, update
-from test_web_helpers import make_app, make_user, sign_in
+from test_web_helpers import sign_in
 
 from dancecat_core.columns import Column, ColumnType
 from dancecat_core.db import session_scope
@@ -24,21 +24,6 @@ from dancecat_plugins.xlsx_writer import write_xlsx
 ARTISTS = "SELECT ArtistId, Name FROM Artist ORDER BY ArtistId"
 RUN_DOWNLOAD = "/runs/{id}/result.{format}"
 PAGE = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
-
-
-@pytest.fixture
-def queued() -> list[int]:
-    return []
-
-
-@pytest.fixture
-def app(runtime, queued):
-    return make_app(runtime, queued)
-
-
-@pytest.fixture
-def alice(runtime):
-    return make_user(runtime, "alice@example.com")
 
 
 @pytest.fixture

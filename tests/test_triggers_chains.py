@@ -29,27 +29,6 @@ from dancecat_core.settings import load_settings
 QUERY = "SELECT ArtistId, Name FROM Artist ORDER BY ArtistId LIMIT 2"
 
 
-@pytest.fixture
-def queued() -> list[int]:
-    return []
-
-
-@pytest.fixture
-def app(runtime, queued):
-    return make_app(runtime, queued)
-
-
-@pytest.fixture
-def alice(runtime):
-    return make_user(runtime, "alice@example.com")
-
-
-@pytest.fixture
-def connection(app, alice, sqlite_chinook):
-    body = {"name": "chinook", "driver": "sqlite", "database": str(sqlite_chinook)}
-    return app.post_json("/api/v1/connections", body, headers=alice.auth).json["connection"]
-
-
 def _job(app, member, connection, name, query=QUERY, **extra):
     body = {"name": name, "connection_id": connection["id"], "query": query, **extra}
     return app.post_json("/api/v1/jobs", body, headers=member.auth).json["job"]

@@ -19,21 +19,6 @@ from dancecat_core.runner import execute_tracker
 
 
 @pytest.fixture
-def queued() -> list[int]:
-    return []
-
-
-@pytest.fixture
-def app(runtime, queued):
-    return make_app(runtime, queued)
-
-
-@pytest.fixture
-def alice(runtime):
-    return make_user(runtime, "alice@example.com")
-
-
-@pytest.fixture
 def bob(runtime):
     return make_user(runtime, "bob@example.com")
 
@@ -41,12 +26,6 @@ def bob(runtime):
 @pytest.fixture
 def admin(runtime):
     return make_user(runtime, "root@example.com", admin=True)
-
-
-@pytest.fixture
-def connection(app, alice, sqlite_chinook):
-    body = {"name": "chinook", "driver": "sqlite", "database": str(sqlite_chinook)}
-    return app.post_json("/api/v1/connections", body, headers=alice.auth).json["connection"]
 
 
 ARTISTS = "SELECT ArtistId, Name FROM Artist ORDER BY ArtistId"

@@ -6,33 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
-from test_web_helpers import make_app, make_user
+from test_web_helpers import make_user
 
 from dancecat_web.api import paging
 
 ARTISTS = "SELECT ArtistId FROM Artist"
-
-
-@pytest.fixture
-def queued() -> list[int]:
-    return []
-
-
-@pytest.fixture
-def app(runtime, queued):
-    return make_app(runtime, queued)
-
-
-@pytest.fixture
-def alice(runtime):
-    return make_user(runtime, "alice@example.com")
-
-
-@pytest.fixture
-def connection(app, alice, sqlite_chinook):
-    body = {"name": "chinook", "driver": "sqlite", "database": str(sqlite_chinook)}
-    return app.post_json("/api/v1/connections", body, headers=alice.auth).json["connection"]
 
 
 def _job(app, member, connection, name: str) -> dict:
