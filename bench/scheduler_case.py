@@ -259,6 +259,35 @@ def claim_case(log: Callable[[str], None]) -> tuple[list[Row], list[str]]:
     return rows, notes
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (``/proc/PID/stat``), 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_snapshot(runtime, consumers: list[int]) -> dict[str, float]:
+    """CPU seconds so far of the consumers, of the PostgreSQL backends serving the bench's
+    app database (this process's own excluded) and of the Redis server: what the runs cost
+    in CPU, which the machine's load moves much less than wall time."""
+    import redis
+
+    with runtime.engine.connect() as conn:
+        backends = conn.exec_driver_sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        ).scalars().all()
+    info = redis.Redis.from_url(config.REDIS_URL).info("cpu")
+    return {
+        "consumers": sum(_cpu_seconds(pid) for pid in consumers),
+        "postgres": sum(_cpu_seconds(pid) for pid in backends),
+        "redis": float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
+    }
+
+
 def lateness_case(log: Callable[[str], None], quick: bool) -> tuple[list[Row], list[str]]:
     from sqlalchemy import select
 
@@ -317,6 +346,9 @@ def lateness_case(log: Callable[[str], None], quick: bool) -> tuple[list[Row], l
                 stderr=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + lead + 240
+        # From just before the due time to the last run's end: the runs' CPU.
+        time.sleep(max(0.0, (due_at - dt.datetime.now(UTC)).total_seconds() - 1))
+        before = _cpu_snapshot(runtime, [p.pid for p in procs])
         done = 0
         while time.monotonic() < deadline:
             time.sleep(1)
@@ -325,6 +357,7 @@ def lateness_case(log: Callable[[str], None], quick: bool) -> tuple[list[Row], l
             done = sum(TrackerStatus(s) in FINISHED for s in statuses)
             if done >= DUE:
                 break
+        after = _cpu_snapshot(runtime, [p.pid for p in procs])
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -356,6 +389,12 @@ def lateness_case(log: Callable[[str], None], quick: bool) -> tuple[list[Row], l
             f"see bench/results/sched-worker-*.log"
         ]
     started.sort()
+    cpu = {k: (after[k] - before[k]) * 1000 / max(1, done) for k in before}
+    cpu_text = (
+        f"CPU a run: consumers {cpu['consumers']:.1f} ms, PostgreSQL backends "
+        f"{cpu['postgres']:.1f} ms, Redis {cpu['redis']:.1f} ms (total {sum(cpu.values()):.1f} ms)"
+    )
+    log(f"  {cpu_text}; load average {os.getloadavg()[0]:.2f}")
     p50 = statistics.median(started)
     p99 = started[min(len(started) - 1, int(len(started) * 0.99))]
     log(
@@ -378,7 +417,8 @@ def lateness_case(log: Callable[[str], None], quick: bool) -> tuple[list[Row], l
         f"{statistics.median(durations) if durations else float('nan'):.0f} ms inside the runner "
         f"(tracker duration); the last started {started[-1]:.1f} s after the due time, i.e. "
         f"{len(started) / max(0.001, started[-1] - max(0.0, started[0])):.0f} runs/s over "
-        f"{CONSUMERS} consumers."
+        f"{CONSUMERS} consumers. {cpu_text}, from 1 s before the due time to the last "
+        f"run's end; load average at the end {os.getloadavg()[0]:.2f}."
     ]
     return rows, notes
 

@@ -12,20 +12,22 @@ does what that asks.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
 import socket
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import attrs
-from sqlalchemy import and_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy.engine import Connection, Row
 
 from dancecat_core import schedule_kinds, worker_processes
-from dancecat_core.db import session_scope, with_app_db
+from dancecat_core.db import with_app_db
 from dancecat_core.drivers import ConnectionParams
 from dancecat_core.error_text import clean_error
 from dancecat_core.models import (
@@ -113,6 +115,30 @@ class Sweep:
         return len(self.failed) + len(self.died_in_queue) + len(self.retried)
 
 
+# The hot path's statements, built once on the tables (SQLAlchemy Core, no ORM): building
+# and hashing a statement per call, and the ORM's bulk-update bookkeeping, were most of a
+# trivial run's CPU in a consumer (py-spy: claim and finish ~70% of a run's samples).
+_T = Tracker.__table__
+_J = Job.__table__
+_C = DbConnection.__table__
+_S = Schedule.__table__
+_R = JobRecipient.__table__
+
+_STATUS_NOW = select(_T.c.status, _T.c.worker, _T.c.attempts).where(_T.c.id == bindparam("b_id"))
+
+
+@functools.cache
+def _status_change(keys: tuple[str, ...], with_attempt: bool) -> Any:
+    """``UPDATE trackers SET status = :target, <keys> WHERE id = :id AND status = :current
+    [AND attempts = :attempt]``, one statement per set of columns (bound as ``b_<key>``)."""
+    where = [_T.c.id == bindparam("b_id"), _T.c.status == bindparam("b_current")]
+    if with_attempt:
+        where.append(_T.c.attempts == bindparam("b_attempt"))
+    sets = {_T.c.status: bindparam("b_target", type_=_T.c.status.type)}
+    sets.update({_T.c[key]: bindparam(f"b_{key}", type_=_T.c[key].type) for key in keys})
+    return update(_T).where(*where).values(sets)
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
@@ -136,10 +162,10 @@ def _set_status(
     current: TrackerStatus,
     target: TrackerStatus,
     values: dict[str, Any],
-    also: Callable[[Session], Any] | None = None,
+    also: Callable[[Connection], Any] | None = None,
     attempt: int | None = None,
 ) -> tuple[bool, Any]:
-    """``set_status``; when the move happened, ``also(session)`` runs in the same
+    """``set_status``; when the move happened, ``also(conn)`` runs in the same
     transaction (one round trip instead of a transaction of its own) and its answer is
     returned beside the verdict. With ``attempt``, only while the tracker is still at
     that attempt (a run declared dead and started again is not the old attempt's)."""
@@ -147,34 +173,32 @@ def _set_status(
     if values.get("error"):
         # Whatever text a tracker keeps, it keeps masked (runner texts are cleaned already).
         values = {**values, "error": clean_error(values["error"], patterns=runtime.value_patterns)}
-    same = () if attempt is None else (Tracker.attempts == attempt,)
+    statement = _status_change(tuple(sorted(values)), attempt is not None)
+    params = {
+        "b_id": tracker_id,
+        "b_current": current.value,
+        "b_target": target.value,
+        "b_attempt": attempt,
+        **{f"b_{key}": value for key, value in values.items()},
+    }
     tries = 0
 
     def once() -> tuple[bool, Any]:
         nonlocal tries
         tries += 1
-        with session_scope(runtime.session_factory) as session:
-            result = session.execute(
-                update(Tracker)
-                .where(Tracker.id == tracker_id, Tracker.status == current.value, *same)
-                .values(status=target.value, **values)
-            )
-            if result.rowcount == 1:
-                return True, also(session) if also else None
+        with runtime.engine.begin() as conn:
+            if conn.execute(statement, params).rowcount == 1:
+                return True, also(conn) if also else None
             if tries == 1:
                 return False, None
-            row = session.execute(
-                select(Tracker.status, Tracker.worker, Tracker.attempts).where(
-                    Tracker.id == tracker_id
-                )
-            ).first()
+            row = conn.execute(_STATUS_NOW, {"b_id": tracker_id}).first()
             done = (
                 row is not None
                 and row.status == target.value
                 and ("worker" not in values or row.worker == values["worker"])
                 and (attempt is None or row.attempts == values.get("attempts", attempt))
             )
-            return done, also(session) if done and also else None
+            return done, also(conn) if done and also else None
 
     return with_app_db(f"tracker {tracker_id}: {current} -> {target}", once)
 
@@ -213,6 +237,103 @@ def claim(
     return RunOutcome(tracker_id, loaded.target, error=loaded.error)
 
 
+# One row per recipient condition (or one row): the conditions come along.
+_LOAD = (
+    select(
+        _T.c.status,
+        _T.c.worker,
+        _T.c.attempts,
+        _T.c.due_at,
+        _T.c.queued_at,
+        _T.c.parameter_values_json.label("run_values_json"),
+        _J.c.id.label("job_id"),
+        _J.c.query,
+        _J.c.timeout_seconds,
+        _J.c.parameters_json,
+        _J.c.deleted_at.label("job_deleted_at"),
+        _C.c.id.label("connection_id"),
+        _C.c.driver,
+        _C.c.database,
+        _C.c.host,
+        _C.c.port,
+        _C.c.user_name,
+        _C.c.password_encrypted,
+        _C.c.read_only,
+        _C.c.options_json,
+        _C.c.deleted_at.label("connection_deleted_at"),
+        _S.c.id.label("schedule_id"),
+        _S.c.type,
+        _S.c.start_local,
+        _S.c.timezone,
+        _S.c.cron,
+        _S.c.parameter_values_json.label("schedule_values_json"),
+        _R.c.condition,
+    )
+    .select_from(
+        _T.join(_J, _J.c.id == _T.c.job_id)
+        .join(_C, _C.c.id == _J.c.connection_id)
+        .outerjoin(_S, _S.c.id == _T.c.schedule_id)
+        .outerjoin(_R, and_(_R.c.job_id == _J.c.id, _R.c.condition.is_not(None)))
+    )
+    .where(_T.c.id == bindparam("b_id"))
+)
+_CLAIM = (
+    update(_T)
+    .where(_T.c.id == bindparam("b_id"), _T.c.status == TrackerStatus.QUEUED.value)
+    .values(
+        {
+            _T.c.status: TrackerStatus.RUNNING.value,
+            _T.c.started_at: bindparam("b_now", type_=_T.c.started_at.type),
+            _T.c.heartbeat_at: bindparam("b_now", type_=_T.c.heartbeat_at.type),
+            _T.c.worker: bindparam("b_worker", type_=_T.c.worker.type),
+            _T.c.worker_process: bindparam("b_process", type_=_T.c.worker_process.type),
+            _T.c.attempts: _T.c.attempts + 1,
+        }
+    )
+)
+
+
+@attrs.frozen
+class _StoredConnection:
+    """The connection columns ``Runtime.connection_params`` reads, from ``_LOAD``'s row."""
+
+    driver: str
+    database: str | None
+    host: str | None
+    port: int | None
+    user_name: str | None
+    password_encrypted: str | None
+    read_only: bool
+    options_json: str | None
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return json.loads(self.options_json or "{}")
+
+
+_CONNECTION_COLUMNS = tuple(attrs.fields_dict(_StoredConnection))
+# Per runtime: connection parameters by the stored row they came from (a changed row,
+# password or options is another key). Decrypting and building the file rules per run
+# was ~3% of a trivial run's CPU.
+_params_cache: dict[int, tuple[weakref.ref[Runtime], dict[tuple[Any, ...], ConnectionParams]]] = {}
+_PARAMS_KEPT = 256
+
+
+def _connection_params(runtime: Runtime, row: Row) -> ConnectionParams:
+    key = (row.connection_id, *(getattr(row, name) for name in _CONNECTION_COLUMNS))
+    entry = _params_cache.get(id(runtime))
+    if entry is None or entry[0]() is not runtime:
+        entry = _params_cache[id(runtime)] = (weakref.ref(runtime), {})
+    known = entry[1]
+    params = known.get(key)
+    if params is None:
+        if len(known) >= _PARAMS_KEPT:
+            known.clear()
+        stored = _StoredConnection(*(getattr(row, name) for name in _CONNECTION_COLUMNS))
+        params = known[key] = runtime.connection_params(stored)  # type: ignore[arg-type]
+    return params
+
+
 def _load_and_claim(
     runtime: Runtime, tracker_id: int, worker: str, wait_for_due: bool, repeat: bool
 ) -> ClaimedRun | RunOutcome | _Refused:
@@ -222,63 +343,49 @@ def _load_and_claim(
     commit went through, the answer was lost with the connection)."""
     settings = runtime.settings
     now = utcnow()
-    with session_scope(runtime.session_factory) as session:
-        # One row per recipient condition (or one row): the conditions come along.
-        found = session.execute(
-            select(Tracker, Job, DbConnection, Schedule, JobRecipient.condition)
-            .join(Job, Job.id == Tracker.job_id)
-            .join(DbConnection, DbConnection.id == Job.connection_id)
-            .outerjoin(Schedule, Schedule.id == Tracker.schedule_id)
-            .outerjoin(
-                JobRecipient,
-                and_(JobRecipient.job_id == Job.id, JobRecipient.condition.is_not(None)),
-            )
-            .where(Tracker.id == tracker_id)
-        ).all()
+    with runtime.engine.begin() as conn:
+        found = conn.execute(_LOAD, {"b_id": tracker_id}).all()
         if not found:
             log.warning("tracker %s: does not exist, nothing to run", tracker_id)
             return RunOutcome(tracker_id, TrackerStatus.FAILED, error="no such tracker")
-        tracker, job, connection, schedule, _ = found[0]
-        conditions = tuple(sorted({row.condition for row in found if row.condition is not None}))
-        mine = repeat and tracker.status == TrackerStatus.RUNNING and tracker.worker == worker
-        if tracker.status != TrackerStatus.QUEUED and not mine:
-            log.info("tracker %s: already %s, not running it again", tracker_id, tracker.status)
-            return RunOutcome(tracker_id, TrackerStatus(tracker.status))
+        row = found[0]
+        conditions = tuple(sorted({r.condition for r in found if r.condition is not None}))
+        mine = repeat and row.status == TrackerStatus.RUNNING and row.worker == worker
+        if row.status != TrackerStatus.QUEUED and not mine:
+            log.info("tracker %s: already %s, not running it again", tracker_id, row.status)
+            return RunOutcome(tracker_id, TrackerStatus(row.status))
         if not mine:
-            if wait_for_due and tracker.due_at is not None and tracker.due_at > now:
-                return RunOutcome(tracker_id, TrackerStatus.QUEUED, not_before=tracker.due_at)
-            refused = _refusal(runtime, tracker, job, connection, schedule, now)
+            if wait_for_due and row.due_at is not None and row.due_at > now:
+                return RunOutcome(tracker_id, TrackerStatus.QUEUED, not_before=row.due_at)
+            refused = _refusal(runtime, row, now)
             if refused is not None:
                 return refused
+        schedule = row if row.schedule_id is not None else None
         run = ClaimedRun(
             tracker_id=tracker_id,
-            job_id=job.id,
-            sql=job.query,
-            timeout=job.timeout_seconds or settings.db_timeout,
-            params=runtime.connection_params(connection),
+            job_id=row.job_id,
+            sql=row.query,
+            timeout=row.timeout_seconds or settings.db_timeout,
+            params=_connection_params(runtime, row),
             parameters=RunParameters(
-                job.parameters_json,
-                tracker.parameter_values_json or (schedule and schedule.parameter_values_json),
-                occasion_of(tracker.due_at or tracker.queued_at, settings.timezone, schedule),
+                row.parameters_json,
+                row.run_values_json or (schedule and row.schedule_values_json),
+                occasion_of(row.due_at or row.queued_at, settings.timezone, schedule),
             ),
             conditions=conditions,
-            attempt=(tracker.attempts or 0) + 1,
+            attempt=(row.attempts or 0) + 1,
         )
         if mine:
-            return attrs.evolve(run, attempt=tracker.attempts)
+            return attrs.evolve(run, attempt=row.attempts)
         process = worker_processes.current()
-        claimed = session.execute(
-            update(Tracker)
-            .where(Tracker.id == tracker_id, Tracker.status == TrackerStatus.QUEUED.value)
-            .values(
-                status=TrackerStatus.RUNNING.value,
-                started_at=now,
-                heartbeat_at=now,
-                worker=worker,
-                worker_process=process.to_text() if process else None,
-                attempts=Tracker.attempts + 1,
-            )
-            .execution_options(synchronize_session=False)
+        claimed = conn.execute(
+            _CLAIM,
+            {
+                "b_id": tracker_id,
+                "b_now": now,
+                "b_worker": worker,
+                "b_process": process.to_text() if process else None,
+            },
         )
         if claimed.rowcount != 1:
             log.info("tracker %s: claimed by another worker", tracker_id)
@@ -286,28 +393,19 @@ def _load_and_claim(
         return run
 
 
-def _refusal(
-    runtime: Runtime,
-    tracker: Tracker,
-    job: Job,
-    connection: DbConnection,
-    schedule: Schedule | None,
-    now: dt.datetime,
-) -> _Refused | None:
-    """Why a Queued run must not start now, if it must not."""
+def _refusal(runtime: Runtime, row: Row, now: dt.datetime) -> _Refused | None:
+    """Why a Queued run (``_LOAD``'s row) must not start now, if it must not."""
     limit = runtime.settings.job_worker_enqueue_timeout
-    waited_from = max(tracker.due_at, tracker.queued_at) if tracker.due_at else tracker.queued_at
+    waited_from = max(row.due_at, row.queued_at) if row.due_at else row.queued_at
     if (now - waited_from).total_seconds() > limit:
         return _Refused(TrackerStatus.DIED_IN_QUEUE, _died_in_queue_text(limit))
-    if job.is_deleted:
+    if row.job_deleted_at is not None:
         return _Refused(TrackerStatus.FAILED, "the job was deleted before the run started")
-    if connection.is_deleted:
+    if row.connection_deleted_at is not None:
         return _Refused(TrackerStatus.FAILED, "the job's connection was deleted")
-    if schedule is not None and schedule.type not in schedule_kinds.registered():
+    if row.schedule_id is not None and row.type not in schedule_kinds.registered():
         # Its dates (``period_start``) cannot be computed without the type's rules.
-        return _Refused(
-            TrackerStatus.FAILED, str(schedule_kinds.UnknownScheduleType(schedule.type))
-        )
+        return _Refused(TrackerStatus.FAILED, str(schedule_kinds.UnknownScheduleType(row.type)))
     return None
 
 
@@ -333,22 +431,28 @@ class _Finish:
         return self.alerts_open or bool(self.alert_after_failures)
 
 
-def _finish_facts(job_id: int) -> Callable[[Session], _Finish | None]:
-    def read(session: Session) -> _Finish | None:
-        followers = select(Job.id).where(Job.after_job_id == job_id, Job.deleted_at.is_(None))
-        open_alerts = select(Alert.id).where(Alert.job_id == job_id, Alert.open_key.is_not(None))
-        rows = session.execute(
-            select(
-                JobRecipient.destination,
-                followers.exists().label("followers"),
-                open_alerts.exists().label("alerts_open"),
-                Job.alert_after_failures,
-            )
-            .select_from(Job)
-            .outerjoin(JobRecipient, JobRecipient.job_id == Job.id)
-            .where(Job.id == job_id)
-            .order_by(JobRecipient.id)
-        ).all()
+_FOLLOWERS = select(_J.c.id).where(
+    _J.c.after_job_id == bindparam("b_job"), _J.c.deleted_at.is_(None)
+)
+_OPEN_ALERTS = select(Alert.__table__.c.id).where(
+    Alert.__table__.c.job_id == bindparam("b_job"), Alert.__table__.c.open_key.is_not(None)
+)
+_FINISH_FACTS = (
+    select(
+        _R.c.destination,
+        _FOLLOWERS.exists().label("followers"),
+        _OPEN_ALERTS.exists().label("alerts_open"),
+        _J.c.alert_after_failures,
+    )
+    .select_from(_J.outerjoin(_R, _R.c.job_id == _J.c.id))
+    .where(_J.c.id == bindparam("b_job"))
+    .order_by(_R.c.id)
+)
+
+
+def _finish_facts(job_id: int) -> Callable[[Connection], _Finish | None]:
+    def read(conn: Connection) -> _Finish | None:
+        rows = conn.execute(_FINISH_FACTS, {"b_job": job_id}).all()
         if not rows:
             return None
         return _Finish(
