@@ -339,6 +339,8 @@ def lateness_case(log: Callable[[str], None], quick: bool) -> tuple[list[Row], l
                     "--format",
                     "raw",
                     "--nonblocking",
+                    # DC_BENCH_PROFILE=gil: only samples holding the GIL (CPU, not waits).
+                    *(["--gil"] if os.environ["DC_BENCH_PROFILE"] == "gil" else []),
                     "-o",
                     str(config.RESULTS / "sched-worker-0.folded"),
                 ],
