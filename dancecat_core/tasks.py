@@ -165,32 +165,18 @@ class DancecatHuey(Huey):
 huey = DancecatHuey()
 
 
-# Moves every message whose eta has come from huey's schedule (a sorted set) onto its
-# queue (a list) inside Redis, in eta order, atomically: one round trip however many are
-# due. (huey reads them out, decodes each into a task, encodes it again and pushes it:
-# 1,000 runs due at once cost the consumer that got them 1,000 round trips and ~0.3 s of
-# CPU while the other consumers were already taking them.)
-_MOVE_DUE_LUA = """\
-local due = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[1])
-if #due == 0 then return 0 end
-redis.call('zremrangebyscore', KEYS[1], '-inf', ARGV[1])
-for i = 1, #due, 1000 do
-    redis.call('lpush', KEYS[2], unpack(due, i, math.min(i + 999, #due)))
-end
-return #due"""
-
-
 class _DancecatScheduler(Scheduler):
     """huey's scheduler (moving runs whose eta has come onto the queue) at a short tick;
     DanceCat's own periodic work runs on threads of its own (``_Every``), so a slow check
-    or sweep never holds back a run that is due. On Redis the due messages move inside
-    the server (``_MOVE_DUE_LUA``)."""
+    or sweep never holds back a run that is due. On Redis the due messages go back onto
+    the queue as they came, in one round trip: huey decoded each into a task, encoded it
+    again and pushed it alone (1,000 runs due at once: 1,000 round trips by the consumer
+    that got them, while the others were already taking them)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # huey allows 1..60 s; a tick of 1 s made every scheduled run up to 1 s late.
         self.interval = SCHEDULER_TICK_SECONDS
-        self._move_due: tuple[Any, Any] | None = None  # (storage, its registered script)
 
     def loop(self, now: dt.datetime | None = None) -> None:
         storage = self.huey.storage
@@ -203,12 +189,25 @@ class _DancecatScheduler(Scheduler):
             self._next_loop = time.monotonic()  # a stall: skip, as huey does
             return
         try:
-            if self._move_due is None or self._move_due[0] is not storage:
-                self._move_due = (storage, storage.conn.register_script(_MOVE_DUE_LUA))
-            instant = storage.convert_ts(now or self.huey._get_timestamp())
-            self._move_due[1](keys=[storage.schedule_key, storage.queue_key], args=[instant])
+            # huey's script: the due messages, in eta order, taken off the schedule at once.
+            due = storage.read_schedule(now or self.huey._get_timestamp())
         except Exception:
-            self._logger.exception("Error moving due tasks onto the queue.")
+            self._logger.exception("Error reading schedule.")
+            due = []
+        ready = []
+        for message in due:
+            try:
+                self.huey.deserialize_task(message)  # only messages it would run go on
+            except Exception:
+                self._logger.exception("Unable to deserialize task.")
+                continue
+            ready.append(message)
+        if ready:
+            try:
+                storage.conn.lpush(storage.queue_key, *ready)
+            except Exception:
+                # Their trackers stay Queued: the sweep's redelivery enqueues them again.
+                self._logger.exception("Error enqueueing %s due tasks.", len(ready))
         if self.periodic and self._next_periodic <= time.monotonic():
             while self._next_periodic <= time.monotonic():
                 self._next_periodic += self.periodic_task_seconds
