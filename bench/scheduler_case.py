@@ -276,10 +276,14 @@ def _cpu_snapshot(runtime, consumers: list[int]) -> dict[str, float]:
     import redis
 
     with runtime.engine.connect() as conn:
-        backends = conn.exec_driver_sql(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid()"
-        ).scalars().all()
+        backends = (
+            conn.exec_driver_sql(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+            .scalars()
+            .all()
+        )
     info = redis.Redis.from_url(config.REDIS_URL).info("cpu")
     return {
         "consumers": sum(_cpu_seconds(pid) for pid in consumers),
