@@ -53,7 +53,7 @@ def link(request: Request, name: str, **parts: Any) -> str:
     if found is None:
         found = cache[key] = _pieces(request, name, tuple(parts))
     fixed, order = found
-    out = [request.script_name, fixed[0]]
+    out = [request.link_prefix, fixed[0]]
     for part, piece in zip(order, fixed[1:], strict=True):
         value = parts[part]
         out.append(quote_path_segment(value if value.__class__ is str else str(value), PATH_SAFE))
@@ -61,8 +61,14 @@ def link(request: Request, name: str, **parts: Any) -> str:
     return "".join(out)
 
 
+def _link_prefix(request: Request) -> str:
+    """``request.script_name``, decoded once a request rather than once a link."""
+    return request.script_name
+
+
 def includeme(config: Configurator) -> None:
     # Per process: every request of this app shares the pieces (a dict; two threads making
     # the same entry at once make the same value).
     config.registry["dancecat.links"] = {}
     config.add_request_method(link, "link")
+    config.add_request_method(_link_prefix, "link_prefix", reify=True)

@@ -513,7 +513,7 @@ def test_error_pages_never_show_a_traceback(app, csrf, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr("dancecat_web.ui.jobs.jobs.list_visible", explode)
+    monkeypatch.setattr("dancecat_web.ui.jobs.jobs_screen.jobs_page", explode)
     broken = app.get("/jobs", status=500)
     assert "Something went wrong" in broken.text
     assert "secret internals" not in broken.text and "Traceback" not in broken.text

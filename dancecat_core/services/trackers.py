@@ -247,10 +247,37 @@ def latest_results(
     sweep), so a page never offers a result that has just expired while an older valid
     one sits in the runs table. Jobs ``actor`` may not see and deleted jobs are left out;
     jobs without any successful run are absent. Each id comes from a correlated
-    ``max(id)`` that the databases answer by walking ``ix_trackers_job_id_id`` backwards.
+    ``max(id)``: the newest success by walking ``ix_trackers_job_id_id`` backwards, the
+    newest valid one from ``ix_trackers_job_id_result_expires_at`` (only the runs whose
+    expiry is still ahead, however many have expired).
     """
     if not job_ids:
         return {}
+    pairs = newest_result_ids(session, actor, job_ids)
+    wanted = sorted({tracker_id for _, *ids in pairs for tracker_id in ids if tracker_id})
+    found = {
+        tracker.id: tracker
+        for tracker in session.scalars(select(Tracker).where(Tracker.id.in_(wanted)))
+    }
+    answer = {}
+    for job_id, valid, newest in pairs:
+        if newest is None:
+            continue
+        if valid is not None:
+            answer[job_id] = LatestResult(valid=found[valid], expired=None)
+        else:
+            answer[job_id] = LatestResult(valid=None, expired=found[newest])
+    return answer
+
+
+def newest_result_ids(
+    session: Session, actor: User | None, job_ids: list[int]
+) -> list[tuple[int, int | None, int | None]]:
+    """``(job id, newest valid run id, newest successful run id)`` of each of ``job_ids``
+    that ``actor`` may see and that is not deleted: ``latest_results``' one query, which
+    the Jobs screen also reads (as rows, ``jobs_screen.latest_page``)."""
+    if not job_ids:
+        return []
     now = utcnow()
     newest_valid = (
         select(func.max(_VALID.id))
@@ -266,27 +293,14 @@ def latest_results(
         .where(_SUCCESSES.job_id == Job.id, _SUCCESSES.status.in_(SUCCESSFUL))
         .scalar_subquery()
     )
-    pairs = session.execute(
+    rows = session.execute(
         select(Job.id, newest_valid, newest_success).where(
             Job.id.in_(sorted(set(job_ids))),
             Job.deleted_at.is_(None),
             access.visible_filter(actor, Job),
         )
-    ).all()
-    wanted = sorted({tracker_id for _, *ids in pairs for tracker_id in ids if tracker_id})
-    found = {
-        tracker.id: tracker
-        for tracker in session.scalars(select(Tracker).where(Tracker.id.in_(wanted)))
-    }
-    answer = {}
-    for job_id, valid, newest in pairs:
-        if newest is None:
-            continue
-        if valid is not None:
-            answer[job_id] = LatestResult(valid=found[valid], expired=None)
-        else:
-            answer[job_id] = LatestResult(valid=None, expired=found[newest])
-    return answer
+    )
+    return [(job_id, valid, newest) for job_id, valid, newest in rows]
 
 
 def latest_result(session: Session, actor: User | None, job_id: int) -> Tracker:

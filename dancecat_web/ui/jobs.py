@@ -29,6 +29,7 @@ from dancecat_core.services import (
     destination_tests,
     job_urls,
     jobs,
+    jobs_screen,
     probes,
     schedules,
     trackers,
@@ -55,8 +56,8 @@ STATUSES = [status.value for status in TrackerStatus]
 def tracker_row(request: Request, tracker: Tracker) -> str:
     """One tracker's table row, as the list renders it and the poller replaces it."""
     return render(
-        "_tracker_row.jinja2",
-        {"tracker": tracker, "available": tracker.result_available},
+        "_tracker_rows.jinja2",
+        {"trackers": [(tracker, tracker.result_available)]},
         request=request,
     )
 
@@ -81,24 +82,24 @@ def list_jobs(request: Request) -> dict[str, Any]:
     """
     session, user = request.dbsession, request.user
     page = min(max(_int_param(request, "page") or 1, 1), MAX_PAGE)
-    found = jobs.list_visible(
+    found = jobs_screen.jobs_page(
         session, user, limit=JOBS_PER_PAGE + 1, offset=(page - 1) * JOBS_PER_PAGE
     )
     more_jobs = len(found) > JOBS_PER_PAGE
     found = found[:JOBS_PER_PAGE]
-    latest = trackers.latest_results(session, user, [job.id for job in found])
+    latest = jobs_screen.latest_page(session, user, [job.id for job in found])
     job_filter = _int_param(request, "job")
     status = request.GET.get("status") or None
     if status not in STATUSES:
         status = None
     before = _int_param(request, "before")
-    runs = trackers.list_visible(
+    runs = jobs_screen.runs_page(
         session, user, job_id=job_filter, status=status, limit=TRACKERS_PER_PAGE + 1, before=before
     )
     more = len(runs) > TRACKERS_PER_PAGE
     runs = runs[:TRACKERS_PER_PAGE]
     # The runs filter offers this page's jobs, and the filtered job wherever it is.
-    filter_jobs = list(found)
+    filter_jobs: list[Any] = list(found)
     if job_filter is not None and all(job.id != job_filter for job in found):
         with contextlib.suppress(NotFound):  # a deleted or hidden job: nothing to offer
             filter_jobs.insert(0, jobs.get(session, user, job_filter))
