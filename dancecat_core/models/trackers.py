@@ -61,12 +61,14 @@ class Tracker(Base):
     __tablename__ = "trackers"
     # One tracker per schedule occurrence: the database refuses a second claim; likewise
     # one downstream run per upstream run and job (chains), one run per trigger delivery.
-    # (job_id, id): a job's runs newest first, and its latest successful run (migration 0002).
+    # (job_id, id): a job's runs newest first, and its latest successful run (migration 0002);
+    # (job_id, result_expires_at): its newest result still valid (migration 0012).
     __table_args__ = (
         UniqueConstraint("schedule_id", "due_at"),
         UniqueConstraint("upstream_tracker_id", "job_id"),
         UniqueConstraint("trigger_id", "idempotency_key"),
         Index("ix_trackers_job_id_id", "job_id", "id"),
+        Index("ix_trackers_job_id_result_expires_at", "job_id", "result_expires_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
