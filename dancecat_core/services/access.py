@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from sqlalchemy import or_
+from sqlalchemy import bindparam, or_
 from sqlalchemy.sql import ColumnElement
 
 from dancecat_core.errors import NotFound
@@ -33,6 +33,27 @@ def visible_filter(actor: User | None, model: type[Connection] | type[Job]) -> C
     if actor is None or actor.is_admin:
         return model.id.is_not(None)
     return or_(model.owner_id == actor.id, model.shared.is_(True))
+
+
+def sees_everything(actor: User | None) -> bool:
+    """Whether ``visible_filter`` lets ``actor`` see every row (admins, the system)."""
+    return actor is None or actor.is_admin
+
+
+def visible_filter_parameter(
+    model: type[Connection] | type[Job], everyone: bool
+) -> ColumnElement[bool]:
+    """``visible_filter`` for a statement built once and run for many actors: the actor's
+    id is the bound parameter ``actor_id`` (``{"actor_id": actor.id}`` when run), and
+    ``everyone`` stands for an actor who ``sees_everything``."""
+    return visible_filter(None if everyone else _ActorParameter, model)  # type: ignore[arg-type]
+
+
+class _ActorParameter:
+    """A non-admin actor whose id is a bound parameter, for ``visible_filter_parameter``."""
+
+    is_admin = False
+    id = bindparam("actor_id")
 
 
 def require_visible(actor: User | None, obj: Owned | None, what: str) -> Owned:

@@ -14,8 +14,10 @@ filters as ``jobs.list_visible`` and ``trackers.list_visible``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.orm import Session, aliased
 
 from dancecat_core.models import Connection, Job, Notification, Tracker, TrackerStatus, User, utcnow
@@ -24,6 +26,24 @@ from dancecat_core.services import access, trackers
 
 _RUN_JOB = aliased(Job, name="run_job")
 _RUN_CONNECTION = aliased(Connection, name="run_connection")
+
+
+# Statements built once a process: building one and its cache key cost about as much CPU as
+# running it on this page.
+_LATEST_RUNS = select(Tracker.id, Tracker.row_count, Tracker.result_expires_at).where(
+    Tracker.id.in_(bindparam("ids", expanding=True))
+)
+_NOTIFICATIONS = (
+    select(
+        Notification.tracker_id,
+        Notification.recipient,
+        Notification.status,
+        Notification.last_error,
+        Notification.note,
+    )
+    .where(Notification.tracker_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Notification.id)
+)
 
 
 class ConnectionShown:
@@ -124,14 +144,7 @@ def latest_page(session: Session, actor: User | None, job_ids: list[int]) -> dic
         return {}
     ids = trackers.newest_result_ids(session, actor, job_ids)
     wanted = sorted({run_id for _, *run_ids in ids for run_id in run_ids if run_id})
-    found = {
-        row.id: row
-        for row in session.execute(
-            select(Tracker.id, Tracker.row_count, Tracker.result_expires_at).where(
-                Tracker.id.in_(wanted)
-            )
-        )
-    }
+    found = {row.id: row for row in session.execute(_LATEST_RUNS, {"ids": wanted})}
     answer = {}
     for job_id, valid, newest in ids:
         if newest is None:
@@ -143,10 +156,10 @@ def latest_page(session: Session, actor: User | None, job_ids: list[int]) -> dic
     return answer
 
 
-def jobs_page(session: Session, actor: User | None, *, limit: int, offset: int) -> list[JobShown]:
-    """``jobs.list_visible(limit=, offset=)`` as rows: the jobs ``actor`` may see, not
-    deleted, most recently edited first, each with its connection and owner; one query."""
-    rows = session.execute(
+@functools.cache
+def _jobs_statement(everyone: bool) -> Select:
+    """``jobs_page``'s query, built once a process per kind of actor (``access``)."""
+    return (
         select(
             Job.id,
             Job.name,
@@ -158,10 +171,24 @@ def jobs_page(session: Session, actor: User | None, *, limit: int, offset: int) 
         )
         .join(Connection, Connection.id == Job.connection_id)
         .outerjoin(User, User.id == Job.owner_id)
-        .where(Job.deleted_at.is_(None), access.visible_filter(actor, Job))
+        .where(Job.deleted_at.is_(None), access.visible_filter_parameter(Job, everyone))
         .order_by(Job.updated_at.desc(), Job.id.desc())
-        .offset(offset)
-        .limit(limit)
+        .offset(bindparam("offset"))
+        .limit(bindparam("limit"))
+    )
+
+
+def _actor_parameters(actor: User | None) -> tuple[bool, dict[str, Any]]:
+    everyone = access.sees_everything(actor)
+    return everyone, {} if everyone else {"actor_id": actor.id}  # type: ignore[union-attr]
+
+
+def jobs_page(session: Session, actor: User | None, *, limit: int, offset: int) -> list[JobShown]:
+    """``jobs.list_visible(limit=, offset=)`` as rows: the jobs ``actor`` may see, not
+    deleted, most recently edited first, each with its connection and owner; one query."""
+    everyone, parameters = _actor_parameters(actor)
+    rows = session.execute(
+        _jobs_statement(everyone), {**parameters, "offset": offset, "limit": limit}
     )
     return [
         JobShown(
@@ -177,18 +204,9 @@ def jobs_page(session: Session, actor: User | None, *, limit: int, offset: int) 
     ]
 
 
-def runs_page(
-    session: Session,
-    actor: User | None,
-    *,
-    job_id: int | None = None,
-    status: str | None = None,
-    limit: int = 50,
-    before: int | None = None,
-) -> list[RunShown]:
-    """``trackers.list_visible`` as rows: runs of every job ``actor`` may see (deleted
-    jobs' included), newest first, each with its job's and connection's names and its
-    notifications (oldest first); two queries."""
+@functools.cache
+def _runs_statement(everyone: bool, one_job: bool, one_status: bool, before: bool) -> Select:
+    """``runs_page``'s query for one combination of filters, built once a process."""
     query = (
         select(
             Tracker.id,
@@ -212,28 +230,41 @@ def runs_page(
         )
         .join(_RUN_JOB, _RUN_JOB.id == Tracker.job_id)
         .join(_RUN_CONNECTION, _RUN_CONNECTION.id == _RUN_JOB.connection_id)
-        .where(access.visible_filter(actor, _RUN_JOB))
+        .where(access.visible_filter_parameter(_RUN_JOB, everyone))
     )
-    if job_id is not None:
-        query = query.where(Tracker.job_id == job_id)
-    if status:
-        query = query.where(Tracker.status == TrackerStatus(status).value)
+    if one_job:
+        query = query.where(Tracker.job_id == bindparam("job_id"))
+    if one_status:
+        query = query.where(Tracker.status == bindparam("status"))
     if before:
-        query = query.where(Tracker.id < before)
-    rows = session.execute(query.order_by(Tracker.id.desc()).limit(limit)).all()
+        query = query.where(Tracker.id < bindparam("before"))
+    return query.order_by(Tracker.id.desc()).limit(bindparam("limit"))
+
+
+def runs_page(
+    session: Session,
+    actor: User | None,
+    *,
+    job_id: int | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    before: int | None = None,
+) -> list[RunShown]:
+    """``trackers.list_visible`` as rows: runs of every job ``actor`` may see (deleted
+    jobs' included), newest first, each with its job's and connection's names and its
+    notifications (oldest first); two queries."""
+    everyone, parameters = _actor_parameters(actor)
+    if job_id is not None:
+        parameters["job_id"] = job_id
+    if status:
+        parameters["status"] = TrackerStatus(status).value
+    if before:
+        parameters["before"] = before
+    statement = _runs_statement(everyone, job_id is not None, bool(status), bool(before))
+    rows = session.execute(statement, {**parameters, "limit": limit}).all()
     notifications: dict[int, list[Row]] = {}
     if rows:
-        found = session.execute(
-            select(
-                Notification.tracker_id,
-                Notification.recipient,
-                Notification.status,
-                Notification.last_error,
-                Notification.note,
-            )
-            .where(Notification.tracker_id.in_([row.id for row in rows]))
-            .order_by(Notification.id)
-        )
+        found = session.execute(_NOTIFICATIONS, {"ids": [row.id for row in rows]})
         for notification in found:
             notifications.setdefault(notification.tracker_id, []).append(notification)
     jobs: dict[int, JobShown] = {}

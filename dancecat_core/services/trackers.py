@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
 import attrs
-from sqlalchemy import Row, Select, func, or_, select
+from sqlalchemy import Row, Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session, aliased, contains_eager, selectinload
 
 from dancecat_core.errors import (
@@ -270,21 +271,16 @@ def latest_results(
     return answer
 
 
-def newest_result_ids(
-    session: Session, actor: User | None, job_ids: list[int]
-) -> list[tuple[int, int | None, int | None]]:
-    """``(job id, newest valid run id, newest successful run id)`` of each of ``job_ids``
-    that ``actor`` may see and that is not deleted: ``latest_results``' one query, which
-    the Jobs screen also reads (as rows, ``jobs_screen.latest_page``)."""
-    if not job_ids:
-        return []
-    now = utcnow()
+@functools.cache
+def _newest_ids_statement(everyone: bool) -> Select:
+    """``newest_result_ids``' query, built once a process per kind of actor: building it
+    (two correlated subqueries) and its cache key cost more than running it."""
     newest_valid = (
         select(func.max(_VALID.id))
         .where(
             _VALID.job_id == Job.id,
             _VALID.status == TrackerStatus.SUCCESS.value,
-            or_(_VALID.result_expires_at.is_(None), _VALID.result_expires_at > now),
+            or_(_VALID.result_expires_at.is_(None), _VALID.result_expires_at > bindparam("now")),
         )
         .scalar_subquery()
     )
@@ -293,12 +289,30 @@ def newest_result_ids(
         .where(_SUCCESSES.job_id == Job.id, _SUCCESSES.status.in_(SUCCESSFUL))
         .scalar_subquery()
     )
+    return select(Job.id, newest_valid, newest_success).where(
+        Job.id.in_(bindparam("job_ids", expanding=True)),
+        Job.deleted_at.is_(None),
+        access.visible_filter_parameter(Job, everyone),
+    )
+
+
+def newest_result_ids(
+    session: Session, actor: User | None, job_ids: list[int]
+) -> list[tuple[int, int | None, int | None]]:
+    """``(job id, newest valid run id, newest successful run id)`` of each of ``job_ids``
+    that ``actor`` may see and that is not deleted: ``latest_results``' one query, which
+    the Jobs screen also reads (as rows, ``jobs_screen.latest_page``). Valid is judged
+    against the clock now, at every call."""
+    if not job_ids:
+        return []
+    everyone = access.sees_everything(actor)
     rows = session.execute(
-        select(Job.id, newest_valid, newest_success).where(
-            Job.id.in_(sorted(set(job_ids))),
-            Job.deleted_at.is_(None),
-            access.visible_filter(actor, Job),
-        )
+        _newest_ids_statement(everyone),
+        {
+            "now": utcnow(),
+            "job_ids": sorted(set(job_ids)),
+            **({} if everyone else {"actor_id": actor.id}),  # type: ignore[union-attr]
+        },
     )
     return [(job_id, valid, newest) for job_id, valid, newest in rows]
 
