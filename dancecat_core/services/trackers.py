@@ -7,7 +7,7 @@ import functools
 import logging
 import tempfile
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import attrs
 from sqlalchemy import Row, Select, bindparam, func, or_, select
@@ -128,38 +128,77 @@ def run_rows(
     """One page of the runs ``actor`` may see (deleted jobs' included), newest first, as
     rows: optionally one job's, one status's, or those queued at or after ``since``. Two
     queries: the runs, and their notifications."""
+    everyone = access.sees_everything(actor)
+    parameters = {} if everyone else {"actor_id": actor.id}  # type: ignore[union-attr]
+    return _run_rows(
+        session, not everyone, parameters, page, job_id=job_id, status=status, since=since
+    )
+
+
+@functools.cache
+def _run_rows_statement(
+    join_visible: bool, one_job: bool, one_status: bool, since: bool, before: bool
+) -> Select:
+    """``_run_rows``' query for one combination of filters, built once a process (building
+    it cost about as much CPU as running it); ``join_visible`` keeps the runs of jobs the
+    actor (``actor_id``) may see."""
     query = select(*RUN_COLUMNS)
-    if actor is not None and not actor.is_admin:
-        query = query.join(Job, Job.id == Tracker.job_id).where(access.visible_filter(actor, Job))
-    return _run_rows(session, query, page, job_id=job_id, status=status, since=since)
+    if join_visible:
+        query = query.join(Job, Job.id == Tracker.job_id).where(
+            access.visible_filter_parameter(Job, everyone=False)
+        )
+    if one_job:
+        query = query.where(Tracker.job_id == bindparam("job_id"))  # trackers (job_id, id) pages
+    if one_status:
+        query = query.where(Tracker.status == bindparam("status"))
+    if since:
+        query = query.where(Tracker.queued_at >= bindparam("since"))
+    if before:  # Keyset.apply with bound values
+        query = query.where(Tracker.id < bindparam("before"))
+    return query.order_by(Tracker.id.desc()).limit(bindparam("limit"))
+
+
+_NOTIFICATION_ROWS = (
+    select(*NOTIFICATION_COLUMNS)
+    .where(Notification.tracker_id.in_(bindparam("tracker_ids", expanding=True)))
+    .order_by(Notification.id)
+)
 
 
 def _run_rows(
     session: Session,
-    query: Select,
+    join_visible: bool,
+    parameters: dict[str, Any],
     page: Keyset,
     *,
     job_id: int | None,
     status: str | None,
     since: dt.datetime | None = None,
 ) -> RunRows:
+    parameters = {**parameters, "limit": page.limit}
     if job_id is not None:
-        query = query.where(Tracker.job_id == job_id)  # trackers (job_id, id) pages
+        parameters["job_id"] = job_id
     if status:
-        query = query.where(Tracker.status == TrackerStatus(status).value)
+        parameters["status"] = TrackerStatus(status).value
     if since is not None:
-        query = query.where(Tracker.queued_at >= since)
-    runs = list(session.execute(page.apply(query, Tracker.id)))
+        parameters["since"] = since
+    if page.before is not None:
+        parameters["before"] = page.before
+    statement = _run_rows_statement(
+        join_visible, job_id is not None, bool(status), since is not None, page.before is not None
+    )
+    runs = list(session.execute(statement, parameters))
     notifications: dict[int, list[Row]] = {}
     if runs:
-        found = session.execute(
-            select(*NOTIFICATION_COLUMNS)
-            .where(Notification.tracker_id.in_([run.id for run in runs]))
-            .order_by(Notification.id)
-        )
+        found = session.execute(_NOTIFICATION_ROWS, {"tracker_ids": [run.id for run in runs]})
         for notification in found:
             notifications.setdefault(notification.tracker_id, []).append(notification)
     return RunRows(runs, notifications)
+
+
+_JOB_ACCESS = select(Job.id, Job.owner_id, Job.shared, Job.deleted_at).where(
+    Job.id == bindparam("job_id")
+)
 
 
 def run_rows_for_job(
@@ -171,10 +210,12 @@ def run_rows_for_job(
     status: str | None = None,
 ) -> RunRows:
     """``run_rows`` of one job that ``actor`` may see; a deleted job is not found here, as
-    everywhere its id is used (its runs stay reachable by tracker id and in ``run_rows``)."""
-    access.require_visible(actor, session.get(Job, job_id), "job")
+    everywhere its id is used (its runs stay reachable by tracker id and in ``run_rows``).
+    The job is read as the four columns that decide that, not as an ORM object."""
+    job = session.execute(_JOB_ACCESS, {"job_id": job_id}).first()
+    access.require_visible(actor, job, "job")  # type: ignore[type-var]
     # Seen to be visible: its runs need no join to its job.
-    return _run_rows(session, select(*RUN_COLUMNS), page, job_id=job_id, status=status)
+    return _run_rows(session, False, {}, page, job_id=job_id, status=status)
 
 
 def list_visible(
