@@ -136,6 +136,18 @@
       }
     });
     window.DanceCat = { editor: editorReady };
+    // Fetched (not run) once the page is idle, so the first focus does not wait on the network.
+    window.addEventListener("load", function () {
+      (window.requestIdleCallback || window.setTimeout)(function () {
+        var form = $("#job-form");
+        editorFiles(form, "data-editor-styles").concat(editorFiles(form, "data-editor-scripts")).forEach(function (url) {
+          var link = document.createElement("link");
+          link.rel = "prefetch";
+          link.href = url;
+          document.head.appendChild(link);
+        });
+      });
+    });
   }
 
   /* Point at the place a failed preview's database error names (data-error-line/-column
