@@ -381,9 +381,10 @@ def test_focus_after_test_connection_goes_to_its_result(page, server):
 def test_the_editor_is_built_on_first_use_and_keeps_what_was_typed(page, server):
     """The job form paints without CodeMirror (issue 17: it is the cost that kept the form
     under Lighthouse 95 on a phone). The labelled textarea shows the query and takes typing
-    while the editor's files are on their way (held back here); the editor then replaces it
-    with the same text, the caret where it was and the focus; the textarea, still the form
-    field, holds the query once; Tab leaves the editor and the label comes back to it."""
+    while the editor's files are on their way (held back here), Ctrl-Enter included; the
+    editor then replaces it with the same text, the caret where it was and the focus; the
+    textarea, still the form field, holds the query once; Tab leaves the editor and the
+    label comes back to it."""
     held: list = []
 
     def hold(route) -> None:  # the script only: an idle prefetch of it may go
@@ -396,13 +397,20 @@ def test_the_editor_is_built_on_first_use_and_keeps_what_was_typed(page, server)
     page.goto(server.url + "/jobs/1/edit")
     assert page.evaluate("typeof window.CodeMirror") == "undefined"
     # (Its files may be prefetched once the page is idle, but not run.)
-    assert page.locator("script[src*=codemirror], link[rel=stylesheet][href*=codemirror]").count() == 0
+    loaded = "script[src*=codemirror], link[rel=stylesheet][href*=codemirror]"
+    assert page.locator(loaded).count() == 0
     area = page.get_by_role("textbox", name="Query")
     assert area.input_value() == QUERY
     page.locator("#query-label").click()  # the label focuses the textarea: the editor loads
     page.wait_for_function("() => document.querySelector('script[src*=codemirror]') !== null")
     page.keyboard.press("Control+End")
     page.keyboard.type(" LIMIT 5")
+    # Ctrl-Enter runs the preview from the textarea as from the editor.
+    page.keyboard.press("Control+Enter")
+    page.locator("#preview").wait_for()
+    assert page.locator("#preview tbody tr").count() == 5, page.inner_text("#preview-slot")
+    area.focus()
+    page.keyboard.press("Control+End")
     page.keyboard.press("ArrowLeft")
     assert page.locator(".CodeMirror").count() == 0 and area.input_value() == QUERY + " LIMIT 5"
     for _ in range(100):
@@ -421,6 +429,11 @@ def test_the_editor_is_built_on_first_use_and_keeps_what_was_typed(page, server)
     assert page.evaluate("document.querySelector('.CodeMirror').CodeMirror.getValue()") == wanted
     assert page.locator("#query").input_value() == wanted
     assert page.locator("#query").is_hidden()
+    page.evaluate("document.getElementById('preview-slot').textContent = ''")
+    page.keyboard.press("Control+Enter")
+    page.locator("#preview").wait_for()
+    assert page.locator("#preview tbody tr").count() == 5, page.inner_text("#preview-slot")
+    page.locator("#query-label").click()
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.closest('.CodeMirror') === null")
     page.locator("#query-label").click()
