@@ -1,14 +1,15 @@
 """Lighthouse performance of every screen, with mobile emulation (issue 17: each ≥ 95).
 
 Not part of ``bench/run`` and not needed by the tests: it needs npm's ``lighthouse``
-(``npm install lighthouse@12`` somewhere, then ``--lighthouse PATH/node_modules/.bin/lighthouse``)
-and Chromium. It starts a real ``dancecat serve`` on embedded defaults in a fresh home (a
-temporary folder), adds an admin, a connection to the bundled Chinook database and one job
-that has run once, signs in through the live sign-in form to get a session cookie, and
-runs Lighthouse's default mobile form factor with simulated throttling, performance only,
-``--runs`` times per screen (the sign-in screen without the cookie). It prints, per
-screen, the median score and the median of the metrics behind it, and the load average
-before and after (the machine is shared: scores move with it).
+(``npm install lighthouse@12`` somewhere, then ``--lighthouse
+PATH/node_modules/.bin/lighthouse``) and Chromium (``CHROME_PATH``, else /usr/bin/chromium).
+It starts a real ``dancecat serve`` on embedded defaults in a fresh home (a temporary
+folder), adds an admin, a connection to the bundled Chinook database and one job that has
+run once, signs in through the live sign- in form to get a session cookie, and runs
+Lighthouse's default mobile form factor with simulated throttling, performance only,
+``--runs`` times per screen (the sign-in screen without the cookie). It prints, per screen,
+the median score and the median of the metrics behind it, and the load average before and
+after (the machine is shared: scores move with it).
 
     .venv/bin/python -m bench.lighthouse_case --lighthouse /tmp/lh/node_modules/.bin/lighthouse
     .venv/bin/python -m bench.lighthouse_case --screens job-form,job-edit --runs 5
