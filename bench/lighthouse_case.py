@@ -5,7 +5,7 @@ Not part of ``bench/run`` and not needed by the tests: it needs npm's ``lighthou
 PATH/node_modules/.bin/lighthouse``) and Chromium (``CHROME_PATH``, else /usr/bin/chromium).
 It starts a real ``dancecat serve`` on embedded defaults in a fresh home (a temporary
 folder), adds an admin, a connection to the bundled Chinook database and one job that has
-run once, signs in through the live sign- in form to get a session cookie, and runs
+run once, signs in through the live sign-in form to get a session cookie, and runs
 Lighthouse's default mobile form factor with simulated throttling, performance only,
 ``--runs`` times per screen (the sign-in screen without the cookie). It prints, per screen,
 the median score and the median of the metrics behind it, and the load average before and
