@@ -91,6 +91,15 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+def open_editor(page) -> None:
+    """Into the query editor. The page builds it the first time the query's textarea takes
+    focus (it is not part of the page load): click the textarea, wait for the editor, which
+    then has the focus."""
+    page.locator("#query").click()
+    page.locator(".CodeMirror").wait_for()
+    page.wait_for_function("() => document.activeElement.closest('.CodeMirror') !== null")
+
+
 def _sticky_bar_covers_nothing(page) -> None:
     """At 900 px, each field of the job form that Tab reaches stops above the sticky
     Save/Run bar, not under it."""
@@ -155,7 +164,7 @@ def test_the_seed_story_in_a_real_browser(chromium, server, pg_chinook):
     page.get_by_label("Name", exact=True).fill("Rock tracks")
     page.get_by_label("Annotation").fill("All **rock** tracks, for the label's weekly report.")
     page.get_by_label("Connection").select_option(label="Chinook")
-    page.locator(".CodeMirror").click()
+    open_editor(page)
     page.keyboard.press("Control+A")
     page.keyboard.insert_text(QUERY)
     assert page.locator(".CodeMirror-linenumber").count() >= 4

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import _psql
-from test_browser import EMAIL, PASSWORD, SHOTS, WAIT_MS, chromium  # noqa: F401 - fixture
+from test_browser import EMAIL, PASSWORD, SHOTS, WAIT_MS, chromium, open_editor  # noqa: F401 - fixture
 from test_web_helpers import LiveServer, dancecat, serve
 
 pytestmark = pytest.mark.browser
@@ -118,7 +118,7 @@ def test_schema_browser_autocomplete_format_and_error_position(
     assert page.evaluate("document.activeElement.textContent").startswith("id")
 
     # Autocomplete: a "." after a table's name offers its columns; Enter inserts one.
-    page.locator(".CodeMirror").click()
+    open_editor(page)
     page.keyboard.press("Control+A")
     page.keyboard.press("Delete")
     page.keyboard.type("select customers.em")

@@ -35,11 +35,58 @@
     button.setAttribute("aria-busy", on ? "true" : "false");
   }
 
-  /* ---- SQL editor ---------------------------------------------------------------- */
+  /* ---- SQL editor ----------------------------------------------------------------
+     CodeMirror is not part of the page load: building it takes the main thread long
+     enough to delay a phone's first use of the form (issue 17: Lighthouse ≥ 95 on mobile).
+     The plain, labelled textarea shows the query and works meanwhile; the first time it
+     takes focus (click, Tab, its label, a wrong-field jump) the editor's files are loaded
+     and the editor replaces it, keeping what was typed and where the caret was. The
+     textarea stays the form field (CodeMirror writes back to it), so nothing is lost or
+     doubled. Whatever needs the editor (an error mark, the schema browser's insert and
+     completion, Format SQL) asks for it through editorReady(). */
   var editor = null;
-  function setupEditor() {
+  var editorPromise = null;
+
+  function loadFile(tag, url) {
+    return new Promise(function (resolve, reject) {
+      var element = document.createElement(tag);
+      if (tag === "link") {
+        element.rel = "stylesheet";
+        element.href = url;
+      } else {
+        element.src = url;
+        element.async = false;  // run in the order inserted: the mode after the core
+      }
+      element.onload = resolve;
+      element.onerror = function () { reject(new Error(url + " did not load")); };
+      document.head.appendChild(element);
+    });
+  }
+
+  function editorFiles(form, name) {
+    return (form.getAttribute(name) || "").split(/\s+/).filter(Boolean);
+  }
+
+  /* The editor, built once (a promise: its files may still be on their way). */
+  function editorReady() {
     var area = $("#query");
-    if (!area || !window.CodeMirror) { return; }
+    var form = $("#job-form");
+    if (!area || !form) { return Promise.reject(new Error("no query field")); }
+    if (!editorPromise) {
+      var files = editorFiles(form, "data-editor-styles").map(function (url) { return loadFile("link", url); })
+        .concat(editorFiles(form, "data-editor-scripts").map(function (url) { return loadFile("script", url); }));
+      editorPromise = Promise.all(files).then(function () { return buildEditor(area); });
+      editorPromise.catch(function () { editorPromise = null; });  // the textarea stays; try again later
+    }
+    return editorPromise;
+  }
+
+  function buildEditor(area) {
+    if (editor) { return editor; }
+    var focused = document.activeElement === area;
+    var start = area.selectionStart;
+    var end = area.selectionEnd;
+    var scroll = area.scrollTop;
     editor = window.CodeMirror.fromTextArea(area, {
       mode: "text/x-sql",
       lineNumbers: true,
@@ -50,8 +97,8 @@
         // Keyboard users must be able to leave the editor.
         "Tab": false,
         "Shift-Tab": false,
-        "Ctrl-Enter": function () { var b = $("#preview-job"); if (b) { b.click(); } },
-        "Cmd-Enter": function () { var b = $("#preview-job"); if (b) { b.click(); } }
+        "Ctrl-Enter": runPreview,
+        "Cmd-Enter": runPreview
       }
     });
     var label = $("#query-label");
@@ -62,8 +109,45 @@
     if (area.getAttribute("aria-invalid")) { input.setAttribute("aria-invalid", "true"); }
     input.setAttribute("aria-labelledby", "query-label");
     editor.on("change", function () { editor.save(); clearErrorMark(); });
+    if (focused) {
+      editor.focus();
+      editor.setSelection(editor.posFromIndex(start), editor.posFromIndex(end));
+      editor.scrollTo(null, scroll);
+    }
     // The schema browser (schema.js) completes names in this editor once it exists.
     area.dispatchEvent(new CustomEvent("dancecat:editor", { bubbles: true, detail: editor }));
+    return editor;
+  }
+
+  function runPreview() {
+    var button = $("#preview-job");
+    if (button) { button.click(); }
+  }
+
+  function setupEditor() {
+    var area = $("#query");
+    if (!area || !$("#job-form")) { return; }
+    area.addEventListener("focus", function () { editorReady().catch(function () { /* the textarea works */ }); });
+    // Until the editor replaces it, the textarea runs the preview on the same keys.
+    area.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+        event.preventDefault();
+        runPreview();
+      }
+    });
+    window.DanceCat = { editor: editorReady };
+    // Fetched (not run) once the page is idle, so the first focus does not wait on the network.
+    window.addEventListener("load", function () {
+      (window.requestIdleCallback || window.setTimeout)(function () {
+        var form = $("#job-form");
+        editorFiles(form, "data-editor-styles").concat(editorFiles(form, "data-editor-scripts")).forEach(function (url) {
+          var link = document.createElement("link");
+          link.rel = "prefetch";
+          link.href = url;
+          document.head.appendChild(link);
+        });
+      });
+    });
   }
 
   /* Point at the place a failed preview's database error names (data-error-line/-column
@@ -77,7 +161,10 @@
   }
   function markError(root) {
     var box = $("[data-error-line]", root);
-    if (!box || !editor) { return; }
+    if (!box) { return; }
+    editorReady().then(function () { markErrorIn(box); }).catch(function () { /* no editor: no mark */ });
+  }
+  function markErrorIn(box) {
     clearErrorMark();
     var line = Math.min(parseInt(box.getAttribute("data-error-line"), 10) - 1, editor.lastLine());
     var text = editor.getLine(line) || "";
@@ -350,7 +437,6 @@
   function focusFirstError() {
     var wrong = $("form [aria-invalid=true]");
     if (!wrong) { return; }
-    if (editor && wrong.id === "query") { editor.focus(); return; }
     if (wrong.tagName === "FIELDSET") { wrong = $("[aria-invalid=true], input:not([type=hidden])", wrong) || wrong; }
     focusOn(wrong);
   }

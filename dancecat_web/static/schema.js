@@ -18,7 +18,7 @@
   var MODES = { postgresql: "text/x-pgsql", mysql: "text/x-mariadb", sqlite: "text/x-sqlite" };
 
   var panel, tree, statusLine, filter, editor = null;
-  var state = { connectionId: null, tables: [], byName: {}, columns: {}, hintTables: null };
+  var state = { connectionId: null, driver: "", tables: [], byName: {}, columns: {}, hintTables: null };
 
   function $(selector, root) { return (root || document).querySelector(selector); }
   function key(table) { return table.schema + "\u0000" + table.name; }
@@ -84,6 +84,7 @@
     state.columns = {};
     state.byName = {};
     state.hintTables = null;
+    state.driver = schema.driver;
     schema.tables.forEach(function (table) {
       if (table.columns) { state.columns[key(table)] = table.columns; }
       state.byName[(table.schema + "." + table.name).toUpperCase()] = table;
@@ -245,10 +246,19 @@
     li.focus();
   }
 
+  /* The query editor: dancecat.js builds it on first use (it is not part of the page load). */
+  function withEditor(then) {
+    if (editor) { then(editor); return; }
+    if (!window.DanceCat) { return; }
+    window.DanceCat.editor().then(then).catch(function (error) { setStatus(error.message, true); });
+  }
+
   function insert(li) {
-    if (!editor || !li.insertText) { return; }
-    editor.replaceSelection(li.insertText);
-    setStatus("Put " + li.insertText + " in the query.");
+    if (!li.insertText) { return; }
+    withEditor(function (cm) {
+      cm.replaceSelection(li.insertText);
+      setStatus("Put " + li.insertText + " in the query.");
+    });
   }
 
   function onKey(event) {
@@ -326,6 +336,7 @@
 
   function setupCompletion(cm) {
     editor = cm;
+    if (MODES[state.driver]) { cm.setOption("mode", MODES[state.driver]); }
     cm.addKeyMap({ "Ctrl-Space": complete });
     cm.on("inputRead", function (instance, change) {
       if (change.text.length === 1 && change.text[0] === "." && !instance.state.completionActive) { complete(instance); }
@@ -339,16 +350,18 @@
     var button = $("#format-sql");
     if (!button) { return; }
     button.addEventListener("click", function (event) {
-      if (!editor) { return; }  // no editor: the form posts and the server formats
+      if (!editor && !window.DanceCat) { return; }  // no page script: the form posts and the server formats
       event.preventDefault();
-      var id = chosenConnection();
-      api(panel.getAttribute("data-format-url"), "POST", {
-        query: editor.getValue(),
-        connection_id: id ? parseInt(id, 10) : null
-      }).then(function (data) {
-        editor.setValue(data.query);
-        setStatus("Query formatted.");
-      }).catch(function (error) { setStatus(error.message, true); });
+      withEditor(function (cm) {
+        var id = chosenConnection();
+        api(panel.getAttribute("data-format-url"), "POST", {
+          query: cm.getValue(),
+          connection_id: id ? parseInt(id, 10) : null
+        }).then(function (data) {
+          cm.setValue(data.query);
+          setStatus("Query formatted.");
+        }).catch(function (error) { setStatus(error.message, true); });
+      });
     });
   }
 
