@@ -237,6 +237,27 @@ def claim(
     return RunOutcome(tracker_id, loaded.target, error=loaded.error)
 
 
+@attrs.frozen
+class _StoredConnection:
+    """The connection columns ``Runtime.connection_params`` reads, from ``_LOAD``'s row."""
+
+    driver: str
+    database: str | None
+    host: str | None
+    port: int | None
+    user_name: str | None
+    password_encrypted: str | None
+    read_only: bool
+    options_json: str | None
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return json.loads(self.options_json or "{}")
+
+
+_CONNECTION_COLUMNS = tuple(attrs.fields_dict(_StoredConnection))
+
+
 # One row per recipient condition (or one row): the conditions come along.
 _LOAD = (
     select(
@@ -252,14 +273,7 @@ _LOAD = (
         _J.c.parameters_json,
         _J.c.deleted_at.label("job_deleted_at"),
         _C.c.id.label("connection_id"),
-        _C.c.driver,
-        _C.c.database,
-        _C.c.host,
-        _C.c.port,
-        _C.c.user_name,
-        _C.c.password_encrypted,
-        _C.c.read_only,
-        _C.c.options_json,
+        *(_C.c[name] for name in _CONNECTION_COLUMNS),
         _C.c.deleted_at.label("connection_deleted_at"),
         _S.c.id.label("schedule_id"),
         _S.c.type,
@@ -293,25 +307,6 @@ _CLAIM = (
 )
 
 
-@attrs.frozen
-class _StoredConnection:
-    """The connection columns ``Runtime.connection_params`` reads, from ``_LOAD``'s row."""
-
-    driver: str
-    database: str | None
-    host: str | None
-    port: int | None
-    user_name: str | None
-    password_encrypted: str | None
-    read_only: bool
-    options_json: str | None
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return json.loads(self.options_json or "{}")
-
-
-_CONNECTION_COLUMNS = tuple(attrs.fields_dict(_StoredConnection))
 # Per runtime: connection parameters by the stored row they came from (a changed row,
 # password or options is another key). Decrypting and building the file rules per run
 # was ~3% of a trivial run's CPU.
