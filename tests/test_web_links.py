@@ -61,3 +61,30 @@ def test_unknown_route_and_missing_part_refused(registry):
             request.link("ui.job")
     finally:
         env["closer"]()
+
+
+@pytest.mark.parametrize("script_name", ["", "/dancecat"])
+def test_download_links_are_one_link_per_format_with_the_text_escaped(registry, script_name):
+    """``request.download_links``: per installed format, ``route_path``'s link, the
+    exporter's label and format, and the "of ..." text escaped (a job's name is anyone's
+    text); made from the per-process pattern the second time, for another id and text."""
+    from markupsafe import escape
+
+    request = Request.blank("/", base_url=f"http://example.com{script_name}")
+    env = prepare(request=request, registry=registry)
+    try:
+        exporters = request.runtime.download_exporters
+        assert len(exporters) >= 3
+        for route in ("ui.tracker.download", "ui.latest.download"):
+            for id_, of in ((7, 'run 7'), (10**12, '<b>"Q&A"</b> {id} \\x')):
+                html = str(request.download_links(route, id_, of))
+                expected = "".join(
+                    f'<a href="{request.route_path(route, id=id_, format=exporter.format)}"'
+                    f' download title="{escape(exporter.label)}">{exporter.format.upper()}'
+                    f'<span class="sr-only"> of {escape(of)}</span></a>\n'
+                    for exporter in exporters
+                )
+                assert html == expected
+        assert "<b>" not in str(request.download_links("ui.tracker.download", 1, "<b>"))
+    finally:
+        env["closer"]()

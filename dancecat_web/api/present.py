@@ -10,8 +10,6 @@ import decimal
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Row
-
 from dancecat_core import jsontext, parameters
 from dancecat_core.error_text import shown_error
 from dancecat_core.models import (
@@ -28,12 +26,16 @@ from dancecat_core.models.trackers import current_status
 from dancecat_core.runner import Preview
 from dancecat_core.scrubbing import ValuePattern
 from dancecat_core.services.jobs import recipient_text
-from dancecat_core.services.trackers import RunRows
+from dancecat_core.services.trackers import NotificationRow, RunRow, RunRows
 
 
 def timestamp(value: dt.datetime | None) -> str | None:
     """An aware datetime as ISO 8601 in UTC (``2024-05-01T12:00:00+00:00``)."""
-    return value.astimezone(dt.UTC).isoformat() if value is not None else None
+    if value is None:
+        return None
+    if value.tzinfo is not dt.UTC:  # the app database's columns read back in UTC already
+        value = value.astimezone(dt.UTC)
+    return value.isoformat()
 
 
 def user_json(user: User) -> dict[str, Any]:
@@ -130,9 +132,9 @@ def run_rows_json(rows: RunRows, patterns: Sequence[ValuePattern]) -> list[dict[
 
 
 def run_json(
-    run: Tracker | Row,
+    run: Tracker | RunRow,
     status: str,
-    notifications: Iterable[Notification | Row],
+    notifications: Iterable[Notification | NotificationRow],
     patterns: Sequence[ValuePattern],
 ) -> dict[str, Any]:
     """The one shape of a run, from a tracker or from a row of its columns."""
@@ -150,9 +152,9 @@ def run_json(
         "duration_ms": run.duration_ms,
         "row_count": run.row_count,
         "parameters": parameters.load_values(run.parameter_values_json),
-        "error": shown_error(run.error, patterns),
+        "error": shown_error(run.error, patterns) if run.error is not None else None,
         "attempts": run.attempts or 0,
-        "note": shown_error(run.note, patterns),
+        "note": shown_error(run.note, patterns) if run.note is not None else None,
         "result_expires_at": timestamp(run.result_expires_at),
         "notifications": [
             {
