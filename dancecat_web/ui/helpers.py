@@ -22,6 +22,7 @@ from dancecat_core.errors import ValidationError
 from dancecat_core.inputs.recipients import parse_recipient
 from dancecat_core.models import TrackerStatus
 from dancecat_core.services import access
+from dancecat_web.ui import fragments
 
 FLASH_QUEUES = ("success", "error", "info")
 STATUS_CLASS = {
@@ -119,6 +120,11 @@ class Helpers:
     def number(self, value: int | None) -> str:
         return "—" if value is None else f"{value:,}"
 
+    def row(self, template: str, **values: Any) -> Markup:
+        """A table row drawn from ``template`` with ``values``, kept while they stay the
+        same (``fragments.row``)."""
+        return fragments.row(self.request, self, template, **values)
+
     def markdown(self, text: str | None) -> Markup:
         from dancecat_web.ui.markdown import render_markdown
 
@@ -132,4 +138,5 @@ def add_helpers(event: BeforeRender) -> None:
 
 
 def includeme(config: Configurator) -> None:
+    config.registry["dancecat.fragments"] = fragments.Fragments()
     config.add_subscriber(add_helpers, BeforeRender)

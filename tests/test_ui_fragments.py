@@ -1,0 +1,210 @@
+"""The Jobs screen's kept rows (``dancecat_web/ui/fragments.py``): a kept row is drawn
+again as soon as anything it shows changes, a page where nothing changed draws no row,
+each session's rows carry that session's CSRF token and that user's links, and the
+store stays bounded."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+import webtest
+from sqlalchemy import literal, select, update
+from test_web_helpers import make_app, make_user, sign_in
+
+from dancecat_core.db import session_scope
+from dancecat_core.models import Connection, Job, Notification, Tracker, TrackerStatus
+from dancecat_core.runner import execute_tracker
+from dancecat_web.ui.fragments import Fragments
+
+
+@pytest.fixture
+def queued() -> list[int]:
+    return []
+
+
+@pytest.fixture
+def app(runtime, queued):
+    return make_app(runtime, queued)
+
+
+@pytest.fixture
+def alice(runtime):
+    return make_user(runtime, "alice@example.com")
+
+
+@pytest.fixture
+def csrf(app, alice) -> str:
+    return sign_in(app, alice.email)
+
+
+@pytest.fixture
+def job_id(app, csrf, sqlite_chinook) -> int:
+    app.post(
+        "/connections/new",
+        {
+            "csrf_token": csrf,
+            "name": "chinook",
+            "driver": "sqlite",
+            "read_only": "on",
+            "database": str(sqlite_chinook),
+        },
+        status=303,
+    )
+    response = app.post(
+        "/jobs/new",
+        {
+            "csrf_token": csrf,
+            "name": "artists",
+            "annotation": "",
+            "connection_id": "1",
+            "query": "SELECT ArtistId FROM Artist",
+            "timeout_seconds": "",
+            "action": "save",
+        },
+        status=303,
+    )
+    return int(response.location.rsplit("/", 1)[1])
+
+
+def _drawn(app: webtest.TestApp) -> int:
+    return app.app.registry["dancecat.fragments"].drawn
+
+
+def _run_row(page: str, tracker_id: int) -> str:
+    return re.search(rf'<tr id="tracker-{tracker_id}".*?</tr>', page, re.S).group(0)
+
+
+def _change(runtime, model, row_id: int, **values) -> None:
+    with session_scope(runtime.session_factory) as session:
+        session.execute(update(model).where(model.id == row_id).values(**values))
+
+
+def test_a_kept_row_is_drawn_again_when_anything_it_shows_changes(
+    app, runtime, csrf, job_id, queued
+):
+    app.post(f"/jobs/{job_id}/run", {"csrf_token": csrf}, status=303)
+    tracker_id = queued[-1]
+    execute_tracker(runtime, tracker_id)
+    page = app.get("/jobs").text  # shows (and so clears) the flash messages
+    assert "Success" in _run_row(page, tracker_id)
+    page = app.get("/jobs").text
+    before = _drawn(app)
+    assert app.get("/jobs").text == page  # nothing changed: the same page, no row drawn
+    assert _drawn(app) == before
+
+    changes = [
+        (Tracker, tracker_id, {"row_count": 123456}, "123,456"),
+        (Job, job_id, {"name": "renamed <job>"}, "renamed &lt;job&gt;"),
+        (Connection, 1, {"name": "other db"}, "DB: other db"),
+        (
+            Tracker,
+            tracker_id,
+            {"status": TrackerStatus.FAILED.value, "error": "boom at line 3"},
+            "boom at line 3",
+        ),
+        (Tracker, tracker_id, {"note": "retried once"}, "retried once"),
+        (
+            Tracker,
+            tracker_id,
+            {
+                "status": TrackerStatus.SUCCESS.value,
+                "result_expires_at": dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+            },
+            "Result Expired",
+        ),
+        (Connection, 1, {"deleted_at": dt.datetime.now(dt.UTC)}, "(deleted)"),
+    ]
+    for model, row_id, values, shown in changes:
+        assert shown not in _run_row(page, tracker_id)
+        _change(runtime, model, row_id, **values)
+        drawn = _drawn(app)
+        page = app.get("/jobs").text
+        assert shown in _run_row(page, tracker_id), (values, _run_row(page, tracker_id))
+        assert _drawn(app) > drawn
+
+    # A delivery recorded for the run, then its status changing.
+    with session_scope(runtime.session_factory) as session:
+        session.add(
+            Notification(tracker_id=tracker_id, notifier="email", recipient="a@example.com")
+        )
+    page = app.get("/jobs").text
+    assert "a@example.com: pending" in _run_row(page, tracker_id)
+    with session_scope(runtime.session_factory) as session:
+        notification_id = session.scalar(select(Notification.id))
+    _change(runtime, Notification, notification_id, status="sent")
+    assert "a@example.com: sent" in _run_row(app.get("/jobs").text, tracker_id)
+
+
+def test_kept_rows_carry_each_sessions_token_and_each_users_links(
+    app, runtime, csrf, job_id, queued
+):
+    """Bob (an admin who did not write the job) sees Alice's kept run row, with his own
+    CSRF token in every form and the Edit link only where he may edit."""
+    _change(runtime, Job, job_id, shared=True)
+    make_user(runtime, "bob@example.com")
+    app.post(f"/jobs/{job_id}/run", {"csrf_token": csrf}, status=303)
+    execute_tracker(runtime, queued[-1])
+    alice_page = app.get("/jobs").text
+
+    bob = webtest.TestApp(app.app)
+    bob_csrf = sign_in(bob, "bob@example.com")
+    assert bob_csrf != csrf
+    drawn = _drawn(app)
+    bob_page = bob.get("/jobs").text
+    assert _drawn(app) == drawn + 1  # his job row differs (no Edit); the run row is kept
+    assert set(re.findall(r'name="csrf_token" value="([^"]+)"', alice_page)) == {csrf}
+    assert set(re.findall(r'name="csrf_token" value="([^"]+)"', bob_page)) == {bob_csrf}
+    assert f'href="/jobs/{job_id}/edit"' in alice_page
+    assert f'href="/jobs/{job_id}/edit"' not in bob_page
+    # Bob's Run button works with the token his row carries.
+    bob.post(f"/jobs/{job_id}/run", {"csrf_token": bob_csrf}, status=303)
+
+
+def test_the_store_keeps_the_most_recently_used_rows_up_to_its_size():
+    kept = Fragments(size=3)
+    for n in range(3):
+        kept.put(n, f"row {n}")
+    assert kept.get(0) == "row 0"  # now the most recent
+    kept.put(3, "row 3")
+    assert kept.get(1) is None
+    assert [kept.get(n) for n in (0, 2, 3)] == ["row 0", "row 2", "row 3"]
+    kept.put(4, "row 4")
+    assert sum(kept.get(n) is not None for n in range(5)) == 3
+
+
+def test_a_key_holds_every_value_or_the_row_is_not_kept(runtime, job_id):
+    """Rows' values (SQLAlchemy rows and named tuples alike), every slot along the bases,
+    and nothing that could hide an attribute: an ORM object or an object with a
+    ``__dict__`` is refused, so its row is drawn every time."""
+    from dancecat_web.ui.fragments import _shape, _Unkeyable
+
+    with session_scope(runtime.session_factory) as session:
+        first, second = session.execute(
+            select(Job.id, Job.name).union_all(select(literal(2), literal("b")))
+        ).all()
+        assert _shape([first]) != _shape([second])
+        with pytest.raises(_Unkeyable):
+            _shape(session.get(Job, job_id))
+
+    class Base:
+        __slots__ = ("a",)
+
+        def __init__(self, a, b=None):
+            self.a = a
+
+    class Slotted(Base):
+        __slots__ = ("b",)
+
+        def __init__(self, a, b):
+            super().__init__(a)
+            self.b = b
+
+    class Loose(Base):  # no __slots__ of its own: a __dict__
+        pass
+
+    assert _shape(Slotted(1, 2)) != _shape(Slotted(1, 3))  # the subclass's slot counts
+    assert _shape(Slotted(1, 2)) != _shape(Slotted(0, 2))  # and the base's
+    with pytest.raises(_Unkeyable):
+        _shape(Loose(1))
