@@ -10,7 +10,6 @@ process of its own, so it runs once however many web processes there are.
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import signal
 import sys
@@ -103,11 +102,8 @@ def serve_command(args: argparse.Namespace) -> int:
         # the parent uses none after this.
         runtime.engine.dispose()
 
-        balance = processes.AcceptBalance(count)
-
-        def web(slot: int) -> None:
+        def web() -> None:
             server = waitress.create_server(app, sockets=[sock], **options)
-            balance.apply(server, slot)
             try:
                 server.run()
             finally:
@@ -120,7 +116,7 @@ def serve_command(args: argparse.Namespace) -> int:
             finally:
                 stop()
 
-        children = {f"web {n + 1}": functools.partial(web, n) for n in range(count)}
+        children = {f"web {n}": web for n in range(1, count + 1)}
         if consumer:
             children["embedded worker"] = worker
         print(

@@ -2,13 +2,10 @@
 
 One Python process serves on one core (the GIL); the web tier uses more by forking. The
 parent binds the socket, builds the app once (children share its pages copy-on-write), then
-forks children that each run waitress on the inherited socket. Left alone, the kernel hands
-each new connection to whichever child accepts first, and kept-alive connections stay where
-they landed: under 20 clients one child held 14 connections and the other 6, so one core
-queued while the other idled (``AcceptBalance`` evens them out). The parent starts no
-threads and serves nothing: it only restarts a child that dies and, on SIGTERM or SIGINT,
-stops them all. A child also gets SIGTERM when the parent dies without cleaning up
-(``PR_SET_PDEATHSIG``).
+forks children that each run waitress on the inherited socket, so the kernel hands each new
+connection to whichever child accepts it first. The parent starts no threads and serves
+nothing: it only restarts a child that dies and, on SIGTERM or SIGINT, stops them all. A
+child also gets SIGTERM when the parent dies without cleaning up (``PR_SET_PDEATHSIG``).
 
 Kept in the standard library rather than handed to gunicorn: no new dependency, the same
 ``dancecat serve`` command and settings on one process or many, and the embedded consumer
@@ -21,15 +18,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
-import mmap
 import os
 import signal
 import socket
-import struct
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -65,43 +59,6 @@ def listening_socket(host: str, port: int) -> socket.socket:
     sock.listen(1024)
     sock.setblocking(False)
     return sock
-
-
-class AcceptBalance:
-    """Least connections across the web children: a child stops watching the shared socket
-    while it holds more open connections than another child, so a new connection goes to
-    the one holding fewest (as a load balancer's least-connections rule would).
-
-    Each child publishes its count in a slot of memory shared with its siblings (mapped
-    before the fork) every time its waitress loop asks whether to accept. A count can only
-    be stale while its child is busy in that loop, and a child refuses only when another
-    shows fewer, so at least one child always watches the socket; a dead child's slot keeps
-    its last count, which only makes the others more willing, until its replacement
-    publishes its own.
-    """
-
-    _SLOT = struct.Struct("q")
-
-    def __init__(self, children: int) -> None:
-        self.children = children
-        self._counts = mmap.mmap(-1, self._SLOT.size * children)
-
-    def count(self, slot: int) -> int:
-        return self._SLOT.unpack_from(self._counts, self._SLOT.size * slot)[0]
-
-    def apply(self, server: Any, slot: int) -> None:
-        """Make waitress ``server`` (``create_server``'s) the child in ``slot``: its
-        ``readable`` (asked before each poll) also publishes and compares the counts."""
-        accepting = server.readable
-        others = [other for other in range(self.children) if other != slot]
-
-        def readable() -> bool:
-            mine = len(server.active_channels)  # waitress's open connections
-            self._SLOT.pack_into(self._counts, self._SLOT.size * slot, mine)
-            fewest = min((self.count(other) for other in others), default=mine)
-            return accepting() and mine <= fewest  # accepting() also runs its upkeep
-
-        server.readable = readable
 
 
 def _die_with_parent(parent: int) -> None:

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -83,23 +82,6 @@ def _answering(url: str, children: set[int], connections: int = 40) -> dict[int,
             connection.close()
 
 
-def _burst(url: str, children: set[int], connections: int) -> dict[int, int]:
-    """Connect ``connections`` sockets at once, then ask on each and keep them alive;
-    count per child the ones it holds."""
-    host, port = url.removeprefix("http://").split(":")
-    held = [socket.create_connection((host, int(port)), timeout=10) for _ in range(connections)]
-    try:
-        for sock in held:
-            sock.sendall(b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: test\r\n\r\n")
-        for sock in held:
-            assert sock.recv(64).startswith(b"HTTP/1.1 200"), "no answer"
-        established = _established_inodes(int(port))
-        return {pid: len(_socket_inodes(pid) & established) for pid in children}
-    finally:
-        for sock in held:
-            sock.close()
-
-
 def _wait_for(condition, seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -142,11 +124,6 @@ def test_two_processes_on_redis_share_the_port_restart_and_stop(home, redis_url)
                 break
         assert sorted(seen) == sorted(children) and all(seen.values()), seen
         assert "with 2 processes" in (home / "serve.log").read_text()
-        # 20 clients connecting at once, as a load tool or a proxy's pool does, end up
-        # spread evenly (the rule itself: test_accept_balance_*).
-        for _ in range(3):
-            held = _burst(live.url, children, 20)
-            assert max(held.values()) - min(held.values()) <= 2, held
 
         # A child that dies is replaced, and the new one answers.
         dead = min(children)
@@ -240,48 +217,3 @@ def test_a_bad_process_count_is_one_clear_line(home, value):
     assert done.returncode == 2
     assert "--processes: must be a whole number from 1 to 256" in done.stderr
     assert "Traceback" not in done.stderr
-
-
-def test_accept_balance_sends_a_connection_to_the_child_holding_fewest():
-    """``AcceptBalance`` on real waitress servers sharing one socket, each with its own loop
-    map as in two children: one holding more connections than the other stops watching the
-    socket until the other catches up; equal counts both watch."""
-    import waitress
-
-    from dancecat_web.processes import AcceptBalance, listening_socket
-
-    sock = listening_socket("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    balance = AcceptBalance(2)
-    servers = [waitress.create_server(lambda e, s: [], sockets=[sock], map={}) for _ in range(2)]
-    for slot, server in enumerate(servers):
-        balance.apply(server, slot)
-    clients: list[socket.socket] = []
-
-    def accept(server) -> None:
-        """A client connects and ``server`` takes it, as its loop would."""
-        clients.append(socket.create_connection(("127.0.0.1", port), timeout=5))
-        before = len(server.active_channels)
-        _wait_for(lambda: server.handle_accept() or len(server.active_channels) > before, 5)
-
-    def watching() -> list[bool]:
-        """Whether each watches the socket once every loop has gone round (and published)."""
-        for server in servers:
-            server.readable()
-        return [server.readable() for server in servers]
-
-    try:
-        assert watching() == [True, True]
-        accept(servers[0])
-        assert watching() == [False, True]
-        accept(servers[1])
-        assert watching() == [True, True]
-        accept(servers[1])
-        assert watching() == [True, False]
-        assert [balance.count(0), balance.count(1)] == [1, 2]
-    finally:
-        for client in clients:
-            client.close()
-        for server in servers:
-            server.close()
-        sock.close()
