@@ -11,6 +11,7 @@ does what that asks.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -19,7 +20,7 @@ import os
 import socket
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
@@ -60,7 +61,7 @@ class RunOutcome:
     status: TrackerStatus
     row_count: int | None = None
     error: str | None = None
-    # The job's recipients as the final status change read them (same transaction);
+    # The job's recipients as the final status change read them (right after it);
     # None when not read (the run did not finish here, or finished another way).
     recipients: tuple[str, ...] | None = None
     # Set (and nothing done) when asked to wait for the due time and it is still ahead.
@@ -139,6 +140,38 @@ def _status_change(keys: tuple[str, ...], with_attempt: bool) -> Any:
     return update(_T).where(*where).values(sets)
 
 
+@contextlib.contextmanager
+def _app_db(runtime: Runtime) -> Iterator[Connection]:
+    """A connection for one compare-and-set and the reads around it (a claim, a finish).
+
+    On PostgreSQL each statement commits on its own (autocommit). psycopg2 sends BEGIN as
+    a round trip of its own before a transaction's first statement, and COMMIT after its
+    last: 4 of a trivial run's 8 app-database round trips. The transaction held nothing
+    together: the one write is a single compare-and-set UPDATE (whose answer a repeat
+    after a lost connection already reads back, see ``_set_status``), and under READ
+    COMMITTED every statement of a transaction reads a snapshot of its own anyway.
+    Elsewhere one transaction, as before: pymysql's autocommit switch is a round trip
+    itself and sends no BEGIN, and SQLite is local.
+    """
+    engine = runtime.engine
+    if engine.dialect.name != "postgresql":
+        with engine.begin() as conn:
+            yield conn
+        return
+    with engine.connect() as conn:
+        # psycopg2's own switch, set and cleared client-side: SQLAlchemy's isolation_level
+        # option resets the connection on its return with a round trip of its own (SET
+        # default_transaction_isolation). What SQLAlchemy then sends to end its
+        # transaction (ROLLBACK on close) psycopg2 drops, no transaction being open.
+        dbapi = conn.connection.dbapi_connection
+        dbapi.autocommit = True
+        try:
+            yield conn
+        finally:
+            if not dbapi.closed:
+                dbapi.autocommit = False
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
@@ -165,8 +198,9 @@ def _set_status(
     also: Callable[[Connection], Any] | None = None,
     attempt: int | None = None,
 ) -> tuple[bool, Any]:
-    """``set_status``; when the move happened, ``also(conn)`` runs in the same
-    transaction (one round trip instead of a transaction of its own) and its answer is
+    """``set_status``; when the move happened, ``also(conn)`` runs on the same
+    connection right after it (``_app_db``: one round trip, no transaction of its own;
+    a repeat after a lost answer reads again) and its answer is
     returned beside the verdict. With ``attempt``, only while the tracker is still at
     that attempt (a run declared dead and started again is not the old attempt's)."""
     check_transition(current, target)
@@ -186,7 +220,7 @@ def _set_status(
     def once() -> tuple[bool, Any]:
         nonlocal tries
         tries += 1
-        with runtime.engine.begin() as conn:
+        with _app_db(runtime) as conn:
             if conn.execute(statement, params).rowcount == 1:
                 return True, also(conn) if also else None
             if tries == 1:
@@ -332,13 +366,13 @@ def _connection_params(runtime: Runtime, row: Row) -> ConnectionParams:
 def _load_and_claim(
     runtime: Runtime, tracker_id: int, worker: str, wait_for_due: bool, repeat: bool
 ) -> ClaimedRun | RunOutcome | _Refused:
-    """``claim``'s one transaction (one SELECT, one compare-and-set UPDATE). A refusal
+    """``claim``'s one SELECT and one compare-and-set UPDATE (``_app_db``). A refusal
     writes nothing here. Safe to repeat (``with_app_db``): a ``repeat`` that finds the
     tracker Running under this worker's name knows an earlier attempt claimed it (its
     commit went through, the answer was lost with the connection)."""
     settings = runtime.settings
     now = utcnow()
-    with runtime.engine.begin() as conn:
+    with _app_db(runtime) as conn:
         found = conn.execute(_LOAD, {"b_id": tracker_id}).all()
         if not found:
             log.warning("tracker %s: does not exist, nothing to run", tracker_id)
@@ -410,7 +444,7 @@ def _died_in_queue_text(limit: int) -> str:
 
 @attrs.frozen
 class _Finish:
-    """What the final status change reads about the run's job, in its own transaction:
+    """What the final status change reads about the run's job, on its connection:
     who to notify, and whether the chains and alert streaks need a look at all (most
     jobs have neither followers nor open alerts; looking cost five round trips a run)."""
 
@@ -491,7 +525,7 @@ def fail(
     values_json: str | None = None,
 ) -> RunOutcome:
     """Running -> Failed with ``message`` (already cleaned), reading the job's recipients
-    in the same transaction; ``values_json``: the parameter values it ran with."""
+    on the same connection; ``values_json``: the parameter values it ran with."""
     failed, facts = _set_status(
         runtime,
         run.tracker_id,
@@ -525,7 +559,7 @@ def succeed(
     values_json: str | None = None,
 ) -> RunOutcome:
     """Running -> Success with the stored result ``key``, reading the job's recipients in
-    the same transaction. A Failed outcome ("declared dead") means the sweep gave up on
+    the same connection. A Failed outcome ("declared dead") means the sweep gave up on
     this run while it was still going: its verdict stands and the result is not this
     tracker's (the caller drops it). ``content_hash`` and ``delivery_facts`` are what the
     delivery rules read later (``delivery_rules``)."""

@@ -32,7 +32,9 @@ def _real(path: Path | str) -> Path:
 
 
 def _inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
+    """``path == folder or folder in path.parents``, as a comparison of their parts:
+    the same answer without building every parent (checked on every SQLite connect)."""
+    return path.parts[: len(folder.parts)] == folder.parts
 
 
 def _refuse_if_others_can_change(folder: Path) -> None:

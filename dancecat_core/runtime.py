@@ -47,7 +47,8 @@ class Runtime:
     exporters: dict[str, Exporter]
     stores: dict[str, ResultStore]
     notifiers: dict[str, Notifier]
-    value_patterns: list[ValuePattern]
+    # A tuple: fixed for the runtime's life (maskers keep what they prepare from it).
+    value_patterns: tuple[ValuePattern, ...]
     secret_box: SecretBox
 
     @property
@@ -151,7 +152,7 @@ def build_runtime(
                 name: cls(settings, sorted(exporter_classes))
                 for name, cls in notifier_classes.items()
             },
-            value_patterns=patterns,
+            value_patterns=tuple(patterns),
             secret_box=SecretBox(settings.encryption_keys, reload=_key_reloader(settings)),
         )
     except TypeError as exc:

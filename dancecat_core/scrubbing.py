@@ -376,6 +376,45 @@ class _Stream:
         return b"".join(pieces)
 
 
+# Prepared patterns by the tuple they came from (a runtime's, for its whole life): every
+# run builds a masker, and preparing 40 patterns again was ~0.1 ms of a trivial run. A
+# tuple of frozen patterns cannot change, so an entry (which holds its tuple, whose id
+# therefore stays its own) cannot go stale; any other sequence is prepared every time.
+_PREPARED_KEPT = 8
+_Ready = tuple[list[_Prepared], int, int]
+_prepared_by_tuple: dict[int, tuple[tuple[ValuePattern, ...], _Ready]] = {}
+
+
+def _prepare(patterns: Sequence[ValuePattern]) -> _Ready:
+    """The patterns as ``_Stream`` reads them (never changed by it), and the furthest any
+    reads ahead and behind (``Reach``)."""
+    kept = isinstance(patterns, tuple)
+    if kept:
+        entry = _prepared_by_tuple.get(id(patterns))
+        if entry is not None and entry[0] is patterns:
+            return entry[1]
+    prepared: list[_Prepared] = [
+        (
+            pattern,
+            # A pattern with a ``secret`` group masks only that part (a JSON field's
+            # value, not its name); others mask the whole match.
+            "secret" if "secret" in pattern.pattern.groupindex else 0,
+            [(trigger, _rarest_first(trigger)) for trigger in pattern.triggers],
+        )
+        for pattern in patterns
+    ]
+    answer = (
+        prepared,
+        max((p.reach.ahead for p in patterns), default=0),
+        max((p.reach.behind for p in patterns), default=0),
+    )
+    if kept:
+        if len(_prepared_by_tuple) >= _PREPARED_KEPT:
+            _prepared_by_tuple.clear()
+        _prepared_by_tuple[id(patterns)] = (patterns, answer)
+    return answer
+
+
 class ValueMasker:
     """A byte-stream filter that masks credential-shaped values on their way to ``sink``.
 
@@ -387,18 +426,7 @@ class ValueMasker:
 
     def __init__(self, sink: BinaryIO, patterns: Sequence[ValuePattern], block: int = 1 << 20):
         self._sink = sink
-        self._prepared: list[_Prepared] = [
-            (
-                pattern,
-                # A pattern with a ``secret`` group masks only that part (a JSON field's
-                # value, not its name); others mask the whole match.
-                "secret" if "secret" in pattern.pattern.groupindex else 0,
-                [(trigger, _rarest_first(trigger)) for trigger in pattern.triggers],
-            )
-            for pattern in patterns
-        ]
-        self.window = max((p.reach.ahead for p in patterns), default=0)
-        self._behind = max((p.reach.behind for p in patterns), default=0)
+        self._prepared, self.window, self._behind = _prepare(patterns)
         self._block = block
         self._chunks: list[bytes] = []
         self._size = 0

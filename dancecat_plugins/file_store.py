@@ -76,8 +76,13 @@ class FileResultStore(ResultStore):
     def create(self, key: str) -> BlobWriter:
         path = self._path(key)
         try:
-            make_private_dir(self.directory)
-            return _FileWriter(self.directory, path)
+            try:
+                return _FileWriter(self.directory, path)
+            except FileNotFoundError:
+                # The folder is made when first missing, not looked over on every write
+                # (a stat of each parent: a noticeable part of a trivial run's result).
+                make_private_dir(self.directory)
+                return _FileWriter(self.directory, path)
         except OSError as exc:
             raise StoreError(f"cannot create the result file: {exc.strerror}") from None
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import decimal
+import functools
 import os
 import re
 import sqlite3
@@ -252,16 +253,86 @@ class SqliteCursor(QueryCursor):
         self._session.query_done()
 
 
+class _Kept:
+    """An open sqlite3 connection, and the texts it proved to be queries (``_require_query``),
+    which outlive one session when the connection is kept for the next (``_Idle``)."""
+
+    def __init__(self, connection: sqlite3.Connection):
+        self.connection = connection
+        self.queries: set[str] = set()
+
+
+# Read-only connections kept open between sessions: opening one (connect, reading the
+# schema, PRAGMA query_only, proving the text a query with EXPLAIN, closing) was a fifth
+# of a trivial scheduled run's own CPU in a consumer.
+IDLE_PER_FILE = 8
+IDLE_FILES = 16
+
+
+class _Idle:
+    """Read-only connections not in use, by the name they opened (URI and busy timeout)
+    and the file that name held then (device and inode): a file replaced under the same
+    name is another file, and its old connections are closed, not handed out. Every
+    connect still checks the name first (``sqlite_file``): only its answer picks one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_name: dict[tuple[str, float], tuple[tuple[int, int], list[_Kept]]] = {}
+
+    def take(self, name: tuple[str, float], file: tuple[int, int]) -> _Kept | None:
+        stale: list[_Kept] = []
+        kept = None
+        with self._lock:
+            entry = self._by_name.get(name)
+            if entry is not None and entry[0] != file:
+                stale = self._by_name.pop(name)[1]
+            elif entry is not None and entry[1]:
+                kept = entry[1].pop()
+        for old in stale:
+            old.connection.close()
+        return kept
+
+    def give_back(self, name: tuple[str, float], file: tuple[int, int], kept: _Kept) -> None:
+        dropped: list[_Kept] = []
+        with self._lock:
+            entry = self._by_name.get(name)
+            if entry is None:
+                entry = self._by_name[name] = (file, [])
+                while len(self._by_name) > IDLE_FILES:
+                    dropped += self._by_name.pop(next(iter(self._by_name)))[1]
+            if entry[0] == file and len(entry[1]) < IDLE_PER_FILE:
+                entry[1].append(kept)
+            else:
+                dropped.append(kept)
+        for old in dropped:
+            old.connection.close()
+
+
 class SqliteSession(DriverSession):
-    def __init__(self, connection: sqlite3.Connection, read_only: bool):
-        self._connection = connection
+    def __init__(
+        self,
+        kept: _Kept,
+        read_only: bool,
+        give_back: Callable[[_Kept], None] | None = None,
+    ):
+        """A session on ``kept``'s connection; at ``close`` a connection that may serve
+        another session goes to ``give_back`` (read-only ones only), others are closed."""
+        self._kept = kept
+        self._connection = connection = kept.connection
+        self._give_back = give_back
         self._read_only = read_only
+        # cancel() and close() exclude each other: no cancel reaches a connection that
+        # was handed on to the next session.
+        self._lock = threading.Lock()
+        self._closed = False
+        self._busy = False  # a statement started and not reset yet
+        self._failed = False  # SQLite reported an error: the connection is not reused
         self._deadline = float("inf")
         self._timeout = 0.0
         self._cancelled = threading.Event()
         self._refused = ""  # what the authorizer refused last, for the error message
         self._first_action: int | None = None  # the compiling statement's first request
-        self._queries: set[str] = set()  # texts SQLite compiled as queries in this session
+        self._queries = kept.queries  # texts SQLite compiled as queries on this connection
         connection.set_authorizer(self._authorize)
 
     def _authorize(self, action: int, arg1: str | None, *_: object) -> int:
@@ -311,6 +382,7 @@ class SqliteSession(DriverSession):
         try:
             yield
         except sqlite3.Error as exc:
+            self._failed = True
             raise self._error(exc) from None
 
     def ping(self) -> None:
@@ -328,6 +400,7 @@ class SqliteSession(DriverSession):
             raise empty()
         self._timeout = timeout
         self._deadline = time.monotonic() + timeout
+        self._busy = True
         self._connection.set_progress_handler(self._progress, _PROGRESS_STEPS)
         with self.errors():
             if self._read_only:
@@ -372,16 +445,35 @@ class SqliteSession(DriverSession):
     def query_done(self) -> None:
         self._connection.set_progress_handler(None, 0)
         self._deadline = float("inf")
+        self._busy = False
 
     def cancel(self) -> None:
         # The flag stops the statement at its next progress check even when interrupt()
         # lands between two fetches; interrupt() is the one call SQLite allows from any thread.
-        self._cancelled.set()
-        with contextlib.suppress(sqlite3.ProgrammingError):  # already closed: nothing runs
-            self._connection.interrupt()
+        with self._lock:
+            if self._closed:
+                return  # its connection may be another session's now
+            self._cancelled.set()
+            with contextlib.suppress(sqlite3.ProgrammingError):  # closed: nothing runs
+                self._connection.interrupt()
 
     def close(self) -> None:
-        self._connection.close()
+        """Close, or hand the connection on when it is as a new one would be: read-only,
+        no statement left running, never cancelled, no error seen, no transaction open."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            reuse = (
+                self._give_back is not None
+                and not (self._busy or self._failed or self._cancelled.is_set())
+                and not self._connection.in_transaction
+            )
+        if reuse:
+            assert self._give_back is not None
+            self._give_back(self._kept)
+        else:
+            self._connection.close()
 
     def _error(self, exc: sqlite3.Error) -> QueryError:
         """The DanceCat error for a SQLite error, with SQLite's own message."""
@@ -439,6 +531,9 @@ class SqliteDriver(Driver):
     needs_host = False
     catalogue = CATALOGUE
 
+    def __init__(self) -> None:
+        self._idle = _Idle()
+
     def check_database(self, database: str, *, read_only: bool, files: LocalFileRules) -> None:
         sqlite_file(database, read_only=read_only, files=files, exists=False)
 
@@ -446,7 +541,9 @@ class SqliteDriver(Driver):
         if params.files is None:
             raise ConnectionFailed("SQLite opens files only under rules from SQLITE_ALLOWED_DIRS")
         try:
-            path, _ = sqlite_file(params.database, read_only=params.read_only, files=params.files)
+            path, info = sqlite_file(
+                params.database, read_only=params.read_only, files=params.files
+            )
         except ValidationError as exc:
             raise ConnectionFailed(f"cannot open {params.database}: {exc}") from None
         # mode=ro is enforced by the operating system's open(): no SQL can undo it. mode=rw
@@ -455,6 +552,13 @@ class SqliteDriver(Driver):
         # no other user can change its folders, so SQLite's own walk finds the same file.
         mode = "ro" if params.read_only else "rw"
         uri = f"file:{urllib.parse.quote(str(path), safe='/')}?mode={mode}"
+        give_back = None
+        if params.read_only and info is not None:
+            name, file = (uri, float(timeout)), (info.st_dev, info.st_ino)
+            give_back = functools.partial(self._idle.give_back, name, file)
+            kept = self._idle.take(name, file)
+            if kept is not None:
+                return SqliteSession(kept, True, give_back)
         try:
             # timeout: how long to wait for another writer's lock. check_same_thread=False
             # lets cancel() run from the watchdog thread; DanceCat never shares a session.
@@ -476,7 +580,7 @@ class SqliteDriver(Driver):
         except sqlite3.Error as exc:
             connection.close()
             raise ConnectionFailed(f"cannot open {params.database}: {exc}") from None
-        return SqliteSession(connection, params.read_only)
+        return SqliteSession(_Kept(connection), params.read_only, give_back)
 
 
 @hookimpl

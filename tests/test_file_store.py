@@ -87,3 +87,30 @@ def test_an_old_partial_is_dropped_only_past_the_cutoff(tmp_path):
     assert partials(folder) == []
     writer.abort()  # the writer finding its file gone is not an error
     runtime.engine.dispose()
+
+
+def test_the_folder_is_made_private_when_missing_and_kept_when_there(tmp_path):
+    from dancecat_plugins.file_store import FileResultStore
+
+    results = tmp_path / "deep" / "results"
+    settings = load_settings(
+        environ={"DANCECAT_HOME": str(tmp_path / "home"), "DANCECAT_RESULT_DIR": str(results)}
+    )
+    store = FileResultStore(settings, None)
+    for key in ("tracker-1", "tracker-2"):
+        writer = store.create(key)
+        writer.write(b"a\r\n")
+        assert writer.commit() == 3
+    assert sorted(p.name for p in results.iterdir()) == ["tracker-1", "tracker-2"]
+    assert {oct(p.stat().st_mode & 0o777) for p in (results, results.parent)} == {"0o700"}
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    kept = FileResultStore(
+        load_settings(
+            environ={"DANCECAT_HOME": str(tmp_path / "home"), "DANCECAT_RESULT_DIR": str(shared)}
+        ),
+        None,
+    )
+    kept.create("tracker-3").commit()
+    assert oct(shared.stat().st_mode & 0o777) == "0o755"  # an existing folder is left as it is

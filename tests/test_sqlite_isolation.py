@@ -469,3 +469,17 @@ def test_a_file_not_there_yet_may_be_saved_but_never_inside_own_folders(place):
             save(runtime, None, database)
     status, error = run(runtime, later)
     assert status == TrackerStatus.FAILED and "no such file" in error
+
+
+@pytest.mark.parametrize(
+    "folder",
+    ["/", "//", "/srv", "/srv/data", "/srv/data/", "/srv/dat", "/srv/data/x.db", "/other"],
+)
+@pytest.mark.parametrize(
+    "path", ["/", "//srv/data", "/srv", "/srv/data", "/srv/data/x.db", "/srv/database/x.db"]
+)
+def test_inside_answers_as_pathlib_does(path, folder):
+    from dancecat_core.local_files import _inside
+
+    p, f = Path(path), Path(folder)
+    assert _inside(p, f) == (p == f or f in p.parents)
