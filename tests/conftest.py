@@ -244,6 +244,14 @@ def alice(runtime: Runtime):
 
 
 @pytest.fixture
+def csrf(app, alice) -> str:
+    """Alice signed in through the form like a browser: her session's CSRF token."""
+    from test_web_helpers import sign_in
+
+    return sign_in(app, alice.email)
+
+
+@pytest.fixture
 def connection(app, alice, sqlite_chinook: Path) -> dict:
     body = {"name": "chinook", "driver": "sqlite", "database": str(sqlite_chinook)}
     return app.post_json("/api/v1/connections", body, headers=alice.auth).json["connection"]

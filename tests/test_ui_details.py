@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from test_web_helpers import make_app, make_user, sign_in
+from test_web_helpers import make_app
 
 from dancecat_core import notify
 from dancecat_core.db import session_scope
@@ -21,16 +21,6 @@ MAIL_OFF = "email is not configured"
 @pytest.fixture
 def app(runtime):
     return make_app(runtime)
-
-
-@pytest.fixture
-def alice(runtime):
-    return make_user(runtime, "alice@example.com")
-
-
-@pytest.fixture
-def csrf(app, alice) -> str:
-    return sign_in(app, alice.email)
 
 
 def _job(app, alice, sqlite_chinook, name: str = "artists", **extra) -> dict:

@@ -11,32 +11,12 @@ import re
 import pytest
 import webtest
 from sqlalchemy import literal, select, update
-from test_web_helpers import make_app, make_user, sign_in
+from test_web_helpers import make_user, sign_in
 
 from dancecat_core.db import session_scope
 from dancecat_core.models import Connection, Job, Notification, Tracker, TrackerStatus
 from dancecat_core.runner import execute_tracker
 from dancecat_web.ui.fragments import Fragments
-
-
-@pytest.fixture
-def queued() -> list[int]:
-    return []
-
-
-@pytest.fixture
-def app(runtime, queued):
-    return make_app(runtime, queued)
-
-
-@pytest.fixture
-def alice(runtime):
-    return make_user(runtime, "alice@example.com")
-
-
-@pytest.fixture
-def csrf(app, alice) -> str:
-    return sign_in(app, alice.email)
 
 
 @pytest.fixture

@@ -17,26 +17,6 @@ ARTISTS = "SELECT ArtistId, Name FROM Artist ORDER BY ArtistId"
 
 
 @pytest.fixture
-def queued() -> list[int]:
-    return []
-
-
-@pytest.fixture
-def app(runtime, queued):
-    return make_app(runtime, queued)
-
-
-@pytest.fixture
-def alice(runtime):
-    return make_user(runtime, "alice@example.com")
-
-
-@pytest.fixture
-def csrf(app, alice) -> str:
-    return sign_in(app, alice.email)
-
-
-@pytest.fixture
 def connection_id(app, csrf, sqlite_chinook) -> int:
     app.post(
         "/connections/new",
