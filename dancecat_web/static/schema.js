@@ -65,6 +65,10 @@
 
   function load(again) {
     var id = chosenConnection();
+    // A "change" that picks the connection already shown reads nothing again; a different
+    // one empties the tree at once so the old connection's tables never stand under the new name.
+    if (!again && id && id === state.connectionId) { return; }
+    if (id !== state.connectionId) { accept({ tables: [], driver: "" }); }
     state.connectionId = id;
     if (!id) { panel.hidden = true; return; }
     panel.hidden = false;
