@@ -45,6 +45,7 @@ from dancecat_core.models import (
     Connection as DbConnection,
 )
 from dancecat_core.parameters import RunParameters
+from dancecat_core.prepared import Prepared
 from dancecat_core.resultstore import ResultMeta
 from dancecat_core.run_dates import occasion_of
 from dancecat_core.runtime import Runtime
@@ -129,7 +130,7 @@ _STATUS_NOW = select(_T.c.status, _T.c.worker, _T.c.attempts).where(_T.c.id == b
 
 
 @functools.cache
-def _status_change(keys: tuple[str, ...], with_attempt: bool) -> Any:
+def _status_change(keys: tuple[str, ...], with_attempt: bool) -> Prepared:
     """``UPDATE trackers SET status = :target, <keys> WHERE id = :id AND status = :current
     [AND attempts = :attempt]``, one statement per set of columns (bound as ``b_<key>``)."""
     where = [_T.c.id == bindparam("b_id"), _T.c.status == bindparam("b_current")]
@@ -137,7 +138,7 @@ def _status_change(keys: tuple[str, ...], with_attempt: bool) -> Any:
         where.append(_T.c.attempts == bindparam("b_attempt"))
     sets = {_T.c.status: bindparam("b_target", type_=_T.c.status.type)}
     sets.update({_T.c[key]: bindparam(f"b_{key}", type_=_T.c[key].type) for key in keys})
-    return update(_T).where(*where).values(sets)
+    return Prepared(update(_T).where(*where).values(sets))
 
 
 @contextlib.contextmanager
@@ -221,7 +222,7 @@ def _set_status(
         nonlocal tries
         tries += 1
         with _app_db(runtime) as conn:
-            if conn.execute(statement, params).rowcount == 1:
+            if statement.execute(conn, params).rowcount == 1:
                 return True, also(conn) if also else None
             if tries == 1:
                 return False, None
@@ -293,7 +294,7 @@ _CONNECTION_COLUMNS = tuple(attrs.fields_dict(_StoredConnection))
 
 
 # One row per recipient condition (or one row): the conditions come along.
-_LOAD = (
+_LOAD = Prepared(
     select(
         _T.c.status,
         _T.c.worker,
@@ -325,7 +326,7 @@ _LOAD = (
     )
     .where(_T.c.id == bindparam("b_id"))
 )
-_CLAIM = (
+_CLAIM = Prepared(
     update(_T)
     .where(_T.c.id == bindparam("b_id"), _T.c.status == TrackerStatus.QUEUED.value)
     .values(
@@ -373,7 +374,7 @@ def _load_and_claim(
     settings = runtime.settings
     now = utcnow()
     with _app_db(runtime) as conn:
-        found = conn.execute(_LOAD, {"b_id": tracker_id}).all()
+        found = _LOAD.execute(conn, {"b_id": tracker_id}).all()
         if not found:
             log.warning("tracker %s: does not exist, nothing to run", tracker_id)
             return RunOutcome(tracker_id, TrackerStatus.FAILED, error="no such tracker")
@@ -407,8 +408,8 @@ def _load_and_claim(
         if mine:
             return attrs.evolve(run, attempt=row.attempts)
         process = worker_processes.current()
-        claimed = conn.execute(
-            _CLAIM,
+        claimed = _CLAIM.execute(
+            conn,
             {
                 "b_id": tracker_id,
                 "b_now": now,
@@ -466,7 +467,7 @@ _FOLLOWERS = select(_J.c.id).where(
 _OPEN_ALERTS = select(Alert.__table__.c.id).where(
     Alert.__table__.c.job_id == bindparam("b_job"), Alert.__table__.c.open_key.is_not(None)
 )
-_FINISH_FACTS = (
+_FINISH_FACTS = Prepared(
     select(
         _R.c.destination,
         _FOLLOWERS.exists().label("followers"),
@@ -481,7 +482,7 @@ _FINISH_FACTS = (
 
 def _finish_facts(job_id: int) -> Callable[[Connection], _Finish | None]:
     def read(conn: Connection) -> _Finish | None:
-        rows = conn.execute(_FINISH_FACTS, {"b_job": job_id}).all()
+        rows = _FINISH_FACTS.execute(conn, {"b_job": job_id}).all()
         if not rows:
             return None
         return _Finish(

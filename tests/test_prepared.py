@@ -1,0 +1,125 @@
+"""Server-side prepared statements (``dancecat_core.prepared``) against a real PostgreSQL:
+the same rows and types as the plain statement, and the same answers when the plan is
+gone or no longer fits."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    select,
+    update,
+)
+
+from dancecat_core.models.meta import UTCDateTime
+from dancecat_core.prepared import Prepared
+
+_META = MetaData()
+_ITEMS = Table(
+    "items",
+    _META,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(20)),
+    Column("seen_at", UTCDateTime),
+    Column("size", Integer),
+)
+_READ = Prepared(
+    select(_ITEMS.c.id, _ITEMS.c.name.label("label"), _ITEMS.c.seen_at, _ITEMS.c.size)
+    .where(_ITEMS.c.id == bindparam("b_id"), _ITEMS.c.name != "hidden")
+    .order_by(_ITEMS.c.id)
+)
+_TOUCH = Prepared(
+    update(_ITEMS)
+    .where(_ITEMS.c.id == bindparam("b_id"))
+    .values(seen_at=bindparam("b_when", type_=UTCDateTime), size=_ITEMS.c.size + 1)
+)
+WHEN = dt.datetime(2026, 12, 4, 15, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+
+
+@pytest.fixture
+def engine(pg_database):
+    engine = create_engine(pg_database["url"])
+    _META.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            _ITEMS.insert(),
+            [
+                {"id": 1, "name": "one", "seen_at": WHEN, "size": 1},
+                {"id": 2, "name": "hidden", "seen_at": None, "size": 2},
+            ],
+        )
+    sent: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: sent.append(a[2].split()[0]))
+    engine.sent = sent  # type: ignore[attr-defined]
+    yield engine
+    engine.dispose()
+
+
+def _autocommit(engine):
+    conn = engine.connect()
+    conn.connection.dbapi_connection.autocommit = True
+    return conn
+
+
+def test_same_rows_and_types_as_the_plain_statement_and_prepared_once(engine):
+    with engine.connect() as conn:
+        plain = conn.execute(_READ.statement, {"b_id": 1}).all()
+        engine.sent.clear()
+    with _autocommit(engine) as conn:
+        first = _READ.execute(conn, {"b_id": 1}).all()
+        again = _READ.execute(conn, {"b_id": 2}).all()  # the statement's own "hidden" holds
+        assert engine.sent == ["PREPARE", "EXECUTE", "EXECUTE"]
+    assert first == plain
+    assert first[0].label == "one" and first[0].seen_at == WHEN  # aware UTC, as UTCDateTime reads
+    assert first[0].seen_at.tzinfo == dt.UTC
+    assert again == []
+
+
+def test_binds_are_converted_by_their_types(engine):
+    later = WHEN + dt.timedelta(days=1)
+    with _autocommit(engine) as conn:
+        assert _TOUCH.execute(conn, {"b_id": 1, "b_when": later}).rowcount == 1
+        row = _READ.execute(conn, {"b_id": 1}).one()
+    assert row.seen_at == later and row.size == 2
+    with engine.connect() as conn:  # stored as naive UTC, as the plain statement stores it
+        stored = conn.exec_driver_sql("SELECT seen_at FROM items WHERE id = 1").scalar()
+    assert stored == later.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+@pytest.mark.parametrize("lose", ["DEALLOCATE ALL", "DISCARD ALL"])
+def test_a_plan_the_server_dropped_is_prepared_again(engine, lose):
+    with _autocommit(engine) as conn:
+        _READ.execute(conn, {"b_id": 1}).all()
+        conn.exec_driver_sql(lose)
+        assert _READ.execute(conn, {"b_id": 1}).one().label == "one"
+        assert _READ.execute(conn, {"b_id": 1}).one().label == "one"
+
+
+def test_a_plan_whose_result_type_changed_is_prepared_again(engine):
+    """A migration altering a column under a running consumer: PostgreSQL refuses the old
+    plan ("cached plan must not change result type"); the statement prepares again."""
+    with _autocommit(engine) as conn:
+        _READ.execute(conn, {"b_id": 1}).all()
+        with engine.begin() as other:
+            other.exec_driver_sql("ALTER TABLE items ALTER COLUMN size TYPE bigint")
+        assert _READ.execute(conn, {"b_id": 1}).one().size == 1
+
+
+def test_inside_a_transaction_or_off_postgresql_the_plain_statement_runs(engine, tmp_path):
+    with engine.begin() as conn:  # a failed EXECUTE would abort the transaction
+        assert _READ.execute(conn, {"b_id": 1}).one().label == "one"
+    assert "PREPARE" not in engine.sent and "EXECUTE" not in engine.sent
+    sqlite = create_engine(f"sqlite:///{tmp_path / 'items.sqlite'}")
+    _META.create_all(sqlite)
+    with sqlite.begin() as conn:
+        conn.execute(_ITEMS.insert(), {"id": 1, "name": "one", "seen_at": WHEN, "size": 1})
+        assert _READ.execute(conn, {"b_id": 1}).one().seen_at == WHEN
