@@ -20,7 +20,7 @@ transaction would abort it. Everywhere else the statement runs as it is.
 
 from __future__ import annotations
 
-import itertools
+import hashlib
 import re
 from typing import Any
 
@@ -30,23 +30,30 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import TextClause
 
-# psycopg2's "prepared statement does not exist" and "cached plan must not change result
-# type": both mean "prepare again".
+# "prepared statement does not exist" and "cached plan must not change result type": both
+# mean "prepare again"; "already exists" on PREPARE: this session has it (same name, same text).
 _PREPARE_AGAIN = frozenset({"26000", "0A000"})
+_ALREADY_PREPARED = "42P05"
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
-_names = itertools.count(1)
+_INFO_KEY = "dancecat_prepared"  # the names a pooled connection prepared; None: do not
 
 
 class Prepared:
-    """One Core statement, prepared on each PostgreSQL connection that runs it."""
+    """One Core statement, prepared on each PostgreSQL connection that runs it.
+
+    Its name is a digest of its ``PREPARE`` text: the same name always means the same
+    statement, in every process and version, so a server session shared through a pooler
+    can never run another statement under it. A pooler that moves a client between server
+    sessions between statements (PgBouncer's transaction mode) loses the plan again right
+    after preparing it: that connection then runs plain statements for the rest of its life.
+    """
 
     def __init__(self, statement: Executable):
         self.statement = statement
-        self.name = f"dc_{next(_names)}"
-        self._built: tuple[str, TextClause, dict[str, Any]] | None = None
+        self._built: tuple[str, str, TextClause, dict[str, Any]] | None = None
 
-    def _build(self, conn: Connection) -> tuple[str, TextClause, dict[str, Any]]:
-        """``PREPARE`` text, the typed ``EXECUTE`` and the statement's own bound values."""
+    def _build(self, conn: Connection) -> tuple[str, str, TextClause, dict[str, Any]]:
+        """Name, ``PREPARE`` text, the typed ``EXECUTE`` and the statement's own values."""
         if self._built is None:
             dialect = conn.dialect
             compiled = self.statement.compile(dialect=dialect)
@@ -55,9 +62,12 @@ class Prepared:
                 if name not in order:
                     order.append(name)
             body = _PLACEHOLDER.sub(lambda m: f"${order.index(m.group(1)) + 1}", compiled.string)
+            body = body.replace("%%", "%")  # PREPARE is sent without parameters: no escapes
             binds = {name: compiled.binds[name] for name in order}
             types = ", ".join(binds[name].type.compile(dialect=dialect) for name in order)
-            execute = text(f"EXECUTE {self.name}({', '.join(':' + n for n in order)})")
+            definition = f"({types}) AS {body}"
+            name = "dc_" + hashlib.sha256(definition.encode()).hexdigest()[:24]
+            execute = text(f"EXECUTE {name}({', '.join(':' + n for n in order)})")
             execute = execute.bindparams(
                 *(bindparam(name, type_=binds[name].type) for name in order)
             )
@@ -65,28 +75,51 @@ class Prepared:
             if selected is not None:
                 execute = execute.columns(*(column(c.key, c.type) for c in selected))
             fixed = {name: b.value for name, b in binds.items() if not b.required}
-            self._built = (f"PREPARE {self.name} ({types}) AS {body}", execute, fixed)
+            self._built = (name, f"PREPARE {name} {definition}", execute, fixed)
         return self._built
 
     def execute(self, conn: Connection, params: dict[str, Any]) -> CursorResult[Any]:
         dbapi = conn.connection.dbapi_connection
-        if conn.dialect.name != "postgresql" or not getattr(dbapi, "autocommit", False):
+        info = conn.connection.info
+        if (
+            conn.dialect.name != "postgresql"
+            or not getattr(dbapi, "autocommit", False)
+            or info.setdefault(_INFO_KEY, set()) is None
+        ):
             return conn.execute(self.statement, params)
-        prepare, execute, fixed = self._build(conn)
-        done: set[str] = conn.connection.info.setdefault("dancecat_prepared", set())
+        name, prepare, execute, fixed = self._build(conn)
+        done: set[str] = info[_INFO_KEY]
         values = {**fixed, **params}
-        if self.name not in done:
-            conn.exec_driver_sql(prepare)
-            done.add(self.name)
+        if name not in done:
+            _prepare(conn, prepare)
+            done.add(name)
         try:
             return conn.execute(execute, values)
         except DBAPIError as error:
-            if getattr(error.orig, "pgcode", None) not in _PREPARE_AGAIN:
+            if _code(error) not in _PREPARE_AGAIN:
                 raise
         kept = conn.exec_driver_sql(
-            "SELECT 1 FROM pg_prepared_statements WHERE name = %(name)s", {"name": self.name}
+            "SELECT 1 FROM pg_prepared_statements WHERE name = %(name)s", {"name": name}
         )
         if kept.first() is not None:
-            conn.exec_driver_sql(f"DEALLOCATE {self.name}")
+            conn.exec_driver_sql(f"DEALLOCATE {name}")
+        _prepare(conn, prepare)
+        try:
+            return conn.execute(execute, values)
+        except DBAPIError as error:
+            if _code(error) not in _PREPARE_AGAIN:
+                raise
+        info[_INFO_KEY] = None
+        return conn.execute(self.statement, params)
+
+
+def _code(error: DBAPIError) -> str | None:
+    return getattr(error.orig, "pgcode", None)
+
+
+def _prepare(conn: Connection, prepare: str) -> None:
+    try:
         conn.exec_driver_sql(prepare)
-        return conn.execute(execute, values)
+    except DBAPIError as error:
+        if _code(error) != _ALREADY_PREPARED:
+            raise

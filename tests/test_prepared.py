@@ -123,3 +123,34 @@ def test_inside_a_transaction_or_off_postgresql_the_plain_statement_runs(engine,
     with sqlite.begin() as conn:
         conn.execute(_ITEMS.insert(), {"id": 1, "name": "one", "seen_at": WHEN, "size": 1})
         assert _READ.execute(conn, {"b_id": 1}).one().seen_at == WHEN
+
+
+def test_the_name_is_the_statement_so_a_shared_session_never_runs_another(engine):
+    """Named by a digest of the PREPARE text: the same statement built anywhere has the
+    same name, another statement another one; a session that has it already (a pooler's
+    server session another client prepared) is fine."""
+    with _autocommit(engine) as conn:
+        twin = Prepared(_READ.statement)
+        name, prepare, _, _ = twin._build(conn)
+        assert name == _READ._build(conn)[0] != _TOUCH._build(conn)[0]
+        conn.exec_driver_sql(prepare)  # already there when the statement first runs here
+        assert twin.execute(conn, {"b_id": 1}).one().label == "one"
+        assert _READ.execute(conn, {"b_id": 1}).one().label == "one"
+
+
+def test_a_pooler_that_moves_the_session_gets_plain_statements(engine):
+    """PgBouncer's transaction mode: every statement may reach another server session, so
+    the plan is gone right after PREPARE. The answer is still right, and that connection
+    stops preparing."""
+
+    def lose_plans(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("PREPARE"):
+            cursor.connection.cursor().execute("DEALLOCATE ALL")
+
+    event.listen(engine, "after_cursor_execute", lose_plans)
+    with _autocommit(engine) as conn:
+        assert _READ.execute(conn, {"b_id": 1}).one().label == "one"
+        engine.sent.clear()
+        assert _READ.execute(conn, {"b_id": 1}).one().label == "one"
+        assert _TOUCH.execute(conn, {"b_id": 1, "b_when": WHEN}).rowcount == 1
+    assert engine.sent == ["SELECT", "UPDATE"]

@@ -126,8 +126,10 @@ def test_a_trivial_run_costs_four_app_database_round_trips(pg_runtime, sqlite_ch
     runtime = pg_runtime
     _count(runtime, lambda: None)  # the pool holds a live connection, as in a busy consumer
     first = _queued(runtime, sqlite_chinook)
-    warm, _ = _count(  # the first run on this connection prepares its four statements
-        runtime, lambda: tasks.follow_up(runtime, execute_tracker(runtime, first, wait_for_due=True))
+    # The first run on this connection prepares its four statements.
+    warm, _ = _count(
+        runtime,
+        lambda: tasks.follow_up(runtime, execute_tracker(runtime, first, wait_for_due=True)),
     )
     assert warm["PREPARE"] == 4, warm
     tracker_id = _queued(runtime, sqlite_chinook)
