@@ -90,25 +90,19 @@ class Prepared:
         name, prepare, execute, fixed = self._build(conn)
         done: set[str] = info[_INFO_KEY]
         values = {**fixed, **params}
-        if name not in done:
-            _prepare(conn, prepare)
-            done.add(name)
-        try:
-            return conn.execute(execute, values)
-        except DBAPIError as error:
-            if _code(error) not in _PREPARE_AGAIN:
-                raise
-        kept = conn.exec_driver_sql(
-            "SELECT 1 FROM pg_prepared_statements WHERE name = %(name)s", {"name": name}
-        )
-        if kept.first() is not None:
-            conn.exec_driver_sql(f"DEALLOCATE {name}")
-        _prepare(conn, prepare)
-        try:
-            return conn.execute(execute, values)
-        except DBAPIError as error:
-            if _code(error) not in _PREPARE_AGAIN:
-                raise
+        # A lost or stale plan is prepared again once; lost twice, the session moves under
+        # us (a pooler): plain statements from then on.
+        for _ in range(2):
+            if name not in done:
+                _prepare(conn, prepare)
+                done.add(name)
+            try:
+                return conn.execute(execute, values)
+            except DBAPIError as error:
+                if _code(error) not in _PREPARE_AGAIN:
+                    raise
+            _deallocate(conn, name)
+            done.discard(name)
         info[_INFO_KEY] = None
         return conn.execute(self.statement, params)
 
@@ -122,4 +116,13 @@ def _prepare(conn: Connection, prepare: str) -> None:
         conn.exec_driver_sql(prepare)
     except DBAPIError as error:
         if _code(error) != _ALREADY_PREPARED:
+            raise
+
+
+def _deallocate(conn: Connection, name: str) -> None:
+    """Drop a stale plan; one already gone is what was wanted."""
+    try:
+        conn.exec_driver_sql(f"DEALLOCATE {name}")
+    except DBAPIError as error:
+        if _code(error) not in _PREPARE_AGAIN:
             raise
