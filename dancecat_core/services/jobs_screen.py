@@ -18,15 +18,11 @@ import functools
 from typing import Any
 
 from sqlalchemy import Row, Select, bindparam, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from dancecat_core.models import Connection, Job, Notification, Tracker, TrackerStatus, User, utcnow
 from dancecat_core.run_status import current_status
 from dancecat_core.services import access, trackers
-
-_RUN_JOB = aliased(Job, name="run_job")
-_RUN_CONNECTION = aliased(Connection, name="run_connection")
-
 
 # Statements built once a process: building one and its cache key cost about as much CPU as
 # running it on this page.
@@ -221,16 +217,16 @@ def _runs_statement(everyone: bool, one_job: bool, one_status: bool, before: boo
             Tracker.note,
             Tracker.parameter_values_json,
             Tracker.result_expires_at,
-            _RUN_JOB.name.label("job_name"),
-            _RUN_JOB.owner_id.label("job_owner_id"),
-            _RUN_JOB.updated_at.label("job_updated_at"),
-            _RUN_JOB.deleted_at.label("job_deleted_at"),
-            _RUN_CONNECTION.name.label("connection_name"),
-            _RUN_CONNECTION.deleted_at.label("connection_deleted_at"),
+            Job.name.label("job_name"),
+            Job.owner_id.label("job_owner_id"),
+            Job.updated_at.label("job_updated_at"),
+            Job.deleted_at.label("job_deleted_at"),
+            Connection.name.label("connection_name"),
+            Connection.deleted_at.label("connection_deleted_at"),
         )
-        .join(_RUN_JOB, _RUN_JOB.id == Tracker.job_id)
-        .join(_RUN_CONNECTION, _RUN_CONNECTION.id == _RUN_JOB.connection_id)
-        .where(access.visible_filter_parameter(_RUN_JOB, everyone))
+        .join(Job, Job.id == Tracker.job_id)
+        .join(Connection, Connection.id == Job.connection_id)
+        .where(access.visible_filter_parameter(Job, everyone))
     )
     if one_job:
         query = query.where(Tracker.job_id == bindparam("job_id"))

@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 
 import attrs
 from sqlalchemy import Select, bindparam, func, or_, select
-from sqlalchemy.orm import Session, aliased, contains_eager, selectinload
+from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from dancecat_core.errors import (
     Conflict,
@@ -263,8 +263,10 @@ def list_visible(
 
 
 SUCCESSFUL = (TrackerStatus.SUCCESS.value, TrackerStatus.RESULT_EXPIRED.value)
-_VALID = aliased(Tracker, name="valid_runs")  # aliases made once: ~1 ms each per call
-_SUCCESSES = aliased(Tracker, name="successes")
+# Table aliases, not ORM ``aliased()`` classes: threads first building and compiling
+# statements from one ORM alias at once can lose the alias (tests/test_statement_threads.py).
+_VALID = Tracker.__table__.alias("valid_runs").c
+_SUCCESSES = Tracker.__table__.alias("successes").c
 
 
 @attrs.frozen
