@@ -133,7 +133,8 @@ def test_kept_rows_carry_each_sessions_token_and_each_users_links(
     assert bob_csrf != csrf
     drawn = _drawn(app)
     bob_page = bob.get("/jobs").text
-    assert _drawn(app) == drawn + 1  # his job row differs (no Edit); the run row is kept
+    # His screen and his job row differ (no Edit); the run row is kept.
+    assert _drawn(app) == drawn + 2
     assert set(re.findall(r'name="csrf_token" value="([^"]+)"', alice_page)) == {csrf}
     assert set(re.findall(r'name="csrf_token" value="([^"]+)"', bob_page)) == {bob_csrf}
     assert f'href="/jobs/{job_id}/edit"' in alice_page
@@ -142,8 +143,28 @@ def test_kept_rows_carry_each_sessions_token_and_each_users_links(
     bob.post(f"/jobs/{job_id}/run", {"csrf_token": bob_csrf}, status=303)
 
 
-def test_the_store_keeps_the_most_recently_used_rows_up_to_its_size():
-    kept = Fragments(size=3)
+def test_a_kept_screen_carries_each_sessions_token(app, runtime, alice, csrf, job_id, queued):
+    """Alice in a second browser sees the very screen her first one keeps (nothing drawn),
+    with the second session's token in every form: the token is put in after the look-up,
+    also in the rows drawn inside the screen."""
+    app.post(f"/jobs/{job_id}/run", {"csrf_token": csrf}, status=303)
+    execute_tracker(runtime, queued[-1])
+    app.get("/jobs")  # shows the flash message
+    first = app.get("/jobs").text
+    other = webtest.TestApp(app.app)
+    other_csrf = sign_in(other, alice.email)
+    assert other_csrf != csrf
+    drawn = _drawn(app)
+    second = other.get("/jobs").text
+    assert _drawn(app) == drawn  # the whole screen came from the store
+    tokens = re.findall(r'name="csrf_token" value="([^"]+)"', second)
+    assert len(tokens) == 2 and set(tokens) == {other_csrf}  # sign-out, the job's Run
+    assert second.replace(other_csrf, csrf) == first
+    assert "dancecat-csrf-token-mark" not in second
+
+
+def test_the_store_keeps_the_most_recently_used_fragments_up_to_its_size():
+    kept = Fragments(size=15)  # characters: three 5-character rows
     for n in range(3):
         kept.put(n, f"row {n}")
     assert kept.get(0) == "row 0"  # now the most recent
@@ -152,6 +173,11 @@ def test_the_store_keeps_the_most_recently_used_rows_up_to_its_size():
     assert [kept.get(n) for n in (0, 2, 3)] == ["row 0", "row 2", "row 3"]
     kept.put(4, "row 4")
     assert sum(kept.get(n) is not None for n in range(5)) == 3
+    kept.put(3, "row 3")  # kept again under the same key: counted once
+    kept.put(5, "a screen")  # 8 characters: the two least recent rows make room
+    assert [n for n in range(6) if kept.get(n) is not None] == [3, 5]
+    kept.put(6, "x" * 16)  # bigger than the whole store: not kept, nothing dropped
+    assert kept.get(6) is None and kept.get(5) == "a screen"
 
 
 def test_a_key_holds_every_value_or_the_row_is_not_kept(runtime, job_id):
@@ -184,6 +210,11 @@ def test_a_key_holds_every_value_or_the_row_is_not_kept(runtime, job_id):
     class Loose(Base):  # no __slots__ of its own: a __dict__
         pass
 
+    # A screen's query values: every item, whatever the order they were given in.
+    assert _shape({"job": 1, "status": "Failed"}) == _shape({"status": "Failed", "job": 1})
+    assert _shape({"job": 1}) != _shape({"job": 2}) != _shape({"jobs": 2})
+    with pytest.raises(_Unkeyable):
+        _shape({"job": object()})
     assert _shape(Slotted(1, 2)) != _shape(Slotted(1, 3))  # the subclass's slot counts
     assert _shape(Slotted(1, 2)) != _shape(Slotted(0, 2))  # and the base's
     with pytest.raises(_Unkeyable):

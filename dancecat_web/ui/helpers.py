@@ -120,10 +120,10 @@ class Helpers:
     def number(self, value: int | None) -> str:
         return "—" if value is None else f"{value:,}"
 
-    def row(self, template: str, **values: Any) -> Markup:
-        """A table row drawn from ``template`` with ``values``, kept while they stay the
-        same (``fragments.row``)."""
-        return fragments.row(self.request, self, template, **values)
+    def kept(self, template: str, **values: Any) -> Markup:
+        """``template`` drawn with ``values``, kept while they stay the same
+        (``fragments.kept``): table rows, and the Jobs screen's content."""
+        return fragments.kept(self.request, self, template, **values)
 
     def markdown(self, text: str | None) -> Markup:
         from dancecat_web.ui.markdown import render_markdown

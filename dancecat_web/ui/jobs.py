@@ -78,7 +78,9 @@ def list_jobs(request: Request) -> dict[str, Any]:
 
     A bounded number of queries whatever the number of jobs and runs: the page's jobs
     (with their connections and owners), their latest successful runs in one query, and
-    the runs table's page (with its jobs and notifications).
+    the runs table's page (with its jobs and notifications). Everything the screen's
+    content shows is in ``screen`` (whether the user may change each job included), which
+    is what lets it be kept whole (``_jobs_screen.jinja2``).
     """
     session, user = request.dbsession, request.user
     page = min(max(_int_param(request, "page") or 1, 1), MAX_PAGE)
@@ -103,8 +105,8 @@ def list_jobs(request: Request) -> dict[str, Any]:
     if job_filter is not None and all(job.id != job_filter for job in found):
         with contextlib.suppress(NotFound):  # a deleted or hidden job: nothing to offer
             filter_jobs.insert(0, jobs.get(session, user, job_filter))
-    return {
-        "jobs": [(job, latest.get(job.id)) for job in found],
+    screen = {
+        "jobs": [(job, latest.get(job.id), access.can_change(user, job)) for job in found],
         "filter_jobs": filter_jobs,
         "page": page,
         # The jobs pager keeps the runs table's filters (not its page of runs).
@@ -122,6 +124,7 @@ def list_jobs(request: Request) -> dict[str, Any]:
         "next_before": runs[-1].id if more and runs else None,
         "paged": before is not None,
     }
+    return {"screen": screen}
 
 
 def _schedule_rows(job: Job, job_schedules: list) -> list[dict[str, Any]]:
