@@ -10,7 +10,6 @@ process of its own, so it runs once however many web processes there are.
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import signal
 import sys
@@ -73,7 +72,7 @@ def proxy_options(trusted_proxy: str | None) -> dict[str, Any]:
 def serve_command(args: argparse.Namespace) -> int:
     import waitress
 
-    from dancecat_web import balance, processes
+    from dancecat_web import processes
     from dancecat_web.config import configure
     from dancecat_web.limits import server_body_limit
 
@@ -103,11 +102,8 @@ def serve_command(args: argparse.Namespace) -> int:
         # the parent uses none after this.
         runtime.engine.dispose()
 
-        loads = balance.Loads(count)
-
-        def web(slot: int) -> None:
+        def web() -> None:
             server = waitress.create_server(app, sockets=[sock], **options)
-            balance.take_turns(server, loads, slot)
             try:
                 server.run()
             finally:
@@ -120,10 +116,7 @@ def serve_command(args: argparse.Namespace) -> int:
             finally:
                 stop()
 
-        slots = {f"web {n}": n - 1 for n in range(1, count + 1)}
-        children: dict[str, Callable[[], None]] = {
-            role: functools.partial(web, slot) for role, slot in slots.items()
-        }
+        children = {f"web {n}": web for n in range(1, count + 1)}
         if consumer:
             children["embedded worker"] = worker
         print(
@@ -131,12 +124,7 @@ def serve_command(args: argparse.Namespace) -> int:
             + (" and an embedded worker process" if consumer else ""),
             flush=True,
         )
-
-        def exited(role: str) -> None:
-            if role in slots:
-                loads.forget(slots[role])
-
-        processes.supervise(children, on_exit=exited)
+        processes.supervise(children)
         sock.close()
         print("stopped", file=sys.stderr, flush=True)
         return 0

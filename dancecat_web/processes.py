@@ -2,8 +2,8 @@
 
 One Python process serves on one core (the GIL); the web tier uses more by forking. The
 parent binds the socket, builds the app once (children share its pages copy-on-write), then
-forks children that each run waitress on the inherited socket; the children take new
-connections in turn (``balance``). The parent starts no threads and serves
+forks children that each run waitress on the inherited socket, so the kernel hands each new
+connection to whichever child accepts it first. The parent starts no threads and serves
 nothing: it only restarts a child that dies and, on SIGTERM or SIGINT, stops them all. A
 child also gets SIGTERM when the parent dies without cleaning up (``PR_SET_PDEATHSIG``).
 
@@ -95,13 +95,9 @@ def _fork(role: str, target: Callable[[], None]) -> int:
         os._exit(code)  # never run the parent's stack (its finally blocks) in a child
 
 
-def supervise(
-    children: dict[str, Callable[[], None]],
-    on_exit: Callable[[str], None] = lambda role: None,
-) -> int:
+def supervise(children: dict[str, Callable[[], None]]) -> int:
     """Fork one process per entry (``role: what it runs``) and keep them running until
-    SIGTERM or SIGINT; then stop them and wait for them. ``on_exit(role)`` runs when a
-    child dies, before its replacement starts. Returns the exit code."""
+    SIGTERM or SIGINT; then stop them and wait for them. Returns the exit code."""
 
     def stop(signum: int, frame: object) -> None:
         raise _Stop
@@ -127,7 +123,6 @@ def supervise(
             if not role:
                 continue
             lived = time.monotonic() - started
-            on_exit(role)
             log.warning(
                 "%s process %s exited (status %s) after %.1f s; starting another",
                 role,

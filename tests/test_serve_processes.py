@@ -1,7 +1,6 @@
-"""``dancecat serve --processes N`` through real processes: N web processes share one port
-and take its connections in turn, a dead one is replaced, SIGTERM to the parent leaves no
-child behind, and the embedded consumer runs in one process of its own however many web
-processes there are.
+"""``dancecat serve --processes N`` through real processes: N web processes share one port,
+a dead one is replaced, SIGTERM to the parent leaves no child behind, and the embedded
+consumer runs in one process of its own however many web processes there are.
 
 Which process answered is read from Linux itself (``/proc/<pid>/fd`` against
 ``/proc/net/tcp``): the server has no test-only switch.
@@ -37,9 +36,8 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-def _established_inodes(port: int, states: tuple[str, ...] = ("01",)) -> set[str]:
-    """Socket inodes of established connections (or of ``states``) whose local end is
-    ``port``."""
+def _established_inodes(port: int) -> set[str]:
+    """Socket inodes of established connections whose local end is ``port``."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         if not Path(table).exists():
@@ -47,7 +45,7 @@ def _established_inodes(port: int, states: tuple[str, ...] = ("01",)) -> set[str
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
             local, state, inode = fields[1], fields[3], fields[9]
-            if state in states and int(local.rsplit(":", 1)[1], 16) == port:
+            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
                 inodes.add(inode)
     return inodes
 
@@ -64,38 +62,24 @@ def _socket_inodes(pid: int) -> set[str]:
     return inodes
 
 
-def _answering(
-    url: str, children: set[int], connections: int = 40, *, burst: bool = False
-) -> dict[int, int]:
+def _answering(url: str, children: set[int], connections: int = 40) -> dict[int, int]:
     """Open ``connections`` kept-alive connections, each answered once; count per child
-    the ones it holds. One after the other, or (``burst``) all connected at once before
-    any request, as a load tool or a browser opening its pool does."""
+    the ones it holds."""
     host, port = url.removeprefix("http://").split(":")
-    held = [
-        http.client.HTTPConnection(host, int(port), timeout=10) for _ in range(connections)
-    ]
+    held = []
     try:
-        if burst:
-            for connection in held:
-                connection.connect()
-        for connection in held:
+        for _ in range(connections):
+            connection = http.client.HTTPConnection(host, int(port), timeout=10)
             connection.request("GET", "/api/v1/openapi.json")
-            if not burst:
-                _answered(connection)
-        if burst:
-            for connection in held:
-                _answered(connection)
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+            held.append(connection)
         established = _established_inodes(int(port))
         return {pid: len(_socket_inodes(pid) & established) for pid in children}
     finally:
         for connection in held:
             connection.close()
-
-
-def _answered(connection: http.client.HTTPConnection) -> None:
-    response = connection.getresponse()
-    response.read()
-    assert response.status == 200
 
 
 def _wait_for(condition, seconds: float = 20) -> None:
@@ -130,17 +114,15 @@ def test_two_processes_on_redis_share_the_port_restart_and_stop(home, redis_url)
         parent = live.process.pid
         children = _children(parent)
         assert len(children) == 2, children
-        # Both processes take connections off the one socket, in turn (dancecat_web/
-        # balance.py): kept-alive connections opened one by one or in a burst end up
-        # split evenly, round after round (before, one child could take all 20 of a burst).
-        port = int(live.url.rsplit(":", 1)[1])
-        for burst in (False, True, True, True, True, True):
-            # The last round's connections closed on the server's side too (established or
-            # waiting to be closed, "01" and "08"): a new burst, not the same one again.
-            _wait_for(lambda: not _established_inodes(port, ("01", "08")), 10)
-            held = _answering(live.url, children, 20, burst=burst)
-            assert sorted(held) == sorted(children) and sum(held.values()) == 20, held
-            assert max(held.values()) - min(held.values()) <= 2, (burst, held)
+        # Both processes take connections off the one socket (a few rounds: the kernel
+        # picks whichever child accepts first).
+        seen: dict[int, int] = {}
+        for _ in range(10):
+            for pid, count in _answering(live.url, children).items():
+                seen[pid] = seen.get(pid, 0) + count
+            if len([pid for pid, count in seen.items() if count]) == 2:
+                break
+        assert sorted(seen) == sorted(children) and all(seen.values()), seen
         assert "with 2 processes" in (home / "serve.log").read_text()
 
         # A child that dies is replaced, and the new one answers.
@@ -149,9 +131,6 @@ def test_two_processes_on_redis_share_the_port_restart_and_stop(home, redis_url)
         _wait_for(lambda: len(_children(parent)) == 2 and dead not in _children(parent))
         replacement = (_children(parent) - children).pop()
         _wait_for(lambda: _answering(live.url, {replacement}, 10)[replacement] > 0)
-        _wait_for(lambda: not _established_inodes(port, ("01", "08")), 10)
-        held = _answering(live.url, _children(parent), 20, burst=True)
-        assert max(held.values()) - min(held.values()) <= 2, held
 
         # SIGTERM to the parent: it exits and no child stays behind.
         now = _children(parent)
