@@ -20,11 +20,25 @@ import os
 import socket
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import (
+    ARRAY,
+    CTE,
+    ColumnElement,
+    Select,
+    TableClause,
+    Update,
+    all_,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, Row
 
 from dancecat_core import schedule_kinds, worker_processes
@@ -125,20 +139,39 @@ _J = Job.__table__
 _C = DbConnection.__table__
 _S = Schedule.__table__
 _R = JobRecipient.__table__
+_A = Alert.__table__
+# Jobs that run after the finishing one (a Core table alias: ORM ``aliased()`` classes lose
+# their alias when threads first compile from them at once, ``test_statement_threads``).
+_NEXT = _J.alias("next_jobs")
 
 _STATUS_NOW = select(_T.c.status, _T.c.worker, _T.c.attempts).where(_T.c.id == bindparam("b_id"))
 
 
-@functools.cache
-def _status_change(keys: tuple[str, ...], with_attempt: bool) -> Prepared:
+def _status_update(keys: tuple[str, ...], with_attempt: bool) -> Update:
     """``UPDATE trackers SET status = :target, <keys> WHERE id = :id AND status = :current
-    [AND attempts = :attempt]``, one statement per set of columns (bound as ``b_<key>``)."""
+    [AND attempts = :attempt]`` (the values bound as ``b_<key>``)."""
     where = [_T.c.id == bindparam("b_id"), _T.c.status == bindparam("b_current")]
     if with_attempt:
         where.append(_T.c.attempts == bindparam("b_attempt"))
     sets = {_T.c.status: bindparam("b_target", type_=_T.c.status.type)}
     sets.update({_T.c[key]: bindparam(f"b_{key}", type_=_T.c[key].type) for key in keys})
-    return Prepared(update(_T).where(*where).values(sets))
+    return update(_T).where(*where).values(sets)
+
+
+@functools.cache
+def _status_change(keys: tuple[str, ...], with_attempt: bool) -> Prepared:
+    """``_status_update``, one statement per set of columns."""
+    return Prepared(_status_update(keys, with_attempt))
+
+
+@functools.cache
+def _status_change_and_facts(keys: tuple[str, ...], with_attempt: bool) -> Prepared:
+    """``_status_update`` and, in the same statement, what the finish reads about the
+    run's job (``_facts_of``): one round trip for a run's end instead of two (PostgreSQL:
+    an UPDATE inside a WITH). No row: the tracker did not move. A row whose ``job_found``
+    is NULL: it moved, and its job is gone."""
+    moved = _status_update(keys, with_attempt).returning(_T.c.job_id).cte("moved")
+    return Prepared(_facts_of(moved.c.job_id, moved))
 
 
 @contextlib.contextmanager
@@ -196,19 +229,19 @@ def _set_status(
     current: TrackerStatus,
     target: TrackerStatus,
     values: dict[str, Any],
-    also: Callable[[Connection], Any] | None = None,
+    facts_of: int | None = None,
     attempt: int | None = None,
-) -> tuple[bool, Any]:
-    """``set_status``; when the move happened, ``also(conn)`` runs on the same
-    connection right after it (``_app_db``: one round trip, no transaction of its own;
-    a repeat after a lost answer reads again) and its answer is
-    returned beside the verdict. With ``attempt``, only while the tracker is still at
-    that attempt (a run declared dead and started again is not the old attempt's)."""
+) -> tuple[bool, _Finish | None]:
+    """``set_status``; with ``facts_of`` (the run's job), when the move happened, what
+    the finish reads about that job comes back beside the verdict, read right after the
+    move on the same connection (PostgreSQL: in the same statement). With ``attempt``,
+    only while the tracker is still at that attempt (a run declared dead and started
+    again is not the old attempt's)."""
     check_transition(current, target)
     if values.get("error"):
         # Whatever text a tracker keeps, it keeps masked (runner texts are cleaned already).
         values = {**values, "error": clean_error(values["error"], patterns=runtime.value_patterns)}
-    statement = _status_change(tuple(sorted(values)), attempt is not None)
+    keys = tuple(sorted(values))
     params = {
         "b_id": tracker_id,
         "b_current": current.value,
@@ -216,16 +249,25 @@ def _set_status(
         "b_attempt": attempt,
         **{f"b_{key}": value for key, value in values.items()},
     }
+    together = facts_of is not None and runtime.engine.dialect.name == "postgresql"
+    statement = (_status_change_and_facts if together else _status_change)(
+        keys, attempt is not None
+    )
     tries = 0
 
-    def once() -> tuple[bool, Any]:
+    def once() -> tuple[bool, _Finish | None]:
         nonlocal tries
         tries += 1
         with _app_db(runtime) as conn:
-            if statement.execute(conn, params).rowcount == 1:
-                return True, also(conn) if also else None
+            if together:
+                rows = statement.execute(conn, params).all()
+                if rows:
+                    return True, _facts_from(rows)
+            elif statement.execute(conn, params).rowcount == 1:
+                return True, _finish_facts(conn, facts_of) if facts_of is not None else None
             if tries == 1:
                 return False, None
+            # A repeat: an earlier attempt's commit may have gone through unanswered.
             row = conn.execute(_STATUS_NOW, {"b_id": tracker_id}).first()
             done = (
                 row is not None
@@ -233,7 +275,9 @@ def _set_status(
                 and ("worker" not in values or row.worker == values["worker"])
                 and (attempt is None or row.attempts == values.get("attempts", attempt))
             )
-            return done, also(conn) if done and also else None
+            if done and facts_of is not None:
+                return True, _finish_facts(conn, facts_of)
+            return done, None
 
     return with_app_db(f"tracker {tracker_id}: {current} -> {target}", once)
 
@@ -293,15 +337,17 @@ class _StoredConnection:
 _CONNECTION_COLUMNS = tuple(attrs.fields_dict(_StoredConnection))
 
 
-# One row per recipient condition (or one row): the conditions come along.
-_LOAD = Prepared(
-    select(
-        _T.c.status,
-        _T.c.worker,
-        _T.c.attempts,
-        _T.c.due_at,
-        _T.c.queued_at,
-        _T.c.parameter_values_json.label("run_values_json"),
+def _run_of(trackers: TableClause | CTE) -> Select[Any]:
+    """What a run needs, read from ``trackers`` (the table, or a claim's ``RETURNING``)
+    with its job, connection and schedule: one row per recipient condition (or one row),
+    so the conditions come along."""
+    return select(
+        trackers.c.status,
+        trackers.c.worker,
+        trackers.c.attempts,
+        trackers.c.due_at,
+        trackers.c.queued_at,
+        trackers.c.parameter_values_json.label("run_values_json"),
         _J.c.id.label("job_id"),
         _J.c.query,
         _J.c.timeout_seconds,
@@ -317,29 +363,79 @@ _LOAD = Prepared(
         _S.c.cron,
         _S.c.parameter_values_json.label("schedule_values_json"),
         _R.c.condition,
-    )
-    .select_from(
-        _T.join(_J, _J.c.id == _T.c.job_id)
+    ).select_from(
+        trackers.join(_J, _J.c.id == trackers.c.job_id)
         .join(_C, _C.c.id == _J.c.connection_id)
-        .outerjoin(_S, _S.c.id == _T.c.schedule_id)
+        .outerjoin(_S, _S.c.id == trackers.c.schedule_id)
         .outerjoin(_R, and_(_R.c.job_id == _J.c.id, _R.c.condition.is_not(None)))
     )
-    .where(_T.c.id == bindparam("b_id"))
-)
+
+
+_LOAD = Prepared(_run_of(_T).where(_T.c.id == bindparam("b_id")))
+_CLAIMED = {
+    _T.c.status: TrackerStatus.RUNNING.value,
+    _T.c.started_at: bindparam("b_now", type_=_T.c.started_at.type),
+    _T.c.heartbeat_at: bindparam("b_now", type_=_T.c.heartbeat_at.type),
+    _T.c.worker: bindparam("b_worker", type_=_T.c.worker.type),
+    _T.c.worker_process: bindparam("b_process", type_=_T.c.worker_process.type),
+    _T.c.attempts: _T.c.attempts + 1,
+}
 _CLAIM = Prepared(
     update(_T)
     .where(_T.c.id == bindparam("b_id"), _T.c.status == TrackerStatus.QUEUED.value)
-    .values(
-        {
-            _T.c.status: TrackerStatus.RUNNING.value,
-            _T.c.started_at: bindparam("b_now", type_=_T.c.started_at.type),
-            _T.c.heartbeat_at: bindparam("b_now", type_=_T.c.heartbeat_at.type),
-            _T.c.worker: bindparam("b_worker", type_=_T.c.worker.type),
-            _T.c.worker_process: bindparam("b_process", type_=_T.c.worker_process.type),
-            _T.c.attempts: _T.c.attempts + 1,
-        }
-    )
+    .values(_CLAIMED)
 )
+
+
+@functools.cache
+def _load_and_claim_at_once(wait_for_due: bool) -> Prepared:
+    """The claim and ``_LOAD`` in one statement (PostgreSQL: an UPDATE inside a WITH), for
+    a run that may start now: Queued, due (``wait_for_due``), not waited past
+    JOB_WORKER_ENQUEUE_TIMEOUT (bound as ``b_oldest``), its job and connection not
+    deleted, its schedule's type one of ``b_types``. The row it returns is the claimed
+    one (Running, ``attempts`` counted). No row: anything else, which ``_load_and_claim``
+    then reads and judges (``_refusal``) as before; so these conditions may only ever
+    be narrower than the judgement, never wider."""
+    job_alive = (
+        select(_J.c.id)
+        .join(_C, _C.c.id == _J.c.connection_id)
+        .where(_J.c.id == _T.c.job_id, _J.c.deleted_at.is_(None), _C.c.deleted_at.is_(None))
+    )
+    unknown_type = select(_S.c.id).where(
+        _S.c.id == _T.c.schedule_id,
+        _S.c.type != all_(bindparam("b_types", type_=ARRAY(_S.c.type.type))),
+    )
+    ready = [
+        _T.c.id == bindparam("b_id"),
+        _T.c.status == TrackerStatus.QUEUED.value,
+        # GREATEST skips a NULL due_at: ``_refusal``'s "waited from".
+        func.greatest(_T.c.queued_at, _T.c.due_at)
+        >= bindparam("b_oldest", type_=_T.c.queued_at.type),
+        job_alive.exists(),
+        ~unknown_type.exists(),
+    ]
+    if wait_for_due:
+        ready.append(
+            or_(_T.c.due_at.is_(None), _T.c.due_at <= bindparam("b_now", type_=_T.c.due_at.type))
+        )
+    claimed = (
+        update(_T)
+        .where(*ready)
+        .values(_CLAIMED)
+        .returning(
+            _T.c.id,
+            _T.c.job_id,
+            _T.c.schedule_id,
+            _T.c.status,
+            _T.c.worker,
+            _T.c.attempts,
+            _T.c.due_at,
+            _T.c.queued_at,
+            _T.c.parameter_values_json,
+        )
+        .cte("claimed")
+    )
+    return Prepared(_run_of(claimed))
 
 
 # Per runtime: connection parameters by the stored row they came from (a changed row,
@@ -367,60 +463,79 @@ def _connection_params(runtime: Runtime, row: Row) -> ConnectionParams:
 def _load_and_claim(
     runtime: Runtime, tracker_id: int, worker: str, wait_for_due: bool, repeat: bool
 ) -> ClaimedRun | RunOutcome | _Refused:
-    """``claim``'s one SELECT and one compare-and-set UPDATE (``_app_db``). A refusal
-    writes nothing here. Safe to repeat (``with_app_db``): a ``repeat`` that finds the
-    tracker Running under this worker's name knows an earlier attempt claimed it (its
-    commit went through, the answer was lost with the connection)."""
-    settings = runtime.settings
+    """``claim``'s reads and its one compare-and-set UPDATE (``_app_db``): on PostgreSQL a
+    run that may start is claimed and loaded in one statement (``_load_and_claim_at_once``);
+    anything else, and elsewhere, is one SELECT, judged, then the UPDATE. A refusal writes
+    nothing here. Safe to repeat (``with_app_db``): a ``repeat`` that finds the tracker
+    Running under this worker's name knows an earlier attempt claimed it (its commit went
+    through, the answer was lost with the connection)."""
     now = utcnow()
+    process = worker_processes.current()
+    claim_values = {
+        "b_id": tracker_id,
+        "b_now": now,
+        "b_worker": worker,
+        "b_process": process.to_text() if process else None,
+    }
     with _app_db(runtime) as conn:
+        if conn.dialect.name == "postgresql" and not repeat:
+            limit = dt.timedelta(seconds=runtime.settings.job_worker_enqueue_timeout)
+            claimed = (
+                _load_and_claim_at_once(wait_for_due)
+                .execute(
+                    conn,
+                    {
+                        **claim_values,
+                        "b_oldest": now - limit,
+                        "b_types": list(schedule_kinds.registered()),
+                    },
+                )
+                .all()
+            )
+            if claimed:
+                return _claimed_run(runtime, tracker_id, claimed, claimed[0].attempts)
         found = _LOAD.execute(conn, {"b_id": tracker_id}).all()
         if not found:
             log.warning("tracker %s: does not exist, nothing to run", tracker_id)
             return RunOutcome(tracker_id, TrackerStatus.FAILED, error="no such tracker")
         row = found[0]
-        conditions = tuple(sorted({r.condition for r in found if r.condition is not None}))
-        mine = repeat and row.status == TrackerStatus.RUNNING and row.worker == worker
-        if row.status != TrackerStatus.QUEUED and not mine:
+        if repeat and row.status == TrackerStatus.RUNNING and row.worker == worker:
+            return _claimed_run(runtime, tracker_id, found, row.attempts)
+        if row.status != TrackerStatus.QUEUED:
             log.info("tracker %s: already %s, not running it again", tracker_id, row.status)
             return RunOutcome(tracker_id, TrackerStatus(row.status))
-        if not mine:
-            if wait_for_due and row.due_at is not None and row.due_at > now:
-                return RunOutcome(tracker_id, TrackerStatus.QUEUED, not_before=row.due_at)
-            refused = _refusal(runtime, row, now)
-            if refused is not None:
-                return refused
-        schedule = row if row.schedule_id is not None else None
-        run = ClaimedRun(
-            tracker_id=tracker_id,
-            job_id=row.job_id,
-            sql=row.query,
-            timeout=row.timeout_seconds or settings.db_timeout,
-            params=_connection_params(runtime, row),
-            parameters=RunParameters(
-                row.parameters_json,
-                row.run_values_json or (schedule and row.schedule_values_json),
-                occasion_of(row.due_at or row.queued_at, settings.timezone, schedule),
-            ),
-            conditions=conditions,
-            attempt=(row.attempts or 0) + 1,
-        )
-        if mine:
-            return attrs.evolve(run, attempt=row.attempts)
-        process = worker_processes.current()
-        claimed = _CLAIM.execute(
-            conn,
-            {
-                "b_id": tracker_id,
-                "b_now": now,
-                "b_worker": worker,
-                "b_process": process.to_text() if process else None,
-            },
-        )
-        if claimed.rowcount != 1:
+        if wait_for_due and row.due_at is not None and row.due_at > now:
+            return RunOutcome(tracker_id, TrackerStatus.QUEUED, not_before=row.due_at)
+        refused = _refusal(runtime, row, now)
+        if refused is not None:
+            return refused
+        if _CLAIM.execute(conn, claim_values).rowcount != 1:
             log.info("tracker %s: claimed by another worker", tracker_id)
             return RunOutcome(tracker_id, TrackerStatus.RUNNING)
-        return run
+        return _claimed_run(runtime, tracker_id, found, (row.attempts or 0) + 1)
+
+
+def _claimed_run(
+    runtime: Runtime, tracker_id: int, rows: Sequence[Row], attempt: int
+) -> ClaimedRun:
+    """The run ``_run_of``'s rows describe, as its ``attempt``-th start."""
+    row = rows[0]
+    schedule = row if row.schedule_id is not None else None
+    settings = runtime.settings
+    return ClaimedRun(
+        tracker_id=tracker_id,
+        job_id=row.job_id,
+        sql=row.query,
+        timeout=row.timeout_seconds or settings.db_timeout,
+        params=_connection_params(runtime, row),
+        parameters=RunParameters(
+            row.parameters_json,
+            row.run_values_json or (schedule and row.schedule_values_json),
+            occasion_of(row.due_at or row.queued_at, settings.timezone, schedule),
+        ),
+        conditions=tuple(sorted({r.condition for r in rows if r.condition is not None})),
+        attempt=attempt,
+    )
 
 
 def _refusal(runtime: Runtime, row: Row, now: dt.datetime) -> _Refused | None:
@@ -461,38 +576,44 @@ class _Finish:
         return self.alerts_open or bool(self.alert_after_failures)
 
 
-_FOLLOWERS = select(_J.c.id).where(
-    _J.c.after_job_id == bindparam("b_job"), _J.c.deleted_at.is_(None)
-)
-_OPEN_ALERTS = select(Alert.__table__.c.id).where(
-    Alert.__table__.c.job_id == bindparam("b_job"), Alert.__table__.c.open_key.is_not(None)
-)
-_FINISH_FACTS = Prepared(
-    select(
+def _facts_of(job_id: ColumnElement[int], moved: CTE | None = None) -> Select[Any]:
+    """What the finish reads about the job ``job_id``: one row per recipient (or one
+    row), each with whether any job follows it and whether it has an open alert. From
+    ``moved`` (a status change's ``RETURNING job_id``) when the read rides on it."""
+    followers = select(_NEXT.c.id).where(
+        _NEXT.c.after_job_id == job_id, _NEXT.c.deleted_at.is_(None)
+    )
+    alerts = select(_A.c.id).where(_A.c.job_id == job_id, _A.c.open_key.is_not(None))
+    columns = (
+        _J.c.id.label("job_found"),
         _R.c.destination,
-        _FOLLOWERS.exists().label("followers"),
-        _OPEN_ALERTS.exists().label("alerts_open"),
+        followers.exists().label("followers"),
+        alerts.exists().label("alerts_open"),
         _J.c.alert_after_failures,
     )
-    .select_from(_J.outerjoin(_R, _R.c.job_id == _J.c.id))
-    .where(_J.c.id == bindparam("b_job"))
-    .order_by(_R.c.id)
-)
+    jobs = _J.outerjoin(_R, _R.c.job_id == _J.c.id)
+    if moved is None:
+        return select(*columns).select_from(jobs).where(_J.c.id == job_id).order_by(_R.c.id)
+    return select(*columns).select_from(moved.outerjoin(jobs, _J.c.id == job_id)).order_by(_R.c.id)
 
 
-def _finish_facts(job_id: int) -> Callable[[Connection], _Finish | None]:
-    def read(conn: Connection) -> _Finish | None:
-        rows = _FINISH_FACTS.execute(conn, {"b_job": job_id}).all()
-        if not rows:
-            return None
-        return _Finish(
-            recipients=tuple(row.destination for row in rows if row.destination is not None),
-            followers=bool(rows[0].followers),
-            alerts_open=bool(rows[0].alerts_open),
-            alert_after_failures=rows[0].alert_after_failures,
-        )
+_FINISH_FACTS = Prepared(_facts_of(bindparam("b_job")))
 
-    return read
+
+def _facts_from(rows: Sequence[Row]) -> _Finish | None:
+    """``_Finish`` from ``_facts_of``'s rows; None when the job is gone."""
+    if not rows or rows[0].job_found is None:
+        return None
+    return _Finish(
+        recipients=tuple(row.destination for row in rows if row.destination is not None),
+        followers=bool(rows[0].followers),
+        alerts_open=bool(rows[0].alerts_open),
+        alert_after_failures=rows[0].alert_after_failures,
+    )
+
+
+def _finish_facts(conn: Connection, job_id: int) -> _Finish | None:
+    return _facts_from(_FINISH_FACTS.execute(conn, {"b_job": job_id}).all())
 
 
 def _finished(
@@ -538,7 +659,7 @@ def fail(
             "duration_ms": duration_ms,
             **_recorded(values_json),
         },
-        also=_finish_facts(run.job_id),
+        facts_of=run.job_id,
         attempt=run.attempt,
     )
     if not failed:
@@ -584,7 +705,7 @@ def succeed(
             "delivery_facts_json": delivery_facts,
             **_recorded(values_json),
         },
-        also=_finish_facts(run.job_id),
+        facts_of=run.job_id,
         attempt=run.attempt,
     )
     if not ok:

@@ -20,14 +20,16 @@ from dancecat_core.runner import execute_tracker
 from dancecat_core.runtime import build_runtime
 from dancecat_core.settings import load_settings
 
-# claim: SELECT tracker, job, connection, schedule and recipient conditions; UPDATE.
-# finish: UPDATE; SELECT recipients, followers, open alerts. Each statement commits on its
-# own (``lifecycle._app_db``). (Was 8 SELECT, 2 UPDATE, 3 COMMIT and 3 ROLLBACK: the chains
+# claim: an UPDATE of the tracker inside a WITH whose SELECT reads the job, connection,
+# schedule and recipient conditions; finish: an UPDATE inside a WITH whose SELECT reads the
+# recipients, followers and open alerts. Each statement commits on its own
+# (``lifecycle._app_db``). (Was 8 SELECT, 2 UPDATE, 3 COMMIT and 3 ROLLBACK: the chains
 # and the alerts looked for themselves; then BEGIN and COMMIT around the claim and the
-# finish, which psycopg2 sends as round trips of their own.)
-# All four run from plans the connection prepared on its first run (``prepared.py``): no
+# finish, which psycopg2 sends as round trips of their own; then a SELECT and an UPDATE
+# for each of claim and finish.)
+# Both run from plans the connection prepared on its first run (``prepared.py``): no
 # PREPARE, no parse and plan, in a warm consumer.
-EXPECTED = {"SELECT": 2, "UPDATE": 2, "(prepared)": 4}
+EXPECTED = {"WITH": 2, "(prepared)": 2}
 # What each prepared statement's name stands for, as the PREPAREs seen said.
 PREPARED: dict[str, str] = {}
 
@@ -122,16 +124,16 @@ def _queued(runtime, chinook) -> int:
         return tracker.id
 
 
-def test_a_trivial_run_costs_four_app_database_round_trips(pg_runtime, sqlite_chinook):
+def test_a_trivial_run_costs_two_app_database_round_trips(pg_runtime, sqlite_chinook):
     runtime = pg_runtime
     _count(runtime, lambda: None)  # the pool holds a live connection, as in a busy consumer
     first = _queued(runtime, sqlite_chinook)
-    # The first run on this connection prepares its four statements.
+    # The first run on this connection prepares its two statements.
     warm, _ = _count(
         runtime,
         lambda: tasks.follow_up(runtime, execute_tracker(runtime, first, wait_for_due=True)),
     )
-    assert warm["PREPARE"] == 4, warm
+    assert warm["PREPARE"] == 2, warm
     tracker_id = _queued(runtime, sqlite_chinook)
     outcome: list = []
     seen, statements = _count(
