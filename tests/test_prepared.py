@@ -19,7 +19,9 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 
+from dancecat_core import prepared
 from dancecat_core.models.meta import UTCDateTime
 from dancecat_core.prepared import Prepared
 
@@ -131,7 +133,7 @@ def test_the_name_is_the_statement_so_a_shared_session_never_runs_another(engine
     server session another client prepared) is fine."""
     with _autocommit(engine) as conn:
         twin = Prepared(_READ.statement)
-        name, prepare, _, _ = twin._build(conn)
+        name, prepare, *_ = twin._build(conn)
         assert name == _READ._build(conn)[0] != _TOUCH._build(conn)[0]
         conn.exec_driver_sql(prepare)  # already there when the statement first runs here
         assert twin.execute(conn, {"b_id": 1}).one().label == "one"
@@ -154,3 +156,71 @@ def test_a_pooler_that_moves_the_session_gets_plain_statements(engine):
         assert _READ.execute(conn, {"b_id": 1}).one().label == "one"
         assert _TOUCH.execute(conn, {"b_id": 1, "b_when": WHEN}).rowcount == 1
     assert engine.sent == ["SELECT", "UPDATE"]
+
+
+@pytest.fixture
+def quiet(pg_database, engine):
+    """An engine on the same table that nothing listens to: its prepared statements run
+    straight on the driver's cursor. ``quiet.direct`` counts those runs."""
+    quiet = create_engine(pg_database["url"])
+    runs: list[str] = []
+    real = prepared._Direct.run
+
+    def counted(self, dbapi, values):
+        runs.append(self.sql.split("(")[0])
+        return real(self, dbapi, values)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(prepared._Direct, "run", counted)
+        quiet.direct = runs  # type: ignore[attr-defined]
+        yield quiet
+    quiet.dispose()
+
+
+def test_straight_on_the_driver_the_same_rows_and_types(quiet):
+    later = WHEN + dt.timedelta(days=1)
+    with quiet.connect() as conn:
+        plain = conn.execute(_READ.statement, {"b_id": 1}).all()
+    with _autocommit(quiet) as conn:
+        assert _READ.execute(conn, {"b_id": 1}).all() == plain  # prepares, through SQLAlchemy
+        assert quiet.direct == []
+        direct = _READ.execute(conn, {"b_id": 1}).all()
+        assert _READ.execute(conn, {"b_id": 2}).all() == []
+        assert _TOUCH.execute(conn, {"b_id": 1, "b_when": later}).rowcount == 1  # prepares
+        assert _TOUCH.execute(conn, {"b_id": 2, "b_when": later}).rowcount == 1
+        assert _TOUCH.execute(conn, {"b_id": 99, "b_when": later}).rowcount == 0
+        touched = _READ.execute(conn, {"b_id": 1}).one()
+    assert len(quiet.direct) == 5
+    assert direct == plain
+    row = direct[0]
+    assert (row.id, row.label, row.size) == (1, "one", 1)
+    assert row.seen_at == WHEN and row.seen_at.tzinfo == dt.UTC
+    assert touched.seen_at == later and touched.size == 2
+    with quiet.connect() as conn:  # bound through UTCDateTime: stored as naive UTC
+        stored = conn.exec_driver_sql("SELECT seen_at FROM items WHERE id = 2").scalar()
+    assert stored == later.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+@pytest.mark.parametrize("lose", ["DEALLOCATE ALL", "DISCARD ALL"])
+def test_straight_on_the_driver_a_dropped_plan_is_prepared_again(quiet, lose):
+    with _autocommit(quiet) as conn:
+        _READ.execute(conn, {"b_id": 1}).all()
+        conn.exec_driver_sql(lose)
+        assert _READ.execute(conn, {"b_id": 1}).one().label == "one"
+        assert _READ.execute(conn, {"b_id": 1}).one().label == "one"
+    assert len(quiet.direct) == 2  # the first failed (no plan), the last ran
+
+
+def test_straight_on_the_driver_a_lost_connection_is_a_disconnect(quiet):
+    """What ``with_app_db`` waits out: the error comes wrapped by SQLAlchemy with the
+    connection invalidated, not as the driver's own exception."""
+    with _autocommit(quiet) as conn:
+        _READ.execute(conn, {"b_id": 1}).all()
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with quiet.connect() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+        with pytest.raises(DBAPIError) as lost:
+            _READ.execute(conn, {"b_id": 1})
+        assert lost.value.connection_invalidated
+    with _autocommit(quiet) as conn:  # the pool hands out a live connection again
+        assert _READ.execute(conn, {"b_id": 1}).one().label == "one"
