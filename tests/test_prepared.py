@@ -98,12 +98,16 @@ def test_binds_are_converted_by_their_types(engine):
 
 
 @pytest.mark.parametrize("lose", ["DEALLOCATE ALL", "DISCARD ALL"])
-def test_a_plan_the_server_dropped_is_prepared_again(engine, lose):
+@pytest.mark.parametrize("way", ["engine", "quiet"])  # through SQLAlchemy; on the driver
+def test_a_plan_the_server_dropped_is_prepared_again(request, way, lose):
+    engine = request.getfixturevalue(way)
     with _autocommit(engine) as conn:
         _READ.execute(conn, {"b_id": 1}).all()
         conn.exec_driver_sql(lose)
         assert _READ.execute(conn, {"b_id": 1}).one().label == "one"
         assert _READ.execute(conn, {"b_id": 1}).one().label == "one"
+    if way == "quiet":
+        assert len(engine.direct) == 2  # the first found no plan, the last ran
 
 
 def test_a_plan_whose_result_type_changed_is_prepared_again(engine):
@@ -199,16 +203,6 @@ def test_straight_on_the_driver_the_same_rows_and_types(quiet):
     with quiet.connect() as conn:  # bound through UTCDateTime: stored as naive UTC
         stored = conn.exec_driver_sql("SELECT seen_at FROM items WHERE id = 2").scalar()
     assert stored == later.astimezone(dt.UTC).replace(tzinfo=None)
-
-
-@pytest.mark.parametrize("lose", ["DEALLOCATE ALL", "DISCARD ALL"])
-def test_straight_on_the_driver_a_dropped_plan_is_prepared_again(quiet, lose):
-    with _autocommit(quiet) as conn:
-        _READ.execute(conn, {"b_id": 1}).all()
-        conn.exec_driver_sql(lose)
-        assert _READ.execute(conn, {"b_id": 1}).one().label == "one"
-        assert _READ.execute(conn, {"b_id": 1}).one().label == "one"
-    assert len(quiet.direct) == 2  # the first failed (no plan), the last ran
 
 
 def test_straight_on_the_driver_a_lost_connection_is_a_disconnect(quiet):
