@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,7 +54,36 @@ def get_engine(database_url: str, **kwargs) -> Engine:
     engine = create_engine(database_url, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         _ping_when_idle(engine)
+    if engine.dialect.name == "postgresql":
+        event.listen(engine, "checkin", _transactions_again)
     return engine
+
+
+def each_statement_commits(conn: Connection) -> bool:
+    """Make every statement on ``conn`` commit on its own (PostgreSQL: psycopg2's autocommit,
+    set and cleared client-side) until it goes back to the pool; False elsewhere.
+
+    psycopg2 sends BEGIN as a round trip of its own before a transaction's first statement
+    and COMMIT or ROLLBACK after its last; without a transaction it sends neither, and
+    statements may run from plans the connection keeps (``prepared``). For work that is
+    one compare-and-set and reads (a run's claim and finish), and for requests that only
+    read: under READ COMMITTED each statement of a transaction reads a snapshot of its own
+    anyway. (SQLAlchemy's isolation_level option would reset the connection on its return
+    with a round trip of its own, SET default_transaction_isolation.)
+    """
+    if conn.dialect.name != "postgresql":
+        return False
+    conn.connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+    return True
+
+
+def _transactions_again(dbapi_connection: Any, _record: Any) -> None:
+    """A connection goes back to the pool with transactions on (``each_statement_commits``).
+    An invalidated one (the database went away) comes back as None: nothing to reset."""
+    if dbapi_connection is None:
+        return
+    if dbapi_connection.autocommit and not dbapi_connection.closed:
+        dbapi_connection.autocommit = False
 
 
 # A pooled connection that sat unused longer than this is pinged before use. Pinging at

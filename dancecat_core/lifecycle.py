@@ -42,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Row
 
 from dancecat_core import schedule_kinds, worker_processes
-from dancecat_core.db import with_app_db
+from dancecat_core.db import each_statement_commits, with_app_db
 from dancecat_core.drivers import ConnectionParams
 from dancecat_core.error_text import clean_error
 from dancecat_core.models import (
@@ -178,12 +178,10 @@ def _status_change_and_facts(keys: tuple[str, ...], with_attempt: bool) -> Prepa
 def _app_db(runtime: Runtime) -> Iterator[Connection]:
     """A connection for one compare-and-set and the reads around it (a claim, a finish).
 
-    On PostgreSQL each statement commits on its own (autocommit). psycopg2 sends BEGIN as
-    a round trip of its own before a transaction's first statement, and COMMIT after its
-    last: 4 of a trivial run's 8 app-database round trips. The transaction held nothing
-    together: the one write is a single compare-and-set UPDATE (whose answer a repeat
-    after a lost connection already reads back, see ``_set_status``), and under READ
-    COMMITTED every statement of a transaction reads a snapshot of its own anyway.
+    On PostgreSQL each statement commits on its own (``db.each_statement_commits``): a
+    transaction's BEGIN and COMMIT were 4 of a trivial run's 8 app-database round trips,
+    and it held nothing together: the one write is a single compare-and-set UPDATE (whose
+    answer a repeat after a lost connection already reads back, see ``_set_status``).
     Elsewhere one transaction, as before: pymysql's autocommit switch is a round trip
     itself and sends no BEGIN, and SQLite is local.
     """
@@ -193,17 +191,8 @@ def _app_db(runtime: Runtime) -> Iterator[Connection]:
             yield conn
         return
     with engine.connect() as conn:
-        # psycopg2's own switch, set and cleared client-side: SQLAlchemy's isolation_level
-        # option resets the connection on its return with a round trip of its own (SET
-        # default_transaction_isolation). What SQLAlchemy then sends to end its
-        # transaction (ROLLBACK on close) psycopg2 drops, no transaction being open.
-        dbapi = conn.connection.dbapi_connection
-        dbapi.autocommit = True
-        try:
-            yield conn
-        finally:
-            if not dbapi.closed:
-                dbapi.autocommit = False
+        each_statement_commits(conn)
+        yield conn
 
 
 def worker_name() -> str:

@@ -31,15 +31,17 @@ from __future__ import annotations
 import collections
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import attrs
-from sqlalchemy import bindparam, column, text
+from sqlalchemy import ARRAY, Boolean, ColumnElement, any_, bindparam, column, text
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.visitors import InternalTraversal
 
 # "prepared statement does not exist" and "cached plan must not change result type": both
 # mean "prepare again"; "already exists" on PREPARE: this session has it (same name, same text).
@@ -159,6 +161,9 @@ class _Answer:
     rows: list[Any]
     rowcount: int
 
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.rows)
+
     def all(self) -> list[Any]:
         return self.rows
 
@@ -217,3 +222,33 @@ class _Direct:
             ],
             rowcount,
         )
+
+
+class OneOf(ColumnElement[bool]):
+    """``column IN (:name)`` for a list of values bound at each execution, in a statement
+    that can be prepared: on PostgreSQL ``column = ANY(:name)`` (one array parameter, so
+    one plan whatever the list's length), elsewhere SQLAlchemy's expanding ``IN``."""
+
+    inherit_cache = True
+    type = Boolean()
+    _is_implicitly_boolean = True  # a condition as it is, not "(...) = 1" where booleans are 0/1
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("name", InternalTraversal.dp_string),
+    ]
+
+    def __init__(self, column: ColumnElement[Any], name: str):
+        self.column = column
+        self.name = name
+
+
+@compiles(OneOf)
+def _one_of(element: OneOf, compiler: Any, **kw: Any) -> str:
+    values = bindparam(element.name, expanding=True, type_=element.column.type)
+    return compiler.process(element.column.in_(values), **kw)  # type: ignore[no-any-return]
+
+
+@compiles(OneOf, "postgresql")
+def _one_of_an_array(element: OneOf, compiler: Any, **kw: Any) -> str:
+    values = bindparam(element.name, type_=ARRAY(element.column.type))
+    return compiler.process(element.column == any_(values), **kw)  # type: ignore[no-any-return]

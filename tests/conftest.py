@@ -219,6 +219,23 @@ def runtime(settings) -> Iterator[Runtime]:
     rt.engine.dispose()
 
 
+@pytest.fixture
+def pg_runtime(tmp_path: Path, pg_database: dict) -> Iterator[Runtime]:
+    """``runtime`` on a migrated PostgreSQL app database of its own."""
+    rt = build_runtime(
+        load_settings(
+            environ={
+                "DANCECAT_HOME": str(tmp_path / "home"),
+                "DANCECAT_DATABASE_URL": pg_database["url"],
+                "DANCECAT_SQLITE_ALLOWED_DIRS": str(tmp_path),
+            }
+        )
+    )
+    migrations.upgrade(rt.engine)
+    yield rt
+    rt.engine.dispose()
+
+
 # The API tests' cast: a WebTest app on ``runtime`` (``queued`` collects the runs it puts on
 # the queue), alice with a token, and her connection to the Chinook copy. A module that
 # needs another app or user defines its own fixture of the same name.

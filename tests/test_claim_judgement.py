@@ -12,12 +12,11 @@ alerts) inside its status change on PostgreSQL, and after it elsewhere: the same
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from dancecat_core import lifecycle, migrations
+from dancecat_core import lifecycle
 from dancecat_core.db import session_scope
 from dancecat_core.lifecycle import ClaimedRun, RunOutcome
 from dancecat_core.models import (
@@ -31,22 +30,12 @@ from dancecat_core.models import (
     utcnow,
 )
 from dancecat_core.resultstore import ResultMeta
-from dancecat_core.runtime import Runtime, build_runtime
-from dancecat_core.settings import load_settings
+from dancecat_core.runtime import Runtime
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def app_runtime(request, tmp_path) -> Iterator[Runtime]:
-    environ = {
-        "DANCECAT_HOME": str(tmp_path / "home"),
-        "DANCECAT_SQLITE_ALLOWED_DIRS": str(tmp_path),
-    }
-    if request.param == "postgresql":
-        environ["DANCECAT_DATABASE_URL"] = request.getfixturevalue("pg_database")["url"]
-    runtime = build_runtime(load_settings(environ=environ))
-    migrations.upgrade(runtime.engine)
-    yield runtime
-    runtime.engine.dispose()
+@pytest.fixture(params=["runtime", "pg_runtime"])  # SQLite, PostgreSQL
+def app_runtime(request) -> Runtime:
+    return request.getfixturevalue(request.param)
 
 
 def _tracker(

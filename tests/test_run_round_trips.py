@@ -14,11 +14,9 @@ import pytest
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from sqlalchemy import event
 
-from dancecat_core import db, migrations, tasks
+from dancecat_core import db, tasks
 from dancecat_core.models import Connection, Job, Tracker, TrackerStatus
 from dancecat_core.runner import execute_tracker
-from dancecat_core.runtime import build_runtime
-from dancecat_core.settings import load_settings
 
 # claim: an UPDATE of the tracker inside a WITH whose SELECT reads the job, connection,
 # schedule and recipient conditions; finish: an UPDATE inside a WITH whose SELECT reads the
@@ -35,20 +33,11 @@ PREPARED: dict[str, str] = {}
 
 
 @pytest.fixture
-def pg_runtime(tmp_path, pg_database):
-    settings = load_settings(
-        environ={
-            "DANCECAT_HOME": str(tmp_path / "home"),
-            "DANCECAT_DATABASE_URL": pg_database["url"],
-            "DANCECAT_SQLITE_ALLOWED_DIRS": str(tmp_path),
-        }
-    )
-    runtime = build_runtime(settings)
-    migrations.upgrade(runtime.engine)
-    tasks.configure(runtime=runtime)
-    yield runtime
+def consumer(pg_runtime):
+    """``pg_runtime`` as a consumer's: the queue's tasks run on it."""
+    tasks.configure(runtime=pg_runtime)
+    yield pg_runtime
     tasks.configure(None)
-    runtime.engine.dispose()
 
 
 def _count(runtime, fn) -> tuple[collections.Counter, list[str]]:
@@ -124,8 +113,8 @@ def _queued(runtime, chinook) -> int:
         return tracker.id
 
 
-def test_a_trivial_run_costs_two_app_database_round_trips(pg_runtime, sqlite_chinook):
-    runtime = pg_runtime
+def test_a_trivial_run_costs_two_app_database_round_trips(consumer, sqlite_chinook):
+    runtime = consumer
     _count(runtime, lambda: None)  # the pool holds a live connection, as in a busy consumer
     first = _queued(runtime, sqlite_chinook)
     # The first run on this connection prepares its two statements.

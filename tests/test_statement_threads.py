@@ -31,8 +31,8 @@ CHECK = textwrap.dedent(
         lambda: jobs_screen._jobs_statement(False),
     ]
 
-    def sql(statement):
-        return str(statement.compile(dialect=postgresql.dialect()))
+    def sql(prepared):  # each is a Prepared: the statement its PREPARE is made from
+        return str(prepared.statement.compile(dialect=postgresql.dialect()))
 
     expected = [sql(build()) for build in BUILDERS]
     sys.setswitchinterval(1e-6)

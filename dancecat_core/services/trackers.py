@@ -24,6 +24,7 @@ from dancecat_core.errors import (
 from dancecat_core.exporters import Exporter
 from dancecat_core.lifecycle import set_status
 from dancecat_core.models import Job, Notification, Tracker, TrackerStatus, User, utcnow
+from dancecat_core.prepared import OneOf, Prepared
 from dancecat_core.resultstore import ByteRange, ResultMeta, ResultStore, StoredResult
 from dancecat_core.runtime import Runtime
 from dancecat_core.services import access
@@ -326,9 +327,10 @@ def latest_results(
 
 
 @functools.cache
-def _newest_ids_statement(everyone: bool) -> Select:
+def _newest_ids_statement(everyone: bool) -> Prepared:
     """``newest_result_ids``' query, built once a process per kind of actor: building it
-    (two correlated subqueries) and its cache key cost more than running it."""
+    (two correlated subqueries) and its cache key cost more than running it. Prepared:
+    the Jobs screen runs it from a kept plan (``jobs_screen``)."""
     newest_valid = (
         select(func.max(_VALID.id))
         .where(
@@ -340,13 +342,19 @@ def _newest_ids_statement(everyone: bool) -> Select:
     )
     newest_success = (
         select(func.max(_SUCCESSES.id))
-        .where(_SUCCESSES.job_id == Job.id, _SUCCESSES.status.in_(SUCCESSFUL))
+        # One equality per status (not IN (...)): an IN list of constants is expanded when
+        # the statement runs, which a plan made once cannot be.
+        .where(_SUCCESSES.job_id == Job.id, or_(*(_SUCCESSES.status == s for s in SUCCESSFUL)))
         .scalar_subquery()
     )
-    return select(Job.id, newest_valid, newest_success).where(
-        Job.id.in_(bindparam("job_ids", expanding=True)),
-        Job.deleted_at.is_(None),
-        access.visible_filter_parameter(Job, everyone),
+    return Prepared(
+        select(
+            Job.id, newest_valid.label("newest_valid"), newest_success.label("newest_success")
+        ).where(
+            OneOf(Job.id, "job_ids"),
+            Job.deleted_at.is_(None),
+            access.visible_filter_parameter(Job, everyone),
+        )
     )
 
 
@@ -360,8 +368,8 @@ def newest_result_ids(
     if not job_ids:
         return []
     everyone = access.sees_everything(actor)
-    rows = session.execute(
-        _newest_ids_statement(everyone),
+    rows = _newest_ids_statement(everyone).execute(
+        session.connection(),
         {
             "now": utcnow(),
             "job_ids": sorted(set(job_ids)),
