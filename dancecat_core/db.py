@@ -59,9 +59,9 @@ def get_engine(database_url: str, **kwargs) -> Engine:
     return engine
 
 
-def each_statement_commits(conn: Connection) -> bool:
+def each_statement_commits(conn: Connection) -> None:
     """Make every statement on ``conn`` commit on its own (PostgreSQL: psycopg2's autocommit,
-    set and cleared client-side) until it goes back to the pool; False elsewhere.
+    set and cleared client-side) until it goes back to the pool; elsewhere nothing changes.
 
     psycopg2 sends BEGIN as a round trip of its own before a transaction's first statement
     and COMMIT or ROLLBACK after its last; without a transaction it sends neither, and
@@ -71,10 +71,8 @@ def each_statement_commits(conn: Connection) -> bool:
     anyway. (SQLAlchemy's isolation_level option would reset the connection on its return
     with a round trip of its own, SET default_transaction_isolation.)
     """
-    if conn.dialect.name != "postgresql":
-        return False
-    conn.connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
-    return True
+    if conn.dialect.name == "postgresql":
+        conn.connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
 
 
 def _transactions_again(dbapi_connection: Any, _record: Any) -> None:

@@ -1,4 +1,5 @@
-"""Server-side prepared statements for the statements every run sends (PostgreSQL).
+"""Server-side prepared statements for the hottest statements: every run's, the Jobs screen's
+(PostgreSQL).
 
 A trivial run sends two app-database statements (``lifecycle``: claim and load, finish and
 its facts). psycopg2 sends each as text, so PostgreSQL would parse and plan the claim's
@@ -94,7 +95,7 @@ class Prepared:
         return self._built
 
     def execute(self, conn: Connection, params: dict[str, Any]) -> CursorResult[Any] | _Answer:
-        """The statement's rows (``all``, ``one``, ``first``) and ``rowcount``. A plan this
+        """The statement's rows (iterated, ``all``, ``one``) and ``rowcount``. A plan this
         connection holds runs straight on the driver's cursor unless something listens to
         SQLAlchemy's statements (``before_cursor_execute``: tests counting round trips,
         tracing); any error there goes through SQLAlchemy once more, which prepares again
