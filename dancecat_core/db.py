@@ -18,6 +18,13 @@ from dancecat_core.private_files import make_private_file
 
 log = logging.getLogger(__name__)
 
+# Connections a process keeps open to a PostgreSQL or MariaDB app database, at most. A
+# connection is opened when first needed and then kept: with SQLAlchemy's default (5 kept,
+# 10 more opened and closed as needed) a web process's 8 request threads opened and closed
+# about two connections a second under load, each a new server process and its statements
+# prepared again.
+POOL_SIZE = 15
+
 # How long a status change waits for the app database to come back before giving up
 # (a PostgreSQL restart takes seconds; a failover, tens of seconds).
 APP_DB_PATIENCE_SECONDS = 120
@@ -51,6 +58,8 @@ def get_engine(database_url: str, **kwargs) -> Engine:
         return engine
     if database_url.startswith("mysql") and "charset=" not in database_url:
         database_url += ("&" if "?" in database_url else "?") + "charset=utf8mb4"
+    kwargs.setdefault("pool_size", POOL_SIZE)
+    kwargs.setdefault("max_overflow", 0)
     engine = create_engine(database_url, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         _ping_when_idle(engine)

@@ -80,9 +80,11 @@ class Prepared:
             body = body.replace("%%", "%")  # PREPARE is sent without parameters: no escapes
             binds = {name: compiled.binds[name] for name in order}
             types = ", ".join(binds[name].type.compile(dialect=dialect) for name in order)
-            definition = f"({types}) AS {body}"
+            # Without parameters PostgreSQL takes neither "()" after the name nor "()" after
+            # EXECUTE.
+            definition = f"({types}) AS {body}" if order else f"AS {body}"
             name = "dc_" + hashlib.sha256(definition.encode()).hexdigest()[:24]
-            execute = text(f"EXECUTE {name}({', '.join(':' + n for n in order)})")
+            execute = text(f"EXECUTE {name}{_arguments(':' + n for n in order)}")
             execute = execute.bindparams(
                 *(bindparam(name, type_=binds[name].type) for name in order)
             )
@@ -95,8 +97,8 @@ class Prepared:
         return self._built
 
     def execute(self, conn: Connection, params: dict[str, Any]) -> CursorResult[Any] | _Answer:
-        """The statement's rows (iterated, ``all``, ``one``) and ``rowcount``. A plan this
-        connection holds runs straight on the driver's cursor unless something listens to
+        """The statement's rows (iterated, ``all``, ``first``, ``one``) and ``rowcount``. A
+        plan this connection holds runs straight on the driver's cursor unless something listens to
         SQLAlchemy's statements (``before_cursor_execute``: tests counting round trips,
         tracing); any error there goes through SQLAlchemy once more, which prepares again
         or raises it wrapped (a lost connection invalidated, as ``with_app_db`` expects)."""
@@ -131,6 +133,12 @@ class Prepared:
             done.discard(name)
         info[_INFO_KEY] = None
         return conn.execute(self.statement, params)
+
+
+def _arguments(placeholders: Iterator[str]) -> str:
+    """An ``EXECUTE``'s argument list: ``(a, b)``, or nothing for no parameters."""
+    listed = ", ".join(placeholders)
+    return f"({listed})" if listed else ""
 
 
 def _code(error: DBAPIError) -> str | None:
@@ -168,6 +176,9 @@ class _Answer:
     def all(self) -> list[Any]:
         return self.rows
 
+    def first(self) -> Any:
+        return self.rows[0] if self.rows else None
+
     def one(self) -> Any:
         if not self.rows:
             raise NoResultFound("no row where one was expected")
@@ -195,7 +206,7 @@ class _Direct:
         columns = list(selected) if selected is not None else []
         row = collections.namedtuple("Row", [c.key for c in columns], rename=True)  # type: ignore[misc]
         return cls(
-            sql=f"EXECUTE {name}({', '.join('%s' for _ in order)})",
+            sql=f"EXECUTE {name}{_arguments('%s' for _ in order)}",
             order=tuple(order),
             convert_in=tuple(binds[n].type.bind_processor(dialect) for n in order),
             row=row if columns else None,

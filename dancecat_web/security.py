@@ -46,7 +46,7 @@ def _user(request: Request) -> User | None:
     user_id = request.session.get(SESSION_USER_KEY)
     if not isinstance(user_id, int):
         return None
-    user = request.dbsession.get(User, user_id)
+    user = accounts.user_by_id(request.dbsession, user_id)
     if not accounts.session_is_current(user, request.session.get(SESSION_GENERATION_KEY)):
         return None
     return user

@@ -16,6 +16,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    func,
     select,
     update,
 )
@@ -84,6 +85,17 @@ def test_same_rows_and_types_as_the_plain_statement_and_prepared_once(engine):
     assert first[0].label == "one" and first[0].seen_at == WHEN  # aware UTC, as UTCDateTime reads
     assert first[0].seen_at.tzinfo == dt.UTC
     assert again == []
+
+
+_COUNT = Prepared(select(func.count().label("n")).select_from(_ITEMS))
+
+
+def test_a_statement_without_parameters(engine):
+    """``PREPARE name AS …`` and ``EXECUTE name``: PostgreSQL refuses an empty ``()``."""
+    with _autocommit(engine) as conn:
+        engine.sent.clear()
+        assert [_COUNT.execute(conn, {}).one().n for _ in range(2)] == [2, 2]
+        assert engine.sent == ["PREPARE", "EXECUTE", "EXECUTE"]
 
 
 def test_binds_are_converted_by_their_types(engine):
@@ -194,7 +206,8 @@ def test_straight_on_the_driver_the_same_rows_and_types(quiet):
         assert _TOUCH.execute(conn, {"b_id": 2, "b_when": later}).rowcount == 1
         assert _TOUCH.execute(conn, {"b_id": 99, "b_when": later}).rowcount == 0
         touched = _READ.execute(conn, {"b_id": 1}).one()
-    assert len(quiet.direct) == 5
+        assert [_COUNT.execute(conn, {}).one().n for _ in range(2)] == [2, 2]  # prepares once
+    assert len(quiet.direct) == 6
     assert direct == plain
     row = direct[0]
     assert (row.id, row.label, row.size) == (1, "one", 1)

@@ -219,3 +219,92 @@ def test_a_key_holds_every_value_or_the_row_is_not_kept(runtime, job_id):
     assert _shape(Slotted(1, 2)) != _shape(Slotted(0, 2))  # and the base's
     with pytest.raises(_Unkeyable):
         _shape(Loose(1))
+
+
+def test_named_tuples_of_declared_plain_fields_are_keyed_as_they_are():
+    """The screen's rows are named tuples whose fields are all declared plain: keyed whole
+    (hashed and compared in C). One with a field declared as anything else is walked item
+    by item like any tuple, so an ORM object in it still refuses the key."""
+    from typing import Any, NamedTuple
+
+    from dancecat_core.services import jobs_screen
+    from dancecat_web.ui.fragments import _shape, _Unkeyable, _whole
+
+    for kind in (jobs_screen.JobShown, jobs_screen.RunShown, jobs_screen.LatestShown):
+        assert _whole(kind), kind
+
+    class Plain(NamedTuple):
+        when: dt.datetime | None
+        tags: tuple[str, ...]
+
+    class Holding(NamedTuple):
+        job: Job
+
+    class Loose(NamedTuple):
+        anything: Any
+
+    plain = Plain(None, ("a",))
+    assert _shape(plain) is plain
+    assert not _whole(Holding) and not _whole(Loose) and not _whole(tuple)
+    with pytest.raises(_Unkeyable):
+        _shape(Holding(Job(name="x")))
+    with pytest.raises(_Unkeyable):
+        _shape(Loose(Job(name="x")))
+    assert _shape(Loose(3)) == (3,)
+
+
+def _declared(value, hint) -> bool:
+    """Whether ``value`` is of the declared type ``hint`` (the kinds ``_whole`` accepts)."""
+    import types
+    import typing
+
+    origin, arguments = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return any(_declared(value, argument) for argument in arguments)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_declared(v, arguments[0]) for v in value)
+    if hint is type(None):
+        return value is None
+    if not isinstance(value, hint):
+        return False
+    if hasattr(hint, "_fields"):
+        hints = typing.get_type_hints(hint)
+        return all(_declared(getattr(value, f), hints[f]) for f in hint._fields)
+    return True
+
+
+def test_the_screens_values_are_what_their_fields_declare(runtime, alice, job_id):
+    """What lets the screen's named tuples be keyed whole is that each field holds what it
+    declares: every field of every value the screen read from the database, checked."""
+    from dancecat_core.models import User, utcnow
+    from dancecat_core.services import jobs_screen
+
+    now = utcnow()
+    with session_scope(runtime.session_factory) as session:
+        done = Tracker(
+            job_id=job_id,
+            status="Success",
+            started_at=now,
+            finished_at=now,
+            duration_ms=5,
+            row_count=3,
+            result_store="file",
+            result_key="k",
+            result_expires_at=now + dt.timedelta(hours=1),
+        )
+        session.add_all([done, Tracker(job_id=job_id, status="Failed", error="boom")])
+        session.flush()
+        session.add(
+            Notification(
+                tracker_id=done.id, notifier="email", recipient="ops@example.com", status="sent"
+            )
+        )
+    with session_scope(runtime.session_factory) as session:
+        user = session.get(User, alice.id)
+        jobs = jobs_screen.jobs_page(session, user, limit=26, offset=0)
+        runs = jobs_screen.runs_page(session, user, limit=26)
+        latest = jobs_screen.latest_page(session, user, [job.id for job in jobs])
+    assert latest[job_id].valid is not None and len(runs) == 2
+    assert any(run.notifications for run in runs)
+    for value in [*jobs, *runs, *latest.values()]:
+        assert _declared(value, type(value)), value

@@ -4,13 +4,14 @@ The Jobs screen draws 25 jobs and 25 runs a page, about a thousand template expr
 and most of it is the same from one request to the next: a finished run does not change,
 nor does a job nobody edits. A fragment drawn from the screen's row objects
 (``jobs_screen.RunShown``, ``JobShown``, ``LatestShown``) is kept in a per-process LRU under
-a key made of *every* value those objects hold (their ``__slots__``, followed into the
-objects they hold) and the per-process or per-request values a template reads besides
-(the display zone, the script name; whether the user may change a job is one of the
-values): a change in any of them is a different key, so a kept fragment can never be out
-of date, only unused. Fragments of ORM objects (the poller's single rows) are drawn every
-time. Fragments nest: each row is one, and the screen's whole content is one (measured
-with ``wrk``: 6.4 → 5.5 ms of CPU a request in the web process).
+a key made of *every* value those objects hold (a named tuple's fields, declared plain;
+an object's ``__slots__``, followed into the objects they hold) and the per-process or
+per-request values a template reads besides (the display zone, the script name; whether
+the user may change a job is one of the values): a change in any of them is a different
+key, so a kept fragment can never be out of date, only unused. Fragments of ORM objects
+(the poller's single rows) are drawn every time. Fragments nest: each row is one, and the
+screen's whole content is one (measured with ``wrk``: 6.4 → 5.5 ms of CPU a request in
+the web process).
 
 The CSRF token, which differs per session, is not part of the key: a fragment is drawn
 with a marker where the token goes and the marker is replaced with this request's token
@@ -24,6 +25,8 @@ import datetime as dt
 import functools
 import operator
 import threading
+import types
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +58,37 @@ def _slots(kind: type) -> tuple[str, ...]:
 
 
 @functools.cache
+def _whole(kind: type) -> bool:
+    """Whether ``kind`` is a named tuple whose every field is declared a plain value, a
+    tuple of such or another such named tuple (``X | None`` too). Its instances are keyed
+    as they are: the dict of kept fragments hashes and compares them in C, where walking
+    the same values in Python cost ~0.5 ms a Jobs screen. (A value of another type put in
+    a field anyway would compare by identity, if not by value: a miss, never a stale
+    fragment.)"""
+    if not (issubclass(kind, tuple) and hasattr(kind, "_fields")):
+        return False
+    try:
+        declared = typing.get_type_hints(kind)
+    except Exception:
+        return False
+    return len(declared) == len(kind._fields) and all(
+        _declared_plain(declared[name]) for name in kind._fields
+    )
+
+
+def _declared_plain(hint: Any) -> bool:
+    if hint in _PLAIN_TYPES:
+        return True
+    arguments = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        return all(_declared_plain(argument) for argument in arguments)
+    if origin is tuple:
+        return len(arguments) == 2 and arguments[1] is Ellipsis and _declared_plain(arguments[0])
+    return isinstance(hint, type) and _whole(hint)
+
+
+@functools.cache
 def _reader(kind: type) -> Callable[[Any], tuple[Any, ...]] | None:
     """Every slot of a ``kind`` object in one call (``attrgetter``), as a tuple."""
     slots = _slots(kind)
@@ -65,11 +99,11 @@ def _reader(kind: type) -> Callable[[Any], tuple[Any, ...]] | None:
 
 
 def _shape(value: Any) -> Any:
-    """``value`` as a hashable whole: plain values (and datetimes) as they are, sequences
-    and rows item by item, dicts item by item in key order, slotted objects by their type
-    and every slot."""
+    """``value`` as a hashable whole: plain values (and datetimes) and named tuples of
+    declared plain fields (``_whole``) as they are, other sequences and rows item by item,
+    dicts item by item in key order, slotted objects by their type and every slot."""
     kind = type(value)
-    if kind in _PLAIN_TYPES or isinstance(value, _PLAIN):
+    if kind in _PLAIN_TYPES or isinstance(value, _PLAIN) or _whole(kind):
         return value
     if isinstance(value, list | tuple | Row):  # notifications, rows of columns
         return tuple([item if type(item) in _PLAIN_TYPES else _shape(item) for item in value])
