@@ -308,3 +308,26 @@ def test_the_screens_values_are_what_their_fields_declare(runtime, alice, job_id
     assert any(run.notifications for run in runs)
     for value in [*jobs, *runs, *latest.values()]:
         assert _declared(value, type(value)), value
+
+
+def test_a_value_that_cannot_be_hashed_draws_the_fragment_afresh(app):
+    """A named tuple declared plain but holding a list anyway: no key, the fragment is
+    drawn every time and the page still answers."""
+    from typing import NamedTuple
+
+    from dancecat_web.ui import fragments
+
+    class Odd(NamedTuple):
+        items: tuple[str, ...]
+
+    registry = app.app.registry
+    store = registry["dancecat.fragments"]
+    before = store.drawn
+    helpers = type("Helpers", (), {"zone_name": "UTC"})()
+    fake = type("Request", (), {"registry": registry, "link_prefix": ""})()
+    for _ in range(2):  # a template that draws nothing from an empty list of runs
+        fragments.kept(fake, helpers, "_tracker_rows.jinja2", trackers=(), odd=Odd(["a"]))
+    assert store.drawn == before + 2
+    fragments.kept(fake, helpers, "_tracker_rows.jinja2", trackers=(), odd=Odd(("a",)))
+    fragments.kept(fake, helpers, "_tracker_rows.jinja2", trackers=(), odd=Odd(("a",)))
+    assert store.drawn == before + 3  # declared and held alike: kept

@@ -118,6 +118,23 @@ def _shape(value: Any) -> Any:
     )
 
 
+class _Key:
+    """A fragment's key with its hash worked out once: the store's look-up, its move to
+    the end and a put would each hash the whole screen's values again."""
+
+    __slots__ = ("hash", "values")
+
+    def __init__(self, values: tuple[Any, ...]):
+        self.values = values
+        self.hash = hash(values)
+
+    def __hash__(self) -> int:
+        return self.hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Key) and self.hash == other.hash and self.values == other.values
+
+
 class Fragments:
     """A bounded LRU of drawn fragments (``Markup`` with the token marker), bounded by the
     characters it holds: a screen and a row weigh what they are."""
@@ -161,13 +178,15 @@ def kept(request: Request, helpers: Any, template: str, **values: Any) -> Markup
     """
     fragments: Fragments = request.registry["dancecat.fragments"]
     try:
-        key = (
-            template,
-            request.link_prefix,
-            helpers.zone_name,
-            tuple((name, _shape(value)) for name, value in sorted(values.items())),
+        key = _Key(
+            (
+                template,
+                request.link_prefix,
+                helpers.zone_name,
+                tuple((name, _shape(value)) for name, value in sorted(values.items())),
+            )
         )
-    except _Unkeyable:
+    except (_Unkeyable, TypeError):  # TypeError: a field holding what cannot be hashed
         key = None
     html = fragments.get(key) if key is not None else None
     outermost = not getattr(request, "_dancecat_drawing", False)

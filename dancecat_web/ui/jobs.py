@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import zoneinfo
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.renderers import render
@@ -51,6 +51,19 @@ JOBS_PER_PAGE = 25
 MAX_PAGE = 10**6
 HISTORY_RUNS = 50
 STATUSES = [status.value for status in TrackerStatus]
+
+
+class JobLine(NamedTuple):
+    """A line of the Jobs screen's jobs table: declared plain, so kept whole (fragments)."""
+
+    job: jobs_screen.JobShown
+    latest: jobs_screen.LatestShown | None
+    can_change: bool
+
+
+class RunLine(NamedTuple):
+    run: jobs_screen.RunShown
+    available: bool
 
 
 def tracker_row(request: Request, tracker: Tracker) -> str:
@@ -106,7 +119,7 @@ def list_jobs(request: Request) -> dict[str, Any]:
         with contextlib.suppress(NotFound):  # a deleted or hidden job: nothing to offer
             filter_jobs.insert(0, jobs.get(session, user, job_filter))
     screen = {
-        "jobs": [(job, latest.get(job.id), access.can_change(user, job)) for job in found],
+        "jobs": [JobLine(job, latest.get(job.id), access.can_change(user, job)) for job in found],
         "filter_jobs": filter_jobs,
         "page": page,
         # The jobs pager keeps the runs table's filters (not its page of runs).
@@ -117,7 +130,7 @@ def list_jobs(request: Request) -> dict[str, Any]:
         },
         "prev_page": page - 1 if page > 1 else None,
         "next_page": page + 1 if more_jobs else None,
-        "trackers": [(tracker, tracker.result_available) for tracker in runs],
+        "trackers": [RunLine(run, run.result_available) for run in runs],
         "job_filter": job_filter,
         "status_filter": status,
         "statuses": STATUSES,
@@ -156,7 +169,7 @@ def job_page(request: Request, job_id: int, **extra: Any) -> dict[str, Any]:
     return {
         "job": job,
         "schedules": _schedule_rows(job, schedules.list_for_job(session, user, job.id)),
-        "trackers": [(tracker, tracker.result_available) for tracker in runs],
+        "trackers": [RunLine(run, run.result_available) for run in runs],
         "chart": run_chart(runs),
         "latest": trackers.latest_results(session, user, [job.id]).get(job.id),
         "pull_urls": job_urls.list_pull_urls(session, user, job.id) if owned else [],
