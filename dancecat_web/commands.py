@@ -20,19 +20,19 @@ from dancecat_core import tasks
 from dancecat_core.commands.context import runtime_for
 
 log = logging.getLogger(__name__)
-THREADS = 4
+THREADS = 8
 
 
 def declare(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=6543, help="port to listen on")
-    # A process runs Python on one core at a time; its threads only overlap what requests
-    # wait for (the database, slow clients). Past waitress's own default of 4 they queue
-    # for the interpreter lock: Jobs screen under 20 clients on 2 processes (bench, two
-    # pairs alternating), 8 threads p95 92.6 / 89.5 ms, p99 214 / 245 ms; 4 threads
-    # p95 92.9 / 75.0 ms, p99 119 / 90 ms, 9-10% more requests.
+    # 8, not waitress's 4: a request that waits (a connection test on a silent host, a slow
+    # client's download) holds its thread, and eight of them must leave the app answering
+    # (tests/test_timeouts.py). Measured and left: 4 threads gave the Jobs screen's p99
+    # under 20 clients 119 / 90 ms against 214 / 245 ms, the other four's requests
+    # queueing for the interpreter lock.
     serve.add_argument(
-        "--threads", type=int, default=THREADS, help="request threads per process (default 4)"
+        "--threads", type=int, default=THREADS, help="request threads per process (default 8)"
     )
     serve.add_argument(
         "--processes",

@@ -249,13 +249,16 @@ def authenticate_token(session: Session, clear: str) -> User | None:
     if row is None or row.disabled_at is not None:
         return None
     # Recorded to the minute: writing the row on every request would serialise
-    # concurrent API calls on one write lock (SQLite) for no useful precision.
+    # concurrent API calls on one write lock (SQLite) for no useful precision. Written as
+    # the ORM object's change, so at the request's end with its other writes: an UPDATE
+    # sent here would hold SQLite's write lock for the whole request (eight slow
+    # connection tests at once then queued behind one another).
     now = utcnow()
     used = row.token_last_used_at
     if used is None or now - used >= TOKEN_LAST_USED_PRECISION:
-        session.execute(
-            update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=now)
-        )
+        token = session.get(ApiToken, row.token_id)
+        if token is not None:
+            token.last_used_at = now
     return _as_loaded(session, row)
 
 
