@@ -12,6 +12,7 @@ from sqlalchemy import update
 from test_web_helpers import make_app, make_user, sign_in
 
 from dancecat_core.db import session_scope
+from dancecat_core.error_text import shown_error
 from dancecat_core.models import Notification, Tracker, TrackerStatus
 
 SECRET = "Zq9Hunter2Stored"
@@ -90,3 +91,24 @@ def test_a_stored_error_without_secrets_is_shown_as_stored(app, runtime, alice, 
     shown = app.get(f"/api/v1/trackers/{tracker_id}", headers=alice.auth).json["tracker"]
     assert shown["error"] == error
     assert shown["notifications"][0]["last_error"] == error
+
+
+def test_a_kept_answer_is_never_shown_under_other_patterns(runtime):
+    """``shown_error`` keeps what it showed per tuple of patterns: an answer worked out
+    without patterns (or with fewer) must not be what a stricter set shows, whichever
+    order they are asked in, and a stored text seen twice is masked both times."""
+    strict = runtime.value_patterns
+    assert isinstance(strict, tuple) and strict
+    text = STORED_ERRORS[0]
+    for _ in range(2):
+        assert SECRET not in shown_error(text, strict)
+        assert shown_error(text, ()) == text
+        # An equal tuple that is another object, and a list: masked as well.
+        assert SECRET not in shown_error(text, tuple(strict))
+        assert SECRET not in shown_error(text, list(strict))
+    # Longer texts than the kept ones, and every kept text past the limit: still masked.
+    long = "x" * 5000 + text
+    assert SECRET not in shown_error(long, strict)
+    for n in range(5000):
+        assert SECRET not in shown_error(f"{n} {text}", strict)
+    assert shown_error(None, strict) is None
