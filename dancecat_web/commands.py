@@ -10,6 +10,7 @@ process of its own, so it runs once however many web processes there are.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import signal
 import sys
@@ -81,6 +82,7 @@ def serve_command(args: argparse.Namespace) -> int:
     import waitress
 
     from dancecat_web import processes
+    from dancecat_web.accept_shares import AcceptShares
     from dancecat_web.config import configure
     from dancecat_web.limits import server_body_limit
 
@@ -110,8 +112,12 @@ def serve_command(args: argparse.Namespace) -> int:
         # the parent uses none after this.
         runtime.engine.dispose()
 
-        def web() -> None:
+        roles = [f"web {n}" for n in range(1, count + 1)]
+        shares = AcceptShares(roles)
+
+        def web(role: str) -> None:
             server = waitress.create_server(app, sockets=[sock], **options)
+            shares.balance(server, role)
             try:
                 server.run()
             finally:
@@ -124,7 +130,7 @@ def serve_command(args: argparse.Namespace) -> int:
             finally:
                 stop()
 
-        children = {f"web {n}": web for n in range(1, count + 1)}
+        children = {role: functools.partial(web, role) for role in roles}
         if consumer:
             children["embedded worker"] = worker
         print(
