@@ -82,9 +82,9 @@ def test_the_jobs_screen_reads_without_a_transaction_from_kept_plans(
     sent.clear()
     page = app.get("/jobs").text
     assert sent and all(autocommit for _, autocommit in sent), sent
-    # the signed-in user, then the jobs page, newest result ids, their runs, the runs
-    # page, their notifications
-    assert [kind for kind, _ in sent].count("EXECUTE") == 6, sent
+    # the signed-in user, then the jobs page, the newest results with their runs, the
+    # runs page, their notifications
+    assert [kind for kind, _ in sent].count("EXECUTE") == 5, sent
     assert "PREPARE" not in [kind for kind, _ in sent]
     latest = re.search(r'<span class="latest-result".*?</span>\s*</span>', page, re.S).group(0)
     assert f"run {runs['valid']}, 7 rows" in latest
@@ -112,7 +112,7 @@ def test_the_first_pages_statements_can_keep_their_plans(app, runtime, csrf, run
     every run when the status is a rare one."""
     app.get("/jobs")
     plans = _prepared(runtime)
-    assert len(plans) == 6, plans
+    assert len(plans) == 5, plans
     for text in plans:
         assert not re.search(r"(LIMIT|OFFSET) \$\d", text), text
     app.get("/jobs", {"status": "Failed"})

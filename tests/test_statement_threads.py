@@ -27,6 +27,7 @@ CHECK = textwrap.dedent(
     warnings.simplefilter("ignore")  # the lost alias also warns; the SQL is what counts
     BUILDERS = [
         lambda: trackers._newest_ids_statement(False),
+        lambda: jobs_screen._latest_statement(False),
         lambda: jobs_screen._runs_statement(False, True, True, True, 26),
         lambda: jobs_screen._jobs_statement(False, 26, False),
     ]

@@ -327,10 +327,11 @@ def latest_results(
 
 
 @functools.cache
-def _newest_ids_statement(everyone: bool) -> Prepared:
-    """``newest_result_ids``' query, built once a process per kind of actor: building it
-    (two correlated subqueries) and its cache key cost more than running it. Prepared:
-    the Jobs screen runs it from a kept plan (``jobs_screen``)."""
+def newest_ids_query(everyone: bool) -> Select[tuple[int, int | None, int | None]]:
+    """``newest_result_ids``' query (``newest_ids_parameters`` are its parameters), built
+    once a process per kind of actor: building it (two correlated subqueries) and its
+    cache key cost more than running it. The Jobs screen reads it joined to the runs it
+    names (``jobs_screen.latest_page``)."""
     newest_valid = (
         select(func.max(_VALID.id))
         .where(
@@ -347,15 +348,27 @@ def _newest_ids_statement(everyone: bool) -> Prepared:
         .where(_SUCCESSES.job_id == Job.id, or_(*(_SUCCESSES.status == s for s in SUCCESSFUL)))
         .scalar_subquery()
     )
-    return Prepared(
-        select(
-            Job.id, newest_valid.label("newest_valid"), newest_success.label("newest_success")
-        ).where(
-            OneOf(Job.id, "job_ids"),
-            Job.deleted_at.is_(None),
-            access.visible_filter_parameter(Job, everyone),
-        )
+    return select(
+        Job.id, newest_valid.label("newest_valid"), newest_success.label("newest_success")
+    ).where(
+        OneOf(Job.id, "job_ids"),
+        Job.deleted_at.is_(None),
+        access.visible_filter_parameter(Job, everyone),
     )
+
+
+@functools.cache
+def _newest_ids_statement(everyone: bool) -> Prepared:
+    return Prepared(newest_ids_query(everyone))
+
+
+def newest_ids_parameters(actor: User | None, job_ids: list[int]) -> dict[str, Any]:
+    """``newest_ids_query``'s parameters; valid is judged against the clock now."""
+    return {
+        "now": utcnow(),
+        "job_ids": sorted(set(job_ids)),
+        **({} if access.sees_everything(actor) else {"actor_id": actor.id}),  # type: ignore[union-attr]
+    }
 
 
 def newest_result_ids(
@@ -367,14 +380,8 @@ def newest_result_ids(
     against the clock now, at every call."""
     if not job_ids:
         return []
-    everyone = access.sees_everything(actor)
-    rows = _newest_ids_statement(everyone).execute(
-        session.connection(),
-        {
-            "now": utcnow(),
-            "job_ids": sorted(set(job_ids)),
-            **({} if everyone else {"actor_id": actor.id}),  # type: ignore[union-attr]
-        },
+    rows = _newest_ids_statement(access.sees_everything(actor)).execute(
+        session.connection(), newest_ids_parameters(actor, job_ids)
     )
     return [(job_id, valid, newest) for job_id, valid, newest in rows]
 
