@@ -10,7 +10,6 @@ process of its own, so it runs once however many web processes there are.
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import signal
 import sys
@@ -82,7 +81,6 @@ def serve_command(args: argparse.Namespace) -> int:
     import waitress
 
     from dancecat_web import processes
-    from dancecat_web.accept_shares import AcceptShares
     from dancecat_web.config import configure
     from dancecat_web.limits import server_body_limit
 
@@ -112,12 +110,8 @@ def serve_command(args: argparse.Namespace) -> int:
         # the parent uses none after this.
         runtime.engine.dispose()
 
-        roles = [f"web {n}" for n in range(1, count + 1)]
-        shares = AcceptShares(roles)
-
-        def web(role: str) -> None:
+        def web() -> None:
             server = waitress.create_server(app, sockets=[sock], **options)
-            shares.balance(server, role)
             try:
                 server.run()
             finally:
@@ -130,7 +124,7 @@ def serve_command(args: argparse.Namespace) -> int:
             finally:
                 stop()
 
-        children = {role: functools.partial(web, role) for role in roles}
+        children = {f"web {n}": web for n in range(1, count + 1)}
         if consumer:
             children["embedded worker"] = worker
         print(

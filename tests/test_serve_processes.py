@@ -11,10 +11,8 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,8 +22,6 @@ from pathlib import Path
 import pytest
 import requests
 from test_web_helpers import PASSWORD, ROOT, dancecat, serve
-
-from dancecat_web.accept_shares import STALE_SECONDS
 
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
 
@@ -144,74 +140,6 @@ def test_two_processes_on_redis_share_the_port_restart_and_stop(home, redis_url)
             _wait_for(lambda pid=pid: _gone(pid), 5)
         with pytest.raises(requests.ConnectionError):
             requests.get(f"{live.url}/api/v1/openapi.json", timeout=2)
-    finally:
-        server.close()
-
-
-def _sent(url: str, count: int) -> list[socket.socket]:
-    """``count`` connections, each with one request sent and its answer not read yet: the
-    kernel completes a connection and keeps its bytes before any process accepts it."""
-    host, port = url.removeprefix("http://").split(":")
-    sent = []
-    for _ in range(count):
-        sock = socket.create_connection((host, int(port)), timeout=10)
-        sock.sendall(b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: test\r\n\r\n")
-        sent.append(sock)
-    return sent
-
-
-def _answered(sent: list[socket.socket]) -> int:
-    readable, _, _ = select.select(sent, [], [], 0)
-    return len(readable)
-
-
-def _held(url: str, children: set[int]) -> dict[int, int]:
-    established = _established_inodes(int(url.rsplit(":", 1)[1]))
-    return {pid: len(_socket_inodes(pid) & established) for pid in children}
-
-
-def test_new_connections_go_to_the_process_holding_fewest(home, redis_url):
-    """Kept-alive connections stay with the process that accepted them, so the processes
-    take new ones in turn by how many each holds (``dancecat_web.accept_shares``); one that
-    stops answering is left out after ``STALE_SECONDS``, never holding the others back."""
-    env = {"DANCECAT_REDIS_URL": redis_url, "DANCECAT_HUEY_NAME": f"dc-{uuid.uuid4().hex}"}
-    server = serve(home, env=env, args=("--processes", "2"))
-    live = next(server)
-    try:
-        children = _children(live.process.pid)
-        # One after another: an even split, whichever process the kernel wakes first.
-        held = _answering(live.url, children, 20)
-        assert sorted(held.values()) == [10, 10], held
-        _wait_for(lambda: sum(_held(live.url, children).values()) == 0, 10)
-        time.sleep(0.5)  # both loops have published their empty hands
-
-        # One process stopped, its last word fresh: the other takes one connection and
-        # then waits for it, and once it runs again the two share them.
-        stopped, running = sorted(children)
-        os.kill(stopped, signal.SIGSTOP)
-        try:
-            sent = _sent(live.url, 6)
-            time.sleep(1.0)  # well inside STALE_SECONDS
-            assert _answered(sent) <= 1
-            assert _held(live.url, children) == {stopped: 0, running: 1}
-        finally:
-            os.kill(stopped, signal.SIGCONT)
-        _wait_for(lambda: _answered(sent) == 6, 10)
-        assert _held(live.url, children) == {stopped: 3, running: 3}
-        for sock in sent:
-            sock.close()
-        _wait_for(lambda: sum(_held(live.url, children).values()) == 0, 10)
-
-        # Stopped for good: left out once its last word is STALE_SECONDS old.
-        os.kill(stopped, signal.SIGSTOP)
-        try:
-            sent = _sent(live.url, 4)
-            _wait_for(lambda: _answered(sent) == 4, STALE_SECONDS + 5)
-            assert _held(live.url, children) == {stopped: 0, running: 4}
-        finally:
-            os.kill(stopped, signal.SIGCONT)
-        for sock in sent:
-            sock.close()
     finally:
         server.close()
 
