@@ -28,7 +28,7 @@ from dancecat_core.services import access, trackers
 # Statements built once a process: building one and its cache key cost about as much CPU as
 # running it on this page.
 # Each is ``Prepared``: on a request whose statements commit alone (``dancecat_web.db``,
-# PostgreSQL) it runs from a plan its connection keeps; planning the page's five
+# PostgreSQL) it runs from a plan its connection keeps; planning the page's (then five)
 # statements was about half of PostgreSQL's time for them (pgbench: 2.07 ms a page as
 # text, 1.12 ms prepared).
 #
