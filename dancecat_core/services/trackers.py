@@ -375,9 +375,9 @@ def newest_result_ids(
     session: Session, actor: User | None, job_ids: list[int]
 ) -> list[tuple[int, int | None, int | None]]:
     """``(job id, newest valid run id, newest successful run id)`` of each of ``job_ids``
-    that ``actor`` may see and that is not deleted: ``latest_results``' one query, which
-    the Jobs screen also reads (as rows, ``jobs_screen.latest_page``). Valid is judged
-    against the clock now, at every call."""
+    that ``actor`` may see and that is not deleted: ``latest_results``' one query (the
+    Jobs screen reads it joined to the runs it names, ``jobs_screen.latest_page``). Valid
+    is judged against the clock now, at every call."""
     if not job_ids:
         return []
     rows = _newest_ids_statement(access.sees_everything(actor)).execute(
