@@ -28,9 +28,9 @@ from dancecat_core.services import access, trackers
 # Statements built once a process: building one and its cache key cost about as much CPU as
 # running it on this page.
 # Each is ``Prepared``: on a request whose statements commit alone (``dancecat_web.db``,
-# PostgreSQL) it runs from a plan its connection keeps; planning the page's (then five)
-# statements was about half of PostgreSQL's time for them (pgbench: 2.07 ms a page as
-# text, 1.12 ms prepared).
+# PostgreSQL) it runs from a plan its connection keeps; planning the page's statements
+# (five when measured, four now) was about half of PostgreSQL's time for them (pgbench:
+# 2.07 ms a page as text, 1.12 ms prepared).
 #
 # _KEPT_PLAN: PostgreSQL plans a prepared statement again at each EXECUTE ("custom
 # plans") unless its plan for unknown parameter values looks as cheap; for an unknown
