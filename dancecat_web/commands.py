@@ -28,9 +28,8 @@ def declare(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--port", type=int, default=6543, help="port to listen on")
     # 8, not waitress's 4: a request that waits (a connection test on a silent host, a slow
     # client's download) holds its thread, and eight of them must leave the app answering
-    # (tests/test_timeouts.py). Measured and left: 4 threads gave the Jobs screen's p99
-    # under 20 clients 119 / 90 ms against 214 / 245 ms, the other four's requests
-    # queueing for the interpreter lock.
+    # (tests/test_timeouts.py). They do not share the interpreter lock among quick
+    # requests: those run one at a time, in the order they came (``turns``).
     serve.add_argument(
         "--threads", type=int, default=THREADS, help="request threads per process (default 8)"
     )
@@ -80,14 +79,15 @@ def proxy_options(trusted_proxy: str | None) -> dict[str, Any]:
 def serve_command(args: argparse.Namespace) -> int:
     import waitress
 
-    from dancecat_web import processes
+    from dancecat_web import handoff, processes
     from dancecat_web.config import configure
     from dancecat_web.limits import server_body_limit
+    from dancecat_web.turns import in_turn
 
     runtime = runtime_for(args)
     settings = runtime.settings
     count = args.processes or processes.default_count(settings.redis_url)
-    app = configure(_pyramid_settings(args.config), runtime=runtime).make_wsgi_app()
+    app = in_turn(configure(_pyramid_settings(args.config), runtime=runtime).make_wsgi_app())
     consumer = settings.embedded and settings.embedded_worker
     options: dict[str, Any] = {
         "threads": args.threads,
@@ -110,8 +110,10 @@ def serve_command(args: argparse.Namespace) -> int:
         # the parent uses none after this.
         runtime.engine.dispose()
 
-        def web() -> None:
-            server = waitress.create_server(app, sockets=[sock], **options)
+        family, name = sock.family, sock.getsockname()[:2]
+
+        def web(seat: handoff.Seat) -> None:
+            server = handoff.HandedServer(app, seat, family, name, **options)
             try:
                 server.run()
             finally:
@@ -124,15 +126,13 @@ def serve_command(args: argparse.Namespace) -> int:
             finally:
                 stop()
 
-        children = {f"web {n}": web for n in range(1, count + 1)}
-        if consumer:
-            children["embedded worker"] = worker
+        children = {"embedded worker": worker} if consumer else {}
         print(
             f"serving on http://{args.host}:{sock.getsockname()[1]} with {count} processes"
             + (" and an embedded worker process" if consumer else ""),
             flush=True,
         )
-        processes.supervise(children)
+        processes.supervise(children, processes.WebTier(sock, count, web))
         sock.close()
         print("stopped", file=sys.stderr, flush=True)
         return 0

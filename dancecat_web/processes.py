@@ -2,9 +2,9 @@
 
 One Python process serves on one core (the GIL); the web tier uses more by forking. The
 parent binds the socket, builds the app once (children share its pages copy-on-write), then
-forks children that each run waitress on the inherited socket, so the kernel hands each new
-connection to whichever child accepts it first. The parent starts no threads and serves
-nothing: it only restarts a child that dies and, on SIGTERM or SIGINT, stops them all. A
+forks children that each run waitress. The parent starts no threads and serves nothing: it
+accepts each new connection and hands it to the web process holding the fewest
+(``handoff``), restarts a child that dies and, on SIGTERM or SIGINT, stops them all. A
 child also gets SIGTERM when the parent dies without cleaning up (``PR_SET_PDEATHSIG``).
 
 Kept in the standard library rather than handed to gunicorn: no new dependency, the same
@@ -17,13 +17,20 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import os
+import selectors
 import signal
 import socket
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from dancecat_web import handoff
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +79,25 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
-def _fork(role: str, target: Callable[[], None]) -> int:
+def _fork(role: str, target: Callable[[], None], parents: list[Any]) -> int:
+    """Fork a child that runs ``target``; it first closes ``parents`` (the parent's own
+    sockets and pipes: the listening socket, the other processes' pairs)."""
     parent = os.getpid()
     pid = os.fork()
     if pid:
         return pid
     code = 0
     try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+        for held in parents:
+            if isinstance(held, int):
+                os.close(held)
+            else:
+                held.close()
         _die_with_parent(parent)
         target()
     except KeyboardInterrupt:
@@ -95,33 +111,74 @@ def _fork(role: str, target: Callable[[], None]) -> int:
         os._exit(code)  # never run the parent's stack (its finally blocks) in a child
 
 
-def supervise(children: dict[str, Callable[[], None]]) -> int:
-    """Fork one process per entry (``role: what it runs``) and keep them running until
-    SIGTERM or SIGINT; then stop them and wait for them. Returns the exit code."""
+@attrs.frozen
+class WebTier:
+    """The web processes: ``count`` of them, each running ``serve`` with its seat, fed
+    the connections the parent accepts on ``listener`` (``handoff``)."""
+
+    listener: socket.socket
+    count: int
+    serve: Callable[[handoff.Seat], None]
+
+
+def supervise(children: dict[str, Callable[[], None]], web: WebTier | None = None) -> int:
+    """Fork one process per entry (``role: what it runs``) and one per web process, and
+    keep them running until SIGTERM or SIGINT; then stop them and wait for them. With a
+    web tier, the parent hands each new connection to one of its processes. Returns the
+    exit code."""
 
     def stop(signum: int, frame: object) -> None:
         raise _Stop
 
+    seats = handoff.Seats(web.count) if web else None
+    roles: dict[str, Callable[[], None] | int] = dict(children)
+    if web:
+        roles.update({f"web {n + 1}": n for n in range(web.count)})
+    woken, wake = os.pipe()
+    os.set_blocking(woken, False)
+    os.set_blocking(wake, False)
     previous = {sig: signal.signal(sig, stop) for sig in _STOP_SIGNALS}
+    previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    previous_wakeup = signal.set_wakeup_fd(wake)
     running: dict[int, tuple[str, float]] = {}
+    restarts: list[tuple[float, str]] = []
+    selector = selectors.DefaultSelector()
 
     def start(role: str) -> None:
+        what = roles[role]
+        held: list[Any] = [woken, wake, selector]
+        if web:
+            held.append(web.listener)
+        if isinstance(what, int):
+            assert web is not None and seats is not None
+            seat = seats.open(what)
+            held += seats.ends()
+            target: Callable[[], None] = functools.partial(web.serve, seat)
+        else:
+            target = what
         # A stop signal between the fork and the bookkeeping would leave a child unknown
         # to the parent: held back until the child is in ``running``.
         signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         try:
-            running[_fork(role, children[role])] = (role, time.monotonic())
+            running[_fork(role, target, held)] = (role, time.monotonic())
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+            if isinstance(what, int):
+                seat.end.close()
 
-    try:
-        for role in children:
-            start(role)
+    def reap() -> None:
         while True:
-            pid, status = os.wait()
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if not pid:
+                return
             role, started = running.pop(pid, ("", 0.0))
             if not role:
                 continue
+            if seats is not None and isinstance(roles[role], int):
+                seats.close(roles[role])  # type: ignore[arg-type]
             lived = time.monotonic() - started
             log.warning(
                 "%s process %s exited (status %s) after %.1f s; starting another",
@@ -131,16 +188,61 @@ def supervise(children: dict[str, Callable[[], None]]) -> int:
                 lived,
             )
             print(f"{role} process {pid} exited; starting another", file=sys.stderr, flush=True)
-            if lived < QUICK_DEATH_SECONDS:
-                time.sleep(QUICK_DEATH_SECONDS)
+            # A child that cannot start (a port, a database gone) must not make the
+            # parent fork in a tight loop.
+            delay = QUICK_DEATH_SECONDS if lived < QUICK_DEATH_SECONDS else 0.0
+            restarts.append((time.monotonic() + delay, role))
+
+    try:
+        selector.register(woken, selectors.EVENT_READ)
+        if web:
+            selector.register(web.listener, selectors.EVENT_READ)
+        for role in roles:
             start(role)
+        while True:
+            now = time.monotonic()
+            for when, role in sorted(restarts):
+                if when <= now:
+                    restarts.remove((when, role))
+                    start(role)
+            timeout = min((when for when, _ in restarts), default=now + 60) - now
+            for key, _ in selector.select(max(0.0, timeout)):
+                if key.fileobj is woken:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(woken, 512)
+                    reap()
+                elif web is not None and seats is not None:
+                    _hand_new_connections(web.listener, seats)
     except _Stop:
         pass
     finally:
+        signal.set_wakeup_fd(previous_wakeup)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        selector.close()
         _stop_all(running)
+        if seats is not None:
+            for slot in range(web.count if web else 0):
+                seats.close(slot)
+        os.close(woken)
+        os.close(wake)
     return 0
+
+
+def _hand_new_connections(listener: socket.socket, seats: handoff.Seats) -> None:
+    """Accept what is waiting (a bounded number, so the parent still hears its children)
+    and hand each to a web process; one no process could take is closed."""
+    for _ in range(64):
+        try:
+            conn, _ = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:  # out of file descriptors, a connection reset: not fatal
+            log.warning("accepting a connection failed: %s", exc)
+            return
+        with conn:
+            if not seats.hand(conn):
+                log.warning("no web process could take a new connection; closed")
 
 
 def _stop_all(running: dict[int, tuple[str, float]]) -> None:

@@ -2,7 +2,10 @@
 the scheme and host the proxy forwards make the links and redirects, so a browser that came
 in over https is sent on over https; anyone else's X-Forwarded-* headers change nothing.
 
-A real ``dancecat serve`` (waitress), requests sent as nginx sends them.
+A real ``dancecat serve`` (waitress), requests sent as nginx sends them; also with
+``--processes 2``, where the parent accepts and hands each connection to a web process
+(``dancecat_web.handoff``): the client's address must survive the hand-off, since whether
+its headers are believed depends on it.
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "reports.example.
     ],
     ids=["the-proxy", "no-proxy-set", "another-address"],
 )
-def test_redirects_follow_the_trusted_proxys_scheme_and_host(tmp_path, trusted, expected):
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_redirects_follow_the_trusted_proxys_scheme_and_host(
+    tmp_path, trusted, expected, processes
+):
     home = tmp_path / "home"
     env = {"DANCECAT_TRUSTED_PROXY": trusted} if trusted else {}
     dancecat(home, "init")
-    server = serve(home, env=env)
+    server = serve(home, env=env, args=("--processes", processes))
     live = next(server)
     try:
         answer = requests.get(

@@ -82,6 +82,27 @@ def _answering(url: str, children: set[int], connections: int = 40) -> dict[int,
             connection.close()
 
 
+def _answering_at_once(url: str, children: set[int], connections: int) -> dict[int, int]:
+    """Connect ``connections`` sockets before any sends a request, then have each answered
+    once; count per child the ones it holds."""
+    host, port = url.removeprefix("http://").split(":")
+    held = [http.client.HTTPConnection(host, int(port), timeout=10) for _ in range(connections)]
+    try:
+        for connection in held:
+            connection.connect()
+        for connection in held:
+            connection.request("GET", "/api/v1/openapi.json")
+        for connection in held:
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+        established = _established_inodes(int(port))
+        return {pid: len(_socket_inodes(pid) & established) for pid in children}
+    finally:
+        for connection in held:
+            connection.close()
+
+
 def _wait_for(condition, seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -114,15 +135,12 @@ def test_two_processes_on_redis_share_the_port_restart_and_stop(home, redis_url)
         parent = live.process.pid
         children = _children(parent)
         assert len(children) == 2, children
-        # Both processes take connections off the one socket (a few rounds: the kernel
-        # picks whichever child accepts first).
-        seen: dict[int, int] = {}
-        for _ in range(10):
-            for pid, count in _answering(live.url, children).items():
-                seen[pid] = seen.get(pid, 0) + count
-            if len([pid for pid, count in seen.items() if count]) == 2:
-                break
-        assert sorted(seen) == sorted(children) and all(seen.values()), seen
+        # The parent hands each new connection to the process holding the fewest: one
+        # after another, and all at once (as a load of clients connects at its start).
+        assert sorted(_answering(live.url, children).values()) == [20, 20]
+        port = int(live.url.rsplit(":", 1)[1])
+        _wait_for(lambda: not _established_inodes(port))  # closed on the server's side too
+        assert sorted(_answering_at_once(live.url, children, 20).values()) == [10, 10]
         assert "with 2 processes" in (home / "serve.log").read_text()
 
         # A child that dies is replaced, and the new one answers.
