@@ -102,16 +102,12 @@ class Prepared:
         SQLAlchemy's statements (``before_cursor_execute``: tests counting round trips,
         tracing); any error there goes through SQLAlchemy once more, which prepares again
         or raises it wrapped (a lost connection invalidated, as ``with_app_db`` expects)."""
+        done = _prepares_on(conn)
+        if done is None:
+            return conn.execute(self.statement, params)
         dbapi = conn.connection.dbapi_connection
         info = conn.connection.info
-        if (
-            conn.dialect.name != "postgresql"
-            or not getattr(dbapi, "autocommit", False)
-            or info.setdefault(_INFO_KEY, set()) is None
-        ):
-            return conn.execute(self.statement, params)
         name, prepare, execute, fixed, direct = self._build(conn)
-        done: set[str] = info[_INFO_KEY]
         values = {**fixed, **params}
         if name in done and not conn.dispatch.before_cursor_execute:
             try:
@@ -133,6 +129,29 @@ class Prepared:
             done.discard(name)
         info[_INFO_KEY] = None
         return conn.execute(self.statement, params)
+
+    def make_ready(self, conn: Connection) -> None:
+        """Build the statement and prepare it on ``conn`` now, as ``execute`` would on its
+        first call: a consumer does this at start-up, not when the first of a thousand due
+        runs arrives. Where ``execute`` would not prepare, nothing."""
+        done = _prepares_on(conn)
+        if done is None:
+            return
+        name, prepare, *_ = self._build(conn)
+        if name not in done:
+            _prepare(conn, prepare)
+            done.add(name)
+
+
+def _prepares_on(conn: Connection) -> set[str] | None:
+    """The names ``conn`` has prepared, or None where statements run as they are (not
+    PostgreSQL, not autocommit, or a pooler took the plans: see ``Prepared``)."""
+    if conn.dialect.name != "postgresql" or not getattr(
+        conn.connection.dbapi_connection, "autocommit", False
+    ):
+        return None
+    done: set[str] | None = conn.connection.info.setdefault(_INFO_KEY, set())
+    return done
 
 
 def _arguments(placeholders: Iterator[str]) -> str:

@@ -332,6 +332,7 @@ class DancecatConsumer(Consumer):
         # imported now, not at the moment a thousand runs fall due.
         import dancecat_core.provenance  # noqa: F401
 
+        _safely("preparing the run statements", lambda: lifecycle.make_ready(get_runtime()))
         # First: runs whose worker died on this machine are known at once (a restart).
         _safely("startup sweep", sweep.call_local)
         for thread in _periodic_threads(self.stop_flag):

@@ -144,3 +144,24 @@ def test_a_manual_run_every_hour_of_the_month(zone_name: str) -> None:
         assert values["period_start"] == resolve(wall - dt.timedelta(days=1), zone_name)
         assert values["period_end"] == instant
         instant += dt.timedelta(minutes=37)
+
+
+def test_the_previous_occurrence_is_computed_only_when_a_builtin_is_read(monkeypatch) -> None:
+    """A scheduled run's claim does not compute its schedule's previous occurrence (5% of
+    a trivial run's CPU): binding a query without built-ins never asks for it, one with
+    them asks once."""
+    from dancecat_core import parameters
+
+    asked = []
+    real = schedules.previous_before
+    monkeypatch.setattr(
+        schedules, "previous_before", lambda *a, **k: asked.append(a) or real(*a, **k)
+    )
+    sched = Sched("daily", "2026-09-01 02:30", "Europe/Berlin")
+    due = schedules.next_after("daily", sched.start_local, sched.timezone, MONTH_START)
+    occasion = occasion_of(due, "UTC", sched)
+    assert parameters.bind("SELECT 1", [], {}, occasion, "sqlite")[1] == {}
+    assert asked == []
+    _, used = parameters.bind("SELECT {{ period_start }}", [], {}, occasion, "sqlite")
+    assert len(asked) == 1
+    assert used["period_start"] == due - dt.timedelta(days=1)

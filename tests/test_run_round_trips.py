@@ -14,7 +14,7 @@ import pytest
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from sqlalchemy import event
 
-from dancecat_core import db, tasks
+from dancecat_core import db, lifecycle, tasks
 from dancecat_core.models import Connection, Job, Tracker, TrackerStatus
 from dancecat_core.runner import execute_tracker
 
@@ -103,10 +103,10 @@ def _count(runtime, fn) -> tuple[collections.Counter, list[str]]:
     return seen, statements
 
 
-def _queued(runtime, chinook) -> int:
+def _queued(runtime, chinook, query: str = "SELECT 1") -> int:
     with db.session_scope(runtime.session_factory) as session:
         connection = Connection(name="c", driver="sqlite", database=str(chinook))
-        job = Job(name="trivial", connection=connection, query="SELECT 1")
+        job = Job(name="trivial", connection=connection, query=query)
         tracker = Tracker(job=job)
         session.add_all([connection, job, tracker])
         session.flush()
@@ -135,3 +135,26 @@ def test_a_trivial_run_costs_two_app_database_round_trips(consumer, sqlite_chino
     assert dict(seen) == EXPECTED, "\n".join(statements)
     trips = sum(count for kind, count in seen.items() if kind != "(prepared)")
     print(f"\none trivial run: {trips} app-database round trips {dict(seen)}")
+
+
+def test_a_consumer_prepares_the_run_statements_before_its_first_run(consumer, sqlite_chinook):
+    """``lifecycle.make_ready`` (a consumer's start-up) builds and prepares the claim and
+    both finishes: the first run then sends no PREPARE, only its two statements. Fails if
+    what it prepares drifts from what a run sends (another column written on success)."""
+    runtime = consumer
+    ready, _ = _count(runtime, lambda: lifecycle.make_ready(runtime))
+    assert ready == {"PREPARE": 3}
+    tracker_id = _queued(runtime, sqlite_chinook)
+    seen, statements = _count(
+        runtime,
+        lambda: tasks.follow_up(runtime, execute_tracker(runtime, tracker_id, wait_for_due=True)),
+    )
+    assert dict(seen) == EXPECTED, "\n".join(statements)
+    failing = _queued(runtime, sqlite_chinook, "SELECT * FROM no_such_table")
+    seen, statements = _count(
+        runtime,
+        lambda: tasks.follow_up(runtime, execute_tracker(runtime, failing, wait_for_due=True)),
+    )
+    assert seen["PREPARE"] == 0, "\n".join(statements)
+    with runtime.session_factory() as session:
+        assert session.get(Tracker, failing).status == TrackerStatus.FAILED
