@@ -121,6 +121,15 @@ class WebTier:
     serve: Callable[[handoff.Seat], None]
 
 
+@attrs.frozen
+class _Role:
+    """What one supervised process runs: ``target``, or the web tier's app in seat
+    ``slot`` (a web process, fed connections by the parent)."""
+
+    target: Callable[[], None] | None = None
+    slot: int | None = None
+
+
 def supervise(children: dict[str, Callable[[], None]], web: WebTier | None = None) -> int:
     """Fork one process per entry (``role: what it runs``) and one per web process, and
     keep them running until SIGTERM or SIGINT; then stop them and wait for them. With a
@@ -131,9 +140,9 @@ def supervise(children: dict[str, Callable[[], None]], web: WebTier | None = Non
         raise _Stop
 
     seats = handoff.Seats(web.count) if web else None
-    roles: dict[str, Callable[[], None] | int] = dict(children)
+    roles = {role: _Role(target=target) for role, target in children.items()}
     if web:
-        roles.update({f"web {n + 1}": n for n in range(web.count)})
+        roles.update({f"web {n + 1}": _Role(slot=n) for n in range(web.count)})
     woken, wake = os.pipe()
     os.set_blocking(woken, False)
     os.set_blocking(wake, False)
@@ -145,17 +154,18 @@ def supervise(children: dict[str, Callable[[], None]], web: WebTier | None = Non
     selector = selectors.DefaultSelector()
 
     def start(role: str) -> None:
-        what = roles[role]
+        slot = roles[role].slot
         held: list[Any] = [woken, wake, selector]
         if web:
             held.append(web.listener)
-        if isinstance(what, int):
+        if slot is not None:
             assert web is not None and seats is not None
-            seat = seats.open(what)
+            seat = seats.open(slot)
             held += seats.ends()
             target: Callable[[], None] = functools.partial(web.serve, seat)
         else:
-            target = what
+            target = roles[role].target
+            assert target is not None
         # A stop signal between the fork and the bookkeeping would leave a child unknown
         # to the parent: held back until the child is in ``running``.
         signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
@@ -163,7 +173,7 @@ def supervise(children: dict[str, Callable[[], None]], web: WebTier | None = Non
             running[_fork(role, target, held)] = (role, time.monotonic())
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-            if isinstance(what, int):
+            if slot is not None:
                 seat.end.close()
 
     def reap() -> None:
@@ -177,8 +187,9 @@ def supervise(children: dict[str, Callable[[], None]], web: WebTier | None = Non
             role, started = running.pop(pid, ("", 0.0))
             if not role:
                 continue
-            if seats is not None and isinstance(roles[role], int):
-                seats.close(roles[role])  # type: ignore[arg-type]
+            slot = roles[role].slot
+            if seats is not None and slot is not None:
+                seats.close(slot)
             lived = time.monotonic() - started
             log.warning(
                 "%s process %s exited (status %s) after %.1f s; starting another",
