@@ -63,6 +63,10 @@ class Seats:
         if end is not None:
             end.close()
 
+    def close_all(self) -> None:
+        for slot in list(self._ends):
+            self.close(slot)
+
     def ends(self) -> list[socket.socket]:
         return list(self._ends.values())
 

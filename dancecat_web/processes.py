@@ -233,8 +233,7 @@ def supervise(children: dict[str, Callable[[], None]], web: WebTier | None = Non
         selector.close()
         _stop_all(running)
         if seats is not None:
-            for slot in range(web.count if web else 0):
-                seats.close(slot)
+            seats.close_all()
         os.close(woken)
         os.close(wake)
     return 0
